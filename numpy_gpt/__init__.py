@@ -1,0 +1,8 @@
+"""numpy_gpt: a GPT-style transformer with every forward and backward pass written by hand.
+
+One file per layer; each holds a `*_forward(...) -> (out, cache)` and a
+`*_backward(dout, cache) -> grads` pair with the math written beside the code.
+This package imports NumPy only; optional helpers (tqdm, matplotlib,
+safetensors, threadpoolctl) are imported lazily where they are used.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""Causal multi-head self-attention, forward and backward by hand.
+
+Shapes: B = batch, T = time, C = channels, nh = number of heads,
+hs = head size = C // nh.
+
+Parameters (GPT-2 names and layout):
+    c_attn_w (C, 3C), c_attn_b (3C,)     the fused Q, K, V projection
+    c_proj_w (C, C),  c_proj_b (C,)      the output projection
+
+Forward:
+    1. qkv = x @ c_attn_w + c_attn_b                 (B, T, 3C)
+    2. q, k, v = split(qkv), each split into heads   (B, nh, T, hs)
+    3. s = q @ k^T / sqrt(hs)                        (B, nh, T, T)
+    4. s[t, u] = -inf for u > t                      the causal mask
+    5. a = softmax(s)  over the last axis            (B, nh, T, T)
+    6. y = a @ v                                     (B, nh, T, hs)
+    7. y = merge heads                               (B, T, C)
+    8. out = y @ c_proj_w + c_proj_b                 (B, T, C)
+
+Backward: the same steps in reverse, g_z meaning dL/dz:
+    8. linear backward gives g_y, g_c_proj_w, g_c_proj_b
+    7. split g_y into heads
+    6. g_a = g_y @ v^T;   g_v = a^T @ g_y
+    5. g_s = a * (g_a - sum(g_a * a))                (softmax backward)
+    4. nothing to do: a is exactly 0 where s was -inf, so g_s is 0 there too
+    3. g_q = g_s @ k / sqrt(hs);   g_k = g_s^T @ q / sqrt(hs)
+    2. merge g_q, g_k, g_v back into g_qkv           (B, T, 3C)
+    1. linear backward gives g_x, g_c_attn_w, g_c_attn_b
+
+The mask is -inf, not a large negative number: exp(-inf) is exactly 0, so no
+amount of training can make a position see its future.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .linear import linear_backward, linear_forward
+from .softmax import softmax_backward, softmax_forward
+
+
+def split_heads(z: np.ndarray, n_head: int) -> np.ndarray:
+    """(B, T, C) -> (B, nh, T, hs)."""
+    B, T, C = z.shape
+    return z.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
+
+
+def merge_heads(z: np.ndarray) -> np.ndarray:
+    """(B, nh, T, hs) -> (B, T, C)."""
+    B, nh, T, hs = z.shape
+    return z.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
+
+
+def causal_mask(T_q: int, T_k: int) -> np.ndarray:
+    """Boolean (T_q, T_k), True where a query must not look: key u > query t.
+
+    Queries are the last T_q of the T_k positions, so with a KV cache a new
+    token at position T_k - 1 sees every key.
+    """
+    return np.triu(np.ones((T_q, T_k), dtype=bool), k=T_k - T_q + 1)
+
+
+def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
+                             ) -> tuple[np.ndarray, tuple]:
+    """Steps 3 to 6. q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs), T_k >= T_q.
+
+    Returns y (B, nh, T_q, hs) and the cache for causal_attention_backward.
+    """
+    hs = q.shape[-1]
+    scale = q.dtype.type(1.0 / np.sqrt(hs))
+    s = (q @ k.swapaxes(-1, -2)) * scale                        # 3. (B, nh, T_q, T_k)
+    s[..., causal_mask(q.shape[-2], k.shape[-2])] = -np.inf     # 4.
+    a, a_cache = softmax_forward(s)                             # 5.
+    y = a @ v                                                   # 6. (B, nh, T_q, hs)
+    return y, (q, k, v, a_cache, scale)
+
+
+def causal_attention_backward(dy: np.ndarray, cache: tuple
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dy: (B, nh, T_q, hs). Returns (dq, dk, dv) shaped like q, k, v."""
+    q, k, v, a_cache, scale = cache
+    a = a_cache
+    da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
+    dv = a.swapaxes(-1, -2) @ dy                                # 6. (B, nh, T_k, hs)
+    ds = softmax_backward(da, a_cache)                          # 5. (and 4: 0 where masked)
+    dq = (ds @ k) * scale                                       # 3.
+    dk = (ds.swapaxes(-1, -2) @ q) * scale                      # 3.
+    return dq, dk, dv
+
+
+def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray | None,
+                      c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int
+                      ) -> tuple[np.ndarray, tuple]:
+    """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache."""
+    C = x.shape[-1]
+    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)   # 1. (B, T, 3C)
+    q, k, v = (split_heads(qkv[..., i * C:(i + 1) * C], n_head) for i in range(3))  # 2.
+    y, core_cache = causal_attention_forward(q, k, v)           # 3-6.
+    out, c_proj_cache = linear_forward(merge_heads(y), c_proj_w, c_proj_b)  # 7-8.
+    return out, (c_attn_cache, core_cache, c_proj_cache)
+
+
+def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
+    """dout: (B, T, C). Returns (dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b).
+
+    A bias gradient is None where the forward had no bias.
+    """
+    c_attn_cache, core_cache, c_proj_cache = cache
+    dy, dc_proj_w, dc_proj_b = linear_backward(dout, c_proj_cache)          # 8.
+    n_head = core_cache[0].shape[1]
+    dq, dk, dv = causal_attention_backward(split_heads(dy, n_head), core_cache)  # 7-3.
+    dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)  # 2.
+    dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
+    return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b

@@ -1,0 +1,97 @@
+"""Check a hand-written backward against central finite differences.
+
+No torch needed: this is the second, independent oracle. For a forward
+f(x1, x2, ...) -> out and an upstream gradient G shaped like out, the
+scalar L = sum(out * G) has dL/dxi = backward(G)[i]. Each entry of that is
+estimated by nudging one input entry by +-h:
+
+    dL/dx[j] ~= (L(x[j] + h) - L(x[j] - h)) / (2h)     error O(h^2)
+
+Use float64: in float32 the rounding error of L swamps the difference.
+Compare with rel_error, the largest absolute difference over the largest
+magnitude, so entries that happen to be near zero do not blow it up.
+
+Finite differences have a noise floor of their own: L is computed with a
+rounding error of about eps * sum|out * G|, and dividing by 2h magnifies
+it. A gradient that is truly tiny (say layer norm over two channels, whose
+output hardly depends on x) sits inside that noise, so the error reported
+is the part of the difference above NOISE_FACTOR times the noise, over the
+gradient's scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max|a - b| / max(max|a|, max|b|), and 0 when both are all zero."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
+    diff = np.abs(a - b).max(initial=0.0)
+    return 0.0 if diff == 0.0 else float(diff / max(scale, 1e-300))
+
+
+def numerical_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndarray,
+                       h: float = 1e-6) -> np.ndarray:
+    """d sum(f() * dout) / dx by central differences; f reads x, which is nudged in place."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)                      # a view: writing to it nudges x
+    for j in range(flat.size):
+        old = flat[j]
+        flat[j] = old + h
+        plus = np.sum(f() * dout, dtype=np.float64)
+        flat[j] = old - h
+        minus = np.sum(f() * dout, dtype=np.float64)
+        flat[j] = old
+        grad.reshape(-1)[j] = (plus - minus) / (2.0 * h)
+    return grad
+
+
+NOISE_FACTOR = 100.0
+
+
+@dataclass
+class GradCheckResult:
+    name: str
+    rel_error: float        # (max|analytic - numeric| - NOISE_FACTOR * noise)+ / scale
+    max_abs_diff: float
+    noise: float            # eps * sum|out * dout| / h, the finite differences' own noise
+    worst_index: tuple
+
+    def ok(self, tol: float) -> bool:
+        return self.rel_error <= tol
+
+
+def check_backward(forward: Callable, backward: Callable, args: Sequence,
+                   wrt: Sequence[int], names: Sequence[str] | None = None,
+                   dout: np.ndarray | None = None, h: float = 1e-6,
+                   seed: int = 0, **kwargs) -> list[GradCheckResult]:
+    """Compare backward's gradients with finite differences, input by input.
+
+    forward(*args, **kwargs) -> (out, cache); backward(dout, cache) -> the
+    gradient of each input listed in wrt (positions in args), in that order,
+    as one array or a tuple. Returns one GradCheckResult per input checked.
+    """
+    args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+    out, cache = forward(*args, **kwargs)
+    if dout is None:
+        dout = np.random.default_rng(seed).standard_normal(np.shape(out)).astype(np.float64)
+    grads = backward(dout, cache)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    names = names or [f"arg{i}" for i in wrt]
+    noise = float(np.finfo(np.float64).eps * np.abs(np.asarray(out) * dout).sum() / h)
+    results = []
+    for name, i, analytic in zip(names, wrt, grads):
+        numeric = numerical_gradient(lambda: forward(*args, **kwargs)[0], args[i], dout, h)
+        analytic = np.asarray(analytic, dtype=np.float64)
+        diff = np.abs(analytic - numeric)
+        max_diff = float(diff.max(initial=0.0))
+        scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), 1e-300)
+        err = max(max_diff - NOISE_FACTOR * noise, 0.0) / scale
+        worst = np.unravel_index(int(diff.argmax()), diff.shape) if diff.size else ()
+        results.append(GradCheckResult(name, err, max_diff, noise, tuple(int(w) for w in worst)))
+    return results

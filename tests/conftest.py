@@ -1,0 +1,44 @@
+"""Hypothesis profiles and the end-of-run table of worst parity errors.
+
+Profiles, chosen with the HYPOTHESIS_PROFILE environment variable:
+    fast      (default) 30 examples per test; derandomized when CI is set
+    thorough  1000 examples per test, for a long run before a release
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, settings
+
+from tests import parity
+
+_common = dict(deadline=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("fast", max_examples=30, derandomize=bool(os.environ.get("CI")), **_common)
+settings.register_profile("thorough", max_examples=1000, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+# One thread each keeps the runs reproducible and fair on a 2-core CI machine.
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
+np.seterr(over="raise", invalid="raise", divide="raise", under="ignore")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not parity.WORST:
+        return
+    rows = sorted(parity.WORST.items())
+    tr = terminalreporter
+    tr.section("worst relative error per layer, tensor, dtype and oracle")
+    tr.write_line(f"{'layer':<22}{'tensor':<14}{'dtype':<9}{'oracle':<13}worst rel error")
+    for (layer, tensor, dtype, oracle), err in rows:
+        tr.write_line(f"{layer:<22}{tensor:<14}{dtype:<9}{oracle:<13}{err:.2e}")
+    path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
+    if path:
+        with open(path, "w") as f:
+            json.dump([dict(layer=l, tensor=t, dtype=d, oracle=o, worst_rel_error=e)
+                       for (l, t, d, o), e in rows], f, indent=1)
+        tr.write_line(f"written to {path}")

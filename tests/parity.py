@@ -1,0 +1,129 @@
+"""Helpers that check a numpy_gpt forward/backward pair against two oracles.
+
+- against_torch: the same computation in torch_gpt, differentiated by torch
+  autograd with the same random upstream gradient.
+- against_finite_differences: central differences in float64, no torch at all.
+
+Both record the worst error seen per (layer, tensor, dtype, oracle) in WORST,
+which conftest.py prints as a table at the end of the run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from numpy_gpt.gradcheck import check_backward, rel_error
+from tests import tolerances
+
+WORST: dict[tuple[str, str, str, str], float] = {}
+
+
+def record(layer: str, tensor: str, dtype, oracle: str, err: float) -> None:
+    key = (layer, tensor, np.dtype(dtype).name, oracle)
+    WORST[key] = max(WORST.get(key, 0.0), err)
+
+
+def assert_close(layer: str, tensor: str, actual: np.ndarray, expected: np.ndarray,
+                 tol: float, oracle: str = "torch", truth: np.ndarray | None = None) -> None:
+    """Assert rel_error(actual, expected) <= tol with a message that locates the worst entry.
+
+    truth: the same tensor computed by the oracle in float64. When given, a miss
+    of tol is forgiven if actual is as close to the truth as expected is (see
+    tolerances.AS_ACCURATE_AS_TORCH).
+    """
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{layer} {tensor}: shape {actual.shape} != {expected.shape}"
+    assert np.isfinite(actual).all() == np.isfinite(expected).all(), (
+        f"{layer} {tensor}: non-finite values differ")
+    err = rel_error(actual, expected)
+    if err > tol and truth is not None:
+        ours, theirs = rel_error(actual, truth), rel_error(expected, truth)
+        if ours <= tolerances.AS_ACCURATE_AS_TORCH * theirs:
+            record(layer, tensor, expected.dtype, "float64 truth", ours)
+            return
+        err = max(err, ours)
+    record(layer, tensor, expected.dtype, oracle, err)
+    if not err <= tol:
+        diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+        where = np.unravel_index(int(np.nanargmax(diff)), diff.shape) if diff.size else ()
+        raise AssertionError(
+            f"{layer} {tensor} vs {oracle}: rel error {err:.3e} > tol {tol:.0e}; "
+            f"worst at {tuple(int(i) for i in where)}: numpy {actual[where]!r} vs {oracle} {expected[where]!r}")
+
+
+def _as_tuple(grads) -> tuple:
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch_forward: Callable,
+                  args: dict[str, object], wrt: Sequence[str], rng: np.random.Generator,
+                  kwargs: dict | None = None, dout: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Run both sides on the same inputs and a random upstream gradient; compare everything.
+
+    args: every positional argument of the forward, by name, in order (arrays or other values).
+    wrt: the names of the differentiable ones, in the order np_backward returns their gradients.
+    Returns numpy_gpt's gradients by name.
+    """
+    kwargs = kwargs or {}
+    dtype = next(a.dtype for a in args.values() if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    tol = tolerances.parity_tol(dtype)
+    before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
+
+    out, cache = np_forward(*args.values(), **kwargs)
+    if dout is None:
+        dout = rng.standard_normal(np.shape(out)).astype(dtype)
+    grads = dict(zip(wrt, _as_tuple(np_backward(dout, cache))))
+
+    for k, v in before.items():
+        assert np.array_equal(args[k], v, equal_nan=True), f"{layer}: the forward or backward modified {k}"
+    assert np.asarray(out).dtype == dtype, f"{layer}: output dtype {np.asarray(out).dtype} != {dtype}"
+    for k, g in grads.items():
+        if g is not None:
+            assert g.dtype == dtype, f"{layer}: d{k} dtype {g.dtype} != {dtype}"
+
+    t_out, t_grads = _torch_run(torch_forward, args, wrt, dout, kwargs, dtype)
+    truth_out, truth_grads = (_torch_run(torch_forward, args, wrt, dout, kwargs, np.float64)
+                              if dtype != np.float64 else (None, {}))
+
+    assert_close(layer, "out", out, t_out, tol, truth=truth_out)
+    for k in wrt:
+        assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k))
+    return grads
+
+
+def _torch_run(torch_forward, args, wrt, dout, kwargs, dtype):
+    """torch_forward on args cast to dtype, backward with dout; returns out and grads as numpy."""
+    def leaf(k, v):
+        if not isinstance(v, np.ndarray):
+            return v
+        if v.dtype.kind == "f":
+            v = v.astype(dtype)
+        return torch.tensor(v, requires_grad=k in wrt)
+    t_args = {k: leaf(k, v) for k, v in args.items()}
+    t_out = torch_forward(*t_args.values(), **kwargs)
+    (t_out * torch.from_numpy(np.asarray(dout, dtype=dtype))).sum().backward()
+    grads = {k: (np.zeros(args[k].shape, dtype) if t_args[k].grad is None else t_args[k].grad.numpy())
+             for k in wrt}
+    return t_out.detach().numpy(), grads
+
+
+def against_finite_differences(layer: str, np_forward: Callable, np_backward: Callable,
+                               args: dict[str, object], wrt: Sequence[str],
+                               rng: np.random.Generator, kwargs: dict | None = None) -> None:
+    """Check np_backward against central differences of np_forward, in float64."""
+    names = list(args)
+    for v in args.values():
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            assert v.dtype == np.float64, "finite differences need float64 inputs"
+    out, _ = np_forward(*args.values(), **(kwargs or {}))
+    dout = rng.standard_normal(np.shape(out))
+    results = check_backward(np_forward, np_backward, list(args.values()),
+                             wrt=[names.index(k) for k in wrt], names=[f"d{k}" for k in wrt],
+                             dout=dout, h=tolerances.FD_STEP, **(kwargs or {}))
+    for r in results:
+        record(layer, r.name, np.float64, "finite diff", r.rel_error)
+        assert r.ok(tolerances.FD), (
+            f"{layer} {r.name} vs finite differences: rel error {r.rel_error:.3e} > {tolerances.FD:.0e}, "
+            f"worst at {r.worst_index} (abs diff {r.max_abs_diff:.3e})")

@@ -1,0 +1,46 @@
+"""Hypothesis strategies shared by the tests.
+
+Values come from a NumPy generator seeded by hypothesis, so every failing
+example replays exactly (and shrinks toward small shapes and seed 0), while
+drawing thousands of floats stays cheap.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+DTYPES = st.sampled_from([np.float64, np.float32])
+
+
+def rng(data: st.DataObject) -> np.random.Generator:
+    return np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+
+def scale(data: st.DataObject) -> float:
+    """How large the inputs are: small, ordinary, or large."""
+    return data.draw(st.sampled_from([0.01, 1.0, 1.0, 10.0]), label="scale")
+
+
+def normal(r: np.random.Generator, shape, dtype, s: float = 1.0) -> np.ndarray:
+    return (s * r.standard_normal(shape)).astype(dtype)
+
+
+def btc(data: st.DataObject, max_b=3, max_t=8, min_c=1, max_c=12) -> tuple[int, int, int]:
+    """Batch, time and channel sizes, shrinking to B = T = 1 and the smallest C."""
+    B = data.draw(st.integers(1, max_b), label="B")
+    T = data.draw(st.integers(1, max_t), label="T")
+    C = data.draw(st.integers(min_c, max_c), label="C")
+    return B, T, C
+
+
+def heads(data: st.DataObject, C: int) -> int:
+    """A head count that divides C (1 always does)."""
+    return data.draw(st.sampled_from([h for h in range(1, C + 1) if C % h == 0]), label="n_head")
+
+
+def token_ids(data: st.DataObject, shape, V: int) -> np.ndarray:
+    """Ids in [0, V); with a small V repeats are common, and sometimes forced."""
+    r = rng(data)
+    if data.draw(st.booleans(), label="all same id"):
+        return np.full(shape, r.integers(V), dtype=np.int64)
+    return r.integers(0, V, size=shape, dtype=np.int64)

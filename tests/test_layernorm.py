@@ -1,0 +1,80 @@
+import numpy as np
+from hypothesis import given, strategies as st
+
+from numpy_gpt.layernorm import layernorm_backward, layernorm_forward
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt.layernorm import layernorm_forward as t_layernorm
+
+
+def draw_case(data, dtype, bias=True, min_c=2):
+    r = S.rng(data)
+    B, T, C = S.btc(data, min_c=min_c)
+    s = S.scale(data)
+    x = S.normal(r, (B, T, C), dtype, s)
+    if data.draw(st.booleans(), label="shift rows"):
+        # A mean large next to the spread tests the centring step. Much larger and
+        # float32 itself cannot hold x - mean to 4 digits, whoever computes it.
+        x += dtype(10.0 * s)
+    args = dict(x=x, w=S.normal(r, C, dtype), b=S.normal(r, C, dtype) if bias else None)
+    return r, args
+
+
+@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
+def test_matches_torch(data, dtype, bias):
+    # C = 1 and C = 2 are degenerate (see the two tests at the end): there dx is a
+    # cancellation of rounding noise, which no relative comparison can judge.
+    r, args = draw_case(data, dtype, bias, min_c=3)
+    wrt = ["x", "w", "b"] if bias else ["x", "w"]
+    backward = layernorm_backward if bias else (lambda d, c: layernorm_backward(d, c)[:2])
+    against_torch("layernorm", layernorm_forward, backward, t_layernorm, args, wrt, r)
+
+
+@given(data=st.data())
+def test_matches_finite_differences(data):
+    r, args = draw_case(data, np.float64)
+    against_finite_differences("layernorm", layernorm_forward, layernorm_backward, args, ["x", "w", "b"], r)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_dx_sums_to_zero_over_channels(data, dtype):
+    # Adding a constant to a row leaves xhat unchanged, so dL/dx has no component along (1, ..., 1).
+    r, args = draw_case(data, dtype)
+    out, cache = layernorm_forward(**args)
+    dout = S.normal(r, out.shape, dtype)
+    dx, _, _ = layernorm_backward(dout, cache)
+    # Exact zero in real arithmetic; in floating point, rounding of the terms that cancel.
+    terms = np.abs(cache[1] * dout * args["w"]).max() * dx.shape[-1]
+    assert np.all(np.abs(dx.sum(-1)) <= 100 * np.finfo(dtype).eps * terms)
+
+
+def test_normalized_rows_have_zero_mean_unit_variance():
+    x = np.random.default_rng(0).standard_normal((4, 7, 16)) * 3 + 5
+    out, _ = layernorm_forward(x, np.ones(16), np.zeros(16), eps=0.0)
+    np.testing.assert_allclose(out.mean(-1), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(-1), 1, rtol=1e-12)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_single_channel_gives_bias_and_zero_gradient(data, dtype):
+    # With C = 1 every row equals its mean: xhat = 0, out = b, and no gradient reaches x or w.
+    r = S.rng(data)
+    x, w, b = S.normal(r, (2, 3, 1), dtype), S.normal(r, 1, dtype), S.normal(r, 1, dtype)
+    out, cache = layernorm_forward(x, w, b)
+    assert np.array_equal(out, np.broadcast_to(b, x.shape))
+    dx, dw, db = layernorm_backward(S.normal(r, x.shape, dtype), cache)
+    assert not dx.any() and not dw.any()
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_two_channels_normalize_to_plus_minus_one(data, dtype):
+    # With C = 2, xhat = (+-1, -+1) * sqrt(var / (var + eps)) whatever x is, so dx comes only
+    # through eps: it is tiny next to the terms rstd * g that cancel to produce it.
+    r = S.rng(data)
+    x = S.normal(r, (3, 4, 2), dtype)
+    out, cache = layernorm_forward(x, np.ones(2, dtype), None)
+    np.testing.assert_allclose(np.abs(out), 1.0, rtol=1e-3)
+    g = S.normal(r, x.shape, dtype)
+    dx, _, _ = layernorm_backward(g, cache)
+    rstd = cache[1]
+    assert np.all(np.abs(dx) <= 1e-3 * np.abs(rstd * g).max())

@@ -1,0 +1,40 @@
+"""Every tolerance the suite uses, in one place, with the reason for each.
+
+Errors are measured by rel_error (numpy_gpt.gradcheck): the largest absolute
+difference over the largest magnitude of either tensor. Being relative to the
+whole tensor, it does not blow up on entries that happen to be near zero.
+"""
+import numpy as np
+
+# numpy_gpt against torch autograd, same dtype on both sides.
+PARITY = {
+    # float64 has a unit roundoff of 1.1e-16. Two different but correct orders
+    # of summation over a few thousand terms differ by at most ~1e-13 relative;
+    # 1e-10 leaves room for cancellation yet fails any wrong formula, whose
+    # error is of order 1.
+    np.dtype(np.float64): 1e-10,
+    # float32 has a unit roundoff of 6e-8; reductions over up to ~1e4 terms and
+    # exp/log of large arguments lose two to three digits, hence 1e-4.
+    np.dtype(np.float32): 1e-4,
+}
+
+# Where float32 itself cannot resolve a result (the answer is a small difference of
+# large terms, e.g. layer norm over two channels, whose dx exists only through
+# eps), neither side can reach 1e-4. Then torch is also run in float64 as the
+# ground truth, and numpy_gpt passes if its error against that truth is at most
+# AS_ACCURATE_AS_TORCH times torch float32's own: as good as the reference,
+# judged by the exact answer. A wrong formula is off by order 1 and still fails.
+AS_ACCURATE_AS_TORCH = 4.0
+
+# Whole-model parity: many layers deep, errors compound a little further.
+MODEL_PARITY = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+# Central finite differences in float64 with step h = 1e-6: the truncation error
+# is O(h^2) ~ 1e-12 and the rounding error ~ 1e-16 * |L| / h ~ 1e-10 * |L|, so a
+# correct backward agrees to about 1e-8 relative; a wrong one is off by order 1.
+FD_STEP = 1e-6
+FD = 1e-6
+
+
+def parity_tol(dtype) -> float:
+    return PARITY[np.dtype(dtype)]

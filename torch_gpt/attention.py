@@ -1,0 +1,35 @@
+"""Causal multi-head self-attention, as in numpy_gpt.attention, on torch built-ins."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .linear import linear_forward
+
+
+def split_heads(z: torch.Tensor, n_head: int) -> torch.Tensor:
+    B, T, C = z.shape
+    return z.view(B, T, n_head, C // n_head).transpose(1, 2)     # (B, nh, T, hs)
+
+
+def merge_heads(z: torch.Tensor) -> torch.Tensor:
+    B, nh, T, hs = z.shape
+    return z.transpose(1, 2).reshape(B, T, nh * hs)             # (B, T, C)
+
+
+def causal_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs); queries are the last T_q positions."""
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    if T_q == T_k:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    # is_causal aligns the mask top-left; with a KV cache the queries sit at the end.
+    allowed = torch.ones(T_q, T_k, dtype=torch.bool, device=q.device).tril(diagonal=T_k - T_q)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def attention_forward(x: torch.Tensor, c_attn_w: torch.Tensor, c_attn_b: torch.Tensor | None,
+                      c_proj_w: torch.Tensor, c_proj_b: torch.Tensor | None, n_head: int
+                      ) -> torch.Tensor:
+    q, k, v = linear_forward(x, c_attn_w, c_attn_b).split(x.shape[-1], dim=-1)
+    y = causal_attention_forward(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+    return linear_forward(merge_heads(y), c_proj_w, c_proj_b)
