@@ -26,10 +26,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max|a - b| / max(max|a|, max|b|), and 0 when both are all zero."""
+def rel_error(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
+    """max|a - b| / max(max|a|, max|b|, floor), and 0 when a equals b.
+
+    floor keeps a tensor that is truly zero (say dq when a query sees one key)
+    from being judged by its rounding noise alone.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), floor)
     diff = np.abs(a - b).max(initial=0.0)
     return 0.0 if diff == 0.0 else float(diff / max(scale, 1e-300))
 

@@ -26,20 +26,21 @@ def record(layer: str, tensor: str, dtype, oracle: str, err: float) -> None:
 
 
 def assert_close(layer: str, tensor: str, actual: np.ndarray, expected: np.ndarray,
-                 tol: float, oracle: str = "torch", truth: np.ndarray | None = None) -> None:
+                 tol: float, oracle: str = "torch", truth: np.ndarray | None = None,
+                 floor: float = 0.0) -> None:
     """Assert rel_error(actual, expected) <= tol with a message that locates the worst entry.
 
     truth: the same tensor computed by the oracle in float64. When given, a miss
     of tol is forgiven if actual is as close to the truth as expected is (see
-    tolerances.AS_ACCURATE_AS_TORCH).
+    tolerances.AS_ACCURATE_AS_TORCH). floor: see tolerances.SCALE_FLOOR.
     """
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{layer} {tensor}: shape {actual.shape} != {expected.shape}"
     assert np.isfinite(actual).all() == np.isfinite(expected).all(), (
         f"{layer} {tensor}: non-finite values differ")
-    err = rel_error(actual, expected)
+    err = rel_error(actual, expected, floor)
     if err > tol and truth is not None:
-        ours, theirs = rel_error(actual, truth), rel_error(expected, truth)
+        ours, theirs = rel_error(actual, truth, floor), rel_error(expected, truth, floor)
         if ours <= tolerances.AS_ACCURATE_AS_TORCH * theirs:
             record(layer, tensor, expected.dtype, "float64 truth", ours)
             return
@@ -87,9 +88,10 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
     truth_out, truth_grads = (_torch_run(torch_forward, args, wrt, dout, kwargs, np.float64)
                               if dtype != np.float64 else (None, {}))
 
-    assert_close(layer, "out", out, t_out, tol, truth=truth_out)
+    floor = tolerances.SCALE_FLOOR * max(np.abs(t).max(initial=0.0) for t in [t_out, *t_grads.values()])
+    assert_close(layer, "out", out, t_out, tol, truth=truth_out, floor=floor)
     for k in wrt:
-        assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k))
+        assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=floor)
     return grads
 
 

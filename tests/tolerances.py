@@ -18,6 +18,14 @@ PARITY = {
     np.dtype(np.float32): 1e-4,
 }
 
+# A tensor can be exactly zero in real arithmetic (dq and dk when a query sees a
+# single key; dx of layer norm over one channel) and come out of torch as rounding
+# noise. Relative to itself that noise is an error of 1, so every tensor's scale is
+# floored at SCALE_FLOOR times the largest tensor (output or gradient) of the same
+# call: something a thousand times smaller than its siblings is judged in absolute
+# terms at that scale, while a wrong formula, off by its own magnitude, still fails.
+SCALE_FLOOR = 1e-3
+
 # Where float32 itself cannot resolve a result (the answer is a small difference of
 # large terms, e.g. layer norm over two channels, whose dx exists only through
 # eps), neither side can reach 1e-4. Then torch is also run in float64 as the

@@ -1,0 +1,51 @@
+import numpy as np
+from hypothesis import given, strategies as st
+
+from numpy_gpt.activations import ACTIVATIONS
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt.activations import ACTIVATIONS as T_ACTIVATIONS
+
+NAMES = st.sampled_from(sorted(ACTIVATIONS))
+
+
+def draw_case(data, dtype, name):
+    r = S.rng(data)
+    x = S.normal(r, S.btc(data), dtype, data.draw(st.sampled_from([0.1, 1.0, 3.0, 30.0]), label="scale"))
+    if name == "relu":
+        x[x == 0] = 1.0                       # ReLU has no derivative at exactly 0
+    return r, dict(x=x)
+
+
+@given(data=st.data(), dtype=S.DTYPES, name=NAMES)
+def test_matches_torch(data, dtype, name):
+    r, args = draw_case(data, dtype, name)
+    forward, backward = ACTIVATIONS[name]
+    against_torch(name, forward, backward, T_ACTIVATIONS[name], args, ["x"], r)
+
+
+@given(data=st.data(), name=NAMES)
+def test_matches_finite_differences(data, name):
+    r, args = draw_case(data, np.float64, name)
+    if name == "relu":                        # keep every x a step h away from the kink
+        args["x"][np.abs(args["x"]) < 1e-3] = 0.5
+    forward, backward = ACTIVATIONS[name]
+    against_finite_differences(name, forward, backward, args, ["x"], r)
+
+
+@given(dtype=S.DTYPES)
+def test_gelus_agree_closely_but_not_exactly(dtype):
+    # The tanh form approximates the erf form to within about 1e-3 on ordinary inputs.
+    x = np.linspace(-6, 6, 1001).astype(dtype)
+    exact, _ = ACTIVATIONS["gelu_exact"][0](x)
+    approx, _ = ACTIVATIONS["gelu"][0](x)
+    diff = np.abs(exact.astype(np.float64) - approx)
+    assert diff.max() < 1e-3 and diff.max() > 1e-5
+
+
+def test_extreme_inputs_stay_finite():
+    x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4], np.float32)
+    for name, (forward, backward) in ACTIVATIONS.items():
+        out, cache = forward(x)
+        assert np.isfinite(out).all() and np.isfinite(backward(np.ones_like(x), cache)).all(), name
+        np.testing.assert_allclose(out[[0, -1]], [0.0, 1e4], atol=1e-3)

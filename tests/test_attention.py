@@ -1,0 +1,118 @@
+import numpy as np
+import torch
+from hypothesis import given, strategies as st
+
+from numpy_gpt.attention import (attention_backward, attention_forward, causal_attention_backward,
+                                 causal_attention_forward)
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt import attention as ta
+
+
+def draw_case(data, dtype, bias=True, s=None):
+    r = S.rng(data)
+    B, T, C = S.btc(data, max_t=7, max_c=8)
+    n_head = S.heads(data, C)
+    s = S.scale(data) if s is None else s
+    w = lambda *shape: S.normal(r, shape, dtype, 1 / np.sqrt(shape[0]))
+    args = dict(x=S.normal(r, (B, T, C), dtype, s),
+                c_attn_w=w(C, 3 * C), c_attn_b=S.normal(r, 3 * C, dtype) if bias else None,
+                c_proj_w=w(C, C), c_proj_b=S.normal(r, C, dtype) if bias else None)
+    return r, args, dict(n_head=n_head)
+
+
+def drop_none(backward):
+    return lambda d, c: tuple(g for g in backward(d, c) if g is not None)
+
+
+@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
+def test_matches_torch(data, dtype, bias):
+    r, args, kw = draw_case(data, dtype, bias)
+    wrt = [k for k, v in args.items() if v is not None]
+    against_torch("attention", attention_forward, drop_none(attention_backward), ta.attention_forward,
+                  args, wrt, r, kwargs=kw)
+
+
+@given(data=st.data())
+def test_matches_finite_differences(data):
+    r, args, kw = draw_case(data, np.float64, s=1.0)
+    against_finite_differences("attention", attention_forward, attention_backward, args, list(args), r, kw)
+
+
+def draw_qkv(data, dtype, s=1.0):
+    r = S.rng(data)
+    B, nh = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+    T_k = data.draw(st.integers(1, 7), label="T_k")
+    T_q = data.draw(st.integers(1, T_k), label="T_q")        # T_q < T_k: queries after a KV cache
+    hs = data.draw(st.integers(1, 5), label="hs")
+    qkv = dict(q=S.normal(r, (B, nh, T_q, hs), dtype, s), k=S.normal(r, (B, nh, T_k, hs), dtype, s),
+               v=S.normal(r, (B, nh, T_k, hs), dtype))
+    return r, qkv
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_core_matches_torch_sdpa_with_cached_keys(data, dtype):
+    r, qkv = draw_qkv(data, dtype)
+    against_torch("causal_attention", causal_attention_forward, causal_attention_backward,
+                  ta.causal_attention_forward, qkv, ["q", "k", "v"], r)
+
+
+@given(data=st.data())
+def test_core_matches_finite_differences(data):
+    r, qkv = draw_qkv(data, np.float64)
+    against_finite_differences("causal_attention", causal_attention_forward, causal_attention_backward,
+                               qkv, ["q", "k", "v"], r)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_causal_future_inputs_get_exactly_zero_gradient(data, dtype):
+    # Output t may depend on inputs 0..t only: backpropagating a gradient that is
+    # non-zero only at position t must leave every later input's gradient exactly 0.
+    r, args, kw = draw_case(data, dtype)
+    out, cache = attention_forward(**args, **kw)
+    T = out.shape[1]
+    t = data.draw(st.integers(0, T - 1), label="t")
+    dout = np.zeros_like(out)
+    dout[:, t] = S.normal(r, dout[:, t].shape, dtype)
+    dx = attention_backward(dout, cache)[0]
+    assert (dx[:, t + 1:] == 0).all()
+    # and the forward agrees: changing the future leaves outputs up to t untouched
+    x2 = args["x"].copy()
+    x2[:, t + 1:] += S.normal(r, x2[:, t + 1:].shape, dtype)
+    out2, _ = attention_forward(x2, *list(args.values())[1:], **kw)
+    np.testing.assert_array_equal(out2[:, :t + 1], out[:, :t + 1])
+
+
+@given(data=st.data())
+def test_extreme_scores_stay_finite_in_float32(data):
+    # Scores up to about +-1e4: softmax saturates to one-hot but nothing overflows.
+    r, qkv = draw_qkv(data, np.float32, s=100.0)
+    y, cache = causal_attention_forward(**qkv)
+    grads = causal_attention_backward(S.normal(r, y.shape, np.float32), cache)
+    assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in grads)
+    s = cache[3]                                   # the attention weights: rows sum to 1
+    np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_mask_is_minus_infinity_not_a_large_finite_number():
+    # With a finite mask such as -1e9, huge scores could leak weight into the future.
+    q = np.full((1, 1, 2, 1), 1e6)
+    k = np.array([[[[1.0], [1e6]]]])
+    v = np.array([[[[0.0], [1.0]]]])
+    y, cache = causal_attention_forward(q, k, v)
+    assert cache[3][0, 0, 0, 1] == 0.0 and y[0, 0, 0, 0] == 0.0
+
+
+def test_single_head_scale_is_one_over_sqrt_d_model():
+    # The seeds' model: one head, so the scores are divided by sqrt(d_model).
+    r = np.random.default_rng(0)
+    C = 4
+    x = r.standard_normal((1, 3, C))
+    w = r.standard_normal((C, 3 * C))
+    out, cache = attention_forward(x, w, None, np.eye(C), None, n_head=1)
+    q, k, v = x[0] @ w[:, :C], x[0] @ w[:, C:2 * C], x[0] @ w[:, 2 * C:]
+    s = q @ k.T / np.sqrt(C)
+    s[np.triu_indices(3, 1)] = -np.inf
+    a = np.exp(s - s.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    np.testing.assert_allclose(out[0], a @ v, rtol=1e-12)

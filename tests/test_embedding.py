@@ -1,0 +1,63 @@
+import numpy as np
+from hypothesis import given, strategies as st
+
+from numpy_gpt.embedding import embedding_backward, embedding_forward, scatter_add_rows
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt.embedding import embedding_forward as t_embedding
+
+
+def draw_case(data, dtype):
+    r = S.rng(data)
+    B, T, C = S.btc(data)
+    V = data.draw(st.integers(1, 10), label="V")        # small V: repeated ids are the rule
+    idx = S.token_ids(data, (B, T), V)
+    return r, dict(idx=idx, wte=S.normal(r, (V, C), dtype, S.scale(data)))
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_matches_torch(data, dtype):
+    r, args = draw_case(data, dtype)
+    against_torch("embedding", embedding_forward, embedding_backward, t_embedding, args, ["wte"], r)
+
+
+@given(data=st.data())
+def test_matches_finite_differences(data):
+    r, args = draw_case(data, np.float64)
+    against_finite_differences("embedding", embedding_forward, embedding_backward, args, ["wte"], r)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_repeated_ids_accumulate(data, dtype):
+    # Every position holding id v adds its gradient to row v: the row's gradient is the
+    # plain sum over those positions, which we compute here position by position.
+    r, args = draw_case(data, dtype)
+    out, cache = embedding_forward(**args)
+    dout = S.normal(r, out.shape, dtype)
+    dwte = embedding_backward(dout, cache)
+    expected = np.zeros(args["wte"].shape, np.float64)
+    for (b, t), v in np.ndenumerate(args["idx"]):
+        expected[v] += dout[b, t]
+    np.testing.assert_allclose(dwte, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_fancy_index_assignment_would_drop_repeats():
+    # The trap the backward avoids: with ids (1, 1), `d[ids] += g` counts one of the two.
+    g = np.ones((2, 3))
+    naive = np.zeros((4, 3))
+    naive[np.array([1, 1])] += g
+    ours = np.zeros((4, 3))
+    scatter_add_rows(ours, np.array([1, 1]), g)
+    assert naive[1, 0] == 1.0 and ours[1, 0] == 2.0
+
+
+@given(data=st.data())
+def test_scatter_add_equals_add_at(data):
+    r = S.rng(data)
+    n, V = data.draw(st.integers(0, 40)), data.draw(st.integers(1, 8))
+    rows, values = r.integers(0, V, n), r.standard_normal((n, 3))
+    a, b = np.zeros((V, 3)), np.zeros((V, 3))
+    np.add.at(a, rows, values)
+    scatter_add_rows(b, rows, values)
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)

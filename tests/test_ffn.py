@@ -1,0 +1,36 @@
+import numpy as np
+from hypothesis import given, strategies as st
+
+from numpy_gpt.ffn import ffn_backward, ffn_forward
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt.ffn import ffn_forward as t_ffn
+
+ACTIVATION = st.sampled_from(["relu", "gelu", "gelu_exact"])
+
+
+def draw_case(data, dtype, bias=True):
+    r = S.rng(data)
+    B, T, C = S.btc(data, max_c=8)
+    H = data.draw(st.sampled_from([4 * C, data.draw(st.integers(1, 9))]), label="H")
+    args = dict(x=S.normal(r, (B, T, C), dtype, S.scale(data)),
+                c_fc_w=S.normal(r, (C, H), dtype), c_fc_b=S.normal(r, H, dtype) if bias else None,
+                c_proj_w=S.normal(r, (H, C), dtype), c_proj_b=S.normal(r, C, dtype) if bias else None)
+    return r, args
+
+
+@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans(), activation=ACTIVATION)
+def test_matches_torch(data, dtype, bias, activation):
+    r, args = draw_case(data, dtype, bias)
+    wrt = [k for k, v in args.items() if v is not None]
+    backward = lambda d, c: tuple(g for g in ffn_backward(d, c) if g is not None)
+    against_torch(f"ffn[{activation}]", ffn_forward, backward, t_ffn, args, wrt, r,
+                  kwargs=dict(activation=activation))
+
+
+@given(data=st.data(), activation=st.sampled_from(["gelu", "gelu_exact"]))
+def test_matches_finite_differences(data, activation):
+    # ReLU's kink is checked in test_activations; here the smooth activations.
+    r, args = draw_case(data, np.float64)
+    against_finite_differences(f"ffn[{activation}]", ffn_forward, ffn_backward, args, list(args), r,
+                               dict(activation=activation))

@@ -1,0 +1,63 @@
+import numpy as np
+import torch
+from hypothesis import given, strategies as st
+
+from numpy_gpt.loss import cross_entropy_backward, cross_entropy_forward
+from tests import strategies as S
+from tests.parity import against_finite_differences, against_torch
+from torch_gpt.loss import cross_entropy_forward as t_cross_entropy
+
+
+def draw_case(data, dtype, scale=None):
+    r = S.rng(data)
+    B, T, V = S.btc(data, max_c=20)
+    s = scale if scale is not None else data.draw(st.sampled_from([0.1, 1.0, 10.0, 1e4]), label="scale")
+    targets = S.token_ids(data, (B, T), V)
+    ignored = r.random((B, T)) < data.draw(st.sampled_from([0.0, 0.3]), label="ignored fraction")
+    ignored.flat[r.integers(B * T)] = False                  # keep at least one target
+    targets[ignored] = -100
+    return r, dict(logits=S.normal(r, (B, T, V), dtype, s), targets=targets)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_matches_torch(data, dtype):
+    # The upstream gradient of a scalar loss is a random scalar, not 1.
+    r, args = draw_case(data, dtype)
+    dloss = np.asarray(r.standard_normal(), dtype)
+    against_torch("cross_entropy", cross_entropy_forward, cross_entropy_backward, t_cross_entropy,
+                  args, ["logits"], r, dout=dloss)
+
+
+@given(data=st.data())
+def test_matches_finite_differences(data):
+    r, args = draw_case(data, np.float64, scale=1.0)
+    against_finite_differences("cross_entropy", cross_entropy_forward, cross_entropy_backward,
+                               args, ["logits"], r)
+
+
+@given(data=st.data())
+def test_extreme_logits_stay_finite_in_float32(data):
+    r, args = draw_case(data, np.float32, scale=1e4)
+    loss, cache = cross_entropy_forward(**args)
+    assert np.isfinite(loss) and np.isfinite(cross_entropy_backward(1.0, cache)).all()
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_ignored_positions_get_zero_gradient_and_rows_sum_to_zero(data, dtype):
+    r, args = draw_case(data, dtype)
+    _, cache = cross_entropy_forward(**args)
+    d = cross_entropy_backward(1.0, cache)
+    assert not d[args["targets"] == -100].any()
+    np.testing.assert_allclose(d.sum(-1), 0.0, atol=50 * np.finfo(dtype).eps)
+
+
+def test_uniform_logits_give_log_v():
+    loss, _ = cross_entropy_forward(np.zeros((2, 3, 7)), np.zeros((2, 3), np.int64))
+    assert abs(float(loss) - np.log(7)) < 1e-15
+
+
+def test_all_ignored_is_nan_like_torch():
+    logits, targets = np.zeros((1, 2, 3)), np.full((1, 2), -100)
+    loss, _ = cross_entropy_forward(logits, targets)
+    t = t_cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))
+    assert np.isnan(loss) and torch.isnan(t)
