@@ -5,4 +5,9 @@ One file per layer; each holds a `*_forward(...) -> (out, cache)` and a
 This package imports NumPy only; optional helpers (tqdm, matplotlib,
 safetensors, threadpoolctl) are imported lazily where they are used.
 """
+from .config import GPTConfig
+from .errors import ConfigError, InputError, NumpyGPTError
+from .model import GPT
+
 __version__ = "0.1.0"
+__all__ = ["GPT", "GPTConfig", "ConfigError", "InputError", "NumpyGPTError"]

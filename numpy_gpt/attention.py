@@ -88,12 +88,18 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple
 
 
 def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray | None,
-                      c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int
-                      ) -> tuple[np.ndarray, tuple]:
-    """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache."""
+                      c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int,
+                      kv_cache: "KVCache | None" = None) -> tuple[np.ndarray, tuple]:
+    """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache.
+
+    kv_cache (inference only): keys and values of earlier positions; this call's
+    are appended to it and its queries attend to all of them.
+    """
     C = x.shape[-1]
     qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)   # 1. (B, T, 3C)
     q, k, v = (split_heads(qkv[..., i * C:(i + 1) * C], n_head) for i in range(3))  # 2.
+    if kv_cache is not None:
+        k, v = kv_cache.append(k, v)                            # (B, nh, T_past + T, hs)
     y, core_cache = causal_attention_forward(q, k, v)           # 3-6.
     out, c_proj_cache = linear_forward(merge_heads(y), c_proj_w, c_proj_b)  # 7-8.
     return out, (c_attn_cache, core_cache, c_proj_cache)
@@ -111,3 +117,24 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
     dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)  # 2.
     dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
     return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, for one attention layer.
+
+    Preallocated to the longest context, so each decoding step writes one slot
+    instead of concatenating (and copying) the whole history.
+    """
+
+    def __init__(self, B: int, n_head: int, max_T: int, head_size: int, dtype):
+        self.k = np.empty((B, n_head, max_T, head_size), dtype=dtype)
+        self.v = np.empty((B, n_head, max_T, head_size), dtype=dtype)
+        self.length = 0
+
+    def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Store k, v (B, nh, T, hs) after the past ones; return views of all so far."""
+        end = self.length + k.shape[2]
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]

@@ -28,8 +28,26 @@ def causal_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
 
 
 def attention_forward(x: torch.Tensor, c_attn_w: torch.Tensor, c_attn_b: torch.Tensor | None,
-                      c_proj_w: torch.Tensor, c_proj_b: torch.Tensor | None, n_head: int
-                      ) -> torch.Tensor:
-    q, k, v = linear_forward(x, c_attn_w, c_attn_b).split(x.shape[-1], dim=-1)
-    y = causal_attention_forward(split_heads(q, n_head), split_heads(k, n_head), split_heads(v, n_head))
+                      c_proj_w: torch.Tensor, c_proj_b: torch.Tensor | None, n_head: int,
+                      kv_cache: "KVCache | None" = None) -> torch.Tensor:
+    q, k, v = (split_heads(z, n_head) for z in linear_forward(x, c_attn_w, c_attn_b).split(x.shape[-1], dim=-1))
+    if kv_cache is not None:
+        k, v = kv_cache.append(k, v)
+    y = causal_attention_forward(q, k, v)
     return linear_forward(merge_heads(y), c_proj_w, c_proj_b)
+
+
+class KVCache:
+    """Keys and values seen so far for one layer (inference only), as in numpy_gpt."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor):
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v

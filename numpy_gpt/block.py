@@ -1,0 +1,124 @@
+"""One transformer block, forward and backward, in three arrangements.
+
+Shapes: B = batch, T = time, C = channels. p holds the block's parameters
+under their short names ("ln_1.weight", "attn.c_attn.weight", "mlp.c_fc.bias", ...).
+
+Forward, with attn and mlp the sublayers and drop the residual dropout:
+    pre-LN (GPT-2):       x = x + drop(attn(ln_1(x)));   x = x + drop(mlp(ln_2(x)))
+    post-LN (original):   x = ln_1(x + drop(attn(x)));   x = ln_2(x + drop(mlp(x)))
+    none:                 x = x + drop(attn(x));         x = x + drop(mlp(x))
+Without the mlp (config.mlp = False) the second half is left out.
+
+Backward reads each line right to left. Where the residual stream splits (x
+feeds both the sublayer and the skip path) the two gradients add.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .attention import KVCache, attention_backward, attention_forward
+from .config import GPTConfig
+from .dropout import dropout_backward, dropout_forward
+from .ffn import ffn_backward, ffn_forward
+from .layernorm import layernorm_backward, layernorm_forward
+
+
+def _ln(x, p, name):
+    return layernorm_forward(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
+
+
+def _attn(x, p, cfg, kv_cache=None):
+    return attention_forward(x, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"),
+                             p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache)
+
+
+def _mlp(x, p, cfg):
+    return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"),
+                       p["mlp.c_proj.weight"], p.get("mlp.c_proj.bias"), cfg.activation)
+
+
+def _put(grads, names, values):
+    for name, value in zip(names, values):
+        if value is not None:
+            grads[name] = value
+
+
+def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training: bool = True,
+                  kv_cache: KVCache | None = None) -> tuple[np.ndarray, dict]:
+    """x: (B, T, C). masks: dropout keep-masks by name ("attn", "mlp"), drawn where missing
+    if masks has an "rng" entry. Returns the new x (B, T, C) and the cache."""
+    c = {}
+
+    def drop(z, name):
+        if not training or cfg.dropout == 0.0:
+            return z, None
+        if name not in masks:
+            masks[name] = masks["rng"].random(z.shape) >= cfg.dropout
+        return dropout_forward(z, cfg.dropout, masks[name])
+
+    if cfg.norm == "pre":
+        h, c["ln_1"] = _ln(x, p, "ln_1")
+        a, c["attn"] = _attn(h, p, cfg, kv_cache)
+        a, c["drop_attn"] = drop(a, "attn")
+        x = x + a
+        if cfg.mlp:
+            h, c["ln_2"] = _ln(x, p, "ln_2")
+            m, c["mlp"] = _mlp(h, p, cfg)
+            m, c["drop_mlp"] = drop(m, "mlp")
+            x = x + m
+    elif cfg.norm == "post":
+        a, c["attn"] = _attn(x, p, cfg, kv_cache)
+        a, c["drop_attn"] = drop(a, "attn")
+        x, c["ln_1"] = _ln(x + a, p, "ln_1")
+        if cfg.mlp:
+            m, c["mlp"] = _mlp(x, p, cfg)
+            m, c["drop_mlp"] = drop(m, "mlp")
+            x, c["ln_2"] = _ln(x + m, p, "ln_2")
+    else:
+        a, c["attn"] = _attn(x, p, cfg, kv_cache)
+        a, c["drop_attn"] = drop(a, "attn")
+        x = x + a
+        if cfg.mlp:
+            m, c["mlp"] = _mlp(x, p, cfg)
+            m, c["drop_mlp"] = drop(m, "mlp")
+            x = x + m
+    return x, c
+
+
+def block_backward(dx: np.ndarray, c: dict, cfg: GPTConfig) -> tuple[np.ndarray, dict]:
+    """dx: (B, T, C), dL/d(block output). Returns dL/d(block input) and the
+    block's gradients under the same short names as its parameters."""
+    g = {}
+
+    def ln_back(d, name):
+        d, dw, db = layernorm_backward(d, c[name])
+        _put(g, [f"{name}.weight", f"{name}.bias"], [dw, db])
+        return d
+
+    def attn_back(d):
+        d = dropout_backward(d, c["drop_attn"])
+        d, *dp = attention_backward(d, c["attn"])
+        _put(g, ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"], dp)
+        return d
+
+    def mlp_back(d):
+        d = dropout_backward(d, c["drop_mlp"])
+        d, *dp = ffn_backward(d, c["mlp"])
+        _put(g, ["mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"], dp)
+        return d
+
+    if cfg.norm == "pre":
+        if cfg.mlp:                         # x = x + drop(mlp(ln_2(x)))
+            dx = dx + ln_back(mlp_back(dx), "ln_2")
+        dx = dx + ln_back(attn_back(dx), "ln_1")   # x = x + drop(attn(ln_1(x)))
+    elif cfg.norm == "post":
+        if cfg.mlp:                         # x = ln_2(x + drop(mlp(x)))
+            dx = ln_back(dx, "ln_2")
+            dx = dx + mlp_back(dx)
+        dx = ln_back(dx, "ln_1")            # x = ln_1(x + drop(attn(x)))
+        dx = dx + attn_back(dx)
+    else:
+        if cfg.mlp:                         # x = x + drop(mlp(x))
+            dx = dx + mlp_back(dx)
+        dx = dx + attn_back(dx)             # x = x + drop(attn(x))
+    return dx, g

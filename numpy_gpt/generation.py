@@ -1,0 +1,197 @@
+"""Text generation: greedy, temperature, top-k, top-p (nucleus) and beam search.
+
+Shapes: B = batch, T = time, V = vocab_size.
+
+Decoding runs with a KV cache by default: the prompt is processed once
+("prefill"), then each new token costs one position's worth of work, its keys
+and values appended to each layer's cache. A context that would grow past
+block_size is cropped to its last block_size tokens and prefilled again, which
+is exactly what recomputing on the cropped context (nanoGPT's way) gives.
+
+Filtering semantics (shared with torch_gpt.generation):
+    top_k: keep every logit >= the k-th largest (ties at the boundary are kept).
+    top_p: keep the smallest set of most likely tokens whose probabilities sum
+           to >= p, plus any token tied with the least likely one kept; p = 1 keeps all.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def check_sampling(temperature=1.0, top_k=None, top_p=None, beam_width=None, max_new_tokens=0):
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+        raise ConfigError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    if beam_width is not None and (isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) or beam_width < 1):
+        raise ConfigError(f"beam width must be an integer >= 1, got {beam_width!r}")
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
+    """(..., V): logits below the k-th largest set to -inf."""
+    k = min(k, logits.shape[-1])
+    kth = np.partition(logits, -k, axis=-1)[..., -k:].min(axis=-1, keepdims=True)
+    return np.where(logits < kth, -np.inf, logits)
+
+
+def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
+    """(..., V): keep the nucleus of probability mass p; the rest set to -inf.
+
+    p = 1 keeps every token (a cumulative sum can reach 1.0 early through rounding)."""
+    if p >= 1.0:
+        return logits
+    probs = np.exp(log_softmax(logits))
+    desc = -np.sort(-probs, axis=-1)                             # probabilities, largest first
+    cum = np.cumsum(desc, axis=-1)
+    n_keep = (cum < p).sum(axis=-1, keepdims=True) + 1           # first index reaching p, + 1
+    n_keep = np.minimum(n_keep, logits.shape[-1])
+    threshold = np.take_along_axis(desc, n_keep - 1, axis=-1)    # least likely probability kept
+    return np.where(probs < threshold, -np.inf, logits)
+
+
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
+    logits = logits / logits.dtype.type(temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits
+
+
+def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of logits (B, V), drawn by inverting the cumulative distribution."""
+    probs = np.exp(log_softmax(logits.astype(np.float64)))
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
+
+
+class _Decoder:
+    """Hands out the logits of the next position, with or without a KV cache."""
+
+    def __init__(self, model, use_cache: bool):
+        self.model, self.use_cache = model, use_cache
+        self.caches, self.length = None, 0
+
+    def next_logits(self, seq: np.ndarray) -> np.ndarray:
+        block = self.model.config.block_size
+        if not self.use_cache:
+            logits, _ = self.model.forward(seq[:, -block:])
+        elif self.caches is None or self.length == block:        # (re)prefill the cropped context
+            ctx = seq[:, -block:]
+            self.caches = self.model.new_kv_caches(seq.shape[0])
+            logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0)
+            self.length = ctx.shape[1]
+        else:                                                    # one new position
+            logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
+            self.length += 1
+        return logits[:, -1, :]                                  # (B, V)
+
+
+def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_id: int | None = None, greedy: bool = False,
+             beam_width: int | None = None, length_penalty: float = 1.0, use_cache: bool = True,
+             rng: np.random.Generator | None = None, on_token=None) -> np.ndarray:
+    """Extend idx (B, T) by up to max_new_tokens tokens and return (B, T + n).
+
+    greedy picks the most likely token; otherwise tokens are sampled after
+    temperature, top_k and top_p. A row that emits eos_id is finished and is
+    padded with eos_id until every row is; generation then stops early.
+    beam_width switches to beam search (see beam_search). on_token(tokens (B,))
+    is called as each step's tokens arrive, for streaming.
+    """
+    check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
+    idx = model.check_idx(np.asarray(idx)[:, -model.config.block_size:] if np.ndim(idx) == 2 else idx)
+    if beam_width is not None:
+        return beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+    rng = rng if rng is not None else model.rng
+    was_training, model.training = model.training, False
+    try:
+        decoder = _Decoder(model, use_cache)
+        seq = np.asarray(idx, dtype=np.int64)
+        done = np.zeros(seq.shape[0], dtype=bool)
+        for _ in range(max_new_tokens):
+            logits = decoder.next_logits(seq)
+            if greedy:
+                nxt = logits.argmax(axis=-1)
+            else:
+                nxt = sample(filter_logits(logits, temperature, top_k, top_p), rng)
+            if eos_id is not None:
+                nxt = np.where(done, eos_id, nxt)
+                done |= nxt == eos_id
+            seq = np.concatenate([seq, nxt[:, None]], axis=1)
+            if on_token is not None:
+                on_token(nxt)
+            if eos_id is not None and done.all():
+                break
+        return seq
+    finally:
+        model.training = was_training
+
+
+def beam_search(model, idx, max_new_tokens: int, beam_width: int, eos_id: int | None = None,
+                length_penalty: float = 1.0, use_cache: bool = True) -> np.ndarray:
+    """Keep the beam_width most likely continuations of each row; return the best.
+
+    Scores are summed log-probabilities. A beam that emits eos_id is finished
+    and scored by sum / (new tokens)^length_penalty (length_penalty > 1 favours
+    longer answers). The search ends when beam_width beams have finished or
+    max_new_tokens is reached; unfinished beams then compete with the same
+    normalization. Ties go to the lower beam, then the lower token id. Rows of
+    different lengths come back padded with eos_id (or 0 without one).
+    """
+    was_training, model.training = model.training, False
+    try:
+        results = [_beam_one(model, np.asarray(idx[b:b + 1], np.int64), max_new_tokens, beam_width,
+                             eos_id, length_penalty, use_cache) for b in range(idx.shape[0])]
+    finally:
+        model.training = was_training
+    width = max(len(r) for r in results)
+    pad = 0 if eos_id is None else eos_id
+    return np.stack([np.pad(r, (0, width - len(r)), constant_values=pad) for r in results])
+
+
+def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty, use_cache):
+    T0 = prompt.shape[1]
+    beams = prompt                                  # (n_beams, T)
+    scores = np.zeros(1)                            # summed log-probs of each beam
+    finished: list[tuple[float, np.ndarray]] = []
+
+    def normalized(score, n_new):
+        return score / max(n_new, 1) ** length_penalty
+
+    for step in range(max_new_tokens):
+        logp = log_softmax(_Decoder(model, use_cache).next_logits(beams).astype(np.float64))
+        cand = (scores[:, None] + logp).reshape(-1)                   # (n_beams * V,)
+        order = np.argsort(-cand, kind="stable")[: 2 * beam_width]    # enough to refill after EOS
+        V = logp.shape[-1]
+        new_beams, new_scores = [], []
+        for flat in order:
+            b, tok = divmod(int(flat), V)
+            seq = np.append(beams[b], tok)
+            if eos_id is not None and tok == eos_id:
+                finished.append((normalized(cand[flat], step + 1), seq))
+            else:
+                new_beams.append(seq)
+                new_scores.append(cand[flat])
+            if len(new_beams) == beam_width:
+                break
+        if len(finished) >= beam_width or not new_beams:
+            break
+        beams, scores = np.stack(new_beams), np.array(new_scores)
+    if len(finished) < beam_width:
+        n_new = beams.shape[1] - T0
+        finished += [(normalized(s, n_new), seq) for s, seq in zip(scores, beams)]
+    best = max(range(len(finished)), key=lambda i: (finished[i][0], -i))
+    return finished[best][1]

@@ -1,0 +1,233 @@
+"""The GPT model: embeddings, n_layer blocks, final norm and LM head, by hand.
+
+Shapes: B = batch, T = time, C = n_embd, V = vocab_size, L = n_layer.
+
+Parameters live in one flat dict, model.params, whose keys and shapes equal
+torch_gpt.GPT's state_dict(), named as in GPT-2:
+    wte.weight (V, C)                 token embedding (and the LM head when tied)
+    wpe.weight (block_size, C)        learned positions (pos_encoding="learned")
+    h.{i}.ln_1 / ln_2 .weight .bias   (C,)          (norm != "none"; ln_2 only with the mlp)
+    h.{i}.attn.c_attn .weight (C, 3C) .bias (3C,)
+    h.{i}.attn.c_proj .weight (C, C)  .bias (C,)
+    h.{i}.mlp.c_fc    .weight (C, 4C) .bias (4C,)   (mlp=True)
+    h.{i}.mlp.c_proj  .weight (4C, C) .bias (C,)
+    ln_f.weight, ln_f.bias (C,)       (norm="pre", as GPT-2)
+    lm_head.weight (V, C)             (tie_weights=False; no bias, as GPT-2)
+Biases are absent when bias=False.
+
+Forward:
+    1. x = wte[idx]                                  (B, T, C)
+    2. x = x + positions;  x = drop(x)
+    3. x = block_i(x) for i in 0..L-1
+    4. x = ln_f(x)                                   (pre-LN only)
+    5. logits = x @ W_head^T                         (B, T, V), W_head = wte or lm_head
+    6. loss = cross_entropy(logits, targets)
+Backward walks 6 -> 1. With tied weights wte is used twice (steps 1 and 5),
+so its gradient is the sum of both uses.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .attention import KVCache
+from .block import block_backward, block_forward
+from .config import GPTConfig
+from .dropout import dropout_backward, dropout_forward
+from .embedding import embedding_backward, embedding_forward
+from .errors import InputError
+from .layernorm import layernorm_backward, layernorm_forward
+from .linear import linear_backward, linear_forward
+from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
+from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
+
+
+def param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in a fixed order."""
+    V, C, b = cfg.vocab_size, cfg.n_embd, cfg.bias
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (V, C)}
+    if cfg.pos_encoding == "learned":
+        shapes["wpe.weight"] = (cfg.block_size, C)
+
+    def linear(name, c_in, c_out):
+        shapes[f"{name}.weight"] = (c_in, c_out)
+        if b:
+            shapes[f"{name}.bias"] = (c_out,)
+
+    def norm(name):
+        shapes[f"{name}.weight"] = (C,)
+        if b:
+            shapes[f"{name}.bias"] = (C,)
+
+    for i in range(cfg.n_layer):
+        if cfg.norm != "none":
+            norm(f"h.{i}.ln_1")
+        linear(f"h.{i}.attn.c_attn", C, 3 * C)
+        linear(f"h.{i}.attn.c_proj", C, C)
+        if cfg.mlp:
+            if cfg.norm != "none":
+                norm(f"h.{i}.ln_2")
+            linear(f"h.{i}.mlp.c_fc", C, 4 * C)
+            linear(f"h.{i}.mlp.c_proj", 4 * C, C)
+    if cfg.norm == "pre":
+        norm("ln_f")
+    if not cfg.tie_weights:
+        shapes["lm_head.weight"] = (V, C)
+    return shapes
+
+
+def init_params(cfg: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+    """GPT-2 initialization: weights ~ N(0, 0.02), residual projections (c_proj) scaled
+    by 1/sqrt(2 n_layer) so the residual stream's variance does not grow with depth,
+    biases 0, norm weights 1. Drawn in float64, so float32 and float64 models agree."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if name.endswith(".bias"):
+            value = np.zeros(shape)
+        elif ".ln_" in name or name.startswith("ln_f"):
+            value = np.ones(shape)
+        else:
+            std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("c_proj.weight") else 0.02
+            value = rng.normal(0.0, std, shape)
+        params[name] = value.astype(dtype)
+    return params
+
+
+def block_params(params: dict, i: int) -> dict:
+    """The parameters of block i under their short names (references, not copies)."""
+    prefix = f"h.{i}."
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+class GPT:
+    """A GPT whose forward and backward are written out by hand.
+
+    model = GPT(cfg, seed=0, dtype=np.float32)
+    logits, loss = model.forward(idx, targets)     # loss is None without targets
+    grads = model.backward()                       # same keys and shapes as model.params
+    """
+
+    def __init__(self, config: GPTConfig, seed: int = 0, dtype=np.float32,
+                 params: dict[str, np.ndarray] | None = None):
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.params = init_params(config, seed, self.dtype) if params is None else params
+        self.training = True                 # dropout on; generate() switches it off itself
+        self.rng = np.random.default_rng(seed + 1)   # dropout masks and sampling
+        self.masks: dict[str, np.ndarray] = {}       # the dropout masks of the last forward
+        self._cache = None
+
+    # ------------------------------------------------------------------ checks
+    def check_idx(self, idx, name: str = "idx") -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.ndim != 2:
+            raise InputError(f"{name} must be 2-D (batch, time), got shape {idx.shape}")
+        if idx.dtype.kind not in "iu":
+            raise InputError(f"{name} must hold integers, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            bad = idx.min() if idx.min() < 0 else idx.max()
+            raise InputError(f"token id {bad} in {name} is outside [0, {self.config.vocab_size})")
+        if idx.shape[1] > self.config.block_size:
+            raise InputError(f"sequence length {idx.shape[1]} exceeds block_size {self.config.block_size}")
+        return idx
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, idx, targets=None, masks: dict | None = None, kv_caches=None, pos0: int = 0):
+        """idx, targets: int arrays (B, T). Returns (logits (B, T, V), loss or None).
+
+        masks: dropout keep-masks by name, to share them with torch; missing ones are
+        drawn from self.rng and all are kept in self.masks. kv_caches, pos0: incremental
+        decoding (inference only; see generate).
+        """
+        cfg, p = self.config, self.params
+        idx = self.check_idx(idx)
+        if pos0 + idx.shape[1] > cfg.block_size:
+            raise InputError(f"positions up to {pos0 + idx.shape[1]} exceed block_size {cfg.block_size}")
+        if targets is not None:
+            targets = np.asarray(targets)
+            if targets.shape != idx.shape:
+                raise InputError(f"targets shape {targets.shape} differs from idx shape {idx.shape}")
+            bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= cfg.vocab_size))
+            if bad.any():
+                raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
+        training = self.training and kv_caches is None
+        self.masks = dict(masks or {})
+        c = {}
+        x, c["wte"] = embedding_forward(idx, p["wte.weight"])                     # 1.
+        if cfg.pos_encoding == "learned":                                         # 2.
+            x, c["pos"] = learned_forward(x, p["wpe.weight"], pos0)
+        else:
+            x, c["pos"] = sinusoidal_forward(x, pos0)
+        x, c["drop"] = self._dropout(x, "drop", training)
+        c["h"] = []
+        for i in range(cfg.n_layer):                                              # 3.
+            block_masks = {k[len(f"h.{i}."):]: v for k, v in self.masks.items() if k.startswith(f"h.{i}.")}
+            block_masks["rng"] = self.rng
+            x, bc = block_forward(x, block_params(p, i), cfg, block_masks, training,
+                                  None if kv_caches is None else kv_caches[i])
+            self.masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
+            c["h"].append(bc)
+        if cfg.norm == "pre":                                                     # 4.
+            x, c["ln_f"] = layernorm_forward(x, p["ln_f.weight"], p.get("ln_f.bias"))
+        w_head = p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]      # (V, C)
+        logits, c["head"] = linear_forward(x, w_head.T)                           # 5. (B, T, V)
+        loss = None
+        if targets is not None:
+            loss, c["loss"] = cross_entropy_forward(logits, targets)              # 6.
+        self._cache = None if kv_caches is not None else c
+        return logits, loss
+
+    def _dropout(self, x, name, training):
+        if not training or self.config.dropout == 0.0:
+            return x, None
+        if name not in self.masks:
+            self.masks[name] = self.rng.random(x.shape) >= self.config.dropout
+        return dropout_forward(x, self.config.dropout, self.masks[name])
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, dloss=1.0, dlogits: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Gradients of the last forward: of loss * dloss, or, when dlogits is given,
+        of sum(logits * dlogits). Returns a dict with exactly params' keys and shapes."""
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first (and not a KV-cache step)")
+        cfg, c = self.config, self._cache
+        if dlogits is None:
+            if "loss" not in c:
+                raise RuntimeError("backward() without dlogits needs a forward() with targets")
+            dlogits = cross_entropy_backward(dloss, c["loss"])                    # 6.
+        grads: dict[str, np.ndarray] = {}
+        dx, dw_head_t, _ = linear_backward(dlogits, c["head"])                    # 5.
+        head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
+        grads[head] = dw_head_t.T
+        if cfg.norm == "pre":                                                     # 4.
+            dx, dw, db = layernorm_backward(dx, c["ln_f"])
+            grads["ln_f.weight"] = dw
+            if db is not None:
+                grads["ln_f.bias"] = db
+        for i in reversed(range(cfg.n_layer)):                                    # 3.
+            dx, g = block_backward(dx, c["h"][i], cfg)
+            grads.update({f"h.{i}.{k}": v for k, v in g.items()})
+        dx = dropout_backward(dx, c["drop"])                                      # 2.
+        if cfg.pos_encoding == "learned":
+            dx, grads["wpe.weight"] = learned_backward(dx, c["pos"])
+        else:
+            dx = sinusoidal_backward(dx, c["pos"])
+        dwte = embedding_backward(dx, c["wte"])                                   # 1.
+        grads["wte.weight"] = grads["wte.weight"] + dwte if cfg.tie_weights else dwte
+        return {k: grads[k] for k in self.params}
+
+    # -------------------------------------------------------------- inference
+    def new_kv_caches(self, B: int) -> list[KVCache]:
+        cfg = self.config
+        return [KVCache(B, cfg.n_head, cfg.block_size, cfg.head_size, self.dtype)
+                for _ in range(cfg.n_layer)]
+
+    def num_params(self) -> int:
+        return sum(v.size for v in self.params.values())
+
+    def generate(self, idx, max_new_tokens: int, **kwargs) -> np.ndarray:
+        """Extend idx (B, T) by up to max_new_tokens tokens; see numpy_gpt.generation.generate."""
+        from .generation import generate
+        return generate(self, idx, max_new_tokens, **kwargs)

@@ -1,0 +1,128 @@
+"""Generation: KV cache = full recomputation, numpy = torch for greedy and beam search,
+and the top-k / top-p filters agree with torch's on drawn logits, ties included."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from numpy_gpt import ConfigError, GPTConfig
+from numpy_gpt import generation as G
+from tests import strategies as S
+from tests.model_strategies import configs, randomized, torch_twin
+from torch_gpt import generation as TG
+
+
+def prompt(data, cfg, B=None):
+    B = B or data.draw(st.integers(1, 2), label="B")
+    T = data.draw(st.integers(1, cfg.block_size), label="T")
+    return S.token_ids(data, (B, T), cfg.vocab_size)
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_kv_cache_logits_equal_full_recomputation(data, cfg, dtype):
+    # Runs past block_size too, so the crop-and-prefill path is exercised.
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
+    seq = prompt(data, cfg)
+    steps = data.draw(st.integers(1, 2 * cfg.block_size), label="steps")
+    cached, full = G._Decoder(model, use_cache=True), G._Decoder(model, use_cache=False)
+    r = S.rng(data)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for _ in range(steps):
+        a, b = cached.next_logits(seq), full.next_logits(seq)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+        seq = np.concatenate([seq, r.integers(0, cfg.vocab_size, (seq.shape[0], 1))], axis=1)
+
+
+@given(data=st.data(), cfg=configs())
+def test_greedy_tokens_equal_torch(data, cfg):
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), np.float64)
+    t = torch_twin(model)
+    idx = prompt(data, cfg)
+    n = data.draw(st.integers(0, 2 * cfg.block_size), label="max_new_tokens")
+    eos = data.draw(st.one_of(st.none(), st.integers(0, cfg.vocab_size - 1)), label="eos")
+    use_cache = data.draw(st.booleans(), label="use_cache")
+    ours = model.generate(idx, n, greedy=True, eos_id=eos, use_cache=use_cache)
+    theirs = t.generate(torch.from_numpy(idx), n, greedy=True, eos_id=eos, use_cache=use_cache)
+    np.testing.assert_array_equal(ours, theirs.numpy())
+    assert ours.shape[1] <= idx.shape[1] + n
+
+
+@given(data=st.data(), cfg=configs(max_layer=1))
+def test_beam_search_tokens_equal_torch(data, cfg):
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), np.float64)
+    t = torch_twin(model)
+    idx = prompt(data, cfg, B=1)
+    kw = dict(beam_width=data.draw(st.integers(1, 3)), length_penalty=data.draw(st.sampled_from([0.0, 1.0, 2.0])),
+              eos_id=data.draw(st.one_of(st.none(), st.integers(0, cfg.vocab_size - 1))))
+    n = data.draw(st.integers(0, 5), label="max_new_tokens")
+    np.testing.assert_array_equal(model.generate(idx, n, **kw), t.generate(torch.from_numpy(idx), n, **kw).numpy())
+
+
+def test_beam_width_one_is_greedy_and_wider_beams_score_no_worse():
+    cfg = GPTConfig(vocab_size=6, block_size=8, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 7, np.float64)
+    idx = np.array([[1, 2]])
+    np.testing.assert_array_equal(model.generate(idx, 5, beam_width=1), model.generate(idx, 5, greedy=True))
+
+    def logprob(seq):
+        logits, _ = model.forward(seq[None, :-1])
+        lp = G.log_softmax(logits[0])
+        return sum(lp[t - 1, seq[t]] for t in range(2, len(seq)))
+    scores = [logprob(model.generate(idx, 4, beam_width=w, length_penalty=0.0)[0]) for w in (1, 2, 4)]
+    assert scores[0] <= scores[1] + 1e-12 and scores[1] <= scores[2] + 1e-12
+
+
+def drawn_logits(data, ties):
+    r = S.rng(data)
+    B, V = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 12))
+    logits = r.standard_normal((B, V)) * data.draw(st.sampled_from([0.1, 1.0, 10.0]))
+    if ties:                                       # coarse values: many exact ties
+        logits = np.round(logits)
+    return logits
+
+
+@given(data=st.data(), ties=st.booleans())
+def test_top_k_matches_torch(data, ties):
+    logits = drawn_logits(data, ties)
+    k = data.draw(st.integers(1, logits.shape[-1] + 2))
+    ours = G.top_k_filter(logits, k)
+    np.testing.assert_array_equal(ours, TG.top_k_filter(torch.from_numpy(logits), k).numpy())
+    kept = np.isfinite(ours).sum(-1)
+    assert (kept >= min(k, logits.shape[-1])).all()
+    if not ties:
+        assert (kept == min(k, logits.shape[-1])).all()
+
+
+@given(data=st.data(), ties=st.booleans())
+def test_top_p_matches_torch(data, ties):
+    logits = drawn_logits(data, ties)
+    p = data.draw(st.sampled_from([0.05, 0.5, 0.9, 1.0]))
+    ours = G.top_p_filter(logits, p)
+    np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(TG.top_p_filter(torch.from_numpy(logits), p).numpy()))
+    probs = np.exp(G.log_softmax(logits))
+    assert ((probs * np.isfinite(ours)).sum(-1) >= p - 1e-12).all()      # the nucleus holds mass >= p
+    assert np.isfinite(ours[np.arange(len(logits)), logits.argmax(-1)]).all()   # the top token survives
+
+
+def test_sampling_follows_the_distribution():
+    probs = np.array([0.1, 0.6, 0.3])
+    draws = np.array([G.sample(np.log(probs)[None], np.random.default_rng(i))[0] for i in range(4000)])
+    np.testing.assert_allclose(np.bincount(draws, minlength=3) / 4000, probs, atol=0.03)
+
+
+def test_stops_at_eos_and_pads_finished_rows():
+    cfg = GPTConfig(vocab_size=5, block_size=6, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 1, np.float64)
+    idx = np.array([[0], [1]])
+    first = model.generate(idx, 1, greedy=True)[:, -1]
+    out = model.generate(idx, 10, greedy=True, eos_id=int(first[0]))
+    assert (out[0, 1:] == first[0]).all()
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(temperature=0.0), "temperature"), (dict(top_k=0), "top_k"), (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"), (dict(beam_width=0), "beam width")])
+def test_bad_sampling_settings_are_config_errors(kwargs, word):
+    model = randomized(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4), 0, np.float32)
+    with pytest.raises(ConfigError, match=word):
+        model.generate(np.array([[1]]), 2, **kwargs)

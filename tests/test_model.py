@@ -1,0 +1,140 @@
+"""Whole-model parity: logits, loss and every gradient by name, against torch autograd."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+import torch_gpt
+from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
+from numpy_gpt.model import param_shapes
+from tests import strategies as S
+from tests.model_strategies import configs, randomized, torch_twin
+from tests.parity import assert_close
+from tests.tolerances import MODEL_PARITY, SCALE_FLOOR
+
+
+def batch(data, cfg, r):
+    B = data.draw(st.integers(1, 3), label="B")
+    T = data.draw(st.integers(1, cfg.block_size), label="T")
+    idx = S.token_ids(data, (B, T), cfg.vocab_size)
+    targets = r.integers(0, cfg.vocab_size, (B, T))
+    targets[r.random((B, T)) < 0.2] = -100
+    targets.flat[0] = r.integers(cfg.vocab_size)                 # at least one real target
+    return idx, targets
+
+
+def compare(name, model, t, grads, logits, t_logits, loss=None, t_loss=None):
+    tol = MODEL_PARITY[model.dtype]
+    t_grads = {k: (p.grad.numpy() if p.grad is not None else np.zeros(p.shape)) for k, p in t.named_parameters()}
+    floor = SCALE_FLOOR * max(np.abs(g).max() for g in t_grads.values())
+    assert list(grads) == list(model.params)
+    assert set(t_grads) == set(grads)
+    assert_close(name, "logits", logits, t_logits.detach().numpy(), tol)
+    if loss is not None:
+        assert_close(name, "loss", loss, t_loss.detach().numpy(), tol)
+    for k, g in grads.items():
+        assert g.shape == model.params[k].shape and g.dtype == model.dtype, k
+        assert_close(name, k.split(".", 2)[-1] if k.startswith("h.") else k, g, t_grads[k], tol, floor=floor)
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_loss_gradients_match_torch(data, cfg, dtype):
+    r = S.rng(data)
+    model = randomized(cfg, int(r.integers(1 << 30)), dtype)
+    t = torch_twin(model)
+    idx, targets = batch(data, cfg, r)
+    before = {k: v.copy() for k, v in model.params.items()}
+    dloss = float(r.standard_normal())                          # a random upstream gradient
+    logits, loss = model.forward(idx, targets)
+    grads = model.backward(dloss)
+    t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets))
+    (t_loss * dloss).backward()
+    compare("model", model, t, grads, logits, t_logits, loss, t_loss)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_random_logit_gradient_matches_torch(data, cfg, dtype):
+    # Every logit gets its own random upstream gradient, not just the loss's softmax - onehot.
+    r = S.rng(data)
+    model = randomized(cfg, int(r.integers(1 << 30)), dtype)
+    t = torch_twin(model)
+    idx, _ = batch(data, cfg, r)
+    logits, loss = model.forward(idx)
+    assert loss is None
+    dlogits = S.normal(r, logits.shape, dtype)
+    grads = model.backward(dlogits=dlogits)
+    t_logits, _ = t(torch.from_numpy(idx))
+    (t_logits * torch.from_numpy(dlogits)).sum().backward()
+    compare("model[dlogits]", model, t, grads, logits, t_logits)
+
+
+@given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
+def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
+    r = S.rng(data)
+    model = randomized(cfg, int(r.integers(1 << 30)), dtype)
+    t = torch_twin(model).train()
+    idx, targets = batch(data, cfg, r)
+    logits, loss = model.forward(idx, targets)                   # draws the masks
+    grads = model.backward()
+    assert model.masks and all(m.dtype == bool for m in model.masks.values())
+    t_masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
+    t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=t_masks)
+    t_loss.backward()
+    compare("model[dropout]", model, t, grads, logits, t_logits, loss, t_loss)
+
+
+@given(cfg=configs())
+def test_parameter_names_and_shapes_equal_torch_state_dict(cfg):
+    t = torch_gpt.GPT(cfg)
+    assert {k: tuple(v.shape) for k, v in t.state_dict().items()} == param_shapes(cfg)
+    assert list(GPT(cfg).params) == list(param_shapes(cfg))
+
+
+def test_weights_round_trip_through_torch_unchanged():
+    cfg = GPTConfig(vocab_size=10, block_size=6, n_layer=2, n_head=2, n_embd=8, pos_encoding="learned",
+                    tie_weights=False)
+    model = randomized(cfg, 3, np.float32)
+    back = torch_gpt.to_numpy(torch_twin(model).state_dict())
+    assert all(np.array_equal(back[k], v) for k, v in model.params.items())
+
+
+def test_tied_head_gradient_is_the_sum_of_both_uses():
+    cfg = GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4, tie_weights=True)
+    model = randomized(cfg, 0, np.float64)
+    idx = np.array([[1, 2, 3]])
+    model.forward(idx, np.array([[2, 3, 4]]))
+    g = model.backward()["wte.weight"]
+    untied_cfg = GPTConfig(**{**cfg.to_dict(), "tie_weights": False})
+    untied = GPT(untied_cfg, dtype=np.float64, params={**model.params, "lm_head.weight": model.params["wte.weight"].copy()})
+    untied.forward(idx, np.array([[2, 3, 4]]))
+    gu = untied.backward()
+    np.testing.assert_allclose(g, gu["wte.weight"] + gu["lm_head.weight"], rtol=1e-12, atol=1e-15)
+
+
+def test_gpt2_init_statistics():
+    cfg = GPTConfig(vocab_size=500, block_size=64, n_layer=4, n_head=4, n_embd=64, pos_encoding="learned")
+    p = GPT(cfg, seed=0).params
+    assert abs(p["wte.weight"].std() - 0.02) < 1e-3
+    assert abs(p["h.0.attn.c_proj.weight"].std() - 0.02 / np.sqrt(8)) < 1e-3
+    assert not p["h.0.attn.c_attn.bias"].any() and (p["h.0.ln_1.weight"] == 1).all()
+    assert p["wte.weight"].dtype == np.float32
+    assert np.array_equal(GPT(cfg, seed=0).params["wte.weight"], p["wte.weight"])
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(n_embd=10, n_head=3), "divisible"), (dict(n_layer=0), "n_layer"), (dict(vocab_size=-1), "vocab_size"),
+    (dict(dropout=1.0), "dropout"), (dict(norm="mid"), "norm"), (dict(activation="tanh"), "activation"),
+    (dict(pos_encoding="rope"), "pos_encoding")])
+def test_bad_config_is_a_config_error_naming_the_value(kwargs, word):
+    with pytest.raises(ConfigError, match=word):
+        GPTConfig(**kwargs)
+
+
+@pytest.mark.parametrize("idx, word", [
+    (np.array([[0, 9]]), "9"), (np.array([[-1, 0]]), "-1"), (np.array([0, 1]), "2-D"),
+    (np.array([[0.5, 1.0]]), "integers"), (np.zeros((1, 9), np.int64), "block_size")])
+def test_bad_token_ids_are_input_errors(idx, word):
+    model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=1, n_embd=4))
+    with pytest.raises(InputError, match=word):
+        model.forward(idx)

@@ -1,0 +1,134 @@
+"""Greedy, sampled and beam-search generation in torch, mirroring numpy_gpt.generation.
+
+The filtering semantics are the same (see numpy_gpt.generation), written
+with torch ops: top_k keeps every logit >= the k-th largest; top_p keeps the
+smallest most-likely set reaching mass p, plus ties with its least likely member.
+"""
+from __future__ import annotations
+
+import torch
+
+from numpy_gpt.generation import check_sampling
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    k = min(k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    if p >= 1.0:
+        return logits
+    probs = torch.softmax(logits, dim=-1)
+    desc = torch.sort(probs, dim=-1, descending=True).values
+    cum = torch.cumsum(desc, dim=-1)
+    n_keep = ((cum < p).sum(dim=-1, keepdim=True) + 1).clamp(max=logits.shape[-1])
+    threshold = torch.gather(desc, -1, n_keep - 1)
+    return logits.masked_fill(probs < threshold, float("-inf"))
+
+
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits
+
+
+class _Decoder:
+    def __init__(self, model, use_cache):
+        self.model, self.use_cache, self.caches = model, use_cache, None
+
+    def next_logits(self, seq):
+        block = self.model.config.block_size
+        if not self.use_cache:
+            logits, _ = self.model(seq[:, -block:])
+        elif self.caches is None or self.caches[0].length == block:
+            self.caches = self.model.new_kv_caches(seq.shape[0])
+            logits, _ = self.model(seq[:, -block:], kv_caches=self.caches, pos0=0)
+        else:
+            logits, _ = self.model(seq[:, -1:], kv_caches=self.caches, pos0=self.caches[0].length)
+        return logits[:, -1, :]
+
+
+@torch.no_grad()
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
+             greedy=False, beam_width=None, length_penalty=1.0, use_cache=True, generator=None,
+             on_token=None):
+    check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
+    idx = idx[:, -model.config.block_size:]
+    if beam_width is not None:
+        return beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+    was_training = model.training
+    model.eval()
+    try:
+        decoder, seq = _Decoder(model, use_cache), idx
+        done = torch.zeros(seq.shape[0], dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            logits = decoder.next_logits(seq)
+            if greedy:
+                nxt = logits.argmax(dim=-1)
+            else:
+                probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            if eos_id is not None:
+                nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+                done |= nxt == eos_id
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            if on_token is not None:
+                on_token(nxt)
+            if eos_id is not None and bool(done.all()):
+                break
+        return seq
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_penalty=1.0, use_cache=True):
+    was_training = model.training
+    model.eval()
+    try:
+        rows = [_beam_one(model, idx[b:b + 1], max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+                for b in range(idx.shape[0])]
+    finally:
+        model.train(was_training)
+    width = max(len(r) for r in rows)
+    pad = 0 if eos_id is None else eos_id
+    return torch.stack([torch.cat([r, torch.full((width - len(r),), pad, dtype=r.dtype)]) for r in rows])
+
+
+def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty, use_cache):
+    T0 = prompt.shape[1]
+    beams, scores = prompt, torch.zeros(1, dtype=torch.float64)
+    finished = []
+
+    def normalized(score, n_new):
+        return float(score) / max(n_new, 1) ** length_penalty
+
+    for step in range(max_new_tokens):
+        logp = torch.log_softmax(_Decoder(model, use_cache).next_logits(beams).double(), dim=-1)
+        cand = (scores[:, None] + logp).reshape(-1)
+        order = torch.sort(-cand, stable=True).indices[: 2 * beam_width]
+        V = logp.shape[-1]
+        new_beams, new_scores = [], []
+        for flat in order.tolist():
+            b, tok = divmod(flat, V)
+            seq = torch.cat([beams[b], torch.tensor([tok])])
+            if eos_id is not None and tok == eos_id:
+                finished.append((normalized(cand[flat], step + 1), seq))
+            else:
+                new_beams.append(seq)
+                new_scores.append(cand[flat])
+            if len(new_beams) == beam_width:
+                break
+        if len(finished) >= beam_width or not new_beams:
+            break
+        beams, scores = torch.stack(new_beams), torch.stack(new_scores)
+    if len(finished) < beam_width:
+        n_new = beams.shape[1] - T0
+        finished += [(normalized(s, n_new), seq) for s, seq in zip(scores, beams)]
+    best = max(range(len(finished)), key=lambda i: (finished[i][0], -i))
+    return finished[best][1]
