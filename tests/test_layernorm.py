@@ -44,7 +44,9 @@ def test_dx_sums_to_zero_over_channels(data, dtype):
     dout = S.normal(r, out.shape, dtype)
     dx, _, _ = layernorm_backward(dout, cache)
     # Exact zero in real arithmetic; in floating point, rounding of the terms that cancel.
-    terms = np.abs(cache[1] * dout * args["w"]).max() * dx.shape[-1]
+    # x - mean is off by ~eps * |x| (large when rows are shifted far from 0), which rstd magnifies.
+    rstd = cache[1]
+    terms = np.abs(rstd * dout * args["w"]).max() * dx.shape[-1] * (1 + (np.abs(args["x"]) * rstd).max())
     assert np.all(np.abs(dx.sum(-1)) <= 100 * np.finfo(dtype).eps * terms)
 
 

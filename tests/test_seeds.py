@@ -1,0 +1,25 @@
+"""The two seed problems, in both implementations: same trajectory, right answers."""
+import numpy as np
+import pytest
+
+from numpy_gpt.seeds import SEEDS, train_seed
+from tests.parity import assert_close
+from torch_gpt.seeds import train_seed as torch_train_seed
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_both_implementations_learn_the_answer(name):
+    model, tok, history, answers = train_seed(name)
+    tmodel, _, thistory, tanswers = torch_train_seed(name)
+    expected = SEEDS[name]["answer"]
+    assert answers == {p: expected for p in SEEDS[name]["prompts"]}
+    assert tanswers == answers
+    assert len(history.loss) == 30 and history.loss[-1] < history.loss[0] / 3
+    assert_close(f"seed[{name}]", "losses", np.array(history.loss), np.array(thistory.loss), 1e-9)
+    assert model.config.n_embd == 2 and model.config.n_head == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_answer_does_not_hinge_on_one_lucky_init(seed):
+    _, _, _, answers = train_seed("apple", seed=seed)
+    assert set(answers.values()) == {"healthy <EOS>"}
