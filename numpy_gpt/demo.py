@@ -1,0 +1,93 @@
+"""The README's main job: train tiny GPTs in NumPy (and, when torch is installed, in
+torch from the same weights on the same batches) and generate text.
+
+1. The two seed problems (d_model = 2, one head): ask a question, get the answer.
+2. A character-level GPT on the shipped demo corpus: progress bar, validation
+   loss and perplexity, a loss-curve PNG, and a generated sample.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+
+import numpy as np
+
+from .config import GPTConfig
+from .data import demo_corpus, train_val_split
+from .model import GPT
+from .plots import plot_losses
+from .seeds import SEEDS, train_seed
+from .tokenizers import CharTokenizer
+from .train import Trainer, TrainConfig
+
+CHAR_CONFIG = dict(block_size=64, n_layer=2, n_head=4, n_embd=64, pos_encoding="learned", norm="pre",
+                   activation="gelu", dropout=0.0, tie_weights=True)
+
+
+def char_setup(text: str | None = None, steps: int = 500):
+    text = demo_corpus() if text is None else text
+    tok = CharTokenizer.from_text(text)
+    train, val = train_val_split(np.array(tok.encode(text), dtype=np.int64), 0.1)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, **CHAR_CONFIG)
+    tcfg = TrainConfig(steps=steps, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=20,
+                       eval_interval=max(steps // 5, 1), eval_batches=8)
+    return tok, train, val, cfg, tcfg
+
+
+def torch_backend():
+    """torch_gpt's demo module, or None when torch is not installed (numpy_gpt never needs it)."""
+    try:
+        return importlib.import_module("torch_gpt.demo")
+    except ImportError:
+        return None
+
+
+def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt: str = "The ",
+        with_torch: bool = True, seed: int = 0) -> dict:
+    """Run the demo, printing as it goes. Returns what it measured (for tests and notes)."""
+    backend = torch_backend() if with_torch else None
+    result: dict = {"seeds": {}}
+    print("== 1. The seed problems: d_model=2, one head, Adam lr 0.1, 30 epochs ==")
+    for name in SEEDS:
+        _, _, h, answers = train_seed(name, seed=seed)
+        t_answers = backend.seed_answers(name, seed) if backend else None
+        for p, a in answers.items():
+            line = f"  {p!r:28} numpy -> {a!r}"
+            if t_answers is not None:
+                line += f"   torch -> {t_answers[p]!r}"
+            print(line)
+        result["seeds"][name] = (answers, t_answers)
+
+    print(f"\n== 2. A character-level GPT on the demo corpus ({steps} steps) ==")
+    tok, train, val, cfg, tcfg = char_setup(steps=steps)
+    model = GPT(cfg, seed=seed, dtype=np.float32)
+    print(f"  vocab {tok.vocab_size} chars, {len(train):,} train / {len(val):,} val tokens, "
+          f"{model.num_params():,} parameters, config {cfg.n_layer} layers x {cfg.n_head} heads x {cfg.n_embd}")
+    histories = {}
+    t0 = time.perf_counter()
+    histories["numpy"] = Trainer(model, train, val, tcfg).run()
+    result["numpy_seconds"] = time.perf_counter() - t0
+    if backend:
+        t0 = time.perf_counter()
+        histories["torch"] = backend.train_char(model.config, init_params=model_init(cfg, seed), train=train,
+                                                val=val, tcfg=tcfg)
+        result["torch_seconds"] = time.perf_counter() - t0
+    for label, h in histories.items():
+        ev = h.eval[-1]
+        print(f"  {label:5}: val loss {ev['val_loss']:.3f}  perplexity {ev['val_ppl']:.2f}  "
+              f"({h.tokens_per_s:,.0f} tokens/s)")
+    png = plot_losses(histories, os.path.join(out_dir, "demo_loss.png"), "character-level GPT on the demo corpus")
+    if png:
+        print(f"  loss curve: {png}")
+    ids = model.generate(np.array([tok.encode(prompt)]), sample_chars, temperature=0.8, top_k=20,
+                         rng=np.random.default_rng(seed))
+    sample = tok.decode(ids[0].tolist())
+    print(f"\n== 3. numpy_gpt writes ({sample_chars} characters, temperature 0.8, top-k 20) ==\n{sample}\n")
+    result.update(histories=histories, sample=sample, png=png)
+    return result
+
+
+def model_init(cfg: GPTConfig, seed: int):
+    from .model import init_params
+    return init_params(cfg, seed, np.float32)

@@ -1,0 +1,31 @@
+"""Package-level promises: numpy_gpt never loads torch, and the README's demo runs."""
+import os
+import pkgutil
+import subprocess
+import sys
+
+import numpy_gpt
+
+
+def test_numpy_gpt_never_imports_torch():
+    modules = [f"numpy_gpt.{m.name}" for m in pkgutil.iter_modules(numpy_gpt.__path__) if m.name != "__main__"]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "assert 'torch' not in sys.modules, sorted(k for k in sys.modules if k.startswith('torch'))\n"
+            "print(len(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(modules) >= 15
+
+
+def test_demo_runs_and_answers_the_seeds(tmp_path, capsys):
+    from numpy_gpt.demo import run
+    result = run(out_dir=str(tmp_path), steps=30, sample_chars=40)
+    for name, (answers, t_answers) in result["seeds"].items():
+        assert len(set(answers.values())) == 1 and answers == t_answers
+    assert os.path.getsize(tmp_path / "demo_loss.png") > 1000
+    h_np, h_t = result["histories"]["numpy"], result["histories"]["torch"]
+    assert h_np.loss[-1] < h_np.loss[0] - 0.5
+    assert abs(h_np.eval[-1]["val_loss"] - h_t.eval[-1]["val_loss"]) < 1e-3
+    assert len(result["sample"]) >= 40
+    assert "healthy <EOS>" in capsys.readouterr().out
