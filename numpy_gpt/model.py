@@ -231,3 +231,14 @@ class GPT:
         """Extend idx (B, T) by up to max_new_tokens tokens; see numpy_gpt.generation.generate."""
         from .generation import generate
         return generate(self, idx, max_new_tokens, **kwargs)
+
+    @classmethod
+    def from_gpt2(cls, source, dtype=np.float32) -> "GPT":
+        """A model from a GPT-2 state dict (Hugging Face names); see numpy_gpt.gpt2.from_gpt2."""
+        from .gpt2 import from_gpt2
+        return from_gpt2(source, dtype=dtype)
+
+    def to_gpt2(self, tensors: dict | None = None) -> dict:
+        """Parameters (or a gradient dict) under GPT-2's names; see numpy_gpt.gpt2.to_gpt2."""
+        from .gpt2 import to_gpt2
+        return to_gpt2(self, tensors)
