@@ -18,7 +18,7 @@ import numpy as np
 
 from .attention import KVCache, attention_backward, attention_forward
 from .config import GPTConfig
-from .dropout import dropout_backward, dropout_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .ffn import ffn_backward, ffn_forward
 from .layernorm import layernorm_backward, layernorm_forward
 
@@ -53,7 +53,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
         if not training or cfg.dropout == 0.0:
             return z, None
         if name not in masks:
-            masks[name] = masks["rng"].random(z.shape) >= cfg.dropout
+            masks[name] = dropout_mask(z.shape, cfg.dropout, masks["rng"])
         return dropout_forward(z, cfg.dropout, masks[name])
 
     if cfg.norm == "pre":

@@ -74,7 +74,8 @@ def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     probs = np.exp(log_softmax(logits.astype(np.float64)))
     cdf = np.cumsum(probs, axis=-1)
     u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
+    # the first token whose cdf exceeds u; "<=" skips leading zero-probability tokens even if u == 0
+    return np.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1)
 
 
 class _Decoder:

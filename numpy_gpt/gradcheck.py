@@ -43,6 +43,8 @@ def numerical_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndar
     """d sum(f() * dout) / dx by central differences; f reads x, which is nudged in place."""
     grad = np.zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)                      # a view: writing to it nudges x
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous x (reshape copied it, so nudges would be lost)")
     for j in range(flat.size):
         old = flat[j]
         flat[j] = old + h

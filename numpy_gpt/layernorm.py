@@ -23,8 +23,9 @@ directly, through mu and through rstd; the mu path subtracts the row mean
 of g, and the rstd path subtracts xhat times the mean of g * xhat. See
 docs/layernorm.md for the derivation line by line.
 
-Two facts a test can check: dx sums to zero over C (shifting a row by a
-constant does not change xhat), and dx is orthogonal to xhat.
+A fact a test can check: dx sums to zero over C (shifting a row by a
+constant does not change xhat). dx is also orthogonal to xhat when eps = 0;
+with eps > 0 their dot product is rstd * sum(g * xhat) * eps / (var + eps).
 """
 from __future__ import annotations
 

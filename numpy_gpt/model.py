@@ -34,7 +34,7 @@ import numpy as np
 from .attention import KVCache
 from .block import block_backward, block_forward
 from .config import GPTConfig
-from .dropout import dropout_backward, dropout_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .embedding import embedding_backward, embedding_forward
 from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
@@ -183,7 +183,7 @@ class GPT:
         if not training or self.config.dropout == 0.0:
             return x, None
         if name not in self.masks:
-            self.masks[name] = self.rng.random(x.shape) >= self.config.dropout
+            self.masks[name] = dropout_mask(x.shape, self.config.dropout, self.rng)
         return dropout_forward(x, self.config.dropout, self.masks[name])
 
     # ---------------------------------------------------------------- backward
@@ -200,7 +200,7 @@ class GPT:
         grads: dict[str, np.ndarray] = {}
         dx, dw_head_t, _ = linear_backward(dlogits, c["head"])                    # 5.
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
-        grads[head] = dw_head_t.T
+        grads[head] = np.ascontiguousarray(dw_head_t.T)
         if cfg.norm == "pre":                                                     # 4.
             dx, dw, db = layernorm_backward(dx, c["ln_f"])
             grads["ln_f.weight"] = dw

@@ -298,7 +298,7 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     full gradient is kept; only its length changes. Returns the norm before
     clipping, as a float. If that norm is inf or nan (an overflow upstream) the
     grads are left as they are, so the caller can see it and skip the step
-    (torch would multiply them by nan).
+    (torch would scale them by nan for a nan norm, and by 0 for an inf one).
     """
     if not grads:
         return 0.0
