@@ -21,7 +21,7 @@ Backward: the same steps in reverse, g_z meaning dL/dz:
     8. linear backward gives g_y, g_c_proj_w, g_c_proj_b
     7. split g_y into heads
     6. g_a = g_y @ v^T;   g_v = a^T @ g_y
-    5. g_s = a * (g_a - sum(g_a * a))                (softmax backward)
+    5. g_s = a * (g_a - sum(g_a * a))                (softmax backward, as in softmax.py)
     4. nothing to do: a is exactly 0 where s was -inf, so g_s is 0 there too
     3. g_q = g_s @ k / sqrt(hs);   g_k = g_s^T @ q / sqrt(hs)
     2. merge g_q, g_k, g_v back into g_qkv           (B, T, 3C)
@@ -35,7 +35,6 @@ from __future__ import annotations
 import numpy as np
 
 from .linear import linear_backward, linear_forward
-from .softmax import softmax_backward, softmax_forward
 
 
 def split_heads(z: np.ndarray, n_head: int) -> np.ndarray:
@@ -59,6 +58,21 @@ def causal_mask(T_q: int, T_k: int) -> np.ndarray:
     return np.triu(np.ones((T_q, T_k), dtype=bool), k=T_k - T_q + 1)
 
 
+_MASK_BIAS: dict = {}
+
+
+def causal_bias(T_q: int, T_k: int, dtype) -> np.ndarray:
+    """(T_q, T_k): 0 where a query may look, -inf where it may not (step 4 as an addition).
+
+    Adding it is one cheap broadcast pass, where writing -inf through a boolean
+    index is a slow scatter. Cached per shape and dtype.
+    """
+    key = (T_q, T_k, np.dtype(dtype).str)
+    if key not in _MASK_BIAS:
+        _MASK_BIAS[key] = np.where(causal_mask(T_q, T_k), -np.inf, 0.0).astype(dtype)
+    return _MASK_BIAS[key]
+
+
 def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
                              ) -> tuple[np.ndarray, tuple]:
     """Steps 3 to 6. q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs), T_k >= T_q.
@@ -67,23 +81,33 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     """
     hs = q.shape[-1]
     scale = q.dtype.type(1.0 / np.sqrt(hs))
-    s = (q @ k.swapaxes(-1, -2)) * scale                        # 3. (B, nh, T_q, T_k)
-    s[..., causal_mask(q.shape[-2], k.shape[-2])] = -np.inf     # 4.
-    a, a_cache = softmax_forward(s)                             # 5.
+    s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
+    s *= scale
+    s += causal_bias(q.shape[-2], k.shape[-2], s.dtype)         # 4. -inf above the diagonal
+    a = s                                                       # 5. softmax, in place:
+    a -= a.max(axis=-1, keepdims=True)                          #    exp(-inf) = 0 exactly
+    np.exp(a, out=a)
+    a /= a.sum(axis=-1, keepdims=True)
     y = a @ v                                                   # 6. (B, nh, T_q, hs)
-    return y, (q, k, v, a_cache, scale)
+    return y, (q, k, v, a, scale)
 
 
-def causal_attention_backward(dy: np.ndarray, cache: tuple
+def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | None = None
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dy: (B, nh, T_q, hs). Returns (dq, dk, dv) shaped like q, k, v."""
-    q, k, v, a_cache, scale = cache
-    a = a_cache
+    """dy: (B, nh, T_q, hs). Returns (dq, dk, dv) shaped like q, k, v.
+
+    out: optionally a (3, B, nh, T, hs) buffer (T_q == T_k) to write dq, dk, dv into.
+    """
+    q, k, v, a, scale = cache
+    dq, dk, dv = (None, None, None) if out is None else out
     da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
-    dv = a.swapaxes(-1, -2) @ dy                                # 6. (B, nh, T_k, hs)
-    ds = softmax_backward(da, a_cache)                          # 5. (and 4: 0 where masked)
-    dq = (ds @ k) * scale                                       # 3.
-    dk = (ds.swapaxes(-1, -2) @ q) * scale                      # 3.
+    dv = np.matmul(a.swapaxes(-1, -2), dy, out=dv)              # 6. (B, nh, T_k, hs)
+    ds = da                                                     # 5. softmax backward, in place:
+    ds -= (da * a).sum(axis=-1, keepdims=True)                  #    ds = a * (da - sum(da * a))
+    ds *= a                                                     # 4. a = 0 where masked: ds = 0 there
+    ds *= scale                                                 # 3. s = scale * q k^T
+    dq = np.matmul(ds, k, out=dq)
+    dk = np.matmul(ds.swapaxes(-1, -2), q, out=dk)
     return dq, dk, dv
 
 
@@ -95,9 +119,10 @@ def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray 
     kv_cache (inference only): keys and values of earlier positions; this call's
     are appended to it and its queries attend to all of them.
     """
-    C = x.shape[-1]
+    B, T, C = x.shape
     qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)   # 1. (B, T, 3C)
-    q, k, v = (split_heads(qkv[..., i * C:(i + 1) * C], n_head) for i in range(3))  # 2.
+    # 2. one copy into (3, B, nh, T, hs): q, k and v each contiguous, as matmul likes
+    q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4))
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)                            # (B, nh, T_past + T, hs)
     y, core_cache = causal_attention_forward(q, k, v)           # 3-6.
@@ -112,9 +137,11 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
     """
     c_attn_cache, core_cache, c_proj_cache = cache
     dy, dc_proj_w, dc_proj_b = linear_backward(dout, c_proj_cache)          # 8.
+    B, T, C = dy.shape
     n_head = core_cache[0].shape[1]
-    dq, dk, dv = causal_attention_backward(split_heads(dy, n_head), core_cache)  # 7-3.
-    dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)  # 2.
+    dqkv = np.empty((3, B, n_head, T, C // n_head), dtype=dy.dtype)        # dq, dk, dv side by side
+    causal_attention_backward(split_heads(dy, n_head), core_cache, out=dqkv)  # 7-3.
+    dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)              # 2. back to (B, T, 3C)
     dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
     return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b
 
