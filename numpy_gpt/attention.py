@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .linear import linear_backward, linear_forward
+from .parallel import for_row_blocks
 
 
 def split_heads(z: np.ndarray, n_head: int) -> np.ndarray:
@@ -82,12 +83,18 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     hs = q.shape[-1]
     scale = q.dtype.type(1.0 / np.sqrt(hs))
     s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
-    s *= scale
-    s += causal_bias(q.shape[-2], k.shape[-2], s.dtype)         # 4. -inf above the diagonal
-    a = s                                                       # 5. softmax, in place:
-    a -= a.max(axis=-1, keepdims=True)                          #    exp(-inf) = 0 exactly
-    np.exp(a, out=a)
-    a /= a.sum(axis=-1, keepdims=True)
+    bias = causal_bias(q.shape[-2], k.shape[-2], s.dtype)
+    s3 = s.reshape(-1, *s.shape[-2:])                           # (B*nh, T_q, T_k), a view
+
+    def steps_3_to_5(lo, hi):                                   # in place, a few heads at a time
+        a = s3[lo:hi]
+        a *= scale                                              # 3. s = q k^T / sqrt(hs)
+        a += bias                                               # 4. -inf above the diagonal
+        a -= a.max(axis=-1, keepdims=True)                      # 5. softmax; exp(-inf) = 0 exactly
+        np.exp(a, out=a)
+        a /= a.sum(axis=-1, keepdims=True)
+    for_row_blocks(steps_3_to_5, s3.shape[0], s3[:1].nbytes)
+    a = s
     y = a @ v                                                   # 6. (B, nh, T_q, hs)
     return y, (q, k, v, a, scale)
 
@@ -102,10 +109,15 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | No
     dq, dk, dv = (None, None, None) if out is None else out
     da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
     dv = np.matmul(a.swapaxes(-1, -2), dy, out=dv)              # 6. (B, nh, T_k, hs)
-    ds = da                                                     # 5. softmax backward, in place:
-    ds -= (da * a).sum(axis=-1, keepdims=True)                  #    ds = a * (da - sum(da * a))
-    ds *= a                                                     # 4. a = 0 where masked: ds = 0 there
-    ds *= scale                                                 # 3. s = scale * q k^T
+    ds = da
+    ds3, a3 = ds.reshape(-1, *ds.shape[-2:]), a.reshape(-1, *a.shape[-2:])
+
+    def steps_5_to_3(lo, hi):                                   # in place, a few heads at a time
+        g, p = ds3[lo:hi], a3[lo:hi]
+        g -= (g * p).sum(axis=-1, keepdims=True)                # 5. ds = a * (da - sum(da * a))
+        g *= p                                                  # 4. a = 0 where masked: ds = 0 there
+        g *= scale                                              # 3. s = scale * q k^T
+    for_row_blocks(steps_5_to_3, ds3.shape[0], ds3[:1].nbytes)
     dq = np.matmul(ds, k, out=dq)
     dk = np.matmul(ds.swapaxes(-1, -2), q, out=dk)
     return dq, dk, dv

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import for_row_blocks
+
 IGNORE_INDEX = -100
 
 
@@ -28,17 +30,23 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray,
     V = logits.shape[-1]
     z = logits.reshape(-1, V)                                   # (N, V)
     y = targets.reshape(-1)                                     # (N,)
-    keep = y != ignore_index
-    m = z.max(axis=-1, keepdims=True)
-    e = np.exp(z - m)
-    sum_e = e.sum(axis=-1, keepdims=True)
-    log_z = m + np.log(sum_e)                                   # 1. (N, 1)
-    rows = np.flatnonzero(keep)
+    probs = np.empty_like(z)                                    # softmax, kept for backward
+    log_z = np.empty((z.shape[0], 1), dtype=z.dtype)
+
+    def step_1(lo, hi):                                         # a block of rows at a time
+        zb, e = z[lo:hi], probs[lo:hi]
+        m = zb.max(axis=-1, keepdims=True)
+        np.subtract(zb, m, out=e)
+        np.exp(e, out=e)
+        sum_e = e.sum(axis=-1, keepdims=True)
+        e /= sum_e
+        log_z[lo:hi] = m + np.log(sum_e)                        # 1. (rows, 1)
+    for_row_blocks(step_1, z.shape[0], z[:1].nbytes)
+    rows = np.flatnonzero(y != ignore_index)
     n_kept = rows.size
     picked = z[rows, y[rows]] - log_z[rows, 0]                  # log p of each target
     with np.errstate(invalid="ignore", divide="ignore"):
         loss = -picked.sum() / z.dtype.type(n_kept)             # 2.
-    probs = e / sum_e                                           # softmax, kept for backward
     return np.asarray(loss, dtype=logits.dtype), (probs, y, rows, n_kept, logits.shape)
 
 

@@ -40,8 +40,9 @@ def randomized(cfg: GPTConfig, seed: int, dtype) -> GPT:
     return model
 
 
-def torch_twin(model: GPT) -> torch_gpt.GPT:
+def torch_twin(model: GPT, dtype=None) -> torch_gpt.GPT:
+    """torch_gpt's GPT with model's weights, in model's dtype or the one given."""
     t = torch_gpt.GPT(model.config)
-    t = t.double() if model.dtype == np.float64 else t.float()
+    t = t.double() if np.dtype(dtype or model.dtype) == np.float64 else t.float()
     t.load_state_dict(torch_gpt.from_numpy(model.params))
     return t
