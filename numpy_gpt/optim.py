@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .parallel import for_row_blocks
+
 # Embedding tables: rows are looked up, not multiplied, so shrinking them toward 0 is
 # not the regularizer it is for a linear layer's weight matrix.
 EMBEDDINGS = ("wte", "wpe")
@@ -225,26 +227,37 @@ class Adam(Optimizer):
         step_size = self.lr / (1.0 - b1 ** self.t)            # lr / (1 - b1^t), a Python float
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)              # sqrt(1 - b2^t)
         for name, p in self.params.items():
-            f, g, s = p.dtype.type, grads[name], self._tmp(p)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            if self.weight_decay != 0 and self.decay[name]:
-                if self.decoupled:
-                    p *= f(1.0 - self.lr * self.weight_decay)  # p = p - lr * wd * p
-                else:
-                    g = g + f(self.weight_decay) * p           # g = g + wd * p, a new array
-            m *= f(b1)                                         # m = b1 * m + (1 - b1) * g
-            np.multiply(g, f(1.0 - b1), out=s)
-            m += s
-            v *= f(b2)                                         # v = b2 * v + (1 - b2) * g**2
-            np.multiply(g, g, out=s)
-            s *= f(1.0 - b2)
-            v += s
-            np.sqrt(v, out=s)                                  # denom = sqrt(vhat) + eps
-            s /= f(bc2_sqrt)
-            s += f(self.eps)
-            np.divide(m, s, out=s)                             # p = p - lr * mhat / denom
-            s *= f(step_size)
-            p -= s
+            f = p.dtype.type
+            decay = self.weight_decay != 0 and self.decay[name]
+            flat = [_flat(a) for a in (p, grads[name], self.exp_avg[name], self.exp_avg_sq[name])]
+
+            def update(lo, hi, f=f, decay=decay, flat=flat):  # a block of entries, in place
+                p, g, m, v = (a[lo:hi] for a in flat)
+                if decay:
+                    if self.decoupled:
+                        p *= f(1.0 - self.lr * self.weight_decay)   # p = p - lr * wd * p
+                    else:
+                        g = g + f(self.weight_decay) * p           # g = g + wd * p, a new array
+                s = g * f(1.0 - b1)
+                m *= f(b1)                                         # m = b1 * m + (1 - b1) * g
+                m += s
+                np.multiply(g, g, out=s)
+                s *= f(1.0 - b2)
+                v *= f(b2)                                         # v = b2 * v + (1 - b2) * g**2
+                v += s
+                np.sqrt(v, out=s)                                  # denom = sqrt(vhat) + eps
+                s /= f(bc2_sqrt)
+                s += f(self.eps)
+                np.divide(m, s, out=s)                             # p = p - lr * mhat / denom
+                s *= f(step_size)
+                p -= s
+            # Blocks of a few hundred KB keep all these passes in cache, on every core.
+            for_row_blocks(update, p.size, p.itemsize)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """a as 1-D; a view for a contiguous array (writes reach a), a copy otherwise (read only)."""
+    return a.reshape(-1)
 
 
 class AdamW(Adam):
@@ -348,6 +361,8 @@ def _check_params(params: Mapping[str, np.ndarray]) -> None:
     if not params:
         raise ValueError("optimizer got an empty parameter dict")
     for name, p in params.items():
+        if isinstance(p, np.ndarray) and not p.flags.c_contiguous:
+            raise ValueError(f"parameter {name} must be C-contiguous (np.ascontiguousarray), so it is updated in place")
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
             raise TypeError(f"parameter {name} must be a floating np.ndarray, got {type(p).__name__}"
                             f"{'' if not isinstance(p, np.ndarray) else ' of ' + str(p.dtype)}")
