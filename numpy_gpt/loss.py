@@ -53,9 +53,13 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray,
 def cross_entropy_backward(dloss, cache: tuple) -> np.ndarray:
     """dloss: scalar upstream gradient. Returns dlogits shaped like logits."""
     probs, y, rows, n_kept, shape = cache
-    dz = np.zeros_like(probs)
-    if n_kept:
-        dz[rows] = probs[rows]
-        dz[rows, y[rows]] -= 1.0                                # softmax - onehot
-        dz *= probs.dtype.type(np.asarray(dloss) / n_kept)      # 2-1.
+    if not n_kept:
+        return np.zeros(shape, dtype=probs.dtype)
+    scale = probs.dtype.type(np.asarray(dloss) / n_kept)
+    dz = probs * scale                                          # 2-1. g * softmax / M ...
+    dz[rows, y[rows]] -= scale                                  #      ... - g * onehot / M
+    if n_kept < len(y):                                         # ignored positions: no gradient
+        ignored = np.ones(len(y), dtype=bool)
+        ignored[rows] = False
+        dz[ignored] = 0.0
     return dz.reshape(shape)
