@@ -17,6 +17,11 @@ it. A gradient that is truly tiny (say layer norm over two channels, whose
 output hardly depends on x) sits inside that noise, so the error reported
 is the part of the difference above NOISE_FACTOR times the noise, over the
 gradient's scale.
+
+When the forward itself rounds much worse than eps * |out| (a cancellation
+inside it, such as 1 + tanh(u) deep in GELU's tail), no single step is right
+for every input; check_backward then tries each step in `steps` and keeps the
+best agreement. A correct backward agrees at some step; a wrong one at none.
 """
 from __future__ import annotations
 
@@ -74,12 +79,14 @@ class GradCheckResult:
 def check_backward(forward: Callable, backward: Callable, args: Sequence,
                    wrt: Sequence[int], names: Sequence[str] | None = None,
                    dout: np.ndarray | None = None, h: float = 1e-6,
-                   seed: int = 0, **kwargs) -> list[GradCheckResult]:
+                   seed: int = 0, steps: Sequence[float] = (1e-4, 1e-5), tol: float = 1e-6,
+                   **kwargs) -> list[GradCheckResult]:
     """Compare backward's gradients with finite differences, input by input.
 
     forward(*args, **kwargs) -> (out, cache); backward(dout, cache) -> the
     gradient of each input listed in wrt (positions in args), in that order,
     as one array or a tuple. Returns one GradCheckResult per input checked.
+    Where step h misses tol, each of `steps` is tried too and the best result kept.
     """
     args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
     out, cache = forward(*args, **kwargs)
@@ -92,12 +99,20 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
     noise = float(np.finfo(np.float64).eps * np.abs(np.asarray(out) * dout).sum() / h)
     results = []
     for name, i, analytic in zip(names, wrt, grads):
-        numeric = numerical_gradient(lambda: forward(*args, **kwargs)[0], args[i], dout, h)
         analytic = np.asarray(analytic, dtype=np.float64)
-        diff = np.abs(analytic - numeric)
-        max_diff = float(diff.max(initial=0.0))
-        scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), 1e-300)
-        err = max(max_diff - NOISE_FACTOR * noise, 0.0) / scale
-        worst = np.unravel_index(int(diff.argmax()), diff.shape) if diff.size else ()
-        results.append(GradCheckResult(name, err, max_diff, noise, tuple(int(w) for w in worst)))
+        best = None
+        for step in (h, *steps):
+            numeric = numerical_gradient(lambda: forward(*args, **kwargs)[0], args[i], dout, step)
+            step_noise = noise * h / step
+            diff = np.abs(analytic - numeric)
+            max_diff = float(diff.max(initial=0.0))
+            scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), 1e-300)
+            err = max(max_diff - NOISE_FACTOR * step_noise, 0.0) / scale
+            worst = np.unravel_index(int(diff.argmax()), diff.shape) if diff.size else ()
+            result = GradCheckResult(name, err, max_diff, step_noise, tuple(int(w) for w in worst))
+            if best is None or result.rel_error < best.rel_error:
+                best = result
+            if best.rel_error <= tol:
+                break
+        results.append(best)
     return results

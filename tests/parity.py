@@ -88,7 +88,9 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
     truth_out, truth_grads = (_torch_run(torch_forward, args, wrt, dout, kwargs, np.float64)
                               if dtype != np.float64 else (None, {}))
 
-    floor = tolerances.SCALE_FLOOR * max(np.abs(t).max(initial=0.0) for t in [t_out, *t_grads.values()])
+    scale_of = [t_out, *t_grads.values(), np.asarray(dout),
+                *(v for v in args.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")]
+    floor = tolerances.SCALE_FLOOR * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in scale_of)
     assert_close(layer, "out", out, t_out, tol, truth=truth_out, floor=floor)
     for k in wrt:
         assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=floor)
@@ -123,7 +125,8 @@ def against_finite_differences(layer: str, np_forward: Callable, np_backward: Ca
     dout = rng.standard_normal(np.shape(out))
     results = check_backward(np_forward, np_backward, list(args.values()),
                              wrt=[names.index(k) for k in wrt], names=[f"d{k}" for k in wrt],
-                             dout=dout, h=tolerances.FD_STEP, **(kwargs or {}))
+                             dout=dout, h=tolerances.FD_STEP, steps=tolerances.FD_FALLBACK_STEPS,
+                             tol=tolerances.FD, **(kwargs or {}))
     for r in results:
         record(layer, r.name, np.float64, "finite diff", r.rel_error)
         assert r.ok(tolerances.FD), (

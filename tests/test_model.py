@@ -38,7 +38,8 @@ def compare(name, model, grads, logits, loss, run):
     tol = MODEL_PARITY[model.dtype]
     t_logits, t_loss, t_grads = torch_run(model, run, model.dtype)
     truth = torch_run(model, run, np.float64) if model.dtype != np.float64 else (None, None, {})
-    floor = SCALE_FLOOR * max(np.abs(g).max() for g in t_grads.values())
+    # The problem's scale: its parameters, logits and gradients (see tolerances.SCALE_FLOOR).
+    floor = SCALE_FLOOR * max(np.abs(a).max() for a in [*t_grads.values(), *model.params.values(), logits])
     assert list(grads) == list(model.params)
     assert set(t_grads) == set(grads)
     assert_close(name, "logits", logits, t_logits, tol, truth=truth[0])

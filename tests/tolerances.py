@@ -21,9 +21,14 @@ PARITY = {
 # A tensor can be exactly zero in real arithmetic (dq and dk when a query sees a
 # single key; dx of layer norm over one channel) and come out of torch as rounding
 # noise. Relative to itself that noise is an error of 1, so every tensor's scale is
-# floored at SCALE_FLOOR times the largest tensor (output or gradient) of the same
-# call: something a thousand times smaller than its siblings is judged in absolute
-# terms at that scale, while a wrong formula, off by its own magnitude, still fails.
+# floored at SCALE_FLOOR times the largest array of the same call: inputs, upstream
+# gradient, output and gradients. Something a thousand times smaller than the problem
+# it came from is judged in absolute terms at that scale, while a wrong formula, off
+# by its own magnitude, still fails on the ordinary examples. The inputs belong to
+# the scale because a whole computation can sit in an ill-conditioned regime, every
+# output and gradient tiny and each carrying relative rounding far above eps, in torch
+# as in numpy: a single GELU unit deep in its tail (1 + tanh(u) cancels), or a
+# saturated cross-entropy whose loss of 3e-4 is the difference of logits near 30.
 SCALE_FLOOR = 1e-3
 
 # Where float32 itself cannot resolve a result (the answer is a small difference of
@@ -42,6 +47,10 @@ MODEL_PARITY = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 # correct backward agrees to about 1e-8 relative; a wrong one is off by order 1.
 FD_STEP = 1e-6
 FD = 1e-6
+# Where the forward rounds far worse than eps * |out| (1 + tanh(u) deep in GELU's tail
+# cancels to ~1e-8, so out carries ~1e-8 relative error and h = 1e-6 turns it into ~1e-4 on the
+# gradient), these larger steps are tried too and the best agreement kept (gradcheck.py).
+FD_FALLBACK_STEPS = (1e-4, 1e-5)
 
 
 def parity_tol(dtype) -> float:
