@@ -6,8 +6,10 @@ This package imports NumPy only; optional helpers (tqdm, matplotlib,
 safetensors, threadpoolctl) are imported lazily where they are used.
 """
 from .config import GPTConfig
-from .errors import ConfigError, InputError, NumpyGPTError
+from .errors import (CheckpointError, ConfigError, DataError, InputError, NumpyGPTError,
+                     StateDictError)
 from .model import GPT
 
 __version__ = "0.1.0"
-__all__ = ["GPT", "GPTConfig", "ConfigError", "InputError", "NumpyGPTError"]
+__all__ = ["GPT", "GPTConfig", "NumpyGPTError", "ConfigError", "InputError", "DataError",
+           "CheckpointError", "StateDictError"]

@@ -31,16 +31,17 @@ from importlib import resources
 
 import numpy as np
 
+from numpy_gpt.errors import DataError
 from numpy_gpt.loss import IGNORE_INDEX
 
 DEMO_CORPUS = "demo_corpus.txt"
 
 
-class CorpusNotFoundError(FileNotFoundError):
+class CorpusNotFoundError(DataError, FileNotFoundError):
     """The text file does not exist; `filename` holds the path."""
 
 
-class CorpusDecodeError(ValueError):
+class CorpusDecodeError(DataError, ValueError):
     """The file is not valid UTF-8; `path` and `offset` (in bytes) say where."""
 
     def __init__(self, path: str, offset: int, reason: str, line: int):
@@ -48,11 +49,11 @@ class CorpusDecodeError(ValueError):
         self.path, self.offset, self.line = path, offset, line
 
 
-class EmptyCorpusError(ValueError):
+class EmptyCorpusError(DataError, ValueError):
     """The text holds no characters at all."""
 
 
-class DataTooShortError(ValueError):
+class DataTooShortError(DataError, ValueError):
     """Fewer tokens than one block of inputs plus its shifted targets needs."""
 
 

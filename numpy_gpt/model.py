@@ -233,10 +233,13 @@ class GPT:
         return generate(self, idx, max_new_tokens, **kwargs)
 
     @classmethod
-    def from_gpt2(cls, source, dtype=np.float32) -> "GPT":
-        """A model from a GPT-2 state dict (Hugging Face names); see numpy_gpt.gpt2.from_gpt2."""
+    def from_gpt2(cls, source, dtype=np.float32, n_head: int | None = None) -> "GPT":
+        """A model from a GPT-2 state dict (Hugging Face names); see numpy_gpt.gpt2.from_gpt2.
+
+        No tensor's shape tells the head count: n_head, else config.json beside the
+        weights, else GPT-2's head size of 64."""
         from .gpt2 import from_gpt2
-        return from_gpt2(source, dtype=dtype)
+        return from_gpt2(source, dtype=dtype, n_head=n_head)
 
     def to_gpt2(self, tensors: dict | None = None) -> dict:
         """Parameters (or a gradient dict) under GPT-2's names; see numpy_gpt.gpt2.to_gpt2."""

@@ -31,6 +31,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from .errors import FormatError, InputError
+
 EOS = "<EOS>"
 
 # GPT-2's pre-split, written for the standard library's `re` (which lacks \p{L}
@@ -41,7 +43,7 @@ EOS = "<EOS>"
 GPT2_SPLIT_PATTERN = r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 
 
-class UnknownTokenError(ValueError):
+class UnknownTokenError(InputError):
     """A word, character or id that the tokenizer's vocabulary does not contain.
 
     `token` holds the offending word, character or id.
@@ -52,7 +54,7 @@ class UnknownTokenError(ValueError):
         self.token = token
 
 
-class TokenizerFormatError(ValueError):
+class TokenizerFormatError(FormatError):
     """A tokenizer description (to_dict data or GPT-2 files) that is malformed."""
 
 

@@ -6,6 +6,7 @@ loops see exactly the same tokens step for step.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ import torch
 from numpy_gpt.train import History, TrainConfig, TrainingDivergedError, TrainLoop, layer_of
 
 from .data import batch_to_torch, get_batch
-from .optim import clip_grad_norm, make_optimizer, make_scheduler, set_lr
+from .optim import clip_grad_norm, make_optimizer, make_scheduler, set_lr, state_by_name
 
 
 class Trainer(TrainLoop):
@@ -85,3 +86,50 @@ class Trainer(TrainLoop):
             model.train(was)
         self.history.eval.append(out)
         return out
+
+    # ------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """The trainer's state in numpy_gpt.train.Trainer's layout, so either trainer resumes
+        the other's run: step, optimizer ({"step", "lr", buffer: {param name: array}}), the batch
+        RNG, history; plus torch's own RNG (dropout) and, passed through untouched, the NumPy
+        model's dropout RNG if this run was resumed from numpy_gpt."""
+        return {"step": self.step, "optimizer": state_by_name(self.optimizer, self.model),
+                "rng": self.rng.bit_generator.state, "model_rng": getattr(self, "_model_rng", None),
+                "torch_rng": torch.get_rng_state().numpy().copy(), "history": self.history.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict() (of this trainer or of numpy_gpt's) returned."""
+        cfg = self.config
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self._model_rng = state.get("model_rng")
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(torch.as_tensor(np.asarray(state["torch_rng"]), dtype=torch.uint8))
+        self.history = History(**state["history"])
+        _load_state_by_name(self.optimizer, dict(self.model.named_parameters()), state["optimizer"])
+        # The schedule: a fresh one, advanced to this step (torch's schedulers only count steps).
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr
+            group.pop("initial_lr", None)
+        if cfg.schedule == "cosine":
+            self.scheduler = make_scheduler(self.optimizer, min(cfg.warmup_steps, cfg.steps), cfg.steps, cfg.min_lr)
+            with warnings.catch_warnings():          # "scheduler.step() before optimizer.step()"
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(self.step):
+                    self.scheduler.step()
+
+
+def _load_state_by_name(optimizer: torch.optim.Optimizer, named: dict, state: dict) -> None:
+    """The inverse of torch_gpt.optim.state_by_name: per-parameter buffers by name into optimizer.state."""
+    step = int(state["step"])
+    buffers = {k: v for k, v in state.items() if k not in ("step", "lr")}
+    optimizer.state.clear()
+    for name, p in named.items():
+        s = {}
+        for buf, arrays in buffers.items():
+            if name in arrays:
+                s[buf] = torch.as_tensor(np.array(arrays[name], copy=True)).to(dtype=p.dtype, device=p.device)
+        if s and not isinstance(optimizer, torch.optim.SGD):
+            s["step"] = torch.tensor(float(step), dtype=torch.float32)
+        if s:
+            optimizer.state[p] = s

@@ -1,0 +1,348 @@
+"""Checkpoints: one safetensors file holding a whole training run.
+
+    save(path, model, trainer, tokenizer)           # numpy_gpt; torch_gpt.checkpoint.save is its twin
+    model, ckpt = load_model(path)                  # ckpt.trainer_state resumes a Trainer
+    ckpt = load_checkpoint(path, config=None)       # just the data, no model
+
+Tensors (safetensors, little-endian, each under its own name):
+    {param}                           every parameter, named as model.params ("wte.weight", "h.0.attn.c_attn.weight", ...)
+    optimizer.{buffer}.{param}        optimizer state in numpy_gpt.optim's layout (exp_avg, exp_avg_sq, momentum_buffer)
+    history.step / loss / lr / grad_norm          one entry per step taken (int64, float64)
+    history.layer_grad_norms          (steps, groups) float64; the group names are in the "history" metadata
+    rng.torch                         torch's global RNG state (uint8), only when torch_gpt wrote the file
+Metadata (strings; JSON where structured):
+    format "numpy-gpt checkpoint", format_version "1", step, dtype, config (GPTConfig),
+    train_config (TrainConfig), tokenizer (its to_dict()), optimizer ({name, step, lr, buffers}),
+    rng and model_rng (NumPy bit-generator states: batches and dropout), history (evaluations,
+    tokens/s, group names), run (data path, backend, seed, ...), and sha256, a checksum of
+    every tensor and every other metadata entry.
+
+So a torch user opens it with `safetensors.torch.load_file(path)` (the parameters are the keys
+without a dot-prefix of optimizer./history./rng.), and both implementations resume from it.
+
+Writes are atomic: the bytes go to a temporary file in the same folder, which is fsync'ed and
+then renamed over the target (and the folder fsync'ed), so a process killed while saving leaves
+the previous checkpoint whole. A killed save leaves its ".<name>.<pid>.*.tmp" file behind; it is
+never read, and the next save of the same path deletes it once that pid is gone. Loading checks, in order: the file exists, the header is well formed and the file is as long
+as the header says (truncation), the metadata says numpy-gpt, the checksum matches (corruption),
+and the tensors fit the config; each failure is a CheckpointError naming the file and the problem.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import GPTConfig
+from .errors import (CheckpointCorruptError, CheckpointError, CheckpointMismatchError,
+                     CheckpointNotFoundError, ConfigError, NumpyGPTError, require)
+from .model import GPT, param_shapes
+
+FORMAT = "numpy-gpt checkpoint"
+FORMAT_VERSION = "1"
+ADAM_BUFFERS = ("exp_avg", "exp_avg_sq")
+BUFFERS = {"sgd": ("momentum_buffer",), "adam": ADAM_BUFFERS, "adamw": ADAM_BUFFERS}
+_HISTORY_SERIES = (("step", np.int64), ("loss", np.float64), ("lr", np.float64), ("grad_norm", np.float64))
+_MAX_HEADER = 100 * 1024 * 1024          # safetensors' own limit
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, as plain data."""
+    path: str
+    config: GPTConfig
+    params: dict[str, np.ndarray]
+    trainer_state: dict | None = None    # as Trainer.state_dict(): step, optimizer, rng, model_rng, history
+    train_config: Any = None             # numpy_gpt.train.TrainConfig
+    tokenizer: Any = None                # numpy_gpt.tokenizers.Tokenizer
+    run: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def step(self) -> int:
+        return int(self.trainer_state["step"]) if self.trainer_state else 0
+
+
+# ---------------------------------------------------------------------------------- saving
+def save_checkpoint(path: str | os.PathLike, config: GPTConfig, params: dict[str, np.ndarray], *,
+                    trainer_state: dict | None = None, train_config=None, tokenizer=None,
+                    run: dict | None = None) -> str:
+    """Write one checkpoint file atomically; returns its path.
+
+    params: numpy arrays by name (model.params, or torch_gpt.to_numpy(state_dict)).
+    trainer_state: Trainer.state_dict() of either implementation (optimizer state in numpy_gpt's layout).
+    """
+    st_numpy = require("safetensors.numpy", "saving a checkpoint", "pip install safetensors")
+    path = os.fspath(path)
+    expected = param_shapes(config)
+    if set(params) != set(expected):
+        raise CheckpointError(f"params do not fit the config: missing {sorted(set(expected) - set(params))}, "
+                              f"unexpected {sorted(set(params) - set(expected))}", path)
+    tensors: dict[str, np.ndarray] = {k: np.ascontiguousarray(params[k]) for k in expected}
+    dtype = np.dtype(next(iter(tensors.values())).dtype)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name,
+            "config": json.dumps(config.to_dict()), "step": "0", "run": json.dumps(run or {})}
+    if train_config is not None:
+        meta["train_config"] = json.dumps(train_config.to_dict())
+    if tokenizer is not None:
+        meta["tokenizer"] = json.dumps(tokenizer.to_dict())
+    if trainer_state is not None:
+        _put_trainer_state(tensors, meta, trainer_state, train_config)
+    meta["sha256"] = _checksum(tensors, meta)
+    _atomic_write(path, st_numpy.save(tensors, metadata=meta))
+    return path
+
+
+def _put_trainer_state(tensors, meta, state, train_config):
+    meta["step"] = str(int(state["step"]))
+    opt = state["optimizer"]
+    name = train_config.optimizer if train_config is not None else None
+    buffers = [b for b in opt if b not in ("step", "lr")]
+    meta["optimizer"] = json.dumps({"name": name, "step": int(opt["step"]), "lr": float(opt["lr"]),
+                                    "buffers": buffers})
+    for buf in buffers:
+        for pname, a in opt[buf].items():
+            tensors[f"optimizer.{buf}.{pname}"] = np.ascontiguousarray(a)
+    meta["rng"] = json.dumps(state["rng"])
+    if state.get("model_rng") is not None:
+        meta["model_rng"] = json.dumps(state["model_rng"])
+    if state.get("torch_rng") is not None:
+        tensors["rng.torch"] = np.ascontiguousarray(np.asarray(state["torch_rng"], dtype=np.uint8))
+    h = dict(state["history"])
+    for key, dt in _HISTORY_SERIES:
+        tensors[f"history.{key}"] = np.asarray(h.pop(key), dtype=dt).reshape(-1)
+    rows = h.pop("layer_grad_norms")
+    groups = list(rows[0]) if rows else []
+    tensors["history.layer_grad_norms"] = np.array([[r[g] for g in groups] for r in rows],
+                                                   dtype=np.float64).reshape(len(rows), len(groups))
+    h["layer_groups"] = groups
+    meta["history"] = json.dumps(h)
+
+
+def _checksum(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:
+    sha = hashlib.sha256()
+    for k in sorted(meta):
+        if k != "sha256":
+            sha.update(f"{k}={meta[k]}\0".encode())
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k])
+        sha.update(f"{k}:{a.dtype.str}:{a.shape}\0".encode())
+        sha.update(a.tobytes() if a.size else b"")
+    return sha.hexdigest()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Write data to path so that a crash at any moment leaves either the old file or the new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())                   # the bytes are on disk before the name points at them
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)                      # atomic on POSIX and Windows
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):                 # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Delete the temporary files that killed saves of this same path left behind: those whose
+    writer (the pid in the name) is gone. A live writer's file is left alone."""
+    folder, base = os.path.split(os.path.abspath(path))
+    for name in os.listdir(folder):
+        if not (name.startswith(f".{base}.") and name.endswith(".tmp")):
+            continue
+        pid = name[len(base) + 2:].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+        except OSError:                            # alive, someone else's
+            pass
+
+
+# --------------------------------------------------------------------------------- loading
+def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(tensor table, metadata) of a safetensors file, checking its length against the header.
+
+    Raises CheckpointNotFoundError or CheckpointCorruptError (truncated, not safetensors).
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            raw = f.read(n) if n is not None and 0 < n <= min(size - 8, _MAX_HEADER) else None
+    except FileNotFoundError:
+        raise CheckpointNotFoundError(path) from None
+    except IsADirectoryError:
+        raise CheckpointCorruptError(f"checkpoint {path} is a folder, not a file", path) from None
+    except PermissionError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror}", path) from None
+    if size == 0:
+        raise CheckpointCorruptError(f"checkpoint {path} is empty (0 bytes)", path)
+    if n is None or raw is None:
+        why = (f"it is truncated ({size} bytes, shorter than its own header of {n} bytes)"
+               if n is not None and 8 + n > size and n <= _MAX_HEADER else "it is not a safetensors file")
+        raise CheckpointCorruptError(f"checkpoint {path} is unreadable: {why}", path)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        meta = header.pop("__metadata__", None) or {}
+        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
+        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: its header cannot be parsed ({e})",
+                                     path) from None
+    if 8 + n + end > size:
+        raise CheckpointCorruptError(f"checkpoint {path} is truncated: {size} bytes, but its header "
+                                     f"describes {8 + n + end}", path)
+    if 8 + n + end < size:
+        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {size - 8 - n - end} bytes follow "
+                                     "the last tensor", path)
+    return header, meta
+
+
+def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None) -> Checkpoint:
+    """Read a checkpoint. config, if given, must equal the checkpoint's (CheckpointMismatchError)."""
+    path = os.fspath(path)
+    table, meta = read_header(path)
+    if meta.get("format") != FORMAT:
+        hint = (" (it looks like GPT-2 weights: load them with GPT.from_gpt2, or `--gpt2` on the command line)"
+                if any(k.endswith("wte.weight") for k in table) else "")
+        raise CheckpointCorruptError(f"{path} is a safetensors file but not a numpy-gpt checkpoint "
+                                     f"(no 'format: {FORMAT}' metadata){hint}", path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointCorruptError(f"checkpoint {path} has format version {meta.get('format_version')!r}; "
+                                     f"this numpy-gpt reads version {FORMAT_VERSION}", path)
+    st_numpy = require("safetensors.numpy", "loading a checkpoint", "pip install safetensors")
+    try:
+        tensors = st_numpy.load_file(path)
+    except Exception as e:                          # safetensors' own SafetensorError, OSError, ...
+        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {e}", path) from None
+    if _checksum(tensors, meta) != meta.get("sha256"):
+        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: its contents do not match the "
+                                     "checksum written with them", path)
+    try:
+        return _decode(path, tensors, meta, config)
+    except CheckpointError:
+        raise
+    except (NumpyGPTError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}", path) from None
+
+
+def _decode(path, tensors, meta, expect: GPTConfig | None) -> Checkpoint:
+    from .tokenizers import tokenizer_from_dict
+    from .train import TrainConfig
+    try:
+        cfg = GPTConfig.from_dict(json.loads(meta["config"]))
+    except ConfigError as e:
+        raise CheckpointCorruptError(f"checkpoint {path} holds an invalid config: {e}", path) from None
+    if expect is not None and expect != cfg:
+        a, b = cfg.to_dict(), expect.to_dict()
+        diff = [k for k in a if a[k] != b[k]]
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was made for another model: "
+            f"{', '.join(f'{k}={a[k]!r}' for k in diff)}, but {', '.join(f'{k}={b[k]!r}' for k in diff)} "
+            "was asked for", path)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if name not in tensors:
+            raise CheckpointCorruptError(f"checkpoint {path} lacks parameter {name}, which its config needs", path)
+        if tensors[name].shape != shape:
+            raise CheckpointCorruptError(f"checkpoint {path}: {name} has shape {tensors[name].shape}, but its "
+                                         f"config needs {shape}", path)
+        params[name] = tensors[name]
+    tcfg = None
+    if "train_config" in meta:
+        d = json.loads(meta["train_config"])
+        d["betas"] = tuple(d.get("betas", (0.9, 0.95)))
+        tcfg = TrainConfig(**d)
+    tok = tokenizer_from_dict(json.loads(meta["tokenizer"])) if "tokenizer" in meta else None
+    state = _trainer_state(tensors, meta, params) if "optimizer" in meta else None
+    return Checkpoint(path, cfg, params, state, tcfg, tok, json.loads(meta.get("run", "{}")), dict(meta))
+
+
+def _trainer_state(tensors, meta, params) -> dict:
+    opt_meta = json.loads(meta["optimizer"])
+    opt: dict[str, Any] = {"step": int(opt_meta["step"]), "lr": float(opt_meta["lr"])}
+    buffers = list(opt_meta.get("buffers", []))
+    # Adam's moments are zero before the first step; torch keeps no state at all then.
+    # SGD's momentum buffers are created at its first step (and never without momentum).
+    for buf in BUFFERS.get(opt_meta.get("name"), ()):
+        if buf not in buffers:
+            opt[buf] = {} if buf == "momentum_buffer" else {k: np.zeros_like(p) for k, p in params.items()}
+    for buf in buffers:
+        prefix = f"optimizer.{buf}."
+        opt[buf] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    h = json.loads(meta["history"])
+    groups = h.pop("layer_groups")
+    history = {key: tensors[f"history.{key}"].tolist() for key, _ in _HISTORY_SERIES}
+    history["layer_grad_norms"] = [dict(zip(groups, row)) for row in tensors["history.layer_grad_norms"].tolist()]
+    history.update(h)
+    state = {"step": int(meta["step"]), "optimizer": opt, "rng": json.loads(meta["rng"]),
+             "model_rng": json.loads(meta["model_rng"]) if "model_rng" in meta else None,
+             "history": history}
+    if "rng.torch" in tensors:
+        state["torch_rng"] = tensors["rng.torch"]
+    return state
+
+
+# ------------------------------------------------------------------------ numpy_gpt models
+def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run: dict | None = None) -> str:
+    """Save a numpy_gpt model (and its Trainer's state, to resume) as one checkpoint file."""
+    run = {"backend": "numpy", **(run or {})}
+    return save_checkpoint(path, model.config, model.params,
+                           trainer_state=None if trainer is None else trainer.state_dict(),
+                           train_config=None if trainer is None else trainer.config,
+                           tokenizer=tokenizer, run=run)
+
+
+def load_model(path: str | os.PathLike, dtype=None, config: GPTConfig | None = None) -> tuple[GPT, Checkpoint]:
+    """A numpy_gpt GPT from a checkpoint (in the dtype it was saved in, unless dtype is given)."""
+    ckpt = load_checkpoint(path, config)
+    dtype = np.dtype(dtype if dtype is not None else next(iter(ckpt.params.values())).dtype)
+    params = {k: np.array(v, dtype=dtype, copy=True) for k, v in ckpt.params.items()}
+    model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), dtype=dtype, params=params)
+    return model, ckpt
+
+
+def restore_trainer(trainer, ckpt: Checkpoint) -> None:
+    """Load a checkpoint's trainer state into a numpy_gpt Trainer (after building it on the checkpoint's model)."""
+    if ckpt.trainer_state is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
+    state = dict(ckpt.trainer_state)
+    if state.get("model_rng") is None:            # written by torch_gpt: keep the model's own dropout RNG
+        state["model_rng"] = trainer.model.rng.bit_generator.state
+    trainer.load_state_dict(state)

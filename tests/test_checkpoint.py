@@ -1,0 +1,342 @@
+"""Checkpoints: one safetensors file per run, written atomically, read by both implementations,
+resumed bit for bit; and every way a checkpoint can be bad gives a CheckpointError."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import torch_gpt
+from numpy_gpt import GPT, GPTConfig
+from numpy_gpt import checkpoint as ck
+from numpy_gpt.errors import (CheckpointCorruptError, CheckpointError, CheckpointMismatchError,
+                              CheckpointNotFoundError)
+from numpy_gpt.tokenizers import CharTokenizer
+from numpy_gpt.train import Trainer, TrainConfig
+from tests.parity import assert_close
+from torch_gpt import checkpoint as tck
+from torch_gpt.train import Trainer as TorchTrainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+CFG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, pos_encoding="learned")
+_r = np.random.default_rng(0)
+DATA = np.where(_r.random(500) < 0.1, _r.integers(0, 11, 500), np.arange(500) * 3 % 11)
+
+
+def trained(steps=5, dtype=np.float32, optimizer="adamw", seed=0):
+    model = GPT(CFG, seed=seed, dtype=dtype)
+    trainer = Trainer(model, DATA, DATA[:100], TrainConfig(steps=20, batch_size=2, eval_interval=3,
+                                                            optimizer=optimizer, seed=seed))
+    trainer.run(steps=steps, progress=False)
+    return model, trainer
+
+
+def test_roundtrip_holds_everything(tmp_path):
+    model, trainer = trained()
+    tok = CharTokenizer("abcdefghijk")
+    path = ck.save(tmp_path / "a.safetensors", model, trainer, tok, run={"data": None})
+    loaded, c = ck.load_model(path)
+    assert c.config == CFG and c.step == 5 and c.tokenizer == tok and c.train_config == trainer.config
+    assert all(np.array_equal(loaded.params[k], v) and loaded.params[k].dtype == v.dtype
+               for k, v in model.params.items())
+    want = trainer.state_dict()
+    got = c.trainer_state
+    assert got["rng"] == want["rng"] and got["model_rng"] == want["model_rng"]
+    assert got["history"] == want["history"]
+    for buf in ("exp_avg", "exp_avg_sq"):
+        assert all(np.array_equal(got["optimizer"][buf][k], v) for k, v in want["optimizer"][buf].items())
+    assert got["optimizer"]["step"] == 5
+    meta = c.metadata
+    assert meta["format"] == "numpy-gpt checkpoint" and json.loads(meta["config"]) == CFG.to_dict()
+    assert c.run == {"backend": "numpy", "data": None}
+
+
+def test_a_torch_user_opens_it_with_safetensors(tmp_path):
+    model, trainer = trained()
+    path = ck.save(tmp_path / "a.safetensors", model, trainer)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    sd = {k: v for k, v in load_file(path).items() if not k.startswith(("optimizer.", "history.", "rng."))}
+    with safe_open(path, framework="pt") as f:
+        cfg = GPTConfig.from_dict(json.loads(f.metadata()["config"]))
+    t = torch_gpt.GPT(cfg)
+    t.load_state_dict(sd)                                     # strict: every key, every shape
+    idx = np.array([[1, 2, 3, 4]])
+    model.training = False
+    np.testing.assert_allclose(t(torch.from_numpy(idx))[0].detach().numpy(), model.forward(idx)[0], atol=1e-5)
+
+
+def test_sgd_and_a_fresh_trainer_save_too(tmp_path):
+    model, trainer = trained(steps=3, optimizer="sgd")
+    c = ck.load_checkpoint(ck.save(tmp_path / "s.safetensors", model, trainer))
+    assert set(c.trainer_state["optimizer"]["momentum_buffer"]) == set(model.params)
+    model = GPT(CFG)
+    fresh = Trainer(model, DATA, None, TrainConfig(steps=4, batch_size=2, eval_interval=0))
+    c = ck.load_checkpoint(ck.save(tmp_path / "f.safetensors", model, fresh))
+    assert c.step == 0 and c.trainer_state["history"]["loss"] == []
+    Trainer(GPT(CFG), DATA, None, fresh.config).load_state_dict(c.trainer_state)
+
+
+# ---------------------------------------------------------------------------- bad files
+@pytest.fixture
+def good(tmp_path):
+    model, trainer = trained()
+    return ck.save(tmp_path / "good.safetensors", model, trainer, CharTokenizer("abcdefghijk"))
+
+
+def test_missing(tmp_path):
+    with pytest.raises(CheckpointNotFoundError, match="nope.safetensors not found") as e:
+        ck.load_checkpoint(tmp_path / "nope.safetensors")
+    assert isinstance(e.value, FileNotFoundError)
+
+
+def test_truncated_anywhere(good):
+    raw = open(good, "rb").read()
+    for cut in [0, 3, 8, 20, 200, len(raw) // 2, len(raw) - 1]:
+        with open(good, "wb") as f:
+            f.write(raw[:cut])
+        with pytest.raises(CheckpointCorruptError, match="empty|truncated|not a safetensors") as e:
+            ck.load_checkpoint(good)
+        assert good in str(e.value)
+
+
+def test_corrupt_bytes_are_caught_by_the_checksum(good):
+    raw = bytearray(open(good, "rb").read())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    for where in [header + 5, len(raw) - 3, header + (len(raw) - header) // 2]:
+        bad = bytearray(raw)
+        bad[where] ^= 0x40
+        with open(good, "wb") as f:
+            f.write(bad)
+        with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
+            ck.load_checkpoint(good)
+
+
+def test_garbage_header_and_trailing_bytes(good, tmp_path):
+    raw = open(good, "rb").read()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(raw[:8] + b"{not json" + raw[17:])
+    with pytest.raises(CheckpointCorruptError, match="header cannot be parsed"):
+        ck.load_checkpoint(junk)
+    junk.write_bytes(raw + b"extra")
+    with pytest.raises(CheckpointCorruptError, match="5 bytes follow the last tensor"):
+        ck.load_checkpoint(junk)
+    junk.write_bytes(b"hello, I am a text file and not a checkpoint at all")
+    with pytest.raises(CheckpointCorruptError, match="not a safetensors file"):
+        ck.load_checkpoint(junk)
+    with pytest.raises(CheckpointCorruptError, match="is a folder"):
+        ck.load_checkpoint(tmp_path)
+
+
+def test_safetensors_that_is_not_ours(tmp_path):
+    from safetensors.numpy import save_file
+    save_file({"wte.weight": np.zeros((3, 2), np.float32)}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(CheckpointCorruptError, match="not a numpy-gpt checkpoint.*GPT.from_gpt2"):
+        ck.load_checkpoint(tmp_path / "w.safetensors")
+
+
+def test_made_for_another_config(good):
+    other = GPTConfig(**{**CFG.to_dict(), "n_layer": 3, "n_embd": 16})
+    with pytest.raises(CheckpointMismatchError, match=r"made for another model: n_layer=2, n_embd=8, but "
+                                                       r"n_layer=3, n_embd=16 was asked for"):
+        ck.load_checkpoint(good, config=other)
+    with pytest.raises(CheckpointMismatchError):
+        tck.load(good, config=other)
+    assert ck.load_checkpoint(good, config=CFG).config == CFG
+
+
+def test_tensors_that_do_not_fit_their_config(tmp_path):
+    """A file whose checksum is fine but whose tensors disagree with its own config (a bug or a hand edit)."""
+    from safetensors.numpy import save
+    model, _ = trained(steps=0)
+    params = dict(model.params)
+    params["h.0.attn.c_attn.weight"] = np.zeros((8, 8), np.float32)
+    meta = {"format": ck.FORMAT, "format_version": "1", "config": json.dumps(CFG.to_dict()), "step": "0",
+            "run": "{}", "dtype": "float32"}
+    meta["sha256"] = ck._checksum(params, meta)
+    (tmp_path / "x.safetensors").write_bytes(save(params, metadata=meta))
+    with pytest.raises(CheckpointCorruptError, match=r"h.0.attn.c_attn.weight has shape \(8, 8\), but its "
+                                                      r"config needs \(8, 24\)"):
+        ck.load_checkpoint(tmp_path / "x.safetensors")
+    with pytest.raises(CheckpointError, match="no training state"):
+        ck.restore_trainer(Trainer(model, DATA), ck.load_checkpoint(ck.save(tmp_path / "y.safetensors", model)))
+
+
+# ------------------------------------------------------------------------------ atomicity
+def test_a_failed_save_leaves_the_previous_checkpoint_and_no_temp_file(good, monkeypatch):
+    before = open(good, "rb").read()
+    model, trainer = trained(steps=7)
+
+    def crash(src, dst):
+        raise OSError("disk unplugged")
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk unplugged"):
+        ck.save(good, model, trainer)
+    monkeypatch.undo()
+    assert open(good, "rb").read() == before
+    assert os.listdir(os.path.dirname(good)) == ["good.safetensors"]
+
+
+SAVER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from numpy_gpt import GPTConfig
+    from numpy_gpt.checkpoint import save_checkpoint
+    from numpy_gpt.model import param_shapes
+    cfg = GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=4, n_embd=128, pos_encoding="learned")
+    v = int(sys.argv[2])
+    while True:
+        params = {k: np.full(s, v, np.float32) for k, s in param_shapes(cfg).items()}
+        save_checkpoint(sys.argv[1], cfg, params, run={"version": v})
+        print(v, flush=True)
+        v += 1
+""")
+
+
+def test_killed_while_saving_the_checkpoint_on_disk_is_always_a_whole_version(tmp_path):
+    path = str(tmp_path / "ckpt.safetensors")
+    rnd = random.Random(0)
+    version, kills, seen = 0, 0, []
+    while kills < 5:
+        child = subprocess.Popen([sys.executable, "-c", SAVER, path, str(version)], stdout=subprocess.PIPE,
+                                 text=True, env=ENV)
+        first = child.stdout.readline()               # one complete save, so there is a file to protect
+        assert first.strip() == str(version), first
+        time.sleep(rnd.uniform(0.0, 0.15))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        done = [int(line) for line in [first, *child.stdout.read().split()] if line.strip()]
+        child.stdout.close()
+        c = ck.load_checkpoint(path)                  # always loads ...
+        v = c.run["version"]
+        assert all((p == v).all() for p in c.params.values()), "a checkpoint mixes two versions"
+        assert v in (done[-1], done[-1] + 1)          # ... the last complete save, or the one being renamed
+        seen.append(v)
+        version = v + 1
+        kills += 1
+    assert os.path.exists(path) and seen == sorted(seen)
+    model = GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=4, n_embd=128, pos_encoding="learned"))
+    ck.save(path, model)                               # the next save sweeps the killed saves' temp files
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"]
+
+
+# ---------------------------------------------------------------------------------- resume
+TRAIN = [sys.executable, "-m", "numpy_gpt", "train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+         "--block-size", "16", "--batch-size", "4", "--eval-interval", "25", "--eval-batches", "2",
+         "--no-progress", "--no-plot", "--seed", "5"]
+
+
+def _same_run(a: str, b: str):
+    ca, cb = ck.load_checkpoint(a), ck.load_checkpoint(b)
+    assert ca.step == cb.step
+    for k, v in ca.params.items():
+        assert np.array_equal(v, cb.params[k]), f"{k} differs"
+    ha, hb = ca.trainer_state["history"], cb.trainer_state["history"]
+    assert ha["loss"] == hb["loss"] and ha["eval"] == hb["eval"] and ha["grad_norm"] == hb["grad_norm"]
+    for buf in ("exp_avg", "exp_avg_sq"):
+        for k, v in ca.trainer_state["optimizer"][buf].items():
+            assert np.array_equal(v, cb.trainer_state["optimizer"][buf][k])
+    assert ca.trainer_state["rng"] == cb.trainer_state["rng"]
+
+
+STEPS = "150"
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted run, started in the background; the tests wait for it when they need it."""
+    d = tmp_path_factory.mktemp("straight")
+    path = str(d / "straight.safetensors")
+    proc = subprocess.Popen([*TRAIN, "--steps", STEPS, "--out", path], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=d)
+    yield proc, path
+    proc.kill()
+    proc.wait()
+    proc.stderr.close()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_and_resuming_is_bit_identical(tmp_path, straight, sig, code):
+    stopped = str(tmp_path / "stopped.safetensors")
+    child = subprocess.Popen([*TRAIN, "--steps", STEPS, "--out", stopped, "--save-interval", "5"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    t0 = time.time()
+    while not os.path.exists(stopped) and child.poll() is None and time.time() - t0 < 60:
+        time.sleep(0.002)
+    child.send_signal(sig)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == code, err
+    at = ck.load_checkpoint(stopped).step
+    assert 0 < at < int(STEPS) and f"stopped by {signal.Signals(sig).name} at step {at}" in err
+    assert f"resume with: numpy-gpt train --resume {stopped}" in err
+    resumed = subprocess.run([*TRAIN, "--resume", stopped], capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at step {at}" in resumed.stdout
+    proc, path = straight
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    _same_run(stopped, path)
+
+
+# ---------------------------------------------------------------------- numpy <-> torch
+def test_train_in_numpy_continue_in_torch_and_back(tmp_path):
+    tcfg = TrainConfig(steps=18, batch_size=2, eval_interval=6, eval_batches=2, lr=1e-2, warmup_steps=4)
+    straight = GPT(CFG, seed=1, dtype=np.float64)
+    h = Trainer(straight, DATA, DATA[:100], tcfg).run(progress=False)
+
+    model = GPT(CFG, seed=1, dtype=np.float64)
+    trainer = Trainer(model, DATA, DATA[:100], tcfg)
+    trainer.run(steps=6, progress=False)
+    path = ck.save(tmp_path / "a.safetensors", model, trainer)
+
+    tmodel, c = tck.load(path)
+    assert next(tmodel.parameters()).dtype == torch.float64
+    ttrainer = TorchTrainer(tmodel, DATA, DATA[:100], c.train_config)
+    tck.restore_trainer(ttrainer, c)
+    ttrainer.run(steps=12, progress=False)
+    tck.save(path, tmodel, ttrainer)
+
+    back, c = ck.load_model(path)
+    assert c.run["backend"] == "torch" and c.step == 12
+    trainer = Trainer(back, DATA, DATA[:100], c.train_config)
+    ck.restore_trainer(trainer, c)
+    h2 = trainer.run(progress=False)
+    assert len(h2.loss) == 18 and h2.loss[:6] == h.loss[:6]
+    assert_close("resume[np->torch->np]", "losses", np.array(h2.loss), np.array(h.loss), 1e-9)
+    assert_close("resume[np->torch->np]", "lr", np.array(h2.lr), np.array(h.lr), 1e-12)
+    assert [e["val_loss"] for e in h2.eval] == pytest.approx([e["val_loss"] for e in h.eval], rel=1e-9)
+    for k, v in straight.params.items():
+        assert_close("resume[np->torch->np]", "params", back.params[k], v, 1e-9)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_torch_trainer_state_dict_resumes_itself_exactly(optimizer):
+    tcfg = TrainConfig(steps=10, batch_size=2, eval_interval=0, optimizer=optimizer, warmup_steps=3)
+    init = GPT(CFG, seed=2).params
+
+    def fresh():
+        t = torch_gpt.GPT(CFG)
+        t.load_state_dict(torch_gpt.from_numpy(init))
+        return t
+    straight = fresh()
+    h = TorchTrainer(straight, DATA, None, tcfg).run(progress=False)
+    first = fresh()
+    t1 = TorchTrainer(first, DATA, None, tcfg)
+    t1.run(steps=4, progress=False)
+    state = t1.state_dict()
+    assert set(state["optimizer"]) >= {"step", "lr"} and state["step"] == 4
+    second = fresh()
+    second.load_state_dict(first.state_dict())
+    t2 = TorchTrainer(second, DATA, None, tcfg)
+    t2.load_state_dict(state)
+    assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(t1.optimizer.param_groups[0]["lr"], rel=1e-15)
+    h2 = t2.run(progress=False)
+    assert h2.loss == h.loss
+    assert all(torch.equal(p, q) for p, q in zip(second.parameters(), straight.parameters()))

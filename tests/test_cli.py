@@ -1,0 +1,246 @@
+"""The numpy-gpt command line: every command, its flags, its output and its exit code."""
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+import numpy_gpt.cli as cli
+from numpy_gpt import parity_report
+from numpy_gpt.checkpoint import load_checkpoint
+from numpy_gpt.cli import main
+from tests import tolerances
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+        "--no-plot", "--no-progress"]
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                   # the default out/ folder lands here
+
+
+@pytest.fixture(scope="module")
+def ckpt64(tmp_path_factory):
+    """A float64 character model trained for a few steps on the demo corpus."""
+    path = str(tmp_path_factory.mktemp("c") / "m.safetensors")
+    assert main(["train", "--out", path, "--steps", "6", "--dtype", "float64", "--eval-interval", "3", *TINY]) == 0
+    return path
+
+
+def test_help_on_every_command(capsys):
+    for argv in ([], ["train"], ["generate"], ["parity"], ["gradcheck"], ["demo"]):
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: numpy-gpt {' '.join(argv)}".rstrip())
+    for flag in ("--data", "--tokenizer", "--n-layer", "--n-head", "--n-embd", "--block-size", "--pos-encoding",
+                 "--norm", "--activation", "--dropout", "--config", "--backend", "--steps", "--batch-size", "--lr",
+                 "--schedule", "--eval-interval", "--out", "--seed", "--resume"):
+        assert flag in cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help(), flag
+
+
+def test_console_script_and_python_m(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "numpy-gpt")
+    for cmd in ([script, "--help"], [sys.executable, "-m", "numpy_gpt", "gradcheck", "--help"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+        assert r.returncode == 0 and r.stdout.startswith("usage: numpy-gpt"), r.stderr
+    r = subprocess.run([script, "train", "--steps", "3", "--eval-interval", "0", *TINY], capture_output=True,
+                       text=True, cwd=tmp_path, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "out" / "model.safetensors").step == 3
+    assert "torch" not in r.stderr
+
+
+def test_train_prints_progress_saves_a_checkpoint_and_a_loss_curve(tmp_path, capsys):
+    assert main(["train", "--steps", "8", "--eval-interval", "4", "--eval-batches", "1",
+                 *[a for a in TINY if a not in ("--no-plot", "--no-progress")]]) == 0
+    out, err = capsys.readouterr()
+    assert "train: numpy backend, float32" in out and "demo corpus, char tokenizer" in out
+    assert "loss=" in err and "tok_s=" in err                                  # the progress bar
+    assert "step 4: train" in out and "val " in out and "ppl" in out           # evaluations, above the bar
+    assert "done: step 8, train loss" in out and "tokens/s" in out
+    c = load_checkpoint("out/model.safetensors")
+    assert c.step == 8 and c.tokenizer.kind == "char" and c.run["data"] is None and c.run["backend"] == "numpy"
+    assert os.path.getsize("out/model_loss.png") > 1000
+
+
+def test_config_files_json_and_toml_and_flags_win(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"model": {"n_layer": 1, "n_embd": 24, "n_head": 3,
+                                                           "block_size": 8, "norm": "post"},
+                                                 "train": {"steps": 3, "batch_size": 2, "eval_interval": 0}}))
+    (tmp_path / "c.toml").write_text('n_layer = 1\nn_embd = 12\nn_head = 2\nblock_size = 8\nactivation = "relu"\n'
+                                     "[train]\nsteps = 2\nbatch_size = 2\neval_interval = 0\noptimizer = 'sgd'\n")
+    assert main(["train", "--config", "c.json", "--out", "a.safetensors", "--no-plot", "--no-progress"]) == 0
+    a = load_checkpoint("a.safetensors")
+    assert (a.config.n_embd, a.config.norm, a.step, a.train_config.batch_size) == (24, "post", 3, 2)
+    assert main(["train", "--config", "c.toml", "--n-embd", "16", "--steps", "4", "--out", "b.safetensors",
+                 "--no-plot", "--no-progress"]) == 0
+    b = load_checkpoint("b.safetensors")
+    assert (b.config.n_embd, b.config.activation, b.step, b.train_config.optimizer) == (16, "relu", 4, "sgd")
+
+
+def test_train_on_a_file_with_each_tokenizer(tmp_path):
+    (tmp_path / "t.txt").write_text("the cat sat on the mat <EOS> the dog sat on the log <EOS>\n" * 20)
+    for tok in ("char", "word", "bpe"):
+        assert main(["train", "--data", "t.txt", "--tokenizer", tok, "--bpe-vocab-size", "270", "--steps", "2",
+                     "--eval-interval", "0", "--out", f"{tok}.safetensors", *TINY]) == 0
+        c = load_checkpoint(f"{tok}.safetensors")
+        assert c.tokenizer.kind == {"bpe": "byte_bpe"}.get(tok, tok)
+        assert c.run["data"] == str(tmp_path / "t.txt")
+
+
+def test_train_in_numpy_continue_in_torch_and_back_from_the_command_line(tmp_path):
+    common = ["--no-plot", "--no-progress"]
+    assert main(["train", "--steps", "3", "--out", "r.safetensors", "--eval-interval", "0", *TINY]) == 0
+    assert main(["train", "--resume", "r.safetensors", "--backend", "torch", "--steps", "6", *common]) == 0
+    c = load_checkpoint("r.safetensors")
+    assert c.step == 6 and c.run["backend"] == "torch" and len(c.trainer_state["history"]["loss"]) == 6
+    assert main(["train", "--resume", "r.safetensors", "--backend", "numpy", "--steps", "9", *common]) == 0
+    c = load_checkpoint("r.safetensors")
+    assert c.step == 9 and c.run["backend"] == "numpy" and len(c.trainer_state["history"]["loss"]) == 9
+
+
+class Recorder:
+    def __init__(self):
+        self.writes = []
+
+    def write(self, s):
+        self.writes.append(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def test_generate_streams_each_token_as_it_comes(ckpt64, monkeypatch):
+    rec = Recorder()
+    monkeypatch.setattr(sys, "stdout", rec)
+    assert main(["generate", "--checkpoint", ckpt64, "--prompt", "Once ", "--max-new-tokens", "12",
+                 "--temperature", "0.9", "--top-k", "5", "--top-p", "0.95", "--seed", "3"]) == 0
+    assert rec.writes[0] == "Once " and rec.writes[-1] == "\n"
+    assert len(rec.writes) == 1 + 12 + 1 and all(len(w) == 1 for w in rec.writes[1:-1])
+
+
+def test_generate_greedy_and_beams_agree_across_backends(ckpt64, capsys):
+    texts = {}
+    for be in ("numpy", "torch"):
+        for how in (["--greedy"], ["--beam-width", "3"]):
+            assert main(["generate", "--checkpoint", ckpt64, "--prompt", "The ", "--max-new-tokens", "10",
+                         "--backend", be, *how]) == 0
+            texts[be, how[0]] = capsys.readouterr().out
+    assert texts["numpy", "--greedy"] == texts["torch", "--greedy"]
+    assert texts["numpy", "--beam-width"] == texts["torch", "--beam-width"]
+    assert all(t.startswith("The ") and len(t) == len("The ") + 10 + 1 for t in texts.values())
+
+
+def test_parity_reports_every_activation_and_gradient(ckpt64, capsys):
+    assert main(["parity", "--checkpoint", ckpt64, "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    names = ["emb", "h.0.ln_1", "h.0.attn", "h.0.ln_2", "h.0.mlp", "h.0", "ln_f", "logits", "loss",
+             *load_checkpoint(ckpt64).params]
+    for name in names:
+        assert f"\n  {name} " in out, name
+    assert "float64" in out and "0 FAIL" in out and "\033[" not in out
+    assert main(["parity", "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--block-size", "6",
+                 "--norm", "post", "--dropout", "0.2", "--untied", "--dtype", "float32", "--color", "always"]) == 0
+    out = capsys.readouterr().out
+    assert "shared dropout masks" in out and "\033[32mclose\033[0m" in out and "lm_head.weight" in out
+
+
+def test_parity_fails_loudly(monkeypatch, capsys):
+    import torch_gpt.parity as tp
+    real = tp.torch_run
+
+    def off_by_a_bit(*a, **k):
+        acts, grads = real(*a, **k)
+        grads["h.0.attn.c_proj.bias"] = grads["h.0.attn.c_proj.bias"] * 1.001
+        return acts, grads
+    monkeypatch.setattr(tp, "torch_run", off_by_a_bit)
+    assert main(["parity", "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--block-size", "4",
+                 "--color", "always"]) == 1
+    out = capsys.readouterr().out
+    assert "h.0.attn.c_proj.bias" in out and "\033[1;31mFAIL\033[0m" in out and "1 FAIL" in out
+
+
+def test_gradcheck_passes_and_fails(monkeypatch, capsys):
+    assert main(["gradcheck", "--samples", "3"]) == 0
+    out = capsys.readouterr().out
+    for name in ("linear dw", "layernorm dx", "attention dc_attn_w", "ffn.gelu dx", "cross_entropy dlogits",
+                 "block.post dln_2.weight", "embedding dwte", "model wte.weight", "model ln_f.bias"):
+        assert name in out, name
+    assert " 0 FAIL" in out
+    real = parity_report.layernorm_backward
+    monkeypatch.setattr(parity_report, "layernorm_backward",
+                        lambda d, c: tuple(g * 1.01 if g is not None else g for g in real(d, c)))
+    monkeypatch.setattr(parity_report, "model_gradcheck", lambda *a: [])      # the layers are enough here
+    assert main(["gradcheck", "--color", "never"]) == 1
+    assert "layernorm dx" in capsys.readouterr().out
+
+
+def test_bench_dispatches_to_the_benchmark_suite(monkeypatch, capsys):
+    seen = []
+    fake = types.ModuleType("benchmarks.run")
+    fake.main = lambda argv: seen.append(argv) or {}
+    monkeypatch.setitem(sys.modules, "benchmarks.run", fake)
+    assert main(["bench", "--quick", "--threads", "1"]) == 0
+    assert main(["--debug", "bench", "--help"]) == 0
+    assert seen == [["--quick", "--threads", "1"], ["--help"]]
+
+    def missing(name, *a):
+        raise ModuleNotFoundError(f"No module named {name!r}", name="benchmarks")
+    monkeypatch.setattr(cli.importlib, "import_module", missing)
+    assert main(["bench"]) == 1
+    assert "benchmarks live in the source tree" in capsys.readouterr().err
+
+
+def test_without_torch_the_torch_commands_say_so_in_one_line(monkeypatch, capsys):
+    real = cli.importlib.import_module
+
+    def no_torch(name, *a):
+        if name.startswith("torch_gpt"):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *a)
+    monkeypatch.setattr(cli.importlib, "import_module", no_torch)
+    for argv in (["parity"], ["train", "--backend", "torch"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == ("numpy-gpt: error: this needs PyTorch, which is not installed: "
+                       "pip install 'numpy-gpt[torch]' (torch==2.13.0)\n")
+
+
+def test_plugin_commands_register_themselves_when_their_module_exists(monkeypatch, capsys):
+    import importlib.util
+    present = [n for n in cli.PLUGINS if importlib.util.find_spec(f"numpy_gpt.{n}") is not None]
+    assert set(present) <= set(cli.build_parser()._subparsers._group_actions[0].choices)
+    plugin = types.ModuleType("numpy_gpt.fancy")
+
+    def register(sub):
+        p = sub.add_parser("fancy", help="follow every number")
+        p.add_argument("--seed-problem", default="apple")
+        p.set_defaults(func=lambda args: print("tracing", args.seed_problem) or 0)
+    plugin.register = register
+    monkeypatch.setattr(cli, "PLUGINS", ("not_written_yet", "fancy"))
+    monkeypatch.setitem(sys.modules, "numpy_gpt.fancy", plugin)
+    assert main(["fancy", "--seed-problem", "cnn"]) == 0
+    assert capsys.readouterr().out == "tracing cnn\n"
+    choices = cli.build_parser()._subparsers._group_actions[0].choices
+    assert "fancy" in choices and "not_written_yet" not in choices
+
+
+def test_demo_keeps_its_flags():
+    demo = cli.build_parser()._subparsers._group_actions[0].choices["demo"]
+    args = demo.parse_args([])
+    assert (args.steps, args.out, args.seed, args.no_torch, args.func) == (500, "out", 0, False, cli._demo)
+
+
+def test_report_thresholds_are_the_test_suites():
+    assert parity_report.PARITY_TOL == tolerances.MODEL_PARITY
+    assert parity_report.SCALE_FLOOR == tolerances.SCALE_FLOOR
+    assert (parity_report.FD_STEP, parity_report.FD_TOL) == (tolerances.FD_STEP, tolerances.FD)

@@ -1,0 +1,51 @@
+"""numpy_gpt's checkpoint files, written and read from torch_gpt.
+
+The file format is numpy_gpt.checkpoint's (one safetensors file; parameters under their own
+names, optimizer state in numpy_gpt's layout), so a run trained in numpy continues in torch and
+back. A plain torch user needs none of this:
+
+    from safetensors.torch import load_file
+    sd = {k: v for k, v in load_file(path).items() if not k.startswith(("optimizer.", "history.", "rng."))}
+    torch_gpt.GPT(cfg).load_state_dict(sd)
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from numpy_gpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from numpy_gpt.config import GPTConfig
+from numpy_gpt.errors import CheckpointError
+
+from .model import GPT, from_numpy, to_numpy
+
+_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run: dict | None = None) -> str:
+    """Save a torch_gpt model (and its Trainer's state) in numpy_gpt's checkpoint format."""
+    run = {"backend": "torch", **(run or {})}
+    return save_checkpoint(path, model.config, to_numpy(model.state_dict()),
+                           trainer_state=None if trainer is None else trainer.state_dict(),
+                           train_config=None if trainer is None else trainer.config,
+                           tokenizer=tokenizer, run=run)
+
+
+def load(path: str | os.PathLike, dtype: torch.dtype | None = None, config: GPTConfig | None = None
+         ) -> tuple[GPT, Checkpoint]:
+    """A torch_gpt GPT from a checkpoint, in the dtype it was saved in unless dtype is given."""
+    ckpt = load_checkpoint(path, config)
+    saved = np.dtype(next(iter(ckpt.params.values())).dtype)
+    dtype = dtype or _DTYPES.get(saved, torch.float32)
+    model = GPT(ckpt.config).to(dtype)
+    model.load_state_dict(from_numpy(ckpt.params))
+    return model, ckpt
+
+
+def restore_trainer(trainer, ckpt: Checkpoint) -> None:
+    """Load a checkpoint's trainer state (written by either implementation) into a torch_gpt Trainer."""
+    if ckpt.trainer_state is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
+    trainer.load_state_dict(ckpt.trainer_state)

@@ -1,0 +1,88 @@
+"""`numpy-gpt parity`: numpy_gpt against torch_gpt (autograd) on one batch, tensor by tensor.
+
+Both models get the same parameters, the same batch and, with dropout, the same masks.
+numpy_gpt's intermediate activations come from numpy_gpt.parity_report.numpy_activations
+(the layer functions called in the model's order); torch_gpt's from forward hooks on its
+modules (h.{i}, h.{i}.ln_1, .attn, .ln_2, .mlp, ln_f) and a pre-hook on h.0 for the
+embeddings. Then every parameter's gradient, by name. The thresholds are the test suite's
+(numpy_gpt.parity_report.PARITY_TOL, a copy of tests/tolerances.py MODEL_PARITY).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from numpy_gpt.config import GPTConfig
+from numpy_gpt.model import GPT as NumpyGPT
+from numpy_gpt.parity_report import PARITY_TOL, SCALE_FLOOR, Row, compare, numpy_activations
+
+from .model import GPT, from_numpy
+
+_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def torch_run(cfg: GPTConfig, params: dict[str, np.ndarray], idx: np.ndarray, targets: np.ndarray,
+              masks: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """torch_gpt's activations (by numpy_activations' names) and gradients (by parameter name)."""
+    dtype = _TORCH[np.dtype(next(iter(params.values())).dtype)]
+    model = GPT(cfg).to(dtype)
+    model.load_state_dict(from_numpy(params))
+    model.train(bool(masks))
+    acts: dict[str, np.ndarray] = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            acts[name] = output.detach().numpy().copy()
+        return hook
+
+    handles = [model.h[0].register_forward_pre_hook(
+        lambda module, inputs: acts.__setitem__("emb", inputs[0].detach().numpy().copy()))]
+    for i, block in enumerate(model.h):
+        for sub in ("ln_1", "attn", "ln_2", "mlp"):
+            if hasattr(block, sub):
+                handles.append(getattr(block, sub).register_forward_hook(keep(f"h.{i}.{sub}")))
+        handles.append(block.register_forward_hook(keep(f"h.{i}")))
+    if hasattr(model, "ln_f"):
+        handles.append(model.ln_f.register_forward_hook(keep("ln_f")))
+    try:
+        t_masks = {k: torch.from_numpy(np.asarray(v)) for k, v in (masks or {}).items()}
+        logits, loss = model(torch.from_numpy(idx), torch.from_numpy(targets), masks=t_masks)
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    acts["logits"] = logits.detach().numpy()
+    acts["loss"] = loss.detach().numpy()
+    grads = {k: (p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape), p.detach().numpy().dtype))
+             for k, p in model.named_parameters()}
+    return acts, grads
+
+
+def run_parity(cfg: GPTConfig, params: dict[str, np.ndarray], batch_size: int = 2, seq_len: int | None = None,
+               seed: int = 0) -> tuple[list[Row], dict]:
+    """Rows for every activation and every gradient, and what was run (for the report's header).
+
+    params: numpy arrays in the dtype to compare in (float64 or float32).
+    """
+    dtype = np.dtype(next(iter(params.values())).dtype)
+    tol = PARITY_TOL[dtype]
+    T = cfg.block_size if seq_len is None else seq_len
+    rng = np.random.default_rng(seed)
+    model = NumpyGPT(cfg, seed=seed, dtype=dtype, params={k: v.copy() for k, v in params.items()})
+    idx = rng.integers(0, cfg.vocab_size, (batch_size, T))
+    targets = rng.integers(0, cfg.vocab_size, (batch_size, T))
+    model.training = cfg.dropout > 0                     # with dropout, both sides share numpy's masks
+    logits, loss = model.forward(idx, targets)
+    grads = model.backward()
+    masks = dict(model.masks) if model.training else {}
+    acts = numpy_activations(model, idx, targets, masks)
+    traced_ok = np.array_equal(acts["logits"], logits) and np.array_equal(acts["loss"], loss)
+    acts["logits"], acts["loss"] = logits, loss          # the model's own, whatever the trace says
+    t_acts, t_grads = torch_run(cfg, params, idx, targets, masks)
+
+    rows = [compare(name, "activation", a, t_acts.get(name), tol) for name, a in acts.items()]
+    floor = SCALE_FLOOR * max(np.abs(g).max(initial=0.0) for g in t_grads.values())
+    rows += [compare(name, "gradient", g, t_grads.get(name), tol, floor) for name, g in grads.items()]
+    info = dict(dtype=dtype.name, tol=tol, batch=(batch_size, T), trace_matches_model=traced_ok,
+                dropout=bool(masks))
+    return rows, info
