@@ -35,7 +35,7 @@ from .errors import (CheckpointError, CheckpointMismatchError, ConfigError, Depe
                      NumpyGPTError, UsageError)
 
 PROG = "numpy-gpt"
-PLUGINS = ("trace", "check")
+PLUGINS = ("trace", "check", "pictures")
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
 DEFAULT_OUT = os.path.join("out", "model.safetensors")
 

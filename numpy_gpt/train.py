@@ -81,7 +81,7 @@ class History:
     lr: list = field(default_factory=list)
     grad_norm: list = field(default_factory=list)   # global norm before clipping
     eval: list = field(default_factory=list)        # dicts: step, train_loss, val_loss, val_ppl
-    layer_grad_norms: list = field(default_factory=list)   # {block or part: norm} at each step
+    layer_grad_norms: list = field(default_factory=list)   # {block or part: norm} per step, before clipping
     tokens_per_s: float = 0.0
 
     def to_dict(self) -> dict:
@@ -92,6 +92,14 @@ def layer_of(name: str) -> str:
     """Group a parameter name by where it sits: "h.3.attn.c_attn.weight" -> "h.3"."""
     parts = name.split(".")
     return ".".join(parts[:2]) if parts[0] == "h" else parts[0]
+
+
+def layer_grad_norms(grads: dict) -> dict[str, float]:
+    """{part of the model: L2 norm of its gradients}, from float64 arrays or tensors (before clipping)."""
+    squares: dict[str, float] = {}
+    for k, g in grads.items():
+        squares[layer_of(k)] = squares.get(layer_of(k), 0.0) + float((g * g).sum())
+    return {k: math.sqrt(v) for k, v in squares.items()}
 
 
 class TrainLoop:
@@ -164,8 +172,9 @@ class Trainer(TrainLoop):
         self.model.training = True
         _, loss = self.model.forward(x, y)                              # 3.
         grads = self.model.backward()
+        layer_norms = layer_grad_norms({k: g.astype(np.float64) for k, g in grads.items()})
         norm = (clip_grad_norm(grads, cfg.grad_clip) if cfg.grad_clip     # 4.
-                else math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values())))
+                else math.sqrt(sum(v * v for v in layer_norms.values())))
         loss = float(loss)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingDivergedError(f"training diverged at step {self.step}: loss {loss}, "
@@ -177,10 +186,7 @@ class Trainer(TrainLoop):
         h.loss.append(loss)
         h.lr.append(lr)
         h.grad_norm.append(norm)
-        per_layer: dict[str, float] = {}
-        for k, g in grads.items():
-            per_layer[layer_of(k)] = per_layer.get(layer_of(k), 0.0) + float((g.astype(np.float64) ** 2).sum())
-        h.layer_grad_norms.append({k: math.sqrt(v) for k, v in per_layer.items()})
+        h.layer_grad_norms.append(layer_norms)
         self.step += 1
         return loss
 

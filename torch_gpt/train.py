@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import torch
 
-from numpy_gpt.train import History, TrainConfig, TrainingDivergedError, TrainLoop, layer_of
+from numpy_gpt.train import History, TrainConfig, TrainingDivergedError, TrainLoop, layer_grad_norms
 
 from .data import batch_to_torch, get_batch
 from .optim import clip_grad_norm, make_optimizer, make_scheduler, set_lr, state_by_name
@@ -44,6 +44,7 @@ class Trainer(TrainLoop):
         _, loss = self.model(x, y)
         loss.backward()
         params = list(self.model.parameters())
+        layer_norms = layer_grad_norms({k: p.grad.double() for k, p in self.model.named_parameters()})
         norm = (clip_grad_norm(params, cfg.grad_clip) if cfg.grad_clip
                 else float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))))
         loss_value = float(loss.detach())
@@ -58,10 +59,7 @@ class Trainer(TrainLoop):
         h.loss.append(loss_value)
         h.lr.append(lr)
         h.grad_norm.append(norm)
-        per_layer: dict[str, float] = {}
-        for k, p in self.model.named_parameters():
-            per_layer[layer_of(k)] = per_layer.get(layer_of(k), 0.0) + float((p.grad.double() ** 2).sum())
-        h.layer_grad_norms.append({k: math.sqrt(v) for k, v in per_layer.items()})
+        h.layer_grad_norms.append(layer_norms)
         self.step += 1
         return loss_value
 

@@ -1,0 +1,213 @@
+"""`numpy-gpt check`: numpy_gpt's own backwards pass, wrong ones fail and are located, stubs and
+bad input are reported cleanly. Runs the command's handler through its argparse registration
+with few hypothesis examples (--examples), so the whole file takes seconds."""
+import argparse
+import importlib.util
+import re
+import textwrap
+
+import numpy as np
+import pytest
+
+from numpy_gpt import check
+from numpy_gpt.errors import ConfigError, InputError
+
+
+def run_check(capsys, *argv):
+    parser = argparse.ArgumentParser(prog="numpy-gpt")
+    check.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["check", *argv])
+    code = args.func(args)
+    return code, capsys.readouterr().out
+
+
+def write(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+@pytest.mark.parametrize("layer", list(check.LAYERS))
+def test_numpy_gpts_own_backward_passes(capsys, layer):
+    code, out = run_check(capsys, layer, "--examples", "4")
+    assert code == 0, out
+    assert "PASS" in out and "torch" in out and "finite diff" in out
+
+
+def wrong_report(capsys, tmp_path, layer, body, examples="6"):
+    code, out = run_check(capsys, layer, "--impl", write(tmp_path, f"mine_{layer}.py", body), "--examples", examples)
+    assert code == 1, out
+    return out
+
+
+def verdicts(out: str) -> dict:
+    """{(gradient, oracle): "ok" or "WRONG"} from the report's table."""
+    rows = re.findall(r"^\s+(d\w+)\s+\([\d, ]*\)\s+(torch|finite diff)\s+\S+\s+(ok|WRONG)", out, re.M)
+    return {(g, o): verdict for g, o, verdict in rows}
+
+
+def test_flipped_sign_is_located_in_dx_only(capsys, tmp_path):
+    out = wrong_report(capsys, tmp_path, "linear", """
+        def linear_backward(dout, cache):
+            x, w, has_bias = cache
+            g = dout.reshape(-1, w.shape[1])
+            return -(g @ w.T).reshape(x.shape), x.reshape(-1, w.shape[0]).T @ g, g.sum(0)
+        """)
+    v = verdicts(out)
+    assert v[("dx", "torch")] == v[("dx", "finite diff")] == "WRONG"
+    assert {v[(g, o)] for g in ("dw", "db") for o in ("torch", "finite diff")} == {"ok"}
+    assert "FAIL (wrong): wrong dx" in out and "rel error" in out and "expected" in out and "got" in out
+
+
+def test_layernorm_without_the_mean_term_fails_on_dx(capsys, tmp_path):
+    out = wrong_report(capsys, tmp_path, "layernorm", """
+        def layernorm_backward(dout, cache):
+            xhat, rstd, w, has_bias = cache
+            C = xhat.shape[-1]
+            g = dout * w
+            dx = rstd * (g - xhat * (g * xhat).mean(-1, keepdims=True))     # forgot - mean(g)
+            return dx, (dout * xhat).reshape(-1, C).sum(0), dout.reshape(-1, C).sum(0)
+        """)
+    v = verdicts(out)
+    assert v[("dx", "torch")] == "WRONG" and v[("dw", "torch")] == "ok" and v[("db", "torch")] == "ok"
+
+
+def test_gelu_with_a_wrong_constant_fails(capsys, tmp_path):
+    out = wrong_report(capsys, tmp_path, "gelu", """
+        import math
+        def gelu_backward(dout, cache):
+            x, t = cache
+            c, k = math.sqrt(2 / math.pi), 0.04                              # not 0.044715
+            return dout * ((1 + t) / 2 + x / 2 * (1 - t * t) * c * (1 + 3 * k * x * x))
+        """)
+    assert verdicts(out)[("dx", "finite diff")] == "WRONG"
+
+
+def test_embedding_trap_is_found_and_shrunk_by_hypothesis(capsys, tmp_path):
+    # The smallest case (one position) passes; only a repeated id exposes dW[idx] += g.
+    out = wrong_report(capsys, tmp_path, "embedding", """
+        import numpy as np
+        def embedding_backward(dout, cache):
+            idx, (V, C) = cache
+            dwte = np.zeros((V, C))
+            dwte[idx] += dout
+            return dwte
+        """, examples="30")
+    assert "found and shrunk by hypothesis" in out and verdicts(out)[("dwte", "torch")] == "WRONG"
+    assert "B=1  T=2  V=1" in out                      # the smallest case with a repeat
+
+
+def test_the_reported_case_rebuilds_and_its_numbers_are_the_real_ones(tmp_path):
+    path = write(tmp_path, "mine.py", """
+        def softmax_backward(dout, cache):
+            y = cache
+            return y * (dout + (dout * y).sum(-1, keepdims=True))             # + instead of -
+        """)
+    fn, _, _ = check.load_impl(path, "softmax_backward")
+    report = check.check_backward("softmax", fn, examples=5, impl_path=path)
+    assert not report.passed
+    failure = report.failure
+    case = check.make_case("softmax", **failure.case.params)
+    _, cache = case.forward()
+    got = fn(case.dout, cache)
+    import torch_gpt.check as oracle
+    _, truth = oracle.gradients("softmax", case.args, ["x"], case.dout)
+    row = next(r for r in failure.results if r.oracle == "torch")
+    assert row.got == got[row.worst_index] and row.expected == truth["x"][row.worst_index]
+    assert row.rel_error == pytest.approx(np.abs(got - truth["x"]).max() / max(np.abs(got).max(), np.abs(truth["x"]).max()))
+
+
+def test_signature_crash_and_in_place_problems_are_reported(capsys, tmp_path):
+    out = wrong_report(capsys, tmp_path, "layernorm", """
+        def layernorm_backward(dout, cache):
+            return dout, dout.sum(0)
+        """)
+    assert "FAIL (signature)" in out and "returned 2 value(s); expected 3" in out
+    out = wrong_report(capsys, tmp_path, "attention_core", """
+        def causal_attention_backward(dy, cache):
+            q, k, v, a, scale = cache
+            return dy[5], k, v                                                # IndexError
+        """)
+    assert "FAIL (crash)" in out and "mine_attention_core.py, line 4" in out
+    out = wrong_report(capsys, tmp_path, "linear", """
+        def linear_backward(dout, cache):
+            x, w, has_bias = cache
+            g = dout.reshape(-1, w.shape[1])
+            dx, dw, db = (g @ w.T).reshape(x.shape), x.reshape(-1, w.shape[0]).T @ g, g.sum(0)
+            x[...] = 0                                                        # scribbles on the cache
+            return dx, dw, db
+        """)
+    assert "FAIL (in-place)" in out and "input x" in out
+
+
+@pytest.mark.parametrize("layer", list(check.LAYERS))
+def test_templates_say_not_implemented(capsys, tmp_path, layer):
+    code, template = run_check(capsys, layer, "--template")
+    assert code == 0 and "raise NotImplementedError" in template and check.LAYERS[layer].backward in template
+    path = tmp_path / check.LAYERS[layer].template
+    path.write_text(template)
+    code, out = run_check(capsys, layer, "--impl", str(path), "--no-torch")
+    assert code == 1 and "NOT IMPLEMENTED" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("layer", list(check.LAYERS))
+def test_template_unpacks_the_real_cache(layer):
+    # The template's first lines unpack numpy_gpt's cache; if the cache layout changes, this
+    # fails with a ValueError instead of reaching NotImplementedError: update the template.
+    spec = check.LAYERS[layer]
+    module_spec = importlib.util.spec_from_file_location(
+        f"template_{layer}", check.__file__.replace("check.py", f"templates/{spec.template}"))
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    case = check.make_case(layer, B=2, seed=3) if "B" in spec.space else check.make_case(layer)
+    _, cache = case.forward()
+    with pytest.raises(NotImplementedError):
+        getattr(module, spec.backward)(case.dout, cache)
+
+
+def test_list_and_bad_input(capsys, tmp_path):
+    code, out = run_check(capsys, "--list")
+    assert code == 0 and all(name in out for name in check.LAYERS) and "layernorm_backward(dout, cache)" in out
+    with pytest.raises(ConfigError, match="unknown layer 'layernrom'"):
+        run_check(capsys, "layernrom")
+    with pytest.raises(InputError, match="not found"):
+        run_check(capsys, "linear", "--impl", str(tmp_path / "missing.py"))
+    path = write(tmp_path, "other.py", "def helper(dout, cache):\n    return dout\n")
+    with pytest.raises(InputError, match="no function 'linear_backward'.*defines helper"):
+        run_check(capsys, "linear", "--impl", path)
+    with pytest.raises(InputError, match="no function 'nope'"):
+        run_check(capsys, "linear", "--impl", path + ":nope")
+    bad = write(tmp_path, "bad.py", "def linear_backward(dout, cache)\n    return dout\n")
+    with pytest.raises(InputError, match="SyntaxError"):
+        run_check(capsys, "linear", "--impl", bad)
+    with pytest.raises(ConfigError):
+        run_check(capsys)
+
+
+def test_without_torch_finite_differences_still_catch_bugs(capsys, tmp_path, monkeypatch):
+    real = check.importlib.import_module
+
+    def no_torch(name, *a, **kw):
+        if name.startswith("torch"):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(check.importlib, "import_module", no_torch)
+    code, out = run_check(capsys, "softmax", "--examples", "3")
+    assert code == 0 and "torch is not installed" in out and "torch autograd" not in out
+    out = wrong_report(capsys, tmp_path, "softmax", """
+        def softmax_backward(dout, cache):
+            return cache * dout
+        """)
+    assert verdicts(out) == {("dx", "finite diff"): "WRONG"}
+
+
+def test_through_the_numpy_gpt_command_line(capsys, tmp_path):
+    from numpy_gpt import cli
+    if "check" not in getattr(cli, "PLUGINS", ()):
+        pytest.skip("numpy_gpt.cli does not register the check command")
+    assert cli.main(["check", "relu", "--examples", "2"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert cli.main(["check", "relu", "--impl", str(tmp_path / "missing.py")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not found" in err
