@@ -20,12 +20,15 @@ import numpy as np
 
 def softmax_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x: (..., K). Returns y (..., K), rows summing to 1, and the cache (y itself)."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))               # 1-2.
-    y = e / e.sum(axis=-1, keepdims=True)                       # 3.
+    y = x - x.max(axis=-1, keepdims=True)                       # 1.
+    np.exp(y, out=y)                                            # 2. in place: one array, not three
+    y /= y.sum(axis=-1, keepdims=True)                          # 3.
     return y, y
 
 
 def softmax_backward(dy: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dy: (..., K), dL/dy. Returns dx (..., K)."""
     y = cache
-    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))      # 3-1.
+    dx = dy - (dy * y).sum(axis=-1, keepdims=True)              # 3-1. dx = y * (dy - sum(dy * y))
+    dx *= y
+    return dx
