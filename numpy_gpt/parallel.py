@@ -51,10 +51,12 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
             kernel(lo, hi)
         return
     if _state["pool"] is None:
-        _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads(), thread_name_prefix="numpy_gpt")
+        _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
 
     def worker(i):
         for lo, hi in blocks[i::n]:
             kernel(lo, hi)
-    for f in [_state["pool"].submit(worker, i) for i in range(n)]:
+    futures = [_state["pool"].submit(worker, i) for i in range(1, n)]
+    worker(0)                               # the calling thread takes the first share itself
+    for f in futures:
         f.result()
