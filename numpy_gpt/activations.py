@@ -12,6 +12,9 @@ GELU (tanh approximation, GPT-2's "gelu_new"):
              f'(x) = (1 + tanh u) / 2 + x/2 * (1 - tanh^2 u) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2)
 
 (Hendrycks and Gimpel, "Gaussian Error Linear Units", 2016.)
+Deep in the negative tail (x < -5) the tanh form computes 1 + tanh(u) by
+cancellation, so float64 keeps only ~11 digits there at x = -5 and ~5 at
+x = -6; torch's GELU uses the same formula and loses the same digits.
 NumPy has no vectorized erf, so gelu_exact applies Python's math.erf element
 by element in float64: exact, but slower than the tanh form GPT-2 uses.
 """

@@ -29,6 +29,11 @@ def test_matches_finite_differences(data, name):
     r, args = draw_case(data, np.float64, name)
     if name == "relu":                        # keep every x a step h away from the kink
         args["x"][np.abs(args["x"]) < 1e-3] = 0.5
+    if name == "gelu":
+        # Below x = -5, 1 + tanh(u) cancels (to 1e-11 at x = -6): the float64 forward itself is
+        # then off by ~1e-5 relative (torch's too), and no finite difference of it can check a
+        # gradient to 1e-6. The tail is compared with torch and kept finite at +-1e4 above.
+        np.clip(args["x"], -5.0, 5.0, out=args["x"])
     forward, backward = ACTIVATIONS[name]
     against_finite_differences(name, forward, backward, args, ["x"], r)
 
