@@ -14,6 +14,11 @@ def draw_case(data, dtype, name):
     x = S.normal(r, S.btc(data), dtype, data.draw(st.sampled_from([0.1, 1.0, 3.0, 30.0]), label="scale"))
     if name == "relu":
         x[x == 0] = 1.0                       # ReLU has no derivative at exactly 0
+    if name == "gelu" and dtype == np.float32:
+        # Below x = -4.5, float32 tanh(u) is within an ulp or two of -1, so the derivative
+        # (true value 2e-7 at x = -5.3) is decided by how tanh rounds: numpy gives -1.2e-6,
+        # torch 0. Neither resolves it; float64 covers the tail, and +-1e4 stays finite below.
+        np.clip(x, dtype(-4.5), None, out=x)
     return r, dict(x=x)
 
 
@@ -29,10 +34,11 @@ def test_matches_finite_differences(data, name):
     r, args = draw_case(data, np.float64, name)
     if name == "relu":                        # keep every x a step h away from the kink
         args["x"][np.abs(args["x"]) < 1e-3] = 0.5
-    if name == "gelu":
-        # Below x = -5, 1 + tanh(u) cancels (to 1e-11 at x = -6): the float64 forward itself is
-        # then off by ~1e-5 relative (torch's too), and no finite difference of it can check a
-        # gradient to 1e-6. The tail is compared with torch and kept finite at +-1e4 above.
+    if name in ("gelu", "gelu_exact"):
+        # Below x = -5, 1 + tanh(u) (or 1 + erf) cancels (to 1e-11 at x = -6): the float64
+        # forward itself is then off by ~1e-5 relative (torch's too), and further out the
+        # gradient underflows (1e-83 at x = -30); no finite difference can check it to 1e-6.
+        # The tail is compared with torch and kept finite at +-1e4 above.
         np.clip(args["x"], -5.0, 5.0, out=args["x"])
     forward, backward = ACTIVATIONS[name]
     against_finite_differences(name, forward, backward, args, ["x"], r)

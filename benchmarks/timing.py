@@ -1,0 +1,207 @@
+"""Interleaved timing, thread limits and the statistics every table uses.
+
+Method (the same for every measurement in the suite):
+    1. warm-up: each implementation runs `warmup` times untimed (allocator, caches, lazy init);
+    2. calibrate: each implementation gets an inner loop count `number` so that one timed
+       sample lasts at least `min_time` seconds (perf_counter resolution, timer overhead);
+    3. repeats: A B C A B C ... for `repeats` rounds, so drift of the machine (frequency,
+       other processes) hits every implementation alike; a sample is seconds per call;
+    4. ratios are taken pair by pair, t_other[i] / t_numpy[i] within round i, and reported
+       as the median with min-max and interquartile range over the rounds.
+The garbage collector is paused inside a sample, as timeit does, and runs in full once
+before the rounds (not before each sample: with torch and inductor loaded a full collection
+takes about half a second).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Measurement:
+    """Raw samples (seconds per call) of several implementations timed in one interleaved run."""
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    number: dict[str, int] = field(default_factory=dict)       # calls per timed sample
+    errors: dict[str, str] = field(default_factory=dict)       # implementation -> why it is n/a
+    warmup: int = 0
+    loadavg: tuple[float, float] = (0.0, 0.0)                  # 1-minute load before, after
+    foreign_load: float | None = None                          # share of all cores other processes used
+    attempts: list[float] = field(default_factory=list)        # foreign load of each attempt (run.py retries)
+
+    def median(self, name: str) -> float:
+        """Median seconds per call, NaN when the implementation is n/a."""
+        s = self.samples.get(name)
+        return float(np.median(s)) if s else math.nan
+
+    def to_json(self) -> dict:
+        return {"samples_s": self.samples, "number": self.number, "errors": self.errors,
+                "warmup": self.warmup, "loadavg_before_after": list(self.loadavg),
+                "foreign_load": self.foreign_load, "attempts_foreign_load": self.attempts,
+                "stats": {k: summarize(v) for k, v in self.samples.items() if v}}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median, min, max and interquartile range of a list of numbers."""
+    a = np.asarray(values, dtype=np.float64)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return {"median": float(med), "min": float(a.min()), "max": float(a.max()),
+            "q1": float(q1), "q3": float(q3), "n": int(a.size)}
+
+
+def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, float] | None:
+    """Statistics of m[numerator][i] / m[denominator][i] over the rounds i (None if either is n/a).
+
+    With numerator = a torch implementation and denominator = "numpy", this is numpy's
+    speedup: > 1 means numpy_gpt is faster.
+    """
+    a, b = m.samples.get(numerator), m.samples.get(denominator)
+    if not a or not b:
+        return None
+    n = min(len(a), len(b))
+    return summarize([a[i] / b[i] for i in range(n)])
+
+
+class ForeignLoad:
+    """How much CPU other processes used while we measured, from /proc/stat (Linux).
+
+    foreign = (busy ticks of the whole machine - this process's CPU time) / (wall time x cores),
+    0 on a quiet machine, 0.5 when another process kept one of two cores busy. A measurement
+    taken while other work ran is slower and noisier; the tables flag it.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
+        busy = (sum(fields[:8]) - idle) / hz                              # user..steal, seconds
+        t = os.times()
+        return busy, t.user + t.system, time.perf_counter()
+
+    def share(self) -> float | None:
+        end = self._snapshot()
+        if self.start is None or end is None:
+            return None
+        wall = end[2] - self.start[2]
+        if wall <= 0:
+            return None
+        foreign = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(0.0, foreign / (wall * (os.cpu_count() or 1)))
+
+
+def _calibrate(fn: Callable[[], object], min_time: float, max_number: int = 10_000) -> int:
+    """Calls per sample so that one sample lasts at least min_time seconds."""
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    if once >= min_time:
+        return 1
+    return int(min(max_number, math.ceil(min_time / max(once, 1e-7))))
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
+                min_time: float = 0.02, cooldown: float = 0.0) -> Measurement:
+    """Time several implementations of the same work, interleaved round by round.
+
+    fns: name -> a zero-argument callable doing one unit of work. An implementation that
+    raises during warm-up or timing is reported in .errors and dropped from later rounds.
+    cooldown: seconds slept before each sample, to let the other library's worker threads
+    stop spinning. OpenBLAS's workers busy-wait after every parallel call (measured here:
+    ~0.11 s of a core; torch's OpenMP workers ~0.01 s); without the pause, torch timed right
+    after NumPy ran up to 2x slower at 2 threads on 2 cores.
+    """
+    m = Measurement(warmup=warmup)
+    m.loadavg = (os.getloadavg()[0], 0.0)
+    load = ForeignLoad()
+    live = dict(fns)
+    for name, fn in list(live.items()):
+        try:
+            for _ in range(warmup):
+                fn()
+            m.number[name] = _calibrate(fn, min_time)
+            m.samples[name] = []
+        except Exception as exc:                      # noqa: BLE001 - reported, not hidden
+            m.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            del live[name]
+    gc.collect()                 # once per measurement: with torch loaded a full collection takes ~0.5 s
+    for _ in range(repeats):
+        for name, fn in list(live.items()):
+            n = m.number[name]
+            if cooldown:
+                time.sleep(cooldown)
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                elapsed = time.perf_counter() - t0
+            except Exception as exc:                  # noqa: BLE001
+                m.errors[name] = f"{type(exc).__name__}: {exc}"
+                m.samples[name] = []
+                del live[name]
+                continue
+            finally:
+                gc.enable()
+            m.samples[name].append(elapsed / n)
+    m.loadavg = (m.loadavg[0], os.getloadavg()[0])
+    m.foreign_load = load.share()
+    return m
+
+
+@contextlib.contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """Give NumPy's BLAS, numpy_gpt's elementwise pool and torch the same number of threads.
+
+    threadpoolctl limits the BLAS NumPy links (OpenBLAS here) and any OpenMP runtime
+    loaded in the process; numpy_gpt.parallel.set_num_threads sizes the pool that runs
+    numpy_gpt's elementwise kernels (GELU, softmax, optimizer) on row blocks;
+    torch.set_num_threads sets torch's intra-op pool (which also drives MKL/oneDNN inside
+    torch). torch is touched only if something imported it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from numpy_gpt import parallel
+    torch = sys.modules.get("torch")
+    old = torch.get_num_threads() if torch is not None else None
+    old_np = parallel.get_num_threads()
+    with threadpool_limits(limits=n):
+        parallel.set_num_threads(n)
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            parallel.set_num_threads(old_np)
+            if torch is not None:
+                torch.set_num_threads(old)
+
+
+def fmt_ms(seconds: float) -> str:
+    """Milliseconds with 3 significant figures, or n/a."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def fmt_ratio(stats: dict[str, float] | None) -> str:
+    """'0.42 [0.40-0.45]': median [min-max] of a paired ratio, or n/a."""
+    if not stats:
+        return "n/a"
+    return f"{stats['median']:.2f} [{stats['min']:.2f}-{stats['max']:.2f}]"
