@@ -1,0 +1,103 @@
+"""What machine and libraries ran the benchmarks, and the matmul peak they are measured against."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from .timing import thread_limit
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo ({} where there is none)."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+def _meminfo_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def describe() -> dict:
+    """CPU model, cores, memory, Python/NumPy/torch versions, BLAS and thread-pool info."""
+    from threadpoolctl import threadpool_info
+    cpu = _cpuinfo()
+    flags = set(cpu.get("flags", "").split())
+    desc = {
+        "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
+        "cpu_mhz": cpu.get("cpu MHz"),
+        "simd": sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16",
+                                                 "avx512_vnni", "amx_tile"}),
+        "cores_available": available_cores(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": _meminfo_gb(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "threadpools": threadpool_info(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+    try:
+        import torch
+        desc["torch"] = torch.__version__
+        desc["torch_parallel_info"] = torch.__config__.parallel_info()
+    except ImportError:
+        desc["torch"] = None
+    return desc
+
+
+def matmul_gflops(n: int, dtype, threads: int, repeats: int = 5, lib: str = "numpy") -> dict:
+    """GFLOP/s of an (n, n) @ (n, n) matmul (2 n^3 flops) at `threads` threads.
+
+    Returns the best and the median over the repeats; the best is the "peak" the
+    training steps are compared with. lib: "numpy" (its BLAS) or "torch".
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty_like(a)
+    if lib == "torch":
+        import torch
+        a, b, out = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)
+        mm = lambda: torch.matmul(a, b, out=out)          # noqa: E731
+    else:
+        mm = lambda: np.matmul(a, b, out=out)             # noqa: E731
+    times = []
+    with thread_limit(threads):
+        time.sleep(0.15)                                  # let the other library's threads stop spinning
+        mm()                                              # warm-up: threads, page faults
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            mm()
+            times.append(time.perf_counter() - t0)
+    flops = 2.0 * n ** 3
+    return {"n": n, "dtype": np.dtype(dtype).name, "threads": threads, "lib": lib,
+            "times_s": times, "peak_gflops": flops / min(times) / 1e9,
+            "median_gflops": flops / float(np.median(times)) / 1e9}

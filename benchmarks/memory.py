@@ -1,0 +1,100 @@
+"""Peak resident memory of a few training steps, for one implementation and one config.
+
+    python -m benchmarks.memory --impl numpy --config small [--dtype float32] [--steps 3] [--threads N]
+
+Run in its own process, because ru_maxrss is a high-water mark of the whole process: in the
+main benchmark it would mix every implementation and config. Prints one JSON line:
+    baseline_mb  resident memory after the imports (numpy_gpt; torch and torch_gpt for torch impls)
+    peak_mb      peak RSS (VmHWM, else ru_maxrss) after building the model and optimizer and running --steps steps
+    delta_mb     peak_mb - baseline_mb: weights, gradients, AdamW state, activations, workspace
+On Linux the high-water mark is reset after the imports (writing 5 to /proc/self/clear_refs),
+so a transient peak during `import torch` cannot hide a smaller model's peak; where that is
+not possible the baseline is ru_maxrss after the imports instead ("method" says which).
+For --impl compile, the peak includes torch.compile's own work in this process (its worker
+subprocesses are not counted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+
+import numpy as np
+
+
+def _status_mb(field: str) -> float | None:
+    """A field of /proc/self/status (VmRSS, VmHWM) in MiB, or None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def maxrss_mb() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    VmHWM where /proc has it: ru_maxrss of a child of a large process starts at the
+    parent's RSS at fork time (Linux carries it across exec), which would hide our peak.
+    """
+    hwm = _status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 ** 2
+
+
+def _rss_mb() -> float | None:
+    """Current resident set size in MiB, or None."""
+    return _status_mb("VmRSS")
+
+
+def reset_peak() -> tuple[float, str]:
+    """Reset the RSS high-water mark if the kernel allows; return (baseline MiB, method)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        rss = _rss_mb()
+        if rss is not None:
+            return rss, "peak reset after imports (clear_refs 5); baseline = VmRSS"
+    except OSError:
+        pass
+    return maxrss_mb(), "baseline = ru_maxrss after imports"
+
+
+def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, threads: int | None = None
+            ) -> dict:
+    """Build impl's model for config, run `steps` training steps; return the RSS figures."""
+    from .timing import thread_limit
+    from .workloads import CONFIGS, make_step
+    if impl != "numpy":
+        import torch  # noqa: F401 - the baseline includes torch for the torch implementations
+        import torch_gpt  # noqa: F401
+    from .machine import available_cores
+    baseline, method = reset_peak()
+    with thread_limit(threads or available_cores()):
+        step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
+        losses = [step() for _ in range(steps)]
+    peak = maxrss_mb()
+    return {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
+            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
+            "last_loss": losses[-1]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--impl", choices=("numpy", "torch", "compile"), required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    print(json.dumps(measure(a.impl, a.config, a.dtype, a.steps, a.threads)))
+
+
+if __name__ == "__main__":
+    main()

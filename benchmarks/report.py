@@ -1,0 +1,273 @@
+"""Markdown tables and matplotlib plots from the results dictionary that run.py builds."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .timing import fmt_ms, fmt_ratio
+from .workloads import FLOPS_FORMULA, IMPL_LABELS, IMPLS
+
+SPEEDUP_CAPTION = (
+    "**speedup** = torch time / numpy_gpt time, computed pair by pair within each interleaved "
+    "round and reported as median [min-max] over the rounds: **> 1 means numpy_gpt is faster**, "
+    "< 1 means torch is faster (0.25 = numpy_gpt takes 4x as long).")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _load(r: dict) -> str:
+    """Other processes' share of the machine's CPU during the measurement, in percent."""
+    return _num(None if r.get("foreign_load") is None else 100 * r["foreign_load"], "{:.0f}")
+
+
+LOAD_NOTE = ("**other load %** = CPU time other processes used during the measurement, as a share of "
+             "all cores (from /proc/stat); rows with more than a few percent ran beside other work and may be slower and noisier.")
+
+
+def _num(x: float | None, fmt: str = "{:.3g}") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else fmt.format(x)
+
+
+def machine_section(res: dict) -> str:
+    m, s = res["machine"], res["settings"]
+    blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '')}, {p.get('prefix')})"
+            for p in m["threadpools"] if p.get("user_api") == "blas"]
+    lines = [
+        f"**Machine:** {m['cpu_model']}, {m['cores_available']} cores available, "
+        f"{_num(m['memory_gb'], '{:.0f}')} GB; SIMD {', '.join(m['simd']) or '?'}.  ",
+        f"**Software:** Python {m['python']}, NumPy {m['numpy']} (BLAS: {'; '.join(blas) or '?'}), "
+        f"torch {m.get('torch')}.  ",
+        f"**Settings:** dtype {s['dtype']}, threads {s['threads']} (NumPy BLAS via threadpoolctl and "
+        f"torch.set_num_threads, the same count on both sides), {s['repeats']} interleaved repeats after "
+        f"{s['warmup']} warm-up runs, >= {s['min_time_s']} s per sample, {s['cooldown_s']} s pause "
+        f"before each sample at > 1 thread (OpenBLAS workers spin ~0.1 s after a call); "
+        f"1-min load average at start {m['loadavg_at_start'][0]:.2f}.",
+    ]
+    loads = [r["foreign_load"] for key in ("step", "layers", "generate", "scaling") for r in res.get(key, [])
+             if r.get("foreign_load") is not None]
+    if loads:
+        busy = sum(x > s.get("max_load", 0.1) for x in loads)
+        lines[-1] += (f"  \n**Other processes** used a median {100 * sorted(loads)[len(loads) // 2]:.0f}% "
+                      f"(max {100 * max(loads):.0f}%) of the CPU during the measurements; {busy} of {len(loads)} "
+                      f"measurements ran beside more than {100 * s.get('max_load', 0.1):.0f}% other load.")
+    return "\n".join(lines)
+
+
+def peak_table(res: dict) -> str:
+    rows = []
+    for p in res["matmul_peak"]:
+        rows.append([str(p["threads"]), f"{p['numpy']['n']}^3 {p['numpy']['dtype']}",
+                     f"{p['numpy']['peak_gflops']:.1f}", _num(p.get("torch", {}).get("peak_gflops"), "{:.1f}")])
+    return ("### Matmul peak (best of the repeats)\n\n"
+            + _table(["threads", "matmul", "NumPy BLAS GFLOP/s (the peak used below)", "torch GFLOP/s"], rows))
+
+
+def step_table(res: dict) -> str:
+    rows = []
+    mem = {(r["config"], r["impl"]): r for r in res.get("memory", [])}
+    for r in res["step"]:
+        med = r["median_s"]
+        gf = " / ".join(_num(r["gflops"].get(i), "{:.2f}") for i in IMPLS)
+        pct = " / ".join(_num(r["pct_peak"].get(i), "{:.1f}") for i in IMPLS)
+        rss = " / ".join(_num(mem.get((r["config"], i), {}).get("delta_mb"), "{:.0f}") for i in IMPLS)
+        compile_cell = fmt_ms(med["compile"])
+        if r["errors"].get("compile"):
+            compile_cell = f"n/a ({r['errors']['compile'][:60]})"
+        rows.append([r["config"], str(r["threads"]), f"{r['params'] / 1e6:.2f}M", str(r["tokens"]),
+                     fmt_ms(med["numpy"]), fmt_ms(med["torch"]), compile_cell,
+                     fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, pct, rss, _load(r)])
+    header = ["config", "threads", "params", "tokens/step", "numpy_gpt ms/step", "torch eager ms/step",
+              "torch.compile ms/step", "speedup vs eager", "speedup vs compile",
+              "GFLOP/s (np / eager / compile)", "% of peak (np / eager / compile)",
+              "peak RSS MB (np / eager / compile)", "other load %"]
+    compile_times = [f"{r['config']}@{r['threads']}t {r['compile_time_s']:.0f} s" for r in res["step"]
+                     if r.get("compile_time_s") is not None]
+    notes = [
+        "### Training step (forward + backward + AdamW), GPT-2 style, one fixed batch",
+        "",
+        _table(header, rows),
+        "",
+        SPEEDUP_CAPTION,
+        f"GFLOP/s = model FLOPs per step / median step time, FLOPs = {FLOPS_FORMULA}. "
+        "% of peak = GFLOP/s over the NumPy BLAS matmul peak at the same thread count.",
+        "Peak RSS = the process's peak resident memory (VmHWM) over building the model and optimizer and 3 "
+        "steps, minus its resident memory after the imports (the high-water mark is reset there), each "
+        "(implementation, config) in its own subprocess (`python -m benchmarks.memory`), at all cores.",
+        LOAD_NOTE,
+    ]
+    if compile_times:
+        notes.append("torch.compile first call, compile included (inductor's on-disk cache may be warm from an "
+                     "earlier run, which makes it far shorter than a cold compile): " + ", ".join(compile_times) + ".")
+    return "\n".join(notes)
+
+
+def layer_table(res: dict) -> str:
+    rows = []
+    for r in res["layers"]:
+        rows.append([r["config"], r["layer"], r["shape"], str(r["threads"]), r["pass"],
+                     fmt_ms(r["median_s"]["numpy"]), fmt_ms(r["median_s"]["torch"]), fmt_ratio(r["speedup"]),
+                     _load(r)])
+    return ("### Layers: numpy_gpt vs torch eager (ms per call)\n\n"
+            + _table(["sizes", "layer", "input", "threads", "pass", "numpy_gpt ms", "torch ms", "speedup",
+                      "other load %"], rows)
+            + "\n\nforward = training forward (numpy_gpt keeps its cache, torch records the autograd graph); "
+            "fwd+bwd adds the backward for a fixed upstream gradient (torch.autograd.grad). " + SPEEDUP_CAPTION
+            + " " + LOAD_NOTE)
+
+
+def generate_table(res: dict) -> str:
+    rows = []
+    for r in res["generate"]:
+        rows.append([r["config"], str(r["threads"]), "yes" if r["use_cache"] else "no",
+                     _num(r["tokens_per_s"].get("numpy"), "{:.0f}"), _num(r["tokens_per_s"].get("torch"), "{:.0f}"),
+                     fmt_ratio(r["speedup"]), "yes" if r["same_tokens"] else "no", _load(r)])
+    if not rows:
+        return ""
+    g = res["generate"][0]
+    return (f"### Generation: greedy, batch 1, {g['new_tokens']} new tokens after a {g['prompt_len']}-token prompt\n\n"
+            + _table(["config", "threads", "KV cache", "numpy_gpt tokens/s", "torch eager tokens/s", "speedup",
+                      "same tokens", "other load %"], rows) + "\n\n" + SPEEDUP_CAPTION + " " + LOAD_NOTE)
+
+
+def scaling_table(res: dict) -> str:
+    rows = []
+    for r in res["scaling"]:
+        tps = r["tokens_per_s"]
+        rows.append([r["sweep"], str(r["value"]), r["shape"], str(r["threads"]), fmt_ms(r["median_s"]["numpy"]),
+                     fmt_ms(r["median_s"]["torch"]), _num(tps.get("numpy"), "{:.0f}"), _num(tps.get("torch"), "{:.0f}"),
+                     fmt_ratio(r["speedup"]), _load(r)])
+    if not rows:
+        return ""
+    return ("### Scaling: training-step throughput, numpy_gpt vs torch eager\n\n"
+            + _table(["sweep", "value", "B x T, C, L", "threads", "numpy_gpt ms/step", "torch ms/step",
+                      "numpy_gpt tokens/s", "torch tokens/s", "speedup", "other load %"], rows)
+            + "\n\nThe T sweep keeps B x T fixed, so the matmul work per step is constant and the growth "
+            "is attention's T^2 term. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
+
+
+def markdown(res: dict) -> str:
+    """The whole report: machine, peak, and every table that has rows."""
+    parts = [f"## numpy_gpt vs PyTorch on the CPU ({res['settings']['mode']} run)", "", machine_section(res)]
+    if res.get("matmul_peak"):
+        parts += ["", peak_table(res)]
+    for key, fn in (("step", step_table), ("layers", layer_table), ("generate", generate_table),
+                    ("scaling", scaling_table)):
+        if res.get(key):
+            parts += ["", fn(res)]
+    return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------ plots
+COLORS = {"numpy": "tab:blue", "torch": "tab:orange", "compile": "tab:green"}
+
+
+def plots(res: dict, out: Path, stem: str) -> list[Path]:
+    """Write the PNGs (Agg backend); returns their paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    written = []
+    for key, fn in (("step", _plot_step), ("layers", _plot_layers), ("scaling", _plot_scaling),
+                    ("generate", _plot_generate)):
+        if res.get(key):
+            fig = fn(res, plt)
+            path = out / f"{stem}_{key}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def _err(stats: dict | None, med: float) -> tuple[float, float]:
+    if not stats:
+        return (0.0, 0.0)
+    return (max(med - stats["min"] * 1e3, 0.0), max(stats["max"] * 1e3 - med, 0.0))
+
+
+def _plot_step(res, plt):
+    threads = sorted({r["threads"] for r in res["step"]})
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4), squeeze=False)
+    for ax, n in zip(axes[0], threads):
+        rows = [r for r in res["step"] if r["threads"] == n]
+        width = 0.8 / len(IMPLS)
+        for j, impl in enumerate(IMPLS):
+            meds = [r["median_s"][impl] * 1e3 for r in rows]
+            errs = [_err(r["stats"].get(impl), med) for r, med in zip(rows, meds)]
+            xs = [i + (j - (len(IMPLS) - 1) / 2) * width for i in range(len(rows))]
+            ok = [k for k, v in enumerate(meds) if math.isfinite(v)]
+            if ok:
+                ax.bar([xs[k] for k in ok], [meds[k] for k in ok], width, color=COLORS[impl],
+                       label=IMPL_LABELS[impl],
+                       yerr=[[errs[k][0] for k in ok], [errs[k][1] for k in ok]], capsize=2)
+        ax.set_xticks(range(len(rows)), [r["config"] for r in rows])
+        ax.set_yscale("log")
+        ax.set_ylabel("ms per training step (log)")
+        ax.set_title(f"training step, {n} thread(s)")
+        ax.legend()
+    fig.suptitle("forward + backward + AdamW, median with min-max")
+    return fig
+
+
+def _plot_layers(res, plt):
+    configs = list(dict.fromkeys(r["config"] for r in res["layers"]))
+    threads = sorted({r["threads"] for r in res["layers"]})
+    fig, axes = plt.subplots(len(configs), len(threads), figsize=(6 * len(threads), 3.6 * len(configs)),
+                             squeeze=False)
+    for a, cfg in enumerate(configs):
+        for b, n in enumerate(threads):
+            ax = axes[a][b]
+            rows = [r for r in res["layers"] if r["config"] == cfg and r["threads"] == n]
+            names = list(dict.fromkeys(r["layer"] for r in rows))
+            get = {(r["layer"], r["pass"]): r["median_s"] for r in rows}
+            for j, impl in enumerate(("numpy", "torch")):
+                fwd = [get[(nm, "forward")][impl] * 1e3 for nm in names]
+                bwd = [max(get[(nm, "fwd+bwd")][impl] * 1e3 - f, 0.0) for nm, f in zip(names, fwd)]
+                xs = [i + (j - 0.5) * 0.4 for i in range(len(names))]
+                ax.bar(xs, fwd, 0.4, color=COLORS[impl], label=f"{IMPL_LABELS[impl]} forward")
+                ax.bar(xs, bwd, 0.4, bottom=fwd, color=COLORS[impl], alpha=0.45, hatch="//",
+                       label=f"{IMPL_LABELS[impl]} backward (fwd+bwd - fwd)")
+            ax.set_xticks(range(len(names)), names, rotation=20)
+            ax.set_ylabel("ms per call")
+            ax.set_title(f"{cfg} sizes, {n} thread(s)")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_scaling(res, plt):
+    sweeps = list(dict.fromkeys(r["sweep"] for r in res["scaling"]))
+    threads = sorted({r["threads"] for r in res["scaling"]})
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5 * len(sweeps), 4), squeeze=False)
+    for ax, sweep in zip(axes[0], sweeps):
+        for n in threads:
+            rows = [r for r in res["scaling"] if r["sweep"] == sweep and r["threads"] == n]
+            xs = [r["value"] for r in rows]
+            for impl in ("numpy", "torch"):
+                ax.plot(xs, [r["tokens_per_s"][impl] for r in rows], marker="o", color=COLORS[impl],
+                        linestyle="-" if n == max(threads) else "--", label=f"{IMPL_LABELS[impl]}, {n} thr")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(sweep + (" (B x T fixed)" if sweep == "T" else ""))
+        ax.set_ylabel("training tokens / s (log)")
+        ax.set_title(f"step throughput vs {sweep}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_generate(res, plt):
+    rows = res["generate"]
+    labels = [f"{r['config']}\n{r['threads']} thr, {'cache' if r['use_cache'] else 'no cache'}" for r in rows]
+    fig, ax = plt.subplots(figsize=(1.8 * len(rows) + 2, 4))
+    for j, impl in enumerate(("numpy", "torch")):
+        xs = [i + (j - 0.5) * 0.4 for i in range(len(rows))]
+        ax.bar(xs, [r["tokens_per_s"].get(impl, 0.0) for r in rows], 0.4, color=COLORS[impl], label=IMPL_LABELS[impl])
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylabel("generated tokens / s")
+    ax.set_title("greedy generation, batch 1")
+    ax.legend()
+    return fig

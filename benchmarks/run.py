@@ -1,0 +1,318 @@
+"""numpy_gpt vs PyTorch on the CPU, side by side in one run.
+
+    python -m benchmarks.run [--quick] [--threads 1,2] [--configs tiny,small,medium]
+                             [--dtype float32|float64] [--repeats N] [--no-compile]
+                             [--out DIR] [--only layers|step|generate|scaling]
+
+Sections (all by default):
+    peak      the machine's matmul peak (NumPy BLAS, n^3, at each thread count): always measured
+    step      a training step (forward + backward + AdamW) per config: numpy_gpt, torch eager,
+              torch.compile; GFLOP/s and % of peak; peak RSS from one subprocess per (impl, config)
+    layers    every layer's forward and forward + backward at each config's sizes
+    generate  greedy generation tokens/s, batch 1, with and without the KV cache (on "small")
+    scaling   step throughput vs n_embd, vs T (B x T fixed), vs batch size
+
+Every section runs at each thread count, NumPy's BLAS and torch limited alike. Output: a
+markdown report on stdout and in OUT/<mode>.md, every raw timing and the machine description
+in OUT/<mode>.json, and plots OUT/<mode>_{step,layers,generate,scaling}.png, where <mode> is
+"full" or "quick" (so a CI --quick run does not overwrite the full results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import report
+from .machine import available_cores, describe, matmul_gflops
+from .timing import interleaved, paired_ratio, summarize, thread_limit
+from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, Workload, make_generate, make_step, n_params, step_flops
+
+SECTIONS = ("step", "layers", "generate", "scaling")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr, so stdout holds only the report."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description="numpy_gpt vs PyTorch on the CPU.")
+    p.add_argument("--quick", action="store_true",
+                   help="CI smoke run: tiny config, one thread count, small sizes, no compile (< 2 min)")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts (default: 1 and all cores; --quick: 1)")
+    p.add_argument("--configs", default=None,
+                   help=f"comma-separated configs from {','.join(CONFIGS)} (default: all; --quick: tiny)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 7; --quick 5)")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output directory")
+    p.add_argument("--only", choices=SECTIONS, default=None, help="run one section (the peak is always measured)")
+    p.add_argument("--cooldown", type=float, default=None,
+                   help="seconds to pause before each timed sample when threads > 1, so the other "
+                        "library's spinning worker threads go to sleep (default 0.15: OpenBLAS's "
+                        "workers here burn ~0.11 s of CPU after each call; 0 turns it off)")
+    p.add_argument("--max-load", type=float, default=0.10,
+                   help="re-measure when other processes used more than this share of all cores (default 0.10)")
+    p.add_argument("--retries", type=int, default=2, help="re-measurements of a busy cell (default 2; --quick 0)")
+    p.add_argument("--retry-wait", type=float, default=10.0, help="seconds to wait before re-measuring")
+    p.add_argument("--retry-budget", type=float, default=300.0,
+                   help="total seconds of waiting for a quiet machine in the whole run (default 300)")
+    a = p.parse_args(argv)
+    cores = available_cores()
+    a.threads = (sorted({int(t) for t in a.threads.split(",")}) if a.threads
+                 else [1] if a.quick else sorted({1, cores}))
+    a.configs = a.configs.split(",") if a.configs else (["tiny"] if a.quick else list(CONFIGS))
+    unknown = [c for c in a.configs if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
+    a.repeats = a.repeats or (5 if a.quick else 7)
+    a.warmup = 1 if a.quick else 2
+    a.min_time = 0.01 if a.quick else 0.05
+    a.compile = not (a.no_compile or a.quick)
+    a.cooldown = 0.15 if a.cooldown is None else a.cooldown
+    a.retries = 0 if a.quick else a.retries
+    a.mode = "quick" if a.quick else "full"
+    return a
+
+
+def _time(a, fns: dict, threads: int):
+    """interleaved() with this run's settings; the cooldown only matters with worker threads.
+
+    If other processes used more than --max-load of the machine during the measurement, wait
+    and measure again (up to --retries times, while the run's --retry-budget of waiting lasts)
+    and keep the quietest attempt; every attempt's foreign load is kept in m.attempts.
+    """
+    best, loads = None, []
+    for attempt in range(a.retries + 1):
+        if attempt:
+            if a.retry_budget < a.retry_wait:
+                log(f"  other processes used {100 * loads[-1]:.0f}% of the CPU; retry budget spent, keeping it")
+                break
+            a.retry_budget -= a.retry_wait
+            log(f"  other processes used {100 * loads[-1]:.0f}% of the CPU; waiting {a.retry_wait:.0f} s "
+                f"and measuring again ({attempt}/{a.retries})")
+            time.sleep(a.retry_wait)
+        m = interleaved(fns, a.repeats, a.warmup, a.min_time, a.cooldown if threads > 1 else 0.0)
+        load = m.foreign_load if m.foreign_load is not None else 0.0
+        loads.append(load)
+        if best is None or load < (best.foreign_load or 0.0):
+            best = m
+        if load <= a.max_load:
+            break
+    best.attempts = loads
+    return best
+
+
+def _row_stats(m) -> dict:
+    return {"median_s": {i: m.median(i) for i in IMPLS}, "stats": {i: summarize(s) for i, s in m.samples.items() if s},
+            "errors": dict(m.errors), "foreign_load": m.foreign_load, "raw": m.to_json()}
+
+
+# ------------------------------------------------------------------------- sections
+def run_peak(a) -> list[dict]:
+    n = 1024 if a.quick else 2048
+    out = []
+    for t in a.threads:
+        log(f"matmul peak {n}^3 {a.dtype}, {t} thread(s)")
+        row = {"threads": t, "numpy": matmul_gflops(n, a.dtype, t, repeats=3 if a.quick else 5)}
+        try:
+            row["torch"] = matmul_gflops(n, a.dtype, t, repeats=3 if a.quick else 5, lib="torch")
+        except Exception as exc:                                  # noqa: BLE001
+            row["torch"] = {"error": repr(exc)}
+        out.append(row)
+    return out
+
+
+def run_step(a, peaks: dict[int, float]) -> list[dict]:
+    rows = []
+    impls = IMPLS if a.compile else IMPLS[:2]
+    for name in a.configs:
+        w = CONFIGS[name]
+        flops = step_flops(w)
+        for t in a.threads:
+            log(f"step {name}, {t} thread(s): {', '.join(impls)}")
+            fns, errors, info, first_loss, compile_time = {}, {}, {}, {}, None
+            with thread_limit(t):
+                for impl in impls:
+                    try:
+                        step, info[impl] = make_step(impl, w, np.dtype(a.dtype))
+                        t0 = time.perf_counter()
+                        first_loss[impl] = step()                # step 1: compiles for "compile"
+                        if impl == "compile":
+                            compile_time = time.perf_counter() - t0
+                            log(f"  torch.compile first step {compile_time:.1f} s")
+                        fns[impl] = step
+                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
+                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                        log(f"  {impl} n/a: {errors[impl]}")
+                m = _time(a, fns, t)
+            m.errors.update(errors)
+            if not a.compile:
+                m.errors.setdefault("compile", "skipped in --quick" if a.quick else "skipped (--no-compile)")
+            row = {"config": name, "threads": t, "workload": w.__dict__, "params": n_params(w), "tokens": w.tokens,
+                   "flops_per_step": flops, **_row_stats(m), "compile_time_s": compile_time,
+                   "first_step_loss": first_loss, "info": info,
+                   "speedup_vs_torch": paired_ratio(m, "torch", "numpy"),
+                   "speedup_vs_compile": paired_ratio(m, "compile", "numpy")}
+            row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
+            row["pct_peak"] = {i: 100 * g / peaks[t] for i, g in row["gflops"].items() if t in peaks}
+            log("  ms/step " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
+            rows.append(row)
+    return rows
+
+
+def run_memory(a) -> list[dict]:
+    rows = []
+    impls = IMPLS if a.compile else IMPLS[:2]
+    for name in a.configs:
+        for impl in impls:
+            log(f"memory {name} {impl} (subprocess)")
+            cmd = [sys.executable, "-m", "benchmarks.memory", "--impl", impl, "--config", name,
+                   "--dtype", a.dtype, "--threads", str(max(a.threads))]
+            try:
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+                if proc.returncode != 0:
+                    raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            except Exception as exc:                              # noqa: BLE001
+                rows.append({"impl": impl, "config": name, "error": f"{type(exc).__name__}: {exc}"})
+    return rows
+
+
+def run_layers(a) -> list[dict]:
+    from .layers import layer_cases
+    rows = []
+    for name in a.configs:
+        w = CONFIGS[name]
+        cases = layer_cases(w, np.dtype(a.dtype))
+        for t in a.threads:
+            log(f"layers at {name} sizes, {t} thread(s)")
+            with thread_limit(t):
+                for case in cases:
+                    for pass_, np_fn, t_fn in (("forward", case.numpy_fwd, case.torch_fwd),
+                                               ("fwd+bwd", case.numpy_fwdbwd, case.torch_fwdbwd)):
+                        m = _time(a, {"numpy": np_fn, "torch": t_fn}, t)
+                        rows.append({"config": name, "layer": case.name, "shape": case.shape, "threads": t,
+                                     "pass": pass_, **_row_stats(m), "speedup": paired_ratio(m, "torch", "numpy")})
+    return rows
+
+
+def run_generate(a) -> list[dict]:
+    name = "tiny" if a.quick else "small"
+    w = CONFIGS[name]
+    prompt_len, new_tokens = 8, (16 if a.quick else 64)
+    rows = []
+    for use_cache in (False, True):
+        for t in a.threads:
+            log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {t} thread(s)")
+            with thread_limit(t):
+                fns = {impl: make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache)
+                       for impl in ("numpy", "torch")}
+                same = bool(np.array_equal(fns["numpy"](), fns["torch"]()))
+                m = _time(a, fns, t)
+            rows.append({"config": name, "threads": t, "use_cache": use_cache, "prompt_len": prompt_len,
+                         "new_tokens": new_tokens, "same_tokens": same, **_row_stats(m),
+                         "tokens_per_s": {i: new_tokens / s for i, s in
+                                          ((i, m.median(i)) for i in ("numpy", "torch")) if math.isfinite(s)},
+                         "speedup": paired_ratio(m, "torch", "numpy")})
+    return rows
+
+
+def scaling_points(a) -> list[tuple[str, int, Workload]]:
+    """(sweep, value, workload): ~4 points per sweep around "small" (3 around "tiny" in --quick)."""
+    if a.quick:
+        base, embd, Ts, batches, tokens = CONFIGS["tiny"], (32, 64, 128), (32, 64, 128), (4, 8, 16), 1024
+    else:
+        base, embd, Ts, batches, tokens = CONFIGS["small"], (64, 128, 256, 512), (64, 128, 256, 512), (2, 4, 8, 16), 1024
+    pts = [("n_embd", c, base.with_(name=f"C{c}", n_embd=c)) for c in embd]
+    pts += [("T", T, base.with_(name=f"T{T}", block_size=T, batch_size=tokens // T)) for T in Ts]
+    pts += [("batch", b, base.with_(name=f"B{b}", batch_size=b)) for b in batches]
+    return pts
+
+
+def run_scaling(a) -> list[dict]:
+    rows = []
+    for sweep, value, w in scaling_points(a):
+        for t in a.threads:
+            log(f"scaling {sweep}={value}, {t} thread(s)")
+            with thread_limit(t):
+                fns = {impl: make_step(impl, w, np.dtype(a.dtype))[0] for impl in ("numpy", "torch")}
+                m = _time(a, fns, t)
+            rows.append({"sweep": sweep, "value": value, "threads": t, "workload": w.__dict__,
+                         "shape": f"{w.batch_size} x {w.block_size}, {w.n_embd}, {w.n_layer}",
+                         "flops_per_step": step_flops(w), **_row_stats(m),
+                         "tokens_per_s": {i: w.tokens / s for i, s in
+                                          ((i, m.median(i)) for i in ("numpy", "torch")) if math.isfinite(s)},
+                         "speedup": paired_ratio(m, "torch", "numpy")})
+    return rows
+
+
+# ----------------------------------------------------------------------------- main
+def _clean(x):
+    """NaN/inf -> None, tuples -> lists, so the JSON file is strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        return _clean(x.item())
+    return x
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    import torch  # noqa: F401 - loaded up front so describe() and thread_limit() see its pools
+    started = time.perf_counter()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [a.only] if a.only else list(SECTIONS)
+    res: dict = {"machine": describe(), "settings": {
+        "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
+        "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
+        "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
+        "compile": a.compile, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])])}}
+    log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
+    res["complete"] = False
+    res["matmul_peak"] = run_peak(a)
+    peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res["matmul_peak"]}
+    runners = {"step": lambda: run_step(a, peaks), "layers": lambda: run_layers(a),
+               "generate": lambda: run_generate(a), "scaling": lambda: run_scaling(a)}
+    for section in sections:
+        res[section] = runners[section]()
+        if section == "step":
+            res["memory"] = run_memory(a)
+        res["wall_time_s"] = time.perf_counter() - started
+        save(res, out, a.mode)                        # after every section: a killed run keeps its data
+    res["complete"] = True
+    res["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    md = save(res, out, a.mode)
+    pngs = report.plots(res, out, a.mode)
+    print(md)
+    log(f"wrote {out / (a.mode + '.md')}, {out / (a.mode + '.json')}, " + ", ".join(p.name for p in pngs))
+    return res
+
+
+def save(res: dict, out: Path, mode: str) -> str:
+    """Write OUT/<mode>.md and OUT/<mode>.json from what has been measured so far; return the markdown."""
+    md = report.markdown(res) + f"\nWall time of this run: {res.get('wall_time_s', 0):.0f} s"
+    md += ".\n" if res.get("complete") else " so far (incomplete run: later sections missing).\n"
+    (out / f"{mode}.md").write_text(md)
+    (out / f"{mode}.json").write_text(json.dumps(_clean(res), indent=1))
+    return md
+
+
+if __name__ == "__main__":
+    main()
