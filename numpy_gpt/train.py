@@ -110,6 +110,17 @@ class TrainLoop:
     step, history, train_step() -> loss and evaluate() -> dict.
     """
 
+    def finish_step(self, loss: float, lr: float, norm: float, layer_norms: dict) -> float:
+        """Record a finished step in the history and count it; returns the loss."""
+        h = self.history
+        h.step.append(self.step)
+        h.loss.append(loss)
+        h.lr.append(lr)
+        h.grad_norm.append(norm)
+        h.layer_grad_norms.append(layer_norms)
+        self.step += 1
+        return loss
+
     def run(self, steps: int | None = None, progress: bool = True, on_step=None) -> History:
         """Train until `steps` (default config.steps) steps in total have been taken.
 
@@ -181,14 +192,7 @@ class Trainer(TrainLoop):
                                         f"gradient norm {norm}; parameters keep the step before")
         self.optimizer.lr = lr
         self.optimizer.step(grads)                                      # 5.
-        h = self.history
-        h.step.append(self.step)
-        h.loss.append(loss)
-        h.lr.append(lr)
-        h.grad_norm.append(norm)
-        h.layer_grad_norms.append(layer_norms)
-        self.step += 1
-        return loss
+        return self.finish_step(loss, lr, norm, layer_norms)
 
     def evaluate(self) -> dict:
         """Mean loss over eval_batches batches of train and val data (no dropout), same batches every time."""

@@ -54,14 +54,7 @@ class Trainer(TrainLoop):
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        h = self.history
-        h.step.append(self.step)
-        h.loss.append(loss_value)
-        h.lr.append(lr)
-        h.grad_norm.append(norm)
-        h.layer_grad_norms.append(layer_norms)
-        self.step += 1
-        return loss_value
+        return self.finish_step(loss_value, lr, norm, layer_norms)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
