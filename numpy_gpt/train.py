@@ -106,8 +106,9 @@ class TrainLoop:
     """The loop around train_step() and evaluate(), shared by numpy_gpt's and torch_gpt's
     trainers: progress bar, periodic evaluation, tokens/s, callbacks.
 
-    A subclass provides model (with .config.block_size), config (TrainConfig),
-    step, history, train_step() -> loss and evaluate() -> dict.
+    A subclass provides model (with .config.block_size), config (TrainConfig), step,
+    history, train/val data, eval_rng_seed, train_step() -> loss, eval_loss(x, y) -> float
+    and set_training(bool) -> previous setting.
     """
 
     def finish_step(self, loss: float, lr: float, norm: float, layer_norms: dict) -> float:
@@ -120,6 +121,26 @@ class TrainLoop:
         h.layer_grad_norms.append(layer_norms)
         self.step += 1
         return loss
+
+    def evaluate(self) -> dict:
+        """Mean loss over eval_batches batches of train and val data (no dropout), the same
+        batches every time; records and returns {"step", "train_loss", "val_loss", "val_ppl"}."""
+        cfg, T = self.config, self.model.config.block_size
+        was = self.set_training(False)
+        out = {"step": self.step}
+        try:
+            for split, data in (("train", self.train_data), ("val", self.val_data)):
+                if data is None or len(data) <= T:
+                    continue
+                rng = np.random.default_rng(self.eval_rng_seed)
+                losses = [self.eval_loss(*get_batch(data, T, cfg.batch_size, rng)) for _ in range(cfg.eval_batches)]
+                out[f"{split}_loss"] = float(np.mean(losses))
+            if "val_loss" in out:
+                out["val_ppl"] = math.exp(min(out["val_loss"], 700.0))
+        finally:
+            self.set_training(was)
+        self.history.eval.append(out)
+        return out
 
     def run(self, steps: int | None = None, progress: bool = True, on_step=None) -> History:
         """Train until `steps` (default config.steps) steps in total have been taken.
@@ -194,25 +215,13 @@ class Trainer(TrainLoop):
         self.optimizer.step(grads)                                      # 5.
         return self.finish_step(loss, lr, norm, layer_norms)
 
-    def evaluate(self) -> dict:
-        """Mean loss over eval_batches batches of train and val data (no dropout), same batches every time."""
-        model, cfg = self.model, self.config
-        was, model.training = model.training, False
-        out = {"step": self.step}
-        try:
-            for split, data in (("train", self.train_data), ("val", self.val_data)):
-                if data is None or len(data) <= model.config.block_size:
-                    continue
-                rng = np.random.default_rng(self.eval_rng_seed)
-                losses = [float(model.forward(*get_batch(data, model.config.block_size, cfg.batch_size, rng))[1])
-                          for _ in range(cfg.eval_batches)]
-                out[f"{split}_loss"] = float(np.mean(losses))
-            if "val_loss" in out:
-                out["val_ppl"] = math.exp(min(out["val_loss"], 700.0))
-        finally:
-            model.training = was
-        self.history.eval.append(out)
-        return out
+    def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        return float(self.model.forward(x, y)[1])
+
+    def set_training(self, training: bool) -> bool:
+        """Switch dropout on or off; returns the previous setting."""
+        was, self.model.training = self.model.training, training
+        return was
 
     def state_dict(self) -> dict:
         return {"step": self.step, "optimizer": self.optimizer.state_dict(),

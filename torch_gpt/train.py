@@ -57,26 +57,13 @@ class Trainer(TrainLoop):
         return self.finish_step(loss_value, lr, norm, layer_norms)
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        model, cfg = self.model, self.config
-        was = model.training
-        model.eval()
-        out = {"step": self.step}
-        try:
-            for split, data in (("train", self.train_data), ("val", self.val_data)):
-                if data is None or len(data) <= model.config.block_size:
-                    continue
-                rng = np.random.default_rng(self.eval_rng_seed)
-                losses = [float(model(*batch_to_torch(*get_batch(data, model.config.block_size,
-                                                                   cfg.batch_size, rng)))[1])
-                          for _ in range(cfg.eval_batches)]
-                out[f"{split}_loss"] = float(np.mean(losses))
-            if "val_loss" in out:
-                out["val_ppl"] = math.exp(min(out["val_loss"], 700.0))
-        finally:
-            model.train(was)
-        self.history.eval.append(out)
-        return out
+    def eval_loss(self, x, y) -> float:
+        return float(self.model(*batch_to_torch(x, y))[1])
+
+    def set_training(self, training: bool) -> bool:
+        was = self.model.training
+        self.model.train(training)
+        return was
 
     # ------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
