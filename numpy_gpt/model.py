@@ -40,6 +40,7 @@ from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
 from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
+from .parallel import batch_shards, map_shards
 from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
 
 
@@ -140,8 +141,11 @@ class GPT:
         masks: dropout keep-masks by name, to share them with torch; missing ones are
         drawn from self.rng and all are kept in self.masks. kv_caches, pos0: incremental
         decoding (inference only; see generate).
+
+        With several threads (numpy_gpt.parallel) the batch is cut into one shard
+        per thread and each thread runs _forward, then _backward, on its rows.
         """
-        cfg, p = self.config, self.params
+        cfg = self.config
         idx = self.check_idx(idx)
         if pos0 + idx.shape[1] > cfg.block_size:
             raise InputError(f"positions up to {pos0 + idx.shape[1]} exceed block_size {cfg.block_size}")
@@ -154,20 +158,42 @@ class GPT:
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
         training = self.training and kv_caches is None
         self.masks = dict(masks or {})
+        shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
+        if len(shards) == 1:
+            logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0)
+            self._cache = None if kv_caches is not None else [(slice(None), c)]
+            return logits, loss
+        # Data parallel (numpy_gpt.parallel): each thread runs steps 1-6 on its own rows.
+        self._draw_masks(idx.shape, training)        # the masks one whole-batch forward would draw
+        outs = map_shards(lambda s: self._forward(
+            idx[s], None if targets is None else targets[s],
+            {k: m[s] for k, m in self.masks.items()}, training), shards)
+        logits = np.concatenate([o[0] for o in outs])
+        self._cache = [(s, o[2]) for s, o in zip(shards, outs)]
+        if targets is None:
+            return logits, None
+        kept = [o[2]["loss"][3] for o in outs]       # each shard's loss is a mean over its kept targets
+        with np.errstate(invalid="ignore", divide="ignore"):   # a shard with none kept has loss NaN
+            loss = sum(o[1].astype(np.float64) * n for o, n in zip(outs, kept) if n) / np.float64(sum(kept))
+        return logits, np.asarray(loss, dtype=self.dtype)
+
+    def _forward(self, idx, targets, masks: dict, training: bool, kv_caches=None, pos0: int = 0):
+        """Steps 1-6 on validated inputs. Returns (logits, loss or None, cache)."""
+        cfg, p = self.config, self.params
         c = {}
         x, c["wte"] = embedding_forward(idx, p["wte.weight"])                     # 1.
         if cfg.pos_encoding == "learned":                                         # 2.
             x, c["pos"] = learned_forward(x, p["wpe.weight"], pos0)
         else:
             x, c["pos"] = sinusoidal_forward(x, pos0)
-        x, c["drop"] = self._dropout(x, "drop", training)
+        x, c["drop"] = self._dropout(x, "drop", training, masks)
         c["h"] = []
         for i in range(cfg.n_layer):                                              # 3.
-            block_masks = {k[len(f"h.{i}."):]: v for k, v in self.masks.items() if k.startswith(f"h.{i}.")}
+            block_masks = {k[len(f"h.{i}."):]: v for k, v in masks.items() if k.startswith(f"h.{i}.")}
             block_masks["rng"] = self.rng
             x, bc = block_forward(x, block_params(p, i), cfg, block_masks, training,
                                   None if kv_caches is None else kv_caches[i])
-            self.masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
+            masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
             c["h"].append(bc)
         if cfg.norm == "pre":                                                     # 4.
             x, c["ln_f"] = layernorm_forward(x, p["ln_f.weight"], p.get("ln_f.bias"))
@@ -176,15 +202,24 @@ class GPT:
         loss = None
         if targets is not None:
             loss, c["loss"] = cross_entropy_forward(logits, targets)              # 6.
-        self._cache = None if kv_caches is not None else c
-        return logits, loss
+        return logits, loss, c
 
-    def _dropout(self, x, name, training):
+    def _draw_masks(self, shape: tuple[int, int], training: bool) -> None:
+        """Draw the dropout masks still missing for a (B, T) batch, in the order _forward would."""
+        if not training or self.config.dropout == 0.0:
+            return
+        names = ["drop"] + [f"h.{i}.{sub}" for i in range(self.config.n_layer)
+                            for sub in (("attn", "mlp") if self.config.mlp else ("attn",))]
+        for name in names:
+            if name not in self.masks:
+                self.masks[name] = dropout_mask((*shape, self.config.n_embd), self.config.dropout, self.rng)
+
+    def _dropout(self, x, name, training, masks):
         if not training or self.config.dropout == 0.0:
             return x, None
-        if name not in self.masks:
-            self.masks[name] = dropout_mask(x.shape, self.config.dropout, self.rng)
-        return dropout_forward(x, self.config.dropout, self.masks[name])
+        if name not in masks:
+            masks[name] = dropout_mask(x.shape, self.config.dropout, self.rng)
+        return dropout_forward(x, self.config.dropout, masks[name])
 
     # ---------------------------------------------------------------- backward
     def backward(self, dloss=1.0, dlogits: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -192,10 +227,26 @@ class GPT:
         of sum(logits * dlogits). Returns a dict with exactly params' keys and shapes."""
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first (and not a KV-cache step)")
-        cfg, c = self.config, self._cache
+        if dlogits is None and "loss" not in self._cache[0][1]:
+            raise RuntimeError("backward() without dlogits needs a forward() with targets")
+        if len(self._cache) == 1:
+            return self._backward(self._cache[0][1], dloss, dlogits)
+        # Data parallel: the loss is sum_s mean_s * n_s / n, so shard s gets dloss * n_s / n.
+        kept = [c["loss"][3] if dlogits is None else 0 for _, c in self._cache]
+        total = max(sum(kept), 1)
+        shard_grads = map_shards(lambda sc: self._backward(
+            sc[1], dloss * sc[2] / total, None if dlogits is None else dlogits[sc[0]]),
+            [(s, c, n) for (s, c), n in zip(self._cache, kept)])
+        grads = shard_grads[0]
+        for g in shard_grads[1:]:                    # the shards' gradients add
+            for k in grads:
+                grads[k] += g[k]
+        return grads
+
+    def _backward(self, c: dict, dloss, dlogits) -> dict[str, np.ndarray]:
+        """Steps 6-1 for one forward's cache. Returns the gradients, keyed like params."""
+        cfg = self.config
         if dlogits is None:
-            if "loss" not in c:
-                raise RuntimeError("backward() without dlogits needs a forward() with targets")
             dlogits = cross_entropy_backward(dloss, c["loss"])                    # 6.
         grads: dict[str, np.ndarray] = {}
         dx, dw_head_t, _ = linear_backward(dlogits, c["head"])                    # 5.

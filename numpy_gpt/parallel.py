@@ -10,16 +10,31 @@ cross-entropy rows, optimizer updates): each row is computed exactly as it
 would be alone, so results are bit-identical whatever the thread count.
 Matrix products do not: BLAS has its own threads (threadpoolctl sets them).
 
+A training step goes one level up (map_shards): the batch is cut into one
+shard per thread, and each thread runs the whole forward and backward of its
+shard with single-threaded kernels and single-threaded BLAS; the model adds
+the shards' gradients (data parallelism, as across GPUs, here across cores).
+Each core then works on its own data from start to end: no hand-over between
+threads at every matrix product, and no BLAS worker spinning on a core that
+an elementwise kernel wants. Shards need threadpoolctl (to give BLAS one
+thread); without it the batch stays whole. The sum over shards rounds
+differently from one big matrix product, so a step with n threads agrees
+with a step with 1 thread to rounding, not bit for bit; with the same n it
+is the same every run.
+
 The thread count defaults to the machine's cores, or NUMPY_GPT_NUM_THREADS;
 set_num_threads(n) changes it (benchmarks give numpy and torch the same n).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 _BLOCK_BYTES = 256 * 1024           # per block: fits a core's L2 with room for a few temporaries
-_state: dict = {"n": None, "pool": None}
+_state: dict = {"n": None, "pool": None, "blas": None}
+_local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
 
 
 def get_num_threads() -> int:
@@ -45,18 +60,81 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
     """
     rows = max(1, _BLOCK_BYTES // max(row_bytes, 1))
     blocks = [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
-    n = min(get_num_threads(), len(blocks))
+    n = 1 if getattr(_local, "serial", False) else min(get_num_threads(), len(blocks))
     if n <= 1:
         for lo, hi in blocks:
             kernel(lo, hi)
         return
-    if _state["pool"] is None:
-        _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
 
     def worker(i):
         for lo, hi in blocks[i::n]:
             kernel(lo, hi)
-    futures = [_state["pool"].submit(worker, i) for i in range(1, n)]
+    futures = [_pool().submit(worker, i) for i in range(1, n)]
     worker(0)                               # the calling thread takes the first share itself
     for f in futures:
         f.result()
+
+
+def _pool() -> ThreadPoolExecutor:
+    if _state["pool"] is None:
+        _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
+    return _state["pool"]
+
+
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded, or None without threadpoolctl."""
+    if _state["blas"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _state["blas"] = False
+        else:
+            _state["blas"] = ThreadpoolController().select(user_api="blas")
+    return _state["blas"] or None
+
+
+def batch_shards(batch: int) -> list[slice]:
+    """How map_shards cuts a batch of `batch` rows: one contiguous slice per thread.
+
+    One slice (no sharding) with one thread, inside a shard already, or
+    without threadpoolctl to keep BLAS to one thread per shard.
+    """
+    n = min(get_num_threads(), batch)
+    if n <= 1 or getattr(_local, "serial", False) or _blas_controller() is None:
+        return [slice(0, batch)]
+    edges = [batch * i // n for i in range(n + 1)]
+    return [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+@contextlib.contextmanager
+def _serial():
+    before = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        yield
+    finally:
+        _local.serial = before
+
+
+def _run_serial(fn, item):
+    with _serial():
+        return fn(item)
+
+
+def map_shards(fn, items: list) -> list:
+    """[fn(item) for item in items], one item per thread, all at once.
+
+    Inside, BLAS has one thread and for_row_blocks runs inline, so each item
+    keeps one core to itself. Use with batch_shards: at most one item per thread.
+    """
+    if len(items) == 1:
+        return [fn(items[0])]
+    if len(items) > get_num_threads():
+        raise ValueError(f"{len(items)} shards for {get_num_threads()} threads")
+    with _blas_controller().limit(limits=1):
+        futures = [_pool().submit(_run_serial, fn, item) for item in items[1:]]
+        try:
+            first = _run_serial(fn, items[0])        # the calling thread takes the first shard
+        finally:
+            wait(futures)                            # never leave a shard running on an error
+        return [first] + [f.result() for f in futures]

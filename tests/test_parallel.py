@@ -1,49 +1,107 @@
-"""numpy_gpt.parallel splits elementwise kernels into row blocks on threads; each row is
-computed as it would be alone, so a training step must not depend on the thread count."""
+"""numpy_gpt.parallel: elementwise kernels split into row blocks on threads (each row computed
+as it would be alone, so bit-identical for any thread count), and data-parallel training steps
+(one batch shard per thread, gradients added), which agree with one thread to rounding."""
 import numpy as np
 import pytest
 
 from numpy_gpt import GPT, GPTConfig, parallel
+from numpy_gpt.activations import gelu_backward, gelu_forward
+from numpy_gpt.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from numpy_gpt.optim import AdamW
 
+threadpoolctl = pytest.importorskip("threadpoolctl")
 
-def train_steps(n_threads, steps=3):
+
+@pytest.fixture
+def threads():
+    """Set numpy_gpt's thread count inside a test; restored afterwards."""
+    before = parallel.get_num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
+
+
+def train_steps(n_threads, dtype=np.float64, steps=3, dropout=0.0, batch=8):
     parallel.set_num_threads(n_threads)
-    cfg = GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=64, pos_encoding="learned")
-    model = GPT(cfg, seed=0)
+    cfg = GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=64,
+                    pos_encoding="learned", dropout=dropout)
+    model = GPT(cfg, seed=0, dtype=dtype)
     opt = AdamW(model.params, lr=1e-3)
     r = np.random.default_rng(0)
-    x, y = r.integers(0, 50, (8, 64)), r.integers(0, 50, (8, 64))   # arrays of 0.5-1 MB: several blocks
-    losses = []
+    x, y = r.integers(0, 50, (batch, 64)), r.integers(0, 50, (batch, 64))   # 0.5-1 MB arrays: several blocks
+    y[: batch // 2] = IGNORE_INDEX                  # the first shard's targets all ignored but one
+    y[0, 0] = 3
+    losses, masks = [], []
     for _ in range(steps):
         _, loss = model.forward(x, y)
+        masks.append(dict(model.masks))
         opt.step(model.backward())
         losses.append(float(loss))
-    return losses, model.params
+    return losses, model.params, masks
 
 
-def test_results_are_bit_identical_for_any_thread_count():
-    before = parallel.get_num_threads()
-    try:
-        l1, p1 = train_steps(1)
-        l3, p3 = train_steps(3)
-    finally:
-        parallel.set_num_threads(before)
-    assert l1 == l3
-    assert all(np.array_equal(p1[k], p3[k]) for k in p1)
+def test_elementwise_kernels_are_bit_identical_for_any_thread_count(threads):
+    r = np.random.default_rng(1)
+    x, g = r.standard_normal((2, 64, 4096), dtype=np.float32)
+    z, y = r.standard_normal((4096, 300), dtype=np.float32), r.integers(0, 300, 4096)
+    results = []
+    for n in (1, 3):
+        threads(n)
+        out, cache = gelu_forward(x)
+        loss, ce = cross_entropy_forward(z, y)
+        results.append([out, gelu_backward(g, cache), loss, cross_entropy_backward(1.0, ce)])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
 
 
-def test_blocks_cover_every_row_once():
+@pytest.mark.parametrize("n", [2, 3])
+def test_data_parallel_steps_agree_with_one_thread(threads, n):
+    l1, p1, _ = train_steps(1)
+    ln, pn, _ = train_steps(n)
+    np.testing.assert_allclose(ln, l1, rtol=1e-13)
+    for k in p1:
+        np.testing.assert_allclose(pn[k], p1[k], rtol=1e-11, atol=1e-14, err_msg=k)
+
+
+def test_data_parallel_steps_are_repeatable(threads):
+    a, b = train_steps(2, dtype=np.float32), train_steps(2, dtype=np.float32)
+    assert a[0] == b[0]
+    assert all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+
+
+def test_data_parallel_draws_the_whole_batch_masks(threads):
+    _, _, m1 = train_steps(1, dropout=0.2, steps=1)
+    _, _, m2 = train_steps(2, dropout=0.2, steps=1)
+    assert m1[0].keys() == m2[0].keys() and len(m1[0]) == 5          # drop + 2 layers x (attn, mlp)
+    assert all(np.array_equal(m1[0][k], m2[0][k]) for k in m1[0])
+
+
+def test_batch_shards(threads):
+    threads(3)
+    assert parallel.batch_shards(8) == [slice(0, 2), slice(2, 5), slice(5, 8)]
+    assert parallel.batch_shards(2) == [slice(0, 1), slice(1, 2)]     # no empty shards
+    assert parallel.batch_shards(1) == [slice(0, 1)]
+    threads(1)
+    assert parallel.batch_shards(8) == [slice(0, 8)]
+
+
+def test_map_shards_gives_blas_one_thread_and_restores_it(threads):
+    threads(2)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):
+        inside = parallel.map_shards(lambda i: blas.info()[0]["num_threads"], [0, 1])
+        assert inside == [1, 1]
+        with pytest.raises(ZeroDivisionError):
+            parallel.map_shards(lambda i: 1 / i, [1, 0])
+        assert blas.info()[0]["num_threads"] == 2
+
+
+def test_blocks_cover_every_row_once(threads):
     seen = np.zeros(1000, int)
 
     def kernel(lo, hi):
         seen[lo:hi] += 1
-    before = parallel.get_num_threads()
-    try:
-        parallel.set_num_threads(2)
-        parallel.for_row_blocks(kernel, 1000, 4096)      # 64 rows a block: 16 blocks
-    finally:
-        parallel.set_num_threads(before)
+    threads(2)
+    parallel.for_row_blocks(kernel, 1000, 4096)      # 64 rows a block: 16 blocks
     assert (seen == 1).all()
 
 
