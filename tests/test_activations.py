@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 from numpy_gpt.activations import ACTIVATIONS
@@ -60,3 +61,20 @@ def test_extreme_inputs_stay_finite():
         out, cache = forward(x)
         assert np.isfinite(out).all() and np.isfinite(backward(np.ones_like(x), cache)).all(), name
         np.testing.assert_allclose(out[[0, -1]], [0.0, 1e4], atol=1e-3)
+
+
+def test_tanh_gelu_keeps_its_digits_in_the_negative_tail():
+    """gelu_forward computes x (1 + tanh u) / 2 as x * sigmoid(2u): no cancellation for x << 0.
+
+    The reference is the formula as written, at 400 significant digits (mpmath, which torch
+    brings in through sympy); 1 + tanh(u) in float64 would be off by ~1e-5 relative at x = -6.
+    """
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 400                      # 1 + tanh(u) reaches 1e-262 at x = -20
+    x = np.linspace(-20.0, -4.0, 161)
+    out, (_, t) = ACTIVATIONS["gelu"][0](x)
+    c, k = mp.sqrt(2 / mp.pi), mp.mpf("0.044715")
+    for xi, oi, ti in zip(x, out, t):
+        u = c * (mp.mpf(xi) + k * mp.mpf(xi) ** 3)
+        assert abs(oi - xi * (1 + mp.tanh(u)) / 2) <= 1e-13 * abs(xi * (1 + mp.tanh(u)) / 2), xi
+        assert abs(ti - mp.tanh(u)) <= 1e-15, xi
