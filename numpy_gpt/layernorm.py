@@ -32,6 +32,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def _row_means(a2: np.ndarray) -> np.ndarray:
+    """(N, C) -> (N, 1): the mean of each row, as a matrix-vector product.
+
+    a2 @ ones(C) sums each row in BLAS, several times faster than a.mean(axis=-1)
+    on rows this short; only the order of the additions differs.
+    """
+    C = a2.shape[-1]
+    return (a2 @ np.ones(C, a2.dtype))[:, None] * a2.dtype.type(1.0 / C)
+
+
 def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                       eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
     """Normalize x over its last axis, then scale by w and shift by b.
@@ -39,16 +49,20 @@ def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     x: (..., C); w: (C,); b: (C,) or None (no bias).
     Returns out (..., C) in x's dtype, and the cache for layernorm_backward.
     """
-    mu = x.mean(axis=-1, keepdims=True)                         # 1. (..., 1)
-    xc = x - mu                                                 # 2. (..., C)
-    var = (xc * xc).mean(axis=-1, keepdims=True)                # 3. (..., 1)
-    rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))               # 4. (..., 1)
-    xhat = xc * rstd                                            # 5. (..., C)
-    out = xhat * w                                              # 6. (..., C)
+    C = x.shape[-1]
+    x2 = x.reshape(-1, C)                                       # rows of C numbers
+    mu = _row_means(x2)                                         # 1. (N, 1)
+    xc = x2 - mu                                                # 2. (N, C)
+    sq = xc * xc
+    var = _row_means(sq)                                        # 3. (N, 1)
+    rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))               # 4. (N, 1)
+    xhat = np.multiply(xc, rstd, out=xc)                        # 5. (N, C), in xc's memory
+    out = np.multiply(xhat, w, out=sq)                          # 6. (N, C), in sq's memory
     if b is not None:
         out += b
-    cache = (xhat, rstd, w, b is not None)
-    return out, cache
+    lead = x.shape[:-1]
+    cache = (xhat.reshape(x.shape), rstd.reshape(*lead, 1), w, b is not None)
+    return out.reshape(x.shape), cache
 
 
 def layernorm_backward(dout: np.ndarray, cache: tuple
@@ -60,13 +74,17 @@ def layernorm_backward(dout: np.ndarray, cache: tuple
     """
     xhat, rstd, w, has_bias = cache
     C = xhat.shape[-1]
-    g_rows = dout.reshape(-1, C)
+    g_rows, xhat2 = dout.reshape(-1, C), xhat.reshape(-1, C)
+    ones = np.ones(g_rows.shape[0], g_rows.dtype)               # column sums as ones @ (N, C)
     # 6. out = xhat * w + b
-    db = g_rows.sum(axis=0) if has_bias else None
-    dw = (g_rows * xhat.reshape(-1, C)).sum(axis=0)
-    g = dout * w                                                # dL/dxhat
+    db = ones @ g_rows if has_bias else None
+    gx = g_rows * xhat2                                         # g_out * xhat
+    dw = ones @ gx
+    g = g_rows * w                                              # dL/dxhat
     # 5-1. xhat = (x - mean(x)) * rstd(x)
-    g_mean = g.mean(axis=-1, keepdims=True)
-    gx_mean = (g * xhat).mean(axis=-1, keepdims=True)
-    dx = rstd * (g - g_mean - xhat * gx_mean)
-    return dx, dw, db
+    g_mean = _row_means(g)
+    gx_mean = _row_means(np.multiply(gx, w, out=gx))            # mean(g * xhat), as g * xhat = g_out * xhat * w
+    dx = np.subtract(g, np.multiply(xhat2, gx_mean, out=gx), out=g)
+    dx -= g_mean
+    dx *= rstd.reshape(-1, 1)                                   # dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+    return dx.reshape(dout.shape), dw, db
