@@ -226,17 +226,20 @@ class GPT:
         """Gradients of the last forward: of loss * dloss, or, when dlogits is given,
         of sum(logits * dlogits). Returns a dict with exactly params' keys and shapes."""
         if self._cache is None:
-            raise RuntimeError("backward() needs a forward() first (and not a KV-cache step)")
+            raise RuntimeError("backward() needs a forward() first (and not a KV-cache step, "
+                               "and one backward() per forward(): it frees what the forward kept)")
         if dlogits is None and "loss" not in self._cache[0][1]:
             raise RuntimeError("backward() without dlogits needs a forward() with targets")
-        if len(self._cache) == 1:
-            return self._backward(self._cache[0][1], dloss, dlogits)
+        cache, self._cache = self._cache, None      # _backward frees each layer's cache once used
+        if len(cache) == 1:
+            return self._backward(cache.pop()[1], dloss, dlogits)
         # Data parallel: the loss is sum_s mean_s * n_s / n, so shard s gets dloss * n_s / n.
-        kept = [c["loss"][3] if dlogits is None else 0 for _, c in self._cache]
+        kept = [c["loss"][3] if dlogits is None else 0 for _, c in cache]
         total = max(sum(kept), 1)
+        work = [(s, c, n) for (s, c), n in zip(cache, kept)]
+        del cache
         shard_grads = map_shards(lambda sc: self._backward(
-            sc[1], dloss * sc[2] / total, None if dlogits is None else dlogits[sc[0]]),
-            [(s, c, n) for (s, c), n in zip(self._cache, kept)])
+            sc[1], dloss * sc[2] / total, None if dlogits is None else dlogits[sc[0]]), work)
         grads = shard_grads[0]
         for g in shard_grads[1:]:                    # the shards' gradients add
             for k in grads:
@@ -244,12 +247,17 @@ class GPT:
         return grads
 
     def _backward(self, c: dict, dloss, dlogits) -> dict[str, np.ndarray]:
-        """Steps 6-1 for one forward's cache. Returns the gradients, keyed like params."""
+        """Steps 6-1 for one forward's cache. Returns the gradients, keyed like params.
+
+        Each part of the cache is dropped from c once used, so memory held for the
+        forward is given back while the gradients are being made.
+        """
         cfg = self.config
         if dlogits is None:
-            dlogits = cross_entropy_backward(dloss, c["loss"])                    # 6.
+            dlogits = cross_entropy_backward(dloss, c.pop("loss"))                # 6.
         grads: dict[str, np.ndarray] = {}
-        dx, dw_head_t, _ = linear_backward(dlogits, c["head"])                    # 5.
+        dx, dw_head_t, _ = linear_backward(dlogits, c.pop("head"))                # 5.
+        del dlogits
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
         grads[head] = np.ascontiguousarray(dw_head_t.T)
         if cfg.norm == "pre":                                                     # 4.
@@ -258,7 +266,7 @@ class GPT:
             if db is not None:
                 grads["ln_f.bias"] = db
         for i in reversed(range(cfg.n_layer)):                                    # 3.
-            dx, g = block_backward(dx, c["h"][i], cfg)
+            dx, g = block_backward(dx, c["h"].pop(), cfg)
             grads.update({f"h.{i}.{k}": v for k, v in g.items()})
         dx = dropout_backward(dx, c["drop"])                                      # 2.
         if cfg.pos_encoding == "learned":

@@ -161,3 +161,13 @@ def test_bad_token_ids_are_input_errors(idx, word):
     model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=1, n_embd=4))
     with pytest.raises(InputError, match=word):
         model.forward(idx)
+
+
+def test_backward_frees_what_the_forward_kept():
+    """As torch frees its graph: one backward() per forward(), then a clear error."""
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=4), seed=0)
+    idx = np.arange(8).reshape(2, 4)
+    model.forward(idx, idx)
+    model.backward()
+    with pytest.raises(RuntimeError, match="one backward"):
+        model.backward()
