@@ -74,7 +74,10 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     if impl != "numpy":
         import torch  # noqa: F401 - the baseline includes torch for the torch implementations
         import torch_gpt  # noqa: F401
+    from numpy_gpt.parallel import keep_freed_memory
+
     from .machine import available_cores
+    keep_freed_memory()                       # as in the timing run (benchmarks/run.py), for every impl
     baseline, method = reset_peak()
     with thread_limit(threads or available_cores()):
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from numpy_gpt.parallel import keep_freed_memory
+
 from . import report
 from .machine import available_cores, describe, matmul_gflops
 from .timing import interleaved, paired_ratio, summarize, thread_limit
@@ -274,6 +276,9 @@ def _clean(x):
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
     import torch  # noqa: F401 - loaded up front so describe() and thread_limit() see its pools
+    # numpy_gpt's thread pool tells glibc's malloc to keep freed blocks (numpy_gpt.parallel);
+    # that is process-wide, so set it before anything runs: torch gets it in every cell too.
+    keep_memory = keep_freed_memory()
     started = time.perf_counter()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
         "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
         "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
-        "compile": a.compile, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
+        "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
         "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])])}}
     log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
     res["complete"] = False

@@ -24,6 +24,14 @@ is the same every run.
 
 The thread count defaults to the machine's cores, or NUMPY_GPT_NUM_THREADS;
 set_num_threads(n) changes it (benchmarks give numpy and torch the same n).
+
+Memory: a step allocates and frees hundreds of arrays. glibc's malloc hands
+big freed blocks back to the kernel (munmap), and the next step asks for them
+again; with several threads each munmap also interrupts the other cores to
+flush their TLBs, which is slow in a virtual machine. keep_freed_memory()
+tells malloc to keep such blocks for reuse (the process's peak memory does
+not change; its memory between steps stays near the peak). The pool calls it
+when it starts; NUMPY_GPT_KEEP_MEMORY=0 turns that off.
 """
 from __future__ import annotations
 
@@ -75,8 +83,27 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
         f.result()
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed blocks up to 32 MB for reuse rather than unmap them.
+
+    Process-wide (it also helps anything else in the process that allocates
+    big blocks, torch included). Returns False where it does not apply (not
+    glibc) or NUMPY_GPT_KEEP_MEMORY=0.
+    """
+    if os.environ.get("NUMPY_GPT_KEEP_MEMORY", "1") == "0":
+        return False
+    try:
+        import ctypes
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3               # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def _pool() -> ThreadPoolExecutor:
     if _state["pool"] is None:
+        keep_freed_memory()
         _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
     return _state["pool"]
 

@@ -108,3 +108,14 @@ def test_blocks_cover_every_row_once(threads):
 def test_bad_thread_count():
     with pytest.raises(ValueError, match="0"):
         parallel.set_num_threads(0)
+
+
+def test_keep_freed_memory(monkeypatch):
+    import ctypes
+    try:
+        glibc = hasattr(ctypes.CDLL(None), "mallopt")
+    except OSError:
+        glibc = False
+    assert parallel.keep_freed_memory() == glibc
+    monkeypatch.setenv("NUMPY_GPT_KEEP_MEMORY", "0")
+    assert parallel.keep_freed_memory() is False
