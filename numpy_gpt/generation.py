@@ -15,9 +15,14 @@ Filtering semantics (shared with torch_gpt.generation):
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .errors import ConfigError
+from .parallel import one_thread
+
+SMALL_STEP_ROWS = 8    # KV-cache steps of up to this many sequences run on one thread (parallel.one_thread)
 
 
 def check_sampling(temperature=1.0, top_k=None, top_p=None, beam_width=None, max_new_tokens=0):
@@ -95,7 +100,10 @@ class _Decoder:
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
+            step = seq[:, -1:]
+            # A step of a few rows is matrix-vector work, quicker on one thread than shared.
+            with one_thread() if step.shape[0] <= SMALL_STEP_ROWS else contextlib.nullcontext():
+                logits, _ = self.model.forward(step, kv_caches=self.caches, pos0=self.length)
             self.length += 1
         return logits[:, -1, :]                                  # (B, V)
 

@@ -29,7 +29,16 @@ with eps > 0 their dot product is rstd * sum(g * xhat) * eps / (var + eps).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def _row_means(a2: np.ndarray) -> np.ndarray:
@@ -39,7 +48,7 @@ def _row_means(a2: np.ndarray) -> np.ndarray:
     on rows this short; only the order of the additions differs.
     """
     C = a2.shape[-1]
-    return (a2 @ np.ones(C, a2.dtype))[:, None] * a2.dtype.type(1.0 / C)
+    return (a2 @ _ones(C, a2.dtype))[:, None] * a2.dtype.type(1.0 / C)
 
 
 def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
@@ -75,7 +84,7 @@ def layernorm_backward(dout: np.ndarray, cache: tuple
     xhat, rstd, w, has_bias = cache
     C = xhat.shape[-1]
     g_rows, xhat2 = dout.reshape(-1, C), xhat.reshape(-1, C)
-    ones = np.ones(g_rows.shape[0], g_rows.dtype)               # column sums as ones @ (N, C)
+    ones = _ones(g_rows.shape[0], g_rows.dtype)                 # column sums as ones @ (N, C)
     # 6. out = xhat * w + b
     db = ones @ g_rows if has_bias else None
     gx = g_rows * xhat2                                         # g_out * xhat

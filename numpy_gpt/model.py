@@ -119,6 +119,9 @@ class GPT:
         self.rng = np.random.default_rng(seed + 1)   # dropout masks and sampling
         self.masks: dict[str, np.ndarray] = {}       # the dropout masks of the last forward
         self._cache = None
+        prefixes = [f"h.{i}." for i in range(config.n_layer)]     # block i's names, short and full
+        self._block_names = [[(k[len(pre):], k) for k in param_shapes(config) if k.startswith(pre)]
+                             for pre in prefixes]
 
     # ------------------------------------------------------------------ checks
     def check_idx(self, idx, name: str = "idx") -> np.ndarray:
@@ -191,7 +194,8 @@ class GPT:
         for i in range(cfg.n_layer):                                              # 3.
             block_masks = {k[len(f"h.{i}."):]: v for k, v in masks.items() if k.startswith(f"h.{i}.")}
             block_masks["rng"] = self.rng
-            x, bc = block_forward(x, block_params(p, i), cfg, block_masks, training,
+            bp = {short: p[name] for short, name in self._block_names[i]}    # as block_params(p, i)
+            x, bc = block_forward(x, bp, cfg, block_masks, training,
                                   None if kv_caches is None else kv_caches[i])
             masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
             c["h"].append(bc)

@@ -143,6 +143,19 @@ def _serial():
         _local.serial = before
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run the body on the calling thread alone: BLAS on one thread, kernels inline.
+
+    For work too small to share out, such as one decoding step of a few rows,
+    where handing a matrix-vector product to a second BLAS thread costs more
+    than it saves (and leaves that thread spinning afterwards).
+    """
+    blas = _blas_controller()
+    with _serial(), (blas.limit(limits=1) if blas is not None else contextlib.nullcontext()):
+        yield
+
+
 def _run_serial(fn, item):
     with _serial():
         return fn(item)

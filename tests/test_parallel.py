@@ -119,3 +119,21 @@ def test_keep_freed_memory(monkeypatch):
     assert parallel.keep_freed_memory() == glibc
     monkeypatch.setenv("NUMPY_GPT_KEEP_MEMORY", "0")
     assert parallel.keep_freed_memory() is False
+
+
+def test_one_thread_runs_blas_and_kernels_on_the_caller(threads):
+    import threading
+    threads(2)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    seen = set()
+
+    def kernel(lo, hi):
+        seen.add(threading.get_ident())
+    with blas.limit(limits=2):
+        with parallel.one_thread():
+            assert blas.info()[0]["num_threads"] == 1
+            parallel.for_row_blocks(kernel, 1000, 4096)
+        assert blas.info()[0]["num_threads"] == 2
+    assert seen == {threading.get_ident()}
+    parallel.for_row_blocks(kernel, 1000, 4096)       # outside: the pool takes a share
+    assert len(seen) == 2
