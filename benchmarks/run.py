@@ -63,6 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds to pause before each timed sample when threads > 1, so the other "
                         "library's spinning worker threads go to sleep (default 0.15: OpenBLAS's "
                         "workers here burn ~0.11 s of CPU after each call; 0 turns it off)")
+    p.add_argument("--min-time", type=float, default=None,
+                   help="seconds each timed sample lasts at least, in back-to-back calls (default 0.25; "
+                        "--quick 0.01): long enough that the first call after a cooldown pause, "
+                        "which wakes sleeping threads, is a small part of the sample")
     p.add_argument("--max-load", type=float, default=0.10,
                    help="re-measure when other processes used more than this share of all cores (default 0.10)")
     p.add_argument("--retries", type=int, default=2, help="re-measurements of a busy cell (default 2; --quick 0)")
@@ -79,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
     a.repeats = a.repeats or (5 if a.quick else 7)
     a.warmup = 1 if a.quick else 2
-    a.min_time = 0.01 if a.quick else 0.05
+    a.min_time = (0.01 if a.quick else 0.25) if a.min_time is None else a.min_time
     a.compile = not (a.no_compile or a.quick)
     a.cooldown = 0.15 if a.cooldown is None else a.cooldown
     a.retries = 0 if a.quick else a.retries
