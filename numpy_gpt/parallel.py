@@ -143,6 +143,12 @@ def _serial():
         _local.serial = before
 
 
+def _one_blas_thread():
+    """A context in which BLAS uses one thread (no-op without threadpoolctl)."""
+    blas = _blas_controller()
+    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def one_thread():
     """Run the body on the calling thread alone: BLAS on one thread, kernels inline.
@@ -151,8 +157,7 @@ def one_thread():
     where handing a matrix-vector product to a second BLAS thread costs more
     than it saves (and leaves that thread spinning afterwards).
     """
-    blas = _blas_controller()
-    with _serial(), (blas.limit(limits=1) if blas is not None else contextlib.nullcontext()):
+    with _serial(), _one_blas_thread():
         yield
 
 
@@ -171,7 +176,7 @@ def map_shards(fn, items: list) -> list:
         return [fn(items[0])]
     if len(items) > get_num_threads():
         raise ValueError(f"{len(items)} shards for {get_num_threads()} threads")
-    with _blas_controller().limit(limits=1):
+    with _one_blas_thread():
         futures = [_pool().submit(_run_serial, fn, item) for item in items[1:]]
         try:
             first = _run_serial(fn, items[0])        # the calling thread takes the first shard
