@@ -62,12 +62,15 @@ def causal_mask(T_q: int, T_k: int) -> np.ndarray:
 _MASK_BIAS: dict = {}
 
 
-def causal_bias(T_q: int, T_k: int, dtype) -> np.ndarray:
+def causal_bias(T_q: int, T_k: int, dtype) -> np.ndarray | None:
     """(T_q, T_k): 0 where a query may look, -inf where it may not (step 4 as an addition).
 
     Adding it is one cheap broadcast pass, where writing -inf through a boolean
-    index is a slow scatter. Cached per shape and dtype.
+    index is a slow scatter. Cached per shape and dtype. None when no query has
+    a future to hide: a single query, the newest position, sees every key.
     """
+    if T_q == 1:
+        return None
     key = (T_q, T_k, np.dtype(dtype).str)
     if key not in _MASK_BIAS:
         _MASK_BIAS[key] = np.where(causal_mask(T_q, T_k), -np.inf, 0.0).astype(dtype)
@@ -89,7 +92,8 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     def steps_3_to_5(lo, hi):                                   # in place, a few heads at a time
         a = s3[lo:hi]
         a *= scale                                              # 3. s = q k^T / sqrt(hs)
-        a += bias                                               # 4. -inf above the diagonal
+        if bias is not None:
+            a += bias                                           # 4. -inf above the diagonal
         a -= a.max(axis=-1, keepdims=True)                      # 5. softmax; exp(-inf) = 0 exactly
         np.exp(a, out=a)
         a /= a.sum(axis=-1, keepdims=True)

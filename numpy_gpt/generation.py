@@ -84,26 +84,46 @@ def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class _Decoder:
-    """Hands out the logits of the next position, with or without a KV cache."""
+    """Hands out the logits of the next position, with or without a KV cache.
+
+    A KV-cache step of a few rows is matrix-vector work, quicker on one thread
+    than shared, so such steps run under parallel.one_thread(). The decoder
+    enters it once for a run of steps (switching BLAS's thread count costs
+    about as much as a small step's layer norms) and leaves it for a prefill;
+    use the decoder in a with block so it is left at the end.
+    """
 
     def __init__(self, model, use_cache: bool):
         self.model, self.use_cache = model, use_cache
         self.caches, self.length = None, 0
+        self._one_thread = contextlib.ExitStack()                # holds one_thread() during a run of steps
+        self._single = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._leave_one_thread()
+
+    def _leave_one_thread(self):
+        self._one_thread.close()
+        self._single = False
 
     def next_logits(self, seq: np.ndarray) -> np.ndarray:
         block = self.model.config.block_size
         if not self.use_cache:
             logits, _ = self.model.forward(seq[:, -block:])
         elif self.caches is None or self.length == block:        # (re)prefill the cropped context
+            self._leave_one_thread()
             ctx = seq[:, -block:]
             self.caches = self.model.new_kv_caches(seq.shape[0])
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            step = seq[:, -1:]
-            # A step of a few rows is matrix-vector work, quicker on one thread than shared.
-            with one_thread() if step.shape[0] <= SMALL_STEP_ROWS else contextlib.nullcontext():
-                logits, _ = self.model.forward(step, kv_caches=self.caches, pos0=self.length)
+            if seq.shape[0] <= SMALL_STEP_ROWS and not self._single:
+                self._one_thread.enter_context(one_thread())
+                self._single = True
+            logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
             self.length += 1
         return logits[:, -1, :]                                  # (B, V)
 
@@ -118,7 +138,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     temperature, top_k and top_p. A row that emits eos_id is finished and is
     padded with eos_id until every row is; generation then stops early.
     beam_width switches to beam search (see beam_search). on_token(tokens (B,))
-    is called as each step's tokens arrive, for streaming.
+    is called as each step's tokens arrive, for streaming (between KV-cache
+    steps of a few rows, where BLAS is held at one thread: see _Decoder).
     """
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
     idx = model.check_idx(np.asarray(idx)[:, -model.config.block_size:] if np.ndim(idx) == 2 else idx)
@@ -127,24 +148,24 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     rng = rng if rng is not None else model.rng
     was_training, model.training = model.training, False
     try:
-        decoder = _Decoder(model, use_cache)
-        seq = np.asarray(idx, dtype=np.int64)
-        done = np.zeros(seq.shape[0], dtype=bool)
-        for _ in range(max_new_tokens):
-            logits = decoder.next_logits(seq)
-            if greedy:
-                nxt = logits.argmax(axis=-1)
-            else:
-                nxt = sample(filter_logits(logits, temperature, top_k, top_p), rng)
-            if eos_id is not None:
-                nxt = np.where(done, eos_id, nxt)
-                done |= nxt == eos_id
-            seq = np.concatenate([seq, nxt[:, None]], axis=1)
-            if on_token is not None:
-                on_token(nxt)
-            if eos_id is not None and done.all():
-                break
-        return seq
+        with _Decoder(model, use_cache) as decoder:
+            seq = np.asarray(idx, dtype=np.int64)
+            done = np.zeros(seq.shape[0], dtype=bool)
+            for _ in range(max_new_tokens):
+                logits = decoder.next_logits(seq)
+                if greedy:
+                    nxt = logits.argmax(axis=-1)
+                else:
+                    nxt = sample(filter_logits(logits, temperature, top_k, top_p), rng)
+                if eos_id is not None:
+                    nxt = np.where(done, eos_id, nxt)
+                    done |= nxt == eos_id
+                seq = np.concatenate([seq, nxt[:, None]], axis=1)
+                if on_token is not None:
+                    on_token(nxt)
+                if eos_id is not None and done.all():
+                    break
+            return seq
     finally:
         model.training = was_training
 

@@ -67,6 +67,9 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
     Ranges hold about _BLOCK_BYTES each and are shared out among the threads.
     """
     rows = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    if n_rows <= rows:                      # one block (a decoding step, say): no bookkeeping
+        kernel(0, n_rows)
+        return
     blocks = [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
     n = 1 if getattr(_local, "serial", False) else min(get_num_threads(), len(blocks))
     if n <= 1:

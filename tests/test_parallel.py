@@ -137,3 +137,33 @@ def test_one_thread_runs_blas_and_kernels_on_the_caller(threads):
     assert seen == {threading.get_ident()}
     parallel.for_row_blocks(kernel, 1000, 4096)       # outside: the pool takes a share
     assert len(seen) == 2
+
+
+def test_one_block_is_one_call(threads):
+    calls = []
+    threads(2)
+    parallel.for_row_blocks(lambda lo, hi: calls.append((lo, hi)), 3, 4096)
+    assert calls == [(0, 3)]
+
+
+def test_generation_holds_blas_at_one_thread_between_small_steps_and_restores_it(threads):
+    threads(2)
+    cfg = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    model = GPT(cfg, seed=0)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    seen = []
+
+    def record(tokens):
+        seen.append(blas.info()[0]["num_threads"])
+        if len(seen) == 100:
+            raise KeyboardInterrupt
+    with blas.limit(limits=2):
+        # 8 tokens after 3, block_size 8: token 1 from a prefill, 2-6 from steps (positions 3-7),
+        # then the context is full and each token comes from a prefill of the cropped context
+        model.generate(np.zeros((1, 3), int), 8, greedy=True, on_token=record)
+        assert seen == [2, 1, 1, 1, 1, 1, 2, 2]
+        assert blas.info()[0]["num_threads"] == 2
+        seen[:] = [0] * 97                              # the 100th token (a step) raises
+        with pytest.raises(KeyboardInterrupt):
+            model.generate(np.zeros((1, 3), int), 5, greedy=True, on_token=record)
+        assert seen[-1] == 1 and blas.info()[0]["num_threads"] == 2
