@@ -29,8 +29,14 @@ Backward: the same steps in reverse, g_z meaning dL/dz:
 
 The mask is -inf, not a large negative number: exp(-inf) is exactly 0, so no
 amount of training can make a position see its future.
+
+Long sequences take the same steps in blocks of queries, skipping the scores
+above the diagonal (blocked_causal_attention_forward, below the reference
+causal_attention_forward; docs/attention.md explains and times it).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -77,19 +83,9 @@ def causal_bias(T_q: int, T_k: int, dtype) -> np.ndarray | None:
     return _MASK_BIAS[key]
 
 
-def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
-                             ) -> tuple[np.ndarray, tuple]:
-    """Steps 3 to 6. q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs), T_k >= T_q.
-
-    Returns y (B, nh, T_q, hs) and the cache for causal_attention_backward.
-    """
-    hs = q.shape[-1]
-    scale = q.dtype.type(1.0 / np.sqrt(hs))
-    s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
-    bias = causal_bias(q.shape[-2], k.shape[-2], s.dtype)
-    s3 = s.reshape(-1, *s.shape[-2:])                           # (B*nh, T_q, T_k), a view
-
-    def steps_3_to_5(lo, hi):                                   # in place, a few heads at a time
+def _softmax_rows(s3: np.ndarray, scale, bias: np.ndarray | None) -> None:
+    """Steps 3-5 in place on scores s3 (n, T_q, T_k), a few (batch, head) pairs at a time."""
+    def kernel(lo, hi):
         a = s3[lo:hi]
         a *= scale                                              # 3. s = q k^T / sqrt(hs)
         if bias is not None:
@@ -97,7 +93,36 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
         a -= a.max(axis=-1, keepdims=True)                      # 5. softmax; exp(-inf) = 0 exactly
         np.exp(a, out=a)
         a /= a.sum(axis=-1, keepdims=True)
-    for_row_blocks(steps_3_to_5, s3.shape[0], s3[:1].nbytes)
+    for_row_blocks(kernel, s3.shape[0], s3[:1].nbytes)
+
+
+def _softmax_rows_backward(g3: np.ndarray, a3: np.ndarray, scale) -> None:
+    """Steps 5-3 in place: g3 holds da (n, T_q, T_k) and becomes ds * scale."""
+    def kernel(lo, hi):
+        g, p = g3[lo:hi], a3[lo:hi]
+        g -= (g * p).sum(axis=-1, keepdims=True)                # 5. ds = a * (da - sum(da * a))
+        g *= p                                                  # 4. a = 0 where masked: ds = 0 there
+        g *= scale                                              # 3. s = scale * q k^T
+    for_row_blocks(kernel, g3.shape[0], g3[:1].nbytes)
+
+
+def _rows(z: np.ndarray) -> np.ndarray:
+    return z.reshape(-1, *z.shape[-2:])                          # (B, nh, T, U) -> (B*nh, T, U), a view
+
+
+def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
+                             ) -> tuple[np.ndarray, tuple]:
+    """Steps 3 to 6 on the whole score matrix. q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs), T_k >= T_q.
+
+    Returns y (B, nh, T_q, hs) and the cache (q, k, v, a, scale) for
+    causal_attention_backward, a being the (B, nh, T_q, T_k) attention weights.
+    This is the reference; attention_forward uses the query-blocked version
+    below for long sequences, which gives the same numbers with less work.
+    """
+    hs = q.shape[-1]
+    scale = q.dtype.type(1.0 / np.sqrt(hs))
+    s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
+    _softmax_rows(_rows(s), scale, causal_bias(q.shape[-2], k.shape[-2], s.dtype))   # 3-5. in place
     a = s
     y = a @ v                                                   # 6. (B, nh, T_q, hs)
     return y, (q, k, v, a, scale)
@@ -113,17 +138,90 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | No
     dq, dk, dv = (None, None, None) if out is None else out
     da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
     dv = np.matmul(a.swapaxes(-1, -2), dy, out=dv)              # 6. (B, nh, T_k, hs)
+    _softmax_rows_backward(_rows(da), _rows(a), scale)          # 5-3. in place: da becomes ds
     ds = da
-    ds3, a3 = ds.reshape(-1, *ds.shape[-2:]), a.reshape(-1, *a.shape[-2:])
-
-    def steps_5_to_3(lo, hi):                                   # in place, a few heads at a time
-        g, p = ds3[lo:hi], a3[lo:hi]
-        g -= (g * p).sum(axis=-1, keepdims=True)                # 5. ds = a * (da - sum(da * a))
-        g *= p                                                  # 4. a = 0 where masked: ds = 0 there
-        g *= scale                                              # 3. s = scale * q k^T
-    for_row_blocks(steps_5_to_3, ds3.shape[0], ds3[:1].nbytes)
     dq = np.matmul(ds, k, out=dq)
     dk = np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    return dq, dk, dv
+
+
+# ------------------------------------------------------------ skipping the masked half
+# Query t only sees keys 0..t, so in the lower-left triangle of the (T, T) score
+# matrix lies all the work; the upper-right is computed only to be set to -inf
+# and turned into exact zeros. Cut the queries into blocks of rows: block [lo, hi)
+# sees keys [0, hi) and nothing after, so its scores are (hi - lo, hi), and
+# softmax, a @ v and the whole backward run on that rectangle alone. With nb
+# blocks this computes (nb + 1) / (2 nb) of the matrix (5/8 with 4 blocks), and
+# each block's working set is small enough to stay in cache. Every row sees the
+# same keys with the same weights as in the whole matrix, so the results agree
+# with causal_attention_forward to rounding (the sums run over fewer zeros).
+
+MIN_BLOCKED_T = 64        # from this many queries on, attention_forward uses query blocks
+
+
+def query_blocks(T_q: int, T_k: int, rows: int | None = None) -> list[tuple[int, int, int]]:
+    """(lo, hi, keys) per block of about `rows` queries: queries lo..hi-1 look at keys 0..keys-1.
+
+    Queries are the last T_q of T_k positions. By default blocks of T_q / 4
+    rows, at least 32 and at most 64, the fastest on the benchmark's shapes
+    (T = 64 to 1024; docs/attention.md has the timings).
+    """
+    rows = min(64, max(32, T_q // 4)) if rows is None else rows
+    nb = max(1, round(T_q / rows))
+    edges = [T_q * i // nb for i in range(nb + 1)]
+    return [(lo, hi, T_k - T_q + hi) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+class BlockedCache(NamedTuple):
+    """What blocked_causal_attention_backward needs: a_blocks[i] holds the weights
+    (B, nh, hi - lo, keys) of blocks[i] = (lo, hi, keys)."""
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    blocks: list
+    a_blocks: list
+    scale: np.floating
+
+
+def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, rows: int | None = None
+                                     ) -> tuple[np.ndarray, BlockedCache]:
+    """Steps 3 to 6 as causal_attention_forward, block of queries by block (see above).
+
+    rows: queries per block (query_blocks' choice by default)."""
+    hs = q.shape[-1]
+    scale = q.dtype.type(1.0 / np.sqrt(hs))
+    blocks = query_blocks(q.shape[-2], k.shape[-2], rows)
+    y = np.empty_like(q)
+    a_blocks = []
+    for lo, hi, keys in blocks:
+        s = q[:, :, lo:hi] @ k[:, :, :keys].swapaxes(-1, -2)    # 3. (B, nh, hi - lo, keys)
+        _softmax_rows(_rows(s), scale, causal_bias(hi - lo, keys, s.dtype))   # 3-5. in place
+        np.matmul(s, v[:, :, :keys], out=y[:, :, lo:hi])        # 6.
+        a_blocks.append(s)
+    return y, BlockedCache(q, k, v, blocks, a_blocks, scale)
+
+
+def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: np.ndarray | None = None
+                                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of blocked_causal_attention_forward; arguments as causal_attention_backward.
+
+    A key gets gradient from every block that sees it, so dk and dv add up over
+    blocks, starting from the last block, which sees every key.
+    """
+    q, k, v, blocks, a_blocks, scale = cache
+    dq, dk, dv = (np.empty_like(q), np.empty_like(k), np.empty_like(v)) if out is None else out
+    for (lo, hi, keys), a in reversed(list(zip(blocks, a_blocks))):
+        g = dy[:, :, lo:hi]
+        da = g @ v[:, :, :keys].swapaxes(-1, -2)                # 6. (B, nh, hi - lo, keys)
+        dv_part = a.swapaxes(-1, -2) @ g                        # 6. (B, nh, keys, hs)
+        _softmax_rows_backward(_rows(da), _rows(a), scale)      # 5-3. in place: da becomes ds
+        np.matmul(da, k[:, :, :keys], out=dq[:, :, lo:hi])      # 3.
+        dk_part = da.swapaxes(-1, -2) @ q[:, :, lo:hi]          # 3.
+        if keys == k.shape[-2]:                                 # the first pass writes every key
+            dv[...], dk[...] = dv_part, dk_part
+        else:
+            dv[:, :, :keys] += dv_part
+            dk[:, :, :keys] += dk_part
     return dq, dk, dv
 
 
@@ -141,7 +239,8 @@ def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray 
     q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4))
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)                            # (B, nh, T_past + T, hs)
-    y, core_cache = causal_attention_forward(q, k, v)           # 3-6.
+    core = blocked_causal_attention_forward if T >= MIN_BLOCKED_T else causal_attention_forward
+    y, core_cache = core(q, k, v)                               # 3-6.
     out, c_proj_cache = linear_forward(merge_heads(y), c_proj_w, c_proj_b)  # 7-8.
     return out, (c_attn_cache, core_cache, c_proj_cache)
 
@@ -156,7 +255,8 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
     B, T, C = dy.shape
     n_head = core_cache[0].shape[1]
     dqkv = np.empty((3, B, n_head, T, C // n_head), dtype=dy.dtype)        # dq, dk, dv side by side
-    causal_attention_backward(split_heads(dy, n_head), core_cache, out=dqkv)  # 7-3.
+    core = blocked_causal_attention_backward if isinstance(core_cache, BlockedCache) else causal_attention_backward
+    core(split_heads(dy, n_head), core_cache, out=dqkv)                     # 7-3.
     dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)              # 2. back to (B, T, 3C)
     dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
     return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b

@@ -2,8 +2,9 @@ import numpy as np
 import torch
 from hypothesis import given, strategies as st
 
-from numpy_gpt.attention import (attention_backward, attention_forward, causal_attention_backward,
-                                 causal_attention_forward)
+from numpy_gpt.attention import (MIN_BLOCKED_T, BlockedCache, attention_backward, attention_forward,
+                                 blocked_causal_attention_backward, blocked_causal_attention_forward,
+                                 causal_attention_backward, causal_attention_forward, query_blocks)
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt import attention as ta
@@ -70,11 +71,60 @@ def test_core_matches_finite_differences(data):
                                qkv, ["q", "k", "v"], r)
 
 
+def blocked_with_rows(data, T_q):
+    rows = data.draw(st.integers(1, T_q), label="rows per query block")
+    return lambda q, k, v: blocked_causal_attention_forward(q, k, v, rows=rows)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_blocked_core_matches_torch_sdpa_with_cached_keys(data, dtype):
+    # The query-blocked core (only the scores each block can see) against torch, with blocks
+    # of any size from one row to all of them, after a KV cache or not.
+    r, qkv = draw_qkv(data, dtype)
+    forward = blocked_with_rows(data, qkv["q"].shape[2])
+    against_torch("blocked_attention", forward, blocked_causal_attention_backward,
+                  ta.causal_attention_forward, qkv, ["q", "k", "v"], r)
+
+
+@given(data=st.data())
+def test_blocked_core_matches_finite_differences(data):
+    r, qkv = draw_qkv(data, np.float64)
+    forward = blocked_with_rows(data, qkv["q"].shape[2])
+    against_finite_differences("blocked_attention", forward, blocked_causal_attention_backward,
+                               qkv, ["q", "k", "v"], r)
+
+
+@given(data=st.data(), T=st.integers(MIN_BLOCKED_T, MIN_BLOCKED_T + 80), dtype=S.DTYPES)
+def test_attention_layer_uses_query_blocks_from_min_blocked_t_and_matches_torch(data, T, dtype):
+    # The whole layer at lengths where attention_forward switches to query blocks.
+    r = S.rng(data)
+    C, n_head = 4, data.draw(st.sampled_from([1, 2]), label="n_head")
+    w = lambda *shape: S.normal(r, shape, dtype, 1 / np.sqrt(shape[0]))
+    args = dict(x=S.normal(r, (1, T, C), dtype), c_attn_w=w(C, 3 * C), c_attn_b=S.normal(r, 3 * C, dtype),
+                c_proj_w=w(C, C), c_proj_b=S.normal(r, C, dtype))
+    _, cache = attention_forward(**args, n_head=n_head)
+    assert isinstance(cache[1], BlockedCache) and len(cache[1].blocks) >= 2
+    against_torch("attention", attention_forward, attention_backward, ta.attention_forward,
+                  args, list(args), r, kwargs=dict(n_head=n_head))
+
+
+def test_query_blocks_cover_every_query_once_and_see_up_to_the_diagonal():
+    for T_q, T_k in [(1, 1), (5, 9), (64, 64), (100, 100), (256, 256), (1000, 1024)]:
+        blocks = query_blocks(T_q, T_k)
+        assert blocks[0][0] == 0 and blocks[-1][1] == T_q and blocks[-1][2] == T_k
+        assert all(hi == next_lo for (_, hi, _), (next_lo, _, _) in zip(blocks, blocks[1:]))
+        assert all(keys == T_k - T_q + hi and hi > lo for lo, hi, keys in blocks)
+    assert len(query_blocks(256, 256)) == 4 and len(query_blocks(1024, 1024)) == 16
+
+
 @given(data=st.data(), dtype=S.DTYPES)
 def test_causal_future_inputs_get_exactly_zero_gradient(data, dtype):
     # Output t may depend on inputs 0..t only: backpropagating a gradient that is
     # non-zero only at position t must leave every later input's gradient exactly 0.
     r, args, kw = draw_case(data, dtype)
+    if data.draw(st.booleans(), label="long enough for query blocks"):
+        B, _, C = args["x"].shape
+        args["x"] = S.normal(r, (B, MIN_BLOCKED_T + data.draw(st.integers(0, 40)), C), dtype)
     out, cache = attention_forward(**args, **kw)
     T = out.shape[1]
     t = data.draw(st.integers(0, T - 1), label="t")
@@ -98,6 +148,11 @@ def test_extreme_scores_stay_finite_in_float32(data):
     assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in grads)
     s = cache[3]                                   # the attention weights: rows sum to 1
     np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-5)
+    y, cache = blocked_causal_attention_forward(**qkv, rows=data.draw(st.integers(1, qkv["q"].shape[2])))
+    grads = blocked_causal_attention_backward(S.normal(r, y.shape, np.float32), cache)
+    assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in grads)
+    for a in cache.a_blocks:
+        np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-5)
 
 
 def test_mask_is_minus_infinity_not_a_large_finite_number():

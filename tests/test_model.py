@@ -89,6 +89,24 @@ def test_random_logit_gradient_matches_torch(data, cfg, dtype):
     compare("model[dlogits]", model, grads, logits, None, run)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_long_sequences_with_query_blocked_attention_match_torch(dtype):
+    # From attention.MIN_BLOCKED_T positions on, attention skips the key blocks above the
+    # diagonal; the hypothesis-drawn models above are shorter than that.
+    cfg = GPTConfig(vocab_size=11, block_size=100, n_layer=2, n_head=2, n_embd=8, dropout=0.0)
+    model = randomized(cfg, 3, dtype)
+    r = np.random.default_rng(4)
+    idx, targets = r.integers(0, 11, (2, 100)), r.integers(0, 11, (2, 100))
+    logits, loss = model.forward(idx, targets)
+    grads = model.backward(0.7)
+
+    def run(t):
+        t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets))
+        (t_loss * 0.7).backward()
+        return t_logits, t_loss
+    compare("model[T=100]", model, grads, logits, loss, run)
+
+
 @given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
 def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     r = S.rng(data)

@@ -25,7 +25,8 @@ def attention_backward(dout, cache):
         core_cache   = (q, k, v, a, scale)         steps 3-6: q, k, v (B, nh, T, hs), a (B, nh, T, T)
                                                    (exactly 0 where masked), scale = 1 / sqrt(hs)
         c_proj_cache = (y, c_proj_w, has_bias)     step 8's linear cache: y merged (B, T, C), c_proj_w (C, C)
-    A bias gradient is None when has_bias is False.
+    A bias gradient is None when has_bias is False. (The check's sequences are short, so the
+    forward keeps the whole matrix a; from 64 positions on it keeps blocks of it: docs/attention.md.)
     """
     c_attn_cache, core_cache, c_proj_cache = cache
     q, k, v, a, scale = core_cache
