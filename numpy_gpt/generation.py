@@ -96,8 +96,7 @@ class _Decoder:
     def __init__(self, model, use_cache: bool):
         self.model, self.use_cache = model, use_cache
         self.caches, self.length = None, 0
-        self._one_thread = contextlib.ExitStack()                # holds one_thread() during a run of steps
-        self._single = False
+        self._held: contextlib.ExitStack | None = None           # holds one_thread() during a run of steps
 
     def __enter__(self):
         return self
@@ -106,8 +105,9 @@ class _Decoder:
         self._leave_one_thread()
 
     def _leave_one_thread(self):
-        self._one_thread.close()
-        self._single = False
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def next_logits(self, seq: np.ndarray) -> np.ndarray:
         block = self.model.config.block_size
@@ -120,9 +120,9 @@ class _Decoder:
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            if seq.shape[0] <= SMALL_STEP_ROWS and not self._single:
-                self._one_thread.enter_context(one_thread())
-                self._single = True
+            if seq.shape[0] <= SMALL_STEP_ROWS and self._held is None:
+                self._held = contextlib.ExitStack()
+                self._held.enter_context(one_thread())
             logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
             self.length += 1
         return logits[:, -1, :]                                  # (B, V)
