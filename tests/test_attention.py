@@ -10,9 +10,11 @@ from tests.parity import against_finite_differences, against_torch
 from torch_gpt import attention as ta
 
 
-def draw_case(data, dtype, bias=True, s=None):
+def draw_case(data, dtype, bias=True, s=None, T=None):
+    """A layer's arguments; T fixes the sequence length (else drawn up to 7)."""
     r = S.rng(data)
-    B, T, C = S.btc(data, max_t=7, max_c=8)
+    B, T_drawn, C = S.btc(data, max_t=7, max_c=8)
+    T = T_drawn if T is None else T
     n_head = S.heads(data, C)
     if s is None and dtype == np.float32:
         # Inputs of scale 10 give scores near 100: softmax saturates and g - sum(g * y)
@@ -97,15 +99,11 @@ def test_blocked_core_matches_finite_differences(data):
 @given(data=st.data(), T=st.integers(MIN_BLOCKED_T, MIN_BLOCKED_T + 80), dtype=S.DTYPES)
 def test_attention_layer_uses_query_blocks_from_min_blocked_t_and_matches_torch(data, T, dtype):
     # The whole layer at lengths where attention_forward switches to query blocks.
-    r = S.rng(data)
-    C, n_head = 4, data.draw(st.sampled_from([1, 2]), label="n_head")
-    w = lambda *shape: S.normal(r, shape, dtype, 1 / np.sqrt(shape[0]))
-    args = dict(x=S.normal(r, (1, T, C), dtype), c_attn_w=w(C, 3 * C), c_attn_b=S.normal(r, 3 * C, dtype),
-                c_proj_w=w(C, C), c_proj_b=S.normal(r, C, dtype))
-    _, cache = attention_forward(**args, n_head=n_head)
+    r, args, kw = draw_case(data, dtype, T=T)
+    _, cache = attention_forward(**args, **kw)
     assert isinstance(cache[1], BlockedCache) and len(cache[1].blocks) >= 2
     against_torch("attention", attention_forward, attention_backward, ta.attention_forward,
-                  args, list(args), r, kwargs=dict(n_head=n_head))
+                  args, list(args), r, kwargs=kw)
 
 
 def test_query_blocks_cover_every_query_once_and_see_up_to_the_diagonal():
@@ -121,10 +119,8 @@ def test_query_blocks_cover_every_query_once_and_see_up_to_the_diagonal():
 def test_causal_future_inputs_get_exactly_zero_gradient(data, dtype):
     # Output t may depend on inputs 0..t only: backpropagating a gradient that is
     # non-zero only at position t must leave every later input's gradient exactly 0.
-    r, args, kw = draw_case(data, dtype)
-    if data.draw(st.booleans(), label="long enough for query blocks"):
-        B, _, C = args["x"].shape
-        args["x"] = S.normal(r, (B, MIN_BLOCKED_T + data.draw(st.integers(0, 40)), C), dtype)
+    long = data.draw(st.booleans(), label="long enough for query blocks")
+    r, args, kw = draw_case(data, dtype, T=MIN_BLOCKED_T + data.draw(st.integers(0, 40)) if long else None)
     out, cache = attention_forward(**args, **kw)
     T = out.shape[1]
     t = data.draw(st.integers(0, T - 1), label="t")
