@@ -40,7 +40,7 @@ from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
 from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
-from .parallel import batch_shards, map_shards
+from .parallel import batch_shards, keep_freed_memory_once, map_shards
 from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
 
 
@@ -160,6 +160,7 @@ class GPT:
             if bad.any():
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
         training = self.training and kv_caches is None
+        keep_freed_memory_once()                     # malloc keeps big freed blocks (numpy_gpt.parallel)
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
         if len(shards) == 1:

@@ -30,8 +30,9 @@ big freed blocks back to the kernel (munmap), and the next step asks for them
 again; with several threads each munmap also interrupts the other cores to
 flush their TLBs, which is slow in a virtual machine. keep_freed_memory()
 tells malloc to keep such blocks for reuse (the process's peak memory does
-not change; its memory between steps stays near the peak). The pool calls it
-when it starts; NUMPY_GPT_KEEP_MEMORY=0 turns that off.
+not change; its memory between steps stays near the peak). A model calls it
+once, at its first forward (with one thread as with several); setting
+NUMPY_GPT_KEEP_MEMORY=0 turns that off.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 _BLOCK_BYTES = 256 * 1024           # per block: fits a core's L2 with room for a few temporaries
-_state: dict = {"n": None, "pool": None, "blas": None}
+_state: dict = {"n": None, "pool": None, "blas": None, "kept": None}
 _local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
 
 
@@ -104,9 +105,15 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
+def keep_freed_memory_once() -> None:
+    """keep_freed_memory(), the first time only (GPT.forward calls this every time)."""
+    if _state["kept"] is None:
+        _state["kept"] = keep_freed_memory()
+
+
 def _pool() -> ThreadPoolExecutor:
     if _state["pool"] is None:
-        keep_freed_memory()
+        keep_freed_memory_once()
         _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
     return _state["pool"]
 

@@ -121,6 +121,20 @@ def test_keep_freed_memory(monkeypatch):
     assert parallel.keep_freed_memory() is False
 
 
+def test_first_forward_keeps_freed_memory_with_one_thread_too(threads, monkeypatch):
+    """One thread starts no pool, so the model itself asks malloc to keep freed blocks, once."""
+    threads(1)
+    calls = []
+    monkeypatch.setattr(parallel, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setitem(parallel._state, "kept", None)
+    model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=4), seed=0)
+    idx = np.zeros((2, 8), dtype=np.int64)
+    for _ in range(3):
+        model.forward(idx, idx)
+        model.backward()
+    assert calls == [1]
+
+
 def test_one_thread_runs_blas_and_kernels_on_the_caller(threads):
     import threading
     threads(2)
