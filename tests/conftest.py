@@ -33,9 +33,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = sorted(parity.WORST.items())
     tr = terminalreporter
     tr.section("worst relative error per layer, tensor, dtype and oracle")
-    tr.write_line(f"{'layer':<22}{'tensor':<14}{'dtype':<9}{'oracle':<13}worst rel error")
+    wl, wt = (max(len(r[0][i]) for r in rows) + 2 for i in (0, 1))   # columns as wide as their longest name
+    tr.write_line(f"{'layer':<{wl}}{'tensor':<{wt}}{'dtype':<9}{'oracle':<15}worst rel error")
     for (layer, tensor, dtype, oracle), err in rows:
-        tr.write_line(f"{layer:<22}{tensor:<14}{dtype:<9}{oracle:<13}{err:.2e}")
+        tr.write_line(f"{layer:<{wl}}{tensor:<{wt}}{dtype:<9}{oracle:<15}{err:.2e}")
     path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
     if path:
         with open(path, "w") as f:
