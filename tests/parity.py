@@ -90,7 +90,7 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
 
     scale_of = [t_out, *t_grads.values(), np.asarray(dout),
                 *(v for v in args.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")]
-    floor = tolerances.SCALE_FLOOR * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in scale_of)
+    floor = tolerances.scale_floor(dtype) * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in scale_of)
     assert_close(layer, "out", out, t_out, tol, truth=truth_out, floor=floor)
     for k in wrt:
         assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=floor)

@@ -10,7 +10,7 @@ from numpy_gpt.model import param_shapes
 from tests import strategies as S
 from tests.model_strategies import configs, randomized, torch_twin
 from tests.parity import assert_close
-from tests.tolerances import MODEL_PARITY, SCALE_FLOOR
+from tests.tolerances import MODEL_PARITY, scale_floor
 
 
 def batch(data, cfg, r):
@@ -39,7 +39,7 @@ def compare(name, model, grads, logits, loss, run):
     t_logits, t_loss, t_grads = torch_run(model, run, model.dtype)
     truth = torch_run(model, run, np.float64) if model.dtype != np.float64 else (None, None, {})
     # The problem's scale: its parameters, logits and gradients (see tolerances.SCALE_FLOOR).
-    floor = SCALE_FLOOR * max(np.abs(a).max() for a in [*t_grads.values(), *model.params.values(), logits])
+    floor = scale_floor(model.dtype) * max(np.abs(a).max() for a in [*t_grads.values(), *model.params.values(), logits])
     assert list(grads) == list(model.params)
     assert set(t_grads) == set(grads)
     assert_close(name, "logits", logits, t_logits, tol, truth=truth[0])

@@ -29,7 +29,17 @@ PARITY = {
 # output and gradient tiny and each carrying relative rounding far above eps, in torch
 # as in numpy: a single GELU unit deep in its tail (1 + tanh(u) cancels), or a
 # saturated cross-entropy whose loss of 3e-4 is the difference of logits near 30.
-SCALE_FLOOR = 1e-3
+#
+# The floor depends on the dtype because tol * floor is the smallest error, as a
+# fraction of the problem's scale, that still counts: in float64, 1e-10 * 1e-3 =
+# 1e-13, about 900 units in the last place (ulps) of a number at that scale. In float32 the same
+# 1e-3 would give 1e-4 * 1e-3 = 1e-7, less than one float32 ulp (1.2e-7) of it, and a
+# gradient that adds up a few dozen terms of the problem's size which cancel to
+# something small carries more rounding than that in any float32 code, torch's
+# included (a bias gradient of -0.00295, the sum of 18 terms of up to 2.7, was off by
+# 1.2e-6 in numpy and 4e-8 in torch; adding up 18.3 in float32 rounds by about 1.1e-6). 1e-2 judges such tensors at 1e-6 of the scale, about
+# 8 float32 ulps. Formulas are the same in both dtypes, and float64 checks them at 1e-13.
+SCALE_FLOOR = {np.dtype(np.float64): 1e-3, np.dtype(np.float32): 1e-2}
 
 # Where float32 itself cannot resolve a result (the answer is a small difference of
 # large terms, e.g. layer norm over two channels, whose dx exists only through
@@ -55,3 +65,7 @@ FD_FALLBACK_STEPS = (1e-4, 1e-5)
 
 def parity_tol(dtype) -> float:
     return PARITY[np.dtype(dtype)]
+
+
+def scale_floor(dtype) -> float:
+    return SCALE_FLOOR[np.dtype(dtype)]

@@ -81,7 +81,7 @@ def run_parity(cfg: GPTConfig, params: dict[str, np.ndarray], batch_size: int = 
     t_acts, t_grads = torch_run(cfg, params, idx, targets, masks)
 
     rows = [compare(name, "activation", a, t_acts.get(name), tol) for name, a in acts.items()]
-    floor = SCALE_FLOOR * max(np.abs(g).max(initial=0.0) for g in t_grads.values())
+    floor = SCALE_FLOOR[np.dtype(dtype)] * max(np.abs(g).max(initial=0.0) for g in t_grads.values())
     rows += [compare(name, "gradient", g, t_grads.get(name), tol, floor) for name, g in grads.items()]
     info = dict(dtype=dtype.name, tol=tol, batch=(batch_size, T), trace_matches_model=traced_ok,
                 dropout=bool(masks))
