@@ -205,13 +205,9 @@ def train_config(args, base: dict | None = None, seed: int = 0):
     for field in TRAIN_FLAGS:
         if getattr(args, field, None) is not None:
             d[field] = getattr(args, field)
-    for field in ("weight_decay", "min_lr"):
-        if field in d and not d[field] >= 0:
-            raise ConfigError(f"{field} must be >= 0, got {d[field]!r}")
-    if "eval_batches" in d and (not isinstance(d["eval_batches"], int) or d["eval_batches"] < 1):
-        raise ConfigError(f"eval_batches must be a positive integer, got {d['eval_batches']!r}")
-    d["betas"] = tuple(d.get("betas", (0.9, 0.95)))
-    return TrainConfig(**d)
+    if isinstance(d.get("betas"), list):
+        d["betas"] = tuple(d["betas"])          # as JSON and TOML give them back
+    return TrainConfig(**d)                    # which checks every value (ConfigError)
 
 
 # ---------------------------------------------------------------------------- tokenizers

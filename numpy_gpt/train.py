@@ -47,18 +47,34 @@ class TrainConfig:
     seed: int = 0                 # batches are drawn from this seed
 
     def __post_init__(self):
-        for name in ("steps", "batch_size"):
+        def integer(name, least):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                kind = "a positive integer" if least == 1 else f"an integer >= {least}"
+                raise ConfigError(f"{name} must be {kind}, got {v!r}")
+
+        def number(name, ok, rule):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):   # NaN fails every ok()
+                raise ConfigError(f"{name} must be {rule}, got {v!r}")
+
+        for name in ("steps", "batch_size", "eval_batches"):
+            integer(name, 1)
+        for name in ("warmup_steps", "eval_interval", "seed"):
+            integer(name, 0)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if self.warmup_steps < 0 or self.eval_interval < 0 or self.grad_clip < 0:
-            raise ConfigError("warmup_steps, eval_interval and grad_clip must be >= 0")
+        number("lr", lambda v: 0 < v < float("inf"), "a finite number > 0")
+        if self.schedule == "cosine":            # a floor above the peak would make the schedule climb
+            number("min_lr", lambda v: 0 <= v <= self.lr, f"between 0 and lr ({self.lr!r}) for the cosine schedule")
+        for name in ("weight_decay", "momentum", "grad_clip"):
+            number(name, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+        betas = self.betas
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
     def lr_at(self, step: int) -> float:
         if self.schedule == "constant":

@@ -172,7 +172,7 @@ def snapshot(folder):
     (["train", "--batch-size", "-1"], 1, "batch_size must be a positive integer, got -1"),
     (["train", "--dropout", "1"], 1, "dropout must be in [0, 1), got 1.0"),
     (["train", "--dropout", "-0.5"], 1, "dropout must be in [0, 1), got -0.5"),
-    (["train", "--weight-decay", "-1"], 1, "weight_decay must be >= 0, got -1.0"),
+    (["train", "--weight-decay", "-1"], 1, "weight_decay must be a finite number >= 0, got -1.0"),
     (["train", "--data", "{d}/missing.txt"], 1, "corpus file not found: {d}/missing.txt"),
     (["train", "--data", "{d}/empty.txt"], 1, "empty.txt is empty"),
     (["train", "--data", "{d}/latin1.txt"], 1, "latin1.txt is not valid UTF-8: invalid continuation byte at "

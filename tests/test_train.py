@@ -109,8 +109,16 @@ def test_resume_from_state_dict_is_bit_identical():
     assert h2.loss == Trainer(GPT(GPT2ISH, seed=3), DATA, DATA, tcfg).run(progress=False).loss
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(steps=0), "steps"), (dict(batch_size=-2), "batch_size"),
-                                          (dict(optimizer="lion"), "optimizer"), (dict(lr=0), "lr")])
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(steps=0), "steps"), (dict(batch_size=-2), "batch_size"), (dict(batch_size=2.0), "batch_size"),
+    (dict(optimizer="lion"), "optimizer"), (dict(lr=0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(schedule="linear"), "schedule"), (dict(min_lr=-1e-4), "min_lr"), (dict(lr=1e-3, min_lr=1e-2), "min_lr"),
+    (dict(weight_decay=-0.1), "weight_decay"), (dict(weight_decay=float("nan")), "weight_decay"),
+    (dict(momentum=-0.5), "momentum"), (dict(grad_clip=-1.0), "grad_clip"), (dict(betas=(0.9,)), "betas"),
+    (dict(betas=(0.9, 1.0)), "betas"), (dict(warmup_steps=-1), "warmup_steps"),
+    (dict(eval_interval=-5), "eval_interval"), (dict(eval_batches=0), "eval_batches"), (dict(seed=-1), "seed")])
+# (min_lr above lr is fine with the constant schedule, which never uses it)
 def test_bad_training_settings_are_config_errors(kwargs, word):
-    with pytest.raises(ConfigError, match=word):
+    with pytest.raises(ConfigError, match=word) as e:
         TrainConfig(**kwargs)
+    assert repr(kwargs[word]) in str(e.value)              # the message names the bad value
