@@ -96,10 +96,15 @@ def init_params(cfg: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np
     return params
 
 
+def block_names(names, i: int) -> list[tuple[str, str]]:
+    """(short name, full name) of block i's parameters among names: ("ln_1.weight", "h.3.ln_1.weight")."""
+    prefix = f"h.{i}."
+    return [(k[len(prefix):], k) for k in names if k.startswith(prefix)]
+
+
 def block_params(params: dict, i: int) -> dict:
     """The parameters of block i under their short names (references, not copies)."""
-    prefix = f"h.{i}."
-    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    return {short: params[name] for short, name in block_names(params, i)}
 
 
 class GPT:
@@ -119,9 +124,8 @@ class GPT:
         self.rng = np.random.default_rng(seed + 1)   # dropout masks and sampling
         self.masks: dict[str, np.ndarray] = {}       # the dropout masks of the last forward
         self._cache = None
-        prefixes = [f"h.{i}." for i in range(config.n_layer)]     # block i's names, short and full
-        self._block_names = [[(k[len(pre):], k) for k in param_shapes(config) if k.startswith(pre)]
-                             for pre in prefixes]
+        # block_params' mapping, worked out once rather than at every layer of every forward
+        self._block_names = [block_names(param_shapes(config), i) for i in range(config.n_layer)]
 
     # ------------------------------------------------------------------ checks
     def check_idx(self, idx, name: str = "idx") -> np.ndarray:
