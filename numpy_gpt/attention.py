@@ -281,3 +281,11 @@ class KVCache:
         self.v[:, :, self.length:end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
+
+    def select(self, rows) -> None:
+        """Keep batch rows `rows`, in that order, repeats allowed (beam search's parent beams)."""
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = np.empty((len(rows), *old.shape[1:]), old.dtype)
+            new[:, :, :self.length] = old[rows, :, :self.length]     # only the positions filled so far
+            setattr(self, name, new)

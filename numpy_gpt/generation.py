@@ -127,6 +127,12 @@ class _Decoder:
             self.length += 1
         return logits[:, -1, :]                                  # (B, V)
 
+    def select(self, rows) -> None:
+        """The next call's rows are the sequences of this call's `rows` (beam search), one token longer."""
+        if self.caches is not None:
+            for cache in self.caches:
+                cache.select(rows)
+
 
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, eos_id: int | None = None, greedy: bool = False,
@@ -180,6 +186,10 @@ def beam_search(model, idx, max_new_tokens: int, beam_width: int, eos_id: int | 
     max_new_tokens is reached; unfinished beams then compete with the same
     normalization. Ties go to the lower beam, then the lower token id. Rows of
     different lengths come back padded with eos_id (or 0 without one).
+
+    With use_cache each beam has its own rows in the KV cache; after every
+    step the rows follow the surviving beams to their parents (a beam with two
+    surviving children is copied), so each step feeds one token per beam.
     """
     was_training, model.training = model.training, False
     try:
@@ -201,25 +211,28 @@ def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty,
     def normalized(score, n_new):
         return score / max(n_new, 1) ** length_penalty
 
-    for step in range(max_new_tokens):
-        logp = log_softmax(_Decoder(model, use_cache).next_logits(beams).astype(np.float64))
-        cand = (scores[:, None] + logp).reshape(-1)                   # (n_beams * V,)
-        order = np.argsort(-cand, kind="stable")[: 2 * beam_width]    # enough to refill after EOS
-        V = logp.shape[-1]
-        new_beams, new_scores = [], []
-        for flat in order:
-            b, tok = divmod(int(flat), V)
-            seq = np.append(beams[b], tok)
-            if eos_id is not None and tok == eos_id:
-                finished.append((normalized(cand[flat], step + 1), seq))
-            else:
-                new_beams.append(seq)
-                new_scores.append(cand[flat])
-            if len(new_beams) == beam_width:
+    with _Decoder(model, use_cache) as decoder:     # one KV cache row per beam, reordered as beams are
+        for step in range(max_new_tokens):
+            logp = log_softmax(decoder.next_logits(beams).astype(np.float64))
+            cand = (scores[:, None] + logp).reshape(-1)                   # (n_beams * V,)
+            order = np.argsort(-cand, kind="stable")[: 2 * beam_width]    # enough to refill after EOS
+            V = logp.shape[-1]
+            new_beams, new_scores, parents = [], [], []
+            for flat in order:
+                b, tok = divmod(int(flat), V)
+                seq = np.append(beams[b], tok)
+                if eos_id is not None and tok == eos_id:
+                    finished.append((normalized(cand[flat], step + 1), seq))
+                else:
+                    new_beams.append(seq)
+                    new_scores.append(cand[flat])
+                    parents.append(b)
+                if len(new_beams) == beam_width:
+                    break
+            if len(finished) >= beam_width or not new_beams:
                 break
-        if len(finished) >= beam_width or not new_beams:
-            break
-        beams, scores = np.stack(new_beams), np.array(new_scores)
+            beams, scores = np.stack(new_beams), np.array(new_scores)
+            decoder.select(parents)                  # each new beam continues its parent's cache
     if len(finished) < beam_width:
         n_new = beams.shape[1] - T0
         finished += [(normalized(s, n_new), seq) for s, seq in zip(scores, beams)]

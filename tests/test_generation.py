@@ -64,6 +64,31 @@ def test_beam_search_tokens_equal_torch(data, cfg):
         assert abs(beam_score(model, ours[0], idx.shape[1], kw) - beam_score(model, theirs[0], idx.shape[1], kw)) < 1e-12
 
 
+@given(data=st.data(), cfg=configs(max_layer=2))
+def test_beam_search_with_the_kv_cache_equals_recomputing(data, cfg):
+    # Beams are reordered and duplicated at every step, and their cache rows with them; runs past
+    # block_size too, where the cropped context is prefilled again.
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), np.float64)
+    idx = prompt(data, cfg, B=1)
+    kw = dict(beam_width=data.draw(st.integers(1, 4)), length_penalty=data.draw(st.sampled_from([0.0, 1.0])),
+              eos_id=data.draw(st.one_of(st.none(), st.integers(0, cfg.vocab_size - 1))))
+    n = data.draw(st.integers(1, 2 * cfg.block_size), label="max_new_tokens")
+    cached, full = model.generate(idx, n, use_cache=True, **kw), model.generate(idx, n, use_cache=False, **kw)
+    if not np.array_equal(cached, full):             # only a true tie may go either way (see above)
+        assert cached.shape == full.shape, (cached, full)
+        assert abs(beam_score(model, cached[0], idx.shape[1], kw) - beam_score(model, full[0], idx.shape[1], kw)) < 1e-12
+
+
+def test_beam_search_prefills_once_and_then_feeds_one_token_per_beam(monkeypatch):
+    cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=2, n_head=2, n_embd=8)
+    model = randomized(cfg, 5, np.float64)
+    fed = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, *a, **k: fed.append(idx.shape) or forward(idx, *a, **k))
+    model.generate(np.array([[1, 2, 3]]), 6, beam_width=3)
+    assert fed == [(1, 3)] + [(3, 1)] * 5            # the prompt, then each beam's newest token
+
+
 def beam_score(model, seq, T0, kw):
     """The summed log-probability of seq's new tokens, normalized as beam search ranks them."""
     total = 0.0
