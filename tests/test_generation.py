@@ -73,10 +73,32 @@ def test_beam_search_with_the_kv_cache_equals_recomputing(data, cfg):
     kw = dict(beam_width=data.draw(st.integers(1, 4)), length_penalty=data.draw(st.sampled_from([0.0, 1.0])),
               eos_id=data.draw(st.one_of(st.none(), st.integers(0, cfg.vocab_size - 1))))
     n = data.draw(st.integers(1, 2 * cfg.block_size), label="max_new_tokens")
-    cached, full = model.generate(idx, n, use_cache=True, **kw), model.generate(idx, n, use_cache=False, **kw)
-    if not np.array_equal(cached, full):             # only a true tie may go either way (see above)
-        assert cached.shape == full.shape, (cached, full)
-        assert abs(beam_score(model, cached[0], idx.shape[1], kw) - beam_score(model, full[0], idx.shape[1], kw)) < 1e-12
+    t = torch_twin(model)
+    for gen in (model.generate, lambda i, n, **k: t.generate(torch.from_numpy(i), n, **k).numpy()):   # both mirror it
+        cached, full = gen(idx, n, use_cache=True, **kw), gen(idx, n, use_cache=False, **kw)
+        if not np.array_equal(cached, full):         # only a true tie may go either way (see above)
+            assert cached.shape == full.shape, (cached, full)
+            assert abs(beam_score(model, cached[0], idx.shape[1], kw) - beam_score(model, full[0], idx.shape[1], kw)) < 1e-12
+
+
+@given(data=st.data(), cfg=configs())
+def test_selected_cache_rows_give_the_logits_of_the_selected_sequences(data, cfg):
+    # What beam search relies on, for numpy_gpt and torch_gpt: after select(rows), the cache
+    # continues exactly the sequences seq[rows] (reordered, repeated, fewer or more rows).
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), np.float64)
+    t = torch_twin(model)
+    seq = prompt(data, cfg, B=data.draw(st.integers(1, 3)))
+    r = S.rng(data)
+    ours, theirs = G._Decoder(model, use_cache=True), TG._Decoder(t, use_cache=True)
+    ours.next_logits(seq), theirs.next_logits(torch.from_numpy(seq))        # the prefill
+    for _ in range(data.draw(st.integers(1, 4), label="steps")):
+        rows = data.draw(st.lists(st.integers(0, seq.shape[0] - 1), min_size=1, max_size=4), label="rows")
+        seq = np.concatenate([seq[rows], r.integers(0, cfg.vocab_size, (len(rows), 1))], axis=1)
+        ours.select(rows), theirs.select(rows)
+        want = model.forward(seq[:, -cfg.block_size:])[0][:, -1]
+        np.testing.assert_allclose(ours.next_logits(seq), want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+        np.testing.assert_allclose(theirs.next_logits(torch.from_numpy(seq)).detach().numpy(), want,
+                                   rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
 def test_beam_search_prefills_once_and_then_feeds_one_token_per_beam(monkeypatch):

@@ -51,3 +51,8 @@ class KVCache:
         self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
         self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
         return self.k, self.v
+
+    def select(self, rows):
+        """Keep batch rows `rows`, in that order (beam search's parent beams)."""
+        if self.k is not None:
+            self.k, self.v = self.k[rows], self.v[rows]

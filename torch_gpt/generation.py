@@ -52,6 +52,11 @@ class _Decoder:
             logits, _ = self.model(seq[:, -1:], kv_caches=self.caches, pos0=self.caches[0].length)
         return logits[:, -1, :]
 
+    def select(self, rows):
+        if self.caches is not None:
+            for cache in self.caches:
+                cache.select(rows)
+
 
 @torch.no_grad()
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
@@ -108,12 +113,13 @@ def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty,
     def normalized(score, n_new):
         return float(score) / max(n_new, 1) ** length_penalty
 
+    decoder = _Decoder(model, use_cache)              # one KV cache row per beam, as in numpy_gpt
     for step in range(max_new_tokens):
-        logp = torch.log_softmax(_Decoder(model, use_cache).next_logits(beams).double(), dim=-1)
+        logp = torch.log_softmax(decoder.next_logits(beams).double(), dim=-1)
         cand = (scores[:, None] + logp).reshape(-1)
         order = torch.sort(-cand, stable=True).indices[: 2 * beam_width]
         V = logp.shape[-1]
-        new_beams, new_scores = [], []
+        new_beams, new_scores, parents = [], [], []
         for flat in order.tolist():
             b, tok = divmod(flat, V)
             seq = torch.cat([beams[b], torch.tensor([tok])])
@@ -122,11 +128,13 @@ def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty,
             else:
                 new_beams.append(seq)
                 new_scores.append(cand[flat])
+                parents.append(b)
             if len(new_beams) == beam_width:
                 break
         if len(finished) >= beam_width or not new_beams:
             break
         beams, scores = torch.stack(new_beams), torch.stack(new_scores)
+        decoder.select(parents)
     if len(finished) < beam_width:
         n_new = beams.shape[1] - T0
         finished += [(normalized(s, n_new), seq) for s, seq in zip(scores, beams)]
