@@ -29,10 +29,10 @@ Memory: a step allocates and frees hundreds of arrays. glibc's malloc hands
 big freed blocks back to the kernel (munmap), and the next step asks for them
 again; with several threads each munmap also interrupts the other cores to
 flush their TLBs, which is slow in a virtual machine. keep_freed_memory()
-tells malloc to keep such blocks for reuse (the process's peak memory does
-not change; its memory between steps stays near the peak). A model calls it
-once, at its first forward (with one thread as with several); setting
-NUMPY_GPT_KEEP_MEMORY=0 turns that off.
+tells malloc to keep such blocks for reuse, in one heap shared by all threads
+(the process's peak memory does not change; its memory between steps stays
+near the peak). A model calls it once, at its first forward (with one thread
+as with several); setting NUMPY_GPT_KEEP_MEMORY=0 turns that off.
 """
 from __future__ import annotations
 
@@ -90,9 +90,17 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed blocks up to 32 MB for reuse rather than unmap them.
 
-    Process-wide (it also helps anything else in the process that allocates
-    big blocks, torch included). Returns False where it does not apply (not
-    glibc) or NUMPY_GPT_KEEP_MEMORY=0.
+    Three settings, process-wide (they also help anything else in the process
+    that allocates big blocks, torch included):
+      - blocks up to 32 MB come from malloc's heap, not from their own mmap;
+      - the heap is not trimmed (given back to the kernel) below 1 GB;
+      - every thread allocates from the one main heap (one arena). A thread
+        would otherwise get an arena of its own, made of 64 MB sub-heaps that
+        glibc unmaps as soon as one is free, whatever the trim setting: at
+        medium that re-faulted about 7000 pages (27 MB) in each training step's
+        second shard. Threads that already have an arena keep it, so this must
+        run before the pool starts.
+    Returns False where it does not apply (not glibc) or NUMPY_GPT_KEEP_MEMORY=0.
     """
     if os.environ.get("NUMPY_GPT_KEEP_MEMORY", "1") == "0":
         return False
@@ -101,8 +109,9 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3               # glibc's <malloc.h>
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8    # glibc's <malloc.h>
+    return all([mallopt(M_MMAP_THRESHOLD, 32 << 20), mallopt(M_TRIM_THRESHOLD, 1 << 30),
+                mallopt(M_ARENA_MAX, 1)])
 
 
 def keep_freed_memory_once() -> None:
