@@ -31,6 +31,9 @@ import numpy as np
 
 from .parallel import for_row_blocks
 
+# Adam and AdamW update parameters of at most this many entries together (Adam._make_plan).
+PACK_SIZE = 1 << 16
+
 # Embedding tables: rows are looked up, not multiplied, so shrinking them toward 0 is
 # not the regularizer it is for a linear layer's weight matrix.
 EMBEDDINGS = ("wte", "wpe")
@@ -118,13 +121,17 @@ class Optimizer:
             if saved.keys() != self.params.keys() and not (not saved and buf == "momentum_buffer"):
                 missing, extra = self.params.keys() - saved.keys(), saved.keys() - self.params.keys()
                 raise KeyError(f"{buf}: missing {sorted(missing)}, unexpected {sorted(extra)}")
-            restored = {}
             for name, a in saved.items():
                 p = self.params[name]
                 if np.shape(a) != p.shape:
                     raise ValueError(f"{buf}[{name}]: shape {np.shape(a)}, parameter {p.shape}")
-                restored[name] = np.array(a, dtype=p.dtype, copy=True)
-            setattr(self, buf, restored)
+            current = getattr(self, buf)
+            if current.keys() == saved.keys():        # in place: Adam's may be views of a pack
+                for name, a in saved.items():
+                    current[name][...] = np.asarray(a, dtype=current[name].dtype)
+            else:
+                setattr(self, buf, {name: np.array(a, dtype=self.params[name].dtype, copy=True)
+                                    for name, a in saved.items()})
         self.t = int(state["step"])
         self.lr = float(state["lr"])
 
@@ -221,38 +228,85 @@ class Adam(Optimizer):
         self.decay = {name: True for name in params}           # which parameters weight decay touches
         self.exp_avg = {name: np.zeros_like(p) for name, p in params.items()}      # m
         self.exp_avg_sq = {name: np.zeros_like(p) for name, p in params.items()}   # v
+        self._plan = None                                      # _make_plan, at the first step
 
     def _update(self, grads):
         b1, b2 = self.betas
         step_size = self.lr / (1.0 - b1 ** self.t)            # lr / (1 - b1^t), a Python float
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)              # sqrt(1 - b2^t)
-        for name, p in self.params.items():
-            f = p.dtype.type
-            decay = self.weight_decay != 0 and self.decay[name]
-            flat = [_flat(a) for a in (p, grads[name], self.exp_avg[name], self.exp_avg_sq[name])]
+        if self._plan is None:
+            self._plan = self._make_plan()
+        for names, decay, pack in self._plan:
+            if pack is None:                                  # one parameter, updated where it lies
+                name, = names
+                p, g = _flat(self.params[name]), _flat(grads[name])
+                m, v = _flat(self.exp_avg[name]), _flat(self.exp_avg_sq[name])
+            else:                                             # small ones, gathered into one array
+                p, g, m, v = pack["p"], pack["g"], pack["m"], pack["v"]
+                np.concatenate([self.params[n].reshape(-1) for n in names], out=p)
+                np.concatenate([grads[n].reshape(-1) for n in names], out=g)
+            self._adam(p, g, m, v, decay, step_size, bc2_sqrt)
+            if pack is not None:
+                for n, (lo, hi) in zip(names, pack["spans"]):
+                    self.params[n].reshape(-1)[...] = p[lo:hi]    # back into the model's arrays
 
-            def update(lo, hi, f=f, decay=decay, flat=flat):  # a block of entries, in place
-                p, g, m, v = (a[lo:hi] for a in flat)
-                if decay:
-                    if self.decoupled:
-                        p *= f(1.0 - self.lr * self.weight_decay)   # p = p - lr * wd * p
-                    else:
-                        g = g + f(self.weight_decay) * p           # g = g + wd * p, a new array
-                s = g * f(1.0 - b1)
-                m *= f(b1)                                         # m = b1 * m + (1 - b1) * g
-                m += s
-                np.multiply(g, g, out=s)
-                s *= f(1.0 - b2)
-                v *= f(b2)                                         # v = b2 * v + (1 - b2) * g**2
-                v += s
-                np.sqrt(v, out=s)                                  # denom = sqrt(vhat) + eps
-                s /= f(bc2_sqrt)
-                s += f(self.eps)
-                np.divide(m, s, out=s)                             # p = p - lr * mhat / denom
-                s *= f(step_size)
-                p -= s
-            # Blocks of a few hundred KB keep all these passes in cache, on every core.
-            for_row_blocks(update, p.size, p.itemsize)
+    def _adam(self, p, g, m, v, decay: bool, step_size: float, bc2_sqrt: float) -> None:
+        """The update of the class docstring on 1-D arrays p, g, m, v, in place (g is only read)."""
+        b1, b2 = self.betas
+        f = p.dtype.type
+
+        def update(lo, hi):                                   # a block of entries, in place
+            p_, g_, m_, v_ = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+            if decay:
+                if self.decoupled:
+                    p_ *= f(1.0 - self.lr * self.weight_decay)     # p = p - lr * wd * p
+                else:
+                    g_ = g_ + f(self.weight_decay) * p_            # g = g + wd * p, a new array
+            s = g_ * f(1.0 - b1)
+            m_ *= f(b1)                                            # m = b1 * m + (1 - b1) * g
+            m_ += s
+            np.multiply(g_, g_, out=s)
+            s *= f(1.0 - b2)
+            v_ *= f(b2)                                            # v = b2 * v + (1 - b2) * g**2
+            v_ += s
+            np.sqrt(v_, out=s)                                     # denom = sqrt(vhat) + eps
+            s /= f(bc2_sqrt)
+            s += f(self.eps)
+            np.divide(m_, s, out=s)                                # p = p - lr * mhat / denom
+            s *= f(step_size)
+            p_ -= s
+        # Blocks of a few hundred KB keep all these passes in cache, on every core.
+        for_row_blocks(update, p.size, p.itemsize)
+
+    def _make_plan(self) -> list[tuple[list[str], bool, dict | None]]:
+        """How _update walks the parameters: (names, decayed?, pack or None) per update call.
+
+        A parameter larger than PACK_SIZE is updated on its own, where it lies.
+        Smaller ones are packed, one pack per dtype and decay group: their m and
+        v become views of one flat array each, and at every step p and g are
+        gathered into two more, updated, and p copied back. Same numbers, since
+        every entry is updated alone; far fewer NumPy calls for a model's many
+        biases and layer norms; and a pack big enough to split is shared among
+        the threads. Fixed at the first step: decay groups do not change later.
+        """
+        plan, packs = [], {}
+        for name, p in self.params.items():
+            decay = self.weight_decay != 0 and self.decay[name]
+            if p.size > PACK_SIZE:
+                plan.append(([name], decay, None))
+            else:
+                packs.setdefault((p.dtype, decay), []).append(name)
+        for (dtype, decay), names in packs.items():
+            ends = np.cumsum([self.params[n].size for n in names]).tolist()
+            spans = list(zip([0] + ends[:-1], ends))
+            pack = {"spans": spans, "p": np.empty(ends[-1], dtype), "g": np.empty(ends[-1], dtype)}
+            for buf, key in (("exp_avg", "m"), ("exp_avg_sq", "v")):
+                state = getattr(self, buf)
+                pack[key] = np.concatenate([state[n].reshape(-1) for n in names])    # values so far
+                for n, (lo, hi) in zip(names, spans):
+                    state[n] = pack[key][lo:hi].reshape(self.params[n].shape)         # now views of it
+            plan.append((names, decay, pack))
+        return plan
 
 
 def _flat(a: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
+from numpy_gpt import optim
 from numpy_gpt.optim import (OPTIMIZERS, SGD, Adam, AdamW, clip_grad_norm, cosine_lr, decay_mask,
                              is_decayed)
 from tests import strategies as S
@@ -210,6 +211,54 @@ def test_state_dict_round_trip_resumes_exactly(data, dtype, kind):
     for name in params:
         assert np.array_equal(snapshot[name], params[name]), f"{name} differs after resuming"
     assert resumed.t == opt.t == k + n
+
+
+@given(data=st.data(), dtype=S.DTYPES, kind=st.sampled_from(["adam", "adamw"]))
+def test_packed_small_parameters_update_exactly_as_alone(data, dtype, kind):
+    """Adam packs parameters of at most PACK_SIZE entries into one flat array per dtype and
+    decay group: bit for bit the same steps and state as updating each alone, the
+    model's arrays still updated in place, and a state loaded mid-run lands in the packs."""
+    r = S.rng(data)
+    init, _ = draw_model(data, r, dtype)
+    hp = draw_hparams(data, kind, init)
+    pack_size = data.draw(st.sampled_from([0, 4, 12, 1 << 16]), label="PACK_SIZE")   # 0: none packed
+    n = data.draw(st.integers(2, 5), label="steps")
+    grads_seq = [{name: S.normal(r, v.shape, dtype) for name, v in init.items()} for _ in range(n)]
+
+    def run(size, resume_from=None):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(optim, "PACK_SIZE", size)
+            params = {name: v.copy() for name, v in init.items()}
+            arrays = dict(params)
+            opt = OPTIMIZERS[kind](params, lr=0.01, **hp)
+            for i, grads in enumerate(grads_seq):
+                opt.step(grads)
+                if i == 0 and resume_from is not None:      # into the packs made at the first step
+                    opt.load_state_dict(resume_from)
+                    for name, a in resume_from["params"].items():
+                        params[name][...] = a
+        assert all(params[k] is arrays[k] for k in params), "a parameter was replaced"
+        return params, opt
+
+    alone_params, alone = run(0)
+    packed_params, packed = run(pack_size)
+    for name in init:
+        assert np.array_equal(packed_params[name], alone_params[name]), f"{name}: packed != alone"
+        for buf in packed.buffers:
+            assert np.array_equal(packed.state_dict()[buf][name], alone.state_dict()[buf][name]), \
+                f"{buf}[{name}]: packed != alone"
+
+    # Resume: after one step, load the state (and parameters) of a run that took a different
+    # first step; the rest of the run must then equal that run's.
+    other = {name: v.copy() for name, v in init.items()}
+    ref = OPTIMIZERS[kind](other, lr=0.01, **hp)
+    ref.step({name: 2 * g for name, g in grads_seq[0].items()})
+    state = {**ref.state_dict(), "params": {k: v.copy() for k, v in other.items()}}
+    for grads in grads_seq[1:]:
+        ref.step(grads)
+    resumed_params, _ = run(pack_size, resume_from=state)
+    for name in init:
+        assert np.array_equal(resumed_params[name], other[name]), f"{name} differs after loading mid-run"
 
 
 @given(data=st.data(), dtype=S.DTYPES)
