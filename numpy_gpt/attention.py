@@ -13,6 +13,7 @@ Forward:
     3. s = q @ k^T / sqrt(hs)                        (B, nh, T, T)
     4. s[t, u] = -inf for u > t                      the causal mask
     5. a = softmax(s)  over the last axis            (B, nh, T, T)
+   5b. a = a * keep / (1 - p)                        attention dropout, in training (optional)
     6. y = a @ v                                     (B, nh, T, hs)
     7. y = merge heads                               (B, T, C)
     8. out = y @ c_proj_w + c_proj_b                 (B, T, C)
@@ -20,7 +21,8 @@ Forward:
 Backward: the same steps in reverse, g_z meaning dL/dz:
     8. linear backward gives g_y, g_c_proj_w, g_c_proj_b
     7. split g_y into heads
-    6. g_a = g_y @ v^T;   g_v = a^T @ g_y
+    6. g_a = g_y @ v^T;   g_v = a^T @ g_y            (a after dropout, if any)
+   5b. g_a = g_a * keep / (1 - p)                    dropout's backward (dropout.py)
     5. g_s = a * (g_a - sum(g_a * a))                (softmax backward, as in softmax.py)
     4. nothing to do: a is exactly 0 where s was -inf, so g_s is 0 there too
     3. g_q = g_s @ k / sqrt(hs);   g_k = g_s^T @ q / sqrt(hs)
@@ -29,6 +31,12 @@ Backward: the same steps in reverse, g_z meaning dL/dz:
 
 The mask is -inf, not a large negative number: exp(-inf) is exactly 0, so no
 amount of training can make a position see its future.
+
+Step 5b is GPT-2's attention dropout (attn_pdrop): in training, each weight
+is zeroed with probability p and the rest scaled by 1 / (1 - p). It takes a
+keep-mask (B, nh, T, T) drawn by the caller, so a test can hand torch the
+same one. A dropped weight can be on the diagonal too: a position may then
+not see itself, only its past, for that step.
 
 Long sequences take the same steps in blocks of queries, skipping the scores
 above the diagonal (blocked_causal_attention_forward, below the reference
@@ -110,12 +118,15 @@ def _rows(z: np.ndarray) -> np.ndarray:
     return z.reshape(-1, *z.shape[-2:])                          # (B, nh, T, U) -> (B*nh, T, U), a view
 
 
-def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
+def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, drop: tuple | None = None
                              ) -> tuple[np.ndarray, tuple]:
     """Steps 3 to 6 on the whole score matrix. q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs), T_k >= T_q.
 
+    drop: None, or (keep, p) for attention dropout (step 5b): keep a boolean
+    (B, nh, T_q, T_k) mask, p the drop probability.
     Returns y (B, nh, T_q, hs) and the cache (q, k, v, a, scale) for
-    causal_attention_backward, a being the (B, nh, T_q, T_k) attention weights.
+    causal_attention_backward, a being the (B, nh, T_q, T_k) attention weights
+    before dropout; with dropout the cache has a sixth entry, (keep, 1 / (1 - p)).
     This is the reference; attention_forward uses the query-blocked version
     below for long sequences, which gives the same numbers with less work.
     """
@@ -124,8 +135,25 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
     _softmax_rows(_rows(s), scale, causal_bias(q.shape[-2], k.shape[-2], s.dtype))   # 3-5. in place
     a = s
-    y = a @ v                                                   # 6. (B, nh, T_q, hs)
-    return y, (q, k, v, a, scale)
+    if drop is None:
+        return a @ v, (q, k, v, a, scale)                       # 6. (B, nh, T_q, hs)
+    dropped = _dropped(drop, q.dtype)
+    y = _drop_weights(a, dropped) @ v                           # 5b, 6.
+    return y, (q, k, v, a, scale, dropped)
+
+
+def _dropped(drop: tuple, dtype) -> tuple[np.ndarray, np.floating]:
+    """(keep, p) -> (keep, 1 / (1 - p)) in dtype: what steps 5b forward and backward multiply by."""
+    keep, p = drop
+    return keep, np.dtype(dtype).type(1.0 / (1.0 - p))
+
+
+def _drop_weights(a: np.ndarray, dropped: tuple) -> np.ndarray:
+    """Step 5b (and its backward, the same product): a * keep / (1 - p), a new array."""
+    keep, inv_keep = dropped
+    out = a * keep
+    out *= inv_keep
+    return out
 
 
 def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | None = None
@@ -134,10 +162,13 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | No
 
     out: optionally a (3, B, nh, T, hs) buffer (T_q == T_k) to write dq, dk, dv into.
     """
-    q, k, v, a, scale = cache
+    q, k, v, a, scale, *dropped = cache
     dq, dk, dv = (None, None, None) if out is None else out
     da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
-    dv = np.matmul(a.swapaxes(-1, -2), dy, out=dv)              # 6. (B, nh, T_k, hs)
+    a_used = _drop_weights(a, dropped[0]) if dropped else a    # the weights step 6 multiplied by
+    dv = np.matmul(a_used.swapaxes(-1, -2), dy, out=dv)         # 6. (B, nh, T_k, hs)
+    if dropped:
+        da = _drop_weights(da, dropped[0])                      # 5b.
     _softmax_rows_backward(_rows(da), _rows(a), scale)          # 5-3. in place: da becomes ds
     ds = da
     dq = np.matmul(ds, k, out=dq)
@@ -181,24 +212,34 @@ class BlockedCache(NamedTuple):
     blocks: list
     a_blocks: list
     scale: np.floating
+    dropped: tuple | None = None          # attention dropout: (keep, 1 / (1 - p)), keep (B, nh, T_q, T_k)
 
 
-def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, rows: int | None = None
-                                     ) -> tuple[np.ndarray, BlockedCache]:
+def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, rows: int | None = None,
+                                     drop: tuple | None = None) -> tuple[np.ndarray, BlockedCache]:
     """Steps 3 to 6 as causal_attention_forward, block of queries by block (see above).
 
-    rows: queries per block (query_blocks' choice by default)."""
+    rows: queries per block (query_blocks' choice by default); drop as in
+    causal_attention_forward, each block taking its part of the mask."""
     hs = q.shape[-1]
     scale = q.dtype.type(1.0 / np.sqrt(hs))
     blocks = query_blocks(q.shape[-2], k.shape[-2], rows)
+    dropped = None if drop is None else _dropped(drop, q.dtype)
     y = np.empty_like(q)
     a_blocks = []
     for lo, hi, keys in blocks:
         s = q[:, :, lo:hi] @ k[:, :, :keys].swapaxes(-1, -2)    # 3. (B, nh, hi - lo, keys)
         _softmax_rows(_rows(s), scale, causal_bias(hi - lo, keys, s.dtype))   # 3-5. in place
-        np.matmul(s, v[:, :, :keys], out=y[:, :, lo:hi])        # 6.
+        a = s if dropped is None else _drop_weights(s, _block_of(dropped, lo, hi, keys))   # 5b.
+        np.matmul(a, v[:, :, :keys], out=y[:, :, lo:hi])        # 6.
         a_blocks.append(s)
-    return y, BlockedCache(q, k, v, blocks, a_blocks, scale)
+    return y, BlockedCache(q, k, v, blocks, a_blocks, scale, dropped)
+
+
+def _block_of(dropped: tuple, lo: int, hi: int, keys: int) -> tuple:
+    """The part of a dropout mask that block (lo, hi, keys) uses."""
+    keep, inv_keep = dropped
+    return keep[:, :, lo:hi, :keys], inv_keep
 
 
 def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: np.ndarray | None = None
@@ -208,12 +249,16 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
     A key gets gradient from every block that sees it, so dk and dv add up over
     blocks, starting from the last block, which sees every key.
     """
-    q, k, v, blocks, a_blocks, scale = cache
+    q, k, v, blocks, a_blocks, scale, dropped = cache
     dq, dk, dv = (np.empty_like(q), np.empty_like(k), np.empty_like(v)) if out is None else out
     for (lo, hi, keys), a in reversed(list(zip(blocks, a_blocks))):
         g = dy[:, :, lo:hi]
         da = g @ v[:, :, :keys].swapaxes(-1, -2)                # 6. (B, nh, hi - lo, keys)
-        dv_part = a.swapaxes(-1, -2) @ g                        # 6. (B, nh, keys, hs)
+        block_dropped = None if dropped is None else _block_of(dropped, lo, hi, keys)
+        a_used = a if dropped is None else _drop_weights(a, block_dropped)
+        dv_part = a_used.swapaxes(-1, -2) @ g                   # 6. (B, nh, keys, hs)
+        if dropped is not None:
+            da = _drop_weights(da, block_dropped)               # 5b.
         _softmax_rows_backward(_rows(da), _rows(a), scale)      # 5-3. in place: da becomes ds
         np.matmul(da, k[:, :, :keys], out=dq[:, :, lo:hi])      # 3.
         dk_part = da.swapaxes(-1, -2) @ q[:, :, lo:hi]          # 3.
@@ -227,11 +272,14 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
 
 def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray | None,
                       c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int,
-                      kv_cache: "KVCache | None" = None) -> tuple[np.ndarray, tuple]:
+                      kv_cache: "KVCache | None" = None, drop: tuple | None = None
+                      ) -> tuple[np.ndarray, tuple]:
     """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache.
 
     kv_cache (inference only): keys and values of earlier positions; this call's
     are appended to it and its queries attend to all of them.
+    drop (training only): (keep, p), attention dropout on the weights (step 5b),
+    keep a boolean (B, nh, T, T) mask.
     """
     B, T, C = x.shape
     qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)   # 1. (B, T, 3C)
@@ -240,7 +288,7 @@ def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray 
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)                            # (B, nh, T_past + T, hs)
     core = blocked_causal_attention_forward if T >= MIN_BLOCKED_T else causal_attention_forward
-    y, core_cache = core(q, k, v)                               # 3-6.
+    y, core_cache = core(q, k, v, drop=drop)                    # 3-6.
     out, c_proj_cache = linear_forward(merge_heads(y), c_proj_w, c_proj_b)  # 7-8.
     return out, (c_attn_cache, core_cache, c_proj_cache)
 

@@ -3,7 +3,8 @@
 Shapes: B = batch, T = time, C = channels. p holds the block's parameters
 under their short names ("ln_1.weight", "attn.c_attn.weight", "mlp.c_fc.bias", ...).
 
-Forward, with attn and mlp the sublayers and drop the residual dropout:
+Forward, with attn and mlp the sublayers and drop the residual dropout (attn
+also drops attention weights in training: numpy_gpt/attention.py, step 5b):
     pre-LN (GPT-2):       x = x + drop(attn(ln_1(x)));   x = x + drop(mlp(ln_2(x)))
     post-LN (original):   x = ln_1(x + drop(attn(x)));   x = ln_2(x + drop(mlp(x)))
     none:                 x = x + drop(attn(x));         x = x + drop(mlp(x))
@@ -27,9 +28,9 @@ def _ln(x, p, name):
     return layernorm_forward(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
 
 
-def _attn(x, p, cfg, kv_cache=None):
+def _attn(x, p, cfg, kv_cache=None, drop=None):
     return attention_forward(x, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"),
-                             p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache)
+                             p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache, drop)
 
 
 def _mlp(x, p, cfg):
@@ -45,20 +46,32 @@ def _put(grads, names, values):
 
 def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training: bool = True,
                   kv_cache: KVCache | None = None) -> tuple[np.ndarray, dict]:
-    """x: (B, T, C). masks: dropout keep-masks by name ("attn", "mlp"), drawn where missing
-    if masks has an "rng" entry. Returns the new x (B, T, C) and the cache."""
+    """x: (B, T, C). masks: dropout keep-masks by name, drawn where missing if masks has an
+    "rng" entry: "attn_weights" (B, nh, T, T) on the attention weights, then "attn" and
+    "mlp" (B, T, C) on the residual branches. Returns the new x (B, T, C) and the cache."""
     c = {}
+    dropping = training and cfg.dropout > 0.0
+
+    def mask(name, shape):
+        if name not in masks:
+            masks[name] = dropout_mask(shape, cfg.dropout, masks["rng"])
+        return masks[name]
 
     def drop(z, name):
-        if not training or cfg.dropout == 0.0:
+        if not dropping:
             return z, None
-        if name not in masks:
-            masks[name] = dropout_mask(z.shape, cfg.dropout, masks["rng"])
-        return dropout_forward(z, cfg.dropout, masks[name])
+        return dropout_forward(z, cfg.dropout, mask(name, z.shape))
+
+    def attn(z):
+        weights = None
+        if dropping:
+            B, T, _ = z.shape
+            weights = (mask("attn_weights", (B, cfg.n_head, T, T)), cfg.dropout)
+        return _attn(z, p, cfg, kv_cache, weights)
 
     if cfg.norm == "pre":
         h, c["ln_1"] = _ln(x, p, "ln_1")
-        a, c["attn"] = _attn(h, p, cfg, kv_cache)
+        a, c["attn"] = attn(h)
         a, c["drop_attn"] = drop(a, "attn")
         x = x + a
         if cfg.mlp:
@@ -67,7 +80,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
             m, c["drop_mlp"] = drop(m, "mlp")
             x = x + m
     elif cfg.norm == "post":
-        a, c["attn"] = _attn(x, p, cfg, kv_cache)
+        a, c["attn"] = attn(x)
         a, c["drop_attn"] = drop(a, "attn")
         x, c["ln_1"] = _ln(x + a, p, "ln_1")
         if cfg.mlp:
@@ -75,7 +88,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
             m, c["drop_mlp"] = drop(m, "mlp")
             x, c["ln_2"] = _ln(x + m, p, "ln_2")
     else:
-        a, c["attn"] = _attn(x, p, cfg, kv_cache)
+        a, c["attn"] = attn(x)
         a, c["drop_attn"] = drop(a, "attn")
         x = x + a
         if cfg.mlp:

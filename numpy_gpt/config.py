@@ -21,7 +21,7 @@ class GPTConfig:
     activation: str = "gelu"       # "gelu" (tanh form, GPT-2), "gelu_exact" (erf), "relu"
     norm: str = "pre"              # "pre" (GPT-2), "post" (original Add & Norm), "none"
     mlp: bool = True               # False drops the feed-forward sublayer (the seeds' model)
-    dropout: float = 0.0           # on embeddings and on each residual branch, in training
+    dropout: float = 0.0           # on embeddings, attention weights and residual branches, in training
     bias: bool = True              # biases in linear layers and layer norms
     tie_weights: bool = True       # the LM head reuses the token embedding wte
 

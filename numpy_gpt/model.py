@@ -217,11 +217,15 @@ class GPT:
         """Draw the dropout masks still missing for a (B, T) batch, in the order _forward would."""
         if not training or self.config.dropout == 0.0:
             return
-        names = ["drop"] + [f"h.{i}.{sub}" for i in range(self.config.n_layer)
-                            for sub in (("attn", "mlp") if self.config.mlp else ("attn",))]
-        for name in names:
+        cfg = self.config
+        residual, weights = (*shape, cfg.n_embd), (shape[0], cfg.n_head, shape[1], shape[1])
+        names = [("drop", residual)]
+        for i in range(cfg.n_layer):
+            names += [(f"h.{i}.attn_weights", weights), (f"h.{i}.attn", residual)]
+            names += [(f"h.{i}.mlp", residual)] if cfg.mlp else []
+        for name, mask_shape in names:
             if name not in self.masks:
-                self.masks[name] = dropout_mask((*shape, self.config.n_embd), self.config.dropout, self.rng)
+                self.masks[name] = dropout_mask(mask_shape, cfg.dropout, self.rng)
 
     def _dropout(self, x, name, training, masks):
         if not training or self.config.dropout == 0.0:

@@ -147,8 +147,11 @@ def _block_trace(x, p, cfg: GPTConfig, masks: dict, drop) -> dict[str, np.ndarra
         return layernorm_forward(z, p[f"{n}.weight"], p.get(f"{n}.bias"))[0]
 
     def attn(z):
+        weights = masks.get("attn_weights")                     # attention dropout (attention.py, 5b)
+        drop_w = None if weights is None or cfg.dropout == 0.0 else (weights, cfg.dropout)
         return attention_forward(z, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"),
-                                 p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head)[0]
+                                 p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head,
+                                 drop=drop_w)[0]
 
     def mlp(z):
         return ffn_forward(z, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"), p["mlp.c_proj.weight"],

@@ -96,6 +96,71 @@ def test_blocked_core_matches_finite_differences(data):
                                qkv, ["q", "k", "v"], r)
 
 
+def draw_dropout(data, r, shape):
+    """(keep, p): attention dropout's keep-mask of shape (B, nh, T_q, T_k) and its probability."""
+    p = data.draw(st.sampled_from([0.1, 0.5, 0.9]), label="attention dropout p")
+    return r.random(shape) >= p, p
+
+
+def cores_with_dropout(data, T_q):
+    """(numpy forward, numpy backward, torch forward), each taking (q, k, v, keep, p): the
+    reference core or the query-blocked one, with attention dropout on the weights."""
+    if data.draw(st.booleans(), label="query blocks"):
+        rows = data.draw(st.integers(1, T_q), label="rows per query block")
+        forward = lambda q, k, v, keep, p: blocked_causal_attention_forward(q, k, v, rows=rows, drop=(keep, p))
+        backward = blocked_causal_attention_backward
+    else:
+        forward = lambda q, k, v, keep, p: causal_attention_forward(q, k, v, drop=(keep, p))
+        backward = causal_attention_backward
+    return forward, backward, lambda q, k, v, keep, p: ta.causal_attention_forward(q, k, v, p, keep)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_core_with_attention_dropout_matches_torch(data, dtype):
+    """Step 5b with a shared keep-mask: torch forms the weights explicitly and applies that mask."""
+    r, qkv = draw_qkv(data, dtype)
+    (B, nh, T_q, _), T_k = qkv["q"].shape, qkv["k"].shape[2]
+    keep, p = draw_dropout(data, r, (B, nh, T_q, T_k))
+    forward, backward, torch_forward = cores_with_dropout(data, T_q)
+    against_torch("attention_dropout", forward, backward, torch_forward, {**qkv, "keep": keep, "p": p},
+                  ["q", "k", "v"], r)
+
+
+@given(data=st.data())
+def test_core_with_attention_dropout_matches_finite_differences(data):
+    r, qkv = draw_qkv(data, np.float64)
+    (B, nh, T_q, _), T_k = qkv["q"].shape, qkv["k"].shape[2]
+    keep, p = draw_dropout(data, r, (B, nh, T_q, T_k))
+    forward, backward, _ = cores_with_dropout(data, T_q)
+    against_finite_differences("attention_dropout", forward, backward, {**qkv, "keep": keep, "p": p},
+                               ["q", "k", "v"], r)
+
+
+@given(data=st.data(), dtype=S.DTYPES, long=st.booleans())
+def test_attention_layer_with_dropout_matches_torch(data, dtype, long):
+    """The whole layer with a weight mask, short (whole score matrix) and long (query blocks)."""
+    r, args, kw = draw_case(data, dtype, T=MIN_BLOCKED_T + 3 if long else None)
+    B, T, _ = args["x"].shape
+    keep, p = draw_dropout(data, r, (B, kw["n_head"], T, T))
+    n_head = kw["n_head"]
+    against_torch("attention_dropout", lambda *a: attention_forward(*a[:5], n_head, drop=(a[5], a[6])),
+                  drop_none(attention_backward),
+                  lambda *a: ta.attention_forward(*a[:5], n_head, None, a[6], a[5]),
+                  {**args, "keep": keep, "p": p}, list(args), r)
+
+
+def test_attention_dropout_zeroes_exactly_the_dropped_weights():
+    """With every weight of query t kept but the one on key u, y[t] leaves out v[u] exactly."""
+    r = np.random.default_rng(0)
+    q, k, v = (r.standard_normal((1, 1, 4, 3)) for _ in range(3))
+    keep = np.ones((1, 1, 4, 4), bool)
+    keep[0, 0, 3, 1] = False
+    y, cache = causal_attention_forward(q, k, v, drop=(keep, 0.5))
+    a = cache[3][0, 0]                                          # the weights before dropout
+    assert np.allclose(y[0, 0, 3], 2 * (a[3] * keep[0, 0, 3]) @ v[0, 0])
+    assert np.allclose(y[0, 0, :3], 2 * a[:3] @ v[0, 0])
+
+
 @given(data=st.data(), T=st.integers(MIN_BLOCKED_T, MIN_BLOCKED_T + 80), dtype=S.DTYPES)
 def test_attention_layer_uses_query_blocks_from_min_blocked_t_and_matches_torch(data, T, dtype):
     # The whole layer at lengths where attention_forward switches to query blocks.

@@ -74,7 +74,7 @@ def test_data_parallel_steps_are_repeatable(threads):
 def test_data_parallel_draws_the_whole_batch_masks(threads):
     _, _, m1 = train_steps(1, dropout=0.2, steps=1)
     _, _, m2 = train_steps(2, dropout=0.2, steps=1)
-    assert m1[0].keys() == m2[0].keys() and len(m1[0]) == 5          # drop + 2 layers x (attn, mlp)
+    assert m1[0].keys() == m2[0].keys() and len(m1[0]) == 7   # drop + 2 layers x (attn_weights, attn, mlp)
     assert all(np.array_equal(m1[0][k], m2[0][k]) for k in m1[0])
 
 

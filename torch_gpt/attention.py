@@ -1,9 +1,12 @@
 """Causal multi-head self-attention, as in numpy_gpt.attention, on torch built-ins."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
+from .dropout import dropout_forward
 from .linear import linear_forward
 
 
@@ -17,23 +20,34 @@ def merge_heads(z: torch.Tensor) -> torch.Tensor:
     return z.transpose(1, 2).reshape(B, T, nh * hs)             # (B, T, C)
 
 
-def causal_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs); queries are the last T_q positions."""
+def causal_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
+                             keep: torch.Tensor | None = None) -> torch.Tensor:
+    """q: (B, nh, T_q, hs); k, v: (B, nh, T_k, hs); queries are the last T_q positions.
+
+    dropout_p: attention dropout on the weights (training only). With a keep-mask
+    (B, nh, T_q, T_k), to share one with numpy_gpt, the weights are formed
+    explicitly and that mask applied; without one, SDPA draws its own.
+    """
     T_q, T_k = q.shape[-2], k.shape[-2]
-    if T_q == T_k:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     # is_causal aligns the mask top-left; with a KV cache the queries sit at the end.
     allowed = torch.ones(T_q, T_k, dtype=torch.bool, device=q.device).tril(diagonal=T_k - T_q)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    if dropout_p and keep is not None:
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        a = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
+        return dropout_forward(a, dropout_p, keep) @ v
+    if T_q == T_k:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
 
 
 def attention_forward(x: torch.Tensor, c_attn_w: torch.Tensor, c_attn_b: torch.Tensor | None,
                       c_proj_w: torch.Tensor, c_proj_b: torch.Tensor | None, n_head: int,
-                      kv_cache: "KVCache | None" = None) -> torch.Tensor:
+                      kv_cache: "KVCache | None" = None, dropout_p: float = 0.0,
+                      keep: torch.Tensor | None = None) -> torch.Tensor:
     q, k, v = (split_heads(z, n_head) for z in linear_forward(x, c_attn_w, c_attn_b).split(x.shape[-1], dim=-1))
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)
-    y = causal_attention_forward(q, k, v)
+    y = causal_attention_forward(q, k, v, dropout_p, keep)
     return linear_forward(merge_heads(y), c_proj_w, c_proj_b)
 
 

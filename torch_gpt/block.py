@@ -30,9 +30,9 @@ class Attention(nn.Module):
         self.c_proj = Linear(cfg.n_embd, cfg.n_embd, cfg.bias)
         self.n_head = cfg.n_head
 
-    def forward(self, x, kv_cache=None):
+    def forward(self, x, kv_cache=None, dropout_p: float = 0.0, keep=None):
         return attention_forward(x, self.c_attn.weight, self.c_attn.bias, self.c_proj.weight,
-                                 self.c_proj.bias, self.n_head, kv_cache)
+                                 self.c_proj.bias, self.n_head, kv_cache, dropout_p, keep)
 
 
 class MLP(nn.Module):
@@ -60,22 +60,26 @@ class Block(nn.Module):
             self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, masks: dict, kv_cache=None) -> torch.Tensor:
-        """masks: dropout keep-masks by name ("attn", "mlp"); F.dropout draws any missing."""
+        """masks: dropout keep-masks by name ("attn_weights", "attn", "mlp"); torch draws any missing."""
         cfg = self.cfg
+        training = self.training and kv_cache is None
 
         def drop(z, name):
-            return dropout_forward(z, cfg.dropout, masks.get(name), self.training and kv_cache is None)
+            return dropout_forward(z, cfg.dropout, masks.get(name), training)
+
+        def attn(z):
+            return self.attn(z, kv_cache, cfg.dropout if training else 0.0, masks.get("attn_weights"))
 
         if cfg.norm == "pre":
-            x = x + drop(self.attn(self.ln_1(x), kv_cache), "attn")
+            x = x + drop(attn(self.ln_1(x)), "attn")
             if cfg.mlp:
                 x = x + drop(self.mlp(self.ln_2(x)), "mlp")
         elif cfg.norm == "post":
-            x = self.ln_1(x + drop(self.attn(x, kv_cache), "attn"))
+            x = self.ln_1(x + drop(attn(x), "attn"))
             if cfg.mlp:
                 x = self.ln_2(x + drop(self.mlp(x), "mlp"))
         else:
-            x = x + drop(self.attn(x, kv_cache), "attn")
+            x = x + drop(attn(x), "attn")
             if cfg.mlp:
                 x = x + drop(self.mlp(x), "mlp")
         return x
