@@ -48,6 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .parallel import for_row_blocks
 
@@ -137,23 +138,9 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, drop: 
     a = s
     if drop is None:
         return a @ v, (q, k, v, a, scale)                       # 6. (B, nh, T_q, hs)
-    dropped = _dropped(drop, q.dtype)
-    y = _drop_weights(a, dropped) @ v                           # 5b, 6.
-    return y, (q, k, v, a, scale, dropped)
-
-
-def _dropped(drop: tuple, dtype) -> tuple[np.ndarray, np.floating]:
-    """(keep, p) -> (keep, 1 / (1 - p)) in dtype: what steps 5b forward and backward multiply by."""
     keep, p = drop
-    return keep, np.dtype(dtype).type(1.0 / (1.0 - p))
-
-
-def _drop_weights(a: np.ndarray, dropped: tuple) -> np.ndarray:
-    """Step 5b (and its backward, the same product): a * keep / (1 - p), a new array."""
-    keep, inv_keep = dropped
-    out = a * keep
-    out *= inv_keep
-    return out
+    a_dropped, dropped = dropout_forward(a, p, keep)            # 5b. a new array; a stays as it was
+    return a_dropped @ v, (q, k, v, a, scale, dropped)          # 6.
 
 
 def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | None = None
@@ -165,10 +152,11 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | No
     q, k, v, a, scale, *dropped = cache
     dq, dk, dv = (None, None, None) if out is None else out
     da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
-    a_used = _drop_weights(a, dropped[0]) if dropped else a    # the weights step 6 multiplied by
+    # Step 6 multiplied by the dropped weights, a * keep / (1 - p): dropout_backward's very product.
+    a_used = dropout_backward(a, dropped[0]) if dropped else a
     dv = np.matmul(a_used.swapaxes(-1, -2), dy, out=dv)         # 6. (B, nh, T_k, hs)
     if dropped:
-        da = _drop_weights(da, dropped[0])                      # 5b.
+        da = dropout_backward(da, dropped[0])                   # 5b.
     _softmax_rows_backward(_rows(da), _rows(a), scale)          # 5-3. in place: da becomes ds
     ds = da
     dq = np.matmul(ds, k, out=dq)
@@ -224,22 +212,16 @@ def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     hs = q.shape[-1]
     scale = q.dtype.type(1.0 / np.sqrt(hs))
     blocks = query_blocks(q.shape[-2], k.shape[-2], rows)
-    dropped = None if drop is None else _dropped(drop, q.dtype)
     y = np.empty_like(q)
     a_blocks = []
     for lo, hi, keys in blocks:
         s = q[:, :, lo:hi] @ k[:, :, :keys].swapaxes(-1, -2)    # 3. (B, nh, hi - lo, keys)
         _softmax_rows(_rows(s), scale, causal_bias(hi - lo, keys, s.dtype))   # 3-5. in place
-        a = s if dropped is None else _drop_weights(s, _block_of(dropped, lo, hi, keys))   # 5b.
+        a = s if drop is None else dropout_forward(s, drop[1], drop[0][:, :, lo:hi, :keys])[0]   # 5b.
         np.matmul(a, v[:, :, :keys], out=y[:, :, lo:hi])        # 6.
         a_blocks.append(s)
+    dropped = None if drop is None else (drop[0], q.dtype.type(1.0 / (1.0 - drop[1])))   # as dropout_forward's
     return y, BlockedCache(q, k, v, blocks, a_blocks, scale, dropped)
-
-
-def _block_of(dropped: tuple, lo: int, hi: int, keys: int) -> tuple:
-    """The part of a dropout mask that block (lo, hi, keys) uses."""
-    keep, inv_keep = dropped
-    return keep[:, :, lo:hi, :keys], inv_keep
 
 
 def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: np.ndarray | None = None
@@ -254,11 +236,13 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
     for (lo, hi, keys), a in reversed(list(zip(blocks, a_blocks))):
         g = dy[:, :, lo:hi]
         da = g @ v[:, :, :keys].swapaxes(-1, -2)                # 6. (B, nh, hi - lo, keys)
-        block_dropped = None if dropped is None else _block_of(dropped, lo, hi, keys)
-        a_used = a if dropped is None else _drop_weights(a, block_dropped)
+        a_used = a
+        if dropped is not None:                                 # this block's part of the mask
+            block_dropped = (dropped[0][:, :, lo:hi, :keys], dropped[1])
+            a_used = dropout_backward(a, block_dropped)         # the dropped weights step 6 used
         dv_part = a_used.swapaxes(-1, -2) @ g                   # 6. (B, nh, keys, hs)
         if dropped is not None:
-            da = _drop_weights(da, block_dropped)               # 5b.
+            da = dropout_backward(da, block_dropped)            # 5b.
         _softmax_rows_backward(_rows(da), _rows(a), scale)      # 5-3. in place: da becomes ds
         np.matmul(da, k[:, :, :keys], out=dq[:, :, lo:hi])      # 3.
         dk_part = da.swapaxes(-1, -2) @ q[:, :, lo:hi]          # 3.
