@@ -195,12 +195,12 @@ cfg = GPTConfig(vocab_size=4096, block_size=128, n_layer=2, n_head=4, n_embd=512
 model = GPT(cfg, seed=0)
 idx = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, cfg.block_size))
 faults = []
-for _ in range(8):
+for _ in range(16):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model.forward(idx, idx)
     model.backward()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(int(np.median(faults[4:])))
+print(int(np.median(faults[1:])))
 """
 
 
@@ -211,8 +211,12 @@ def test_a_two_thread_step_reuses_its_pages():
     The second shard runs on a pool thread. With an arena of its own, glibc
     unmapped each of its 64 MB sub-heaps once free, and every step faulted
     about 500 to 2500 pages (2 to 10 MB) back in on this model; keep_freed_memory's
-    one arena keeps them. The first steps fault the memory in (in 3 of 5 runs the
-    third still did), so the median of steps 5 to 8 is checked.
+    one arena keeps them. The first step faults the memory in. Later steps fault
+    nothing, except now and then a step whose arrays no longer fit the heap's free
+    blocks (it grows by up to about 1300 pages, 1 in 10 steps over 8 runs), so the
+    median of steps 2 to 16 is checked. Without the one-arena setting that median
+    read 2564 pages in 5 of 6 runs and 1 page in the sixth, where the pool thread's
+    arena happened to settle: this test catches a regression most of the time, not always.
     """
     import ctypes
     import subprocess
@@ -221,4 +225,4 @@ def test_a_two_thread_step_reuses_its_pages():
     env = {**os.environ, "NUMPY_GPT_KEEP_MEMORY": "1"}
     out = subprocess.run([sys.executable, "-c", _REFAULT_PROBE], check=True, capture_output=True,
                          text=True, env=env).stdout
-    assert int(out) < 100, f"a warm step faulted {out.strip()} pages (median of steps 5-8)"
+    assert int(out) < 100, f"a warm step faulted {out.strip()} pages (median of steps 2-16)"
