@@ -73,11 +73,10 @@ def describe() -> dict:
     return desc
 
 
-def matmul_gflops(n: int, dtype, threads: int, repeats: int = 5, lib: str = "numpy") -> dict:
-    """GFLOP/s of an (n, n) @ (n, n) matmul (2 n^3 flops) at `threads` threads.
+def matmul_fn(n: int, dtype, lib: str = "numpy"):
+    """(call, flops): a zero-argument (n, n) @ (n, n) matmul into a preallocated output, and its 2 n^3 flops.
 
-    Returns the best and the median over the repeats; the best is the "peak" the
-    training steps are compared with. lib: "numpy" (its BLAS) or "torch".
+    lib: "numpy" (its BLAS) or "torch".
     """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
@@ -86,9 +85,17 @@ def matmul_gflops(n: int, dtype, threads: int, repeats: int = 5, lib: str = "num
     if lib == "torch":
         import torch
         a, b, out = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)
-        mm = lambda: torch.matmul(a, b, out=out)          # noqa: E731
-    else:
-        mm = lambda: np.matmul(a, b, out=out)             # noqa: E731
+        return (lambda: torch.matmul(a, b, out=out)), 2.0 * n ** 3
+    return (lambda: np.matmul(a, b, out=out)), 2.0 * n ** 3
+
+
+def matmul_gflops(n: int, dtype, threads: int, repeats: int = 5, lib: str = "numpy") -> dict:
+    """GFLOP/s of an (n, n) @ (n, n) matmul (2 n^3 flops) at `threads` threads.
+
+    Returns the best and the median over the repeats (the best is the run's
+    "peak" in the peak table); lib as in matmul_fn.
+    """
+    mm, flops = matmul_fn(n, dtype, lib)
     times = []
     with thread_limit(threads):
         time.sleep(0.15)                                  # let the other library's threads stop spinning
@@ -97,7 +104,6 @@ def matmul_gflops(n: int, dtype, threads: int, repeats: int = 5, lib: str = "num
             t0 = time.perf_counter()
             mm()
             times.append(time.perf_counter() - t0)
-    flops = 2.0 * n ** 3
     return {"n": n, "dtype": np.dtype(dtype).name, "threads": threads, "lib": lib,
             "times_s": times, "peak_gflops": flops / min(times) / 1e9,
             "median_gflops": flops / float(np.median(times)) / 1e9}

@@ -62,8 +62,8 @@ def peak_table(res: dict) -> str:
     for p in res["matmul_peak"]:
         rows.append([str(p["threads"]), f"{p['numpy']['n']}^3 {p['numpy']['dtype']}",
                      f"{p['numpy']['peak_gflops']:.1f}", _num(p.get("torch", {}).get("peak_gflops"), "{:.1f}")])
-    return ("### Matmul peak (best of the repeats)\n\n"
-            + _table(["threads", "matmul", "NumPy BLAS GFLOP/s (the peak used below)", "torch GFLOP/s"], rows))
+    return ("### Matmul peak (best of the repeats, before the sections; the step table times it again in every round)\n\n"
+            + _table(["threads", "matmul", "NumPy BLAS GFLOP/s", "torch GFLOP/s"], rows))
 
 
 def step_table(res: dict) -> str:
@@ -72,17 +72,18 @@ def step_table(res: dict) -> str:
     for r in res["step"]:
         med = r["median_s"]
         gf = " / ".join(_num(r["gflops"].get(i), "{:.2f}") for i in IMPLS)
-        pct = " / ".join(_num(r["pct_peak"].get(i), "{:.1f}") for i in IMPLS)
+        pct, round_peak = _round_peak_cells(r)
         rss = " / ".join(_num(mem.get((r["config"], i), {}).get("delta_mb"), "{:.0f}") for i in IMPLS)
         compile_cell = fmt_ms(med["compile"])
         if r["errors"].get("compile"):
             compile_cell = f"n/a ({r['errors']['compile'][:60]})"
         rows.append([r["config"], str(r["threads"]), f"{r['params'] / 1e6:.2f}M", str(r["tokens"]),
                      fmt_ms(med["numpy"]), fmt_ms(med["torch"]), compile_cell,
-                     fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, pct, rss, _load(r)])
+                     fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, round_peak, pct, rss, _load(r)])
     header = ["config", "threads", "params", "tokens/step", "numpy_gpt ms/step", "torch eager ms/step",
               "torch.compile ms/step", "speedup vs eager", "speedup vs compile",
-              "GFLOP/s (np / eager / compile)", "% of peak (np / eager / compile)",
+              "GFLOP/s (np / eager / compile)", "matmul GFLOP/s in the same rounds",
+              "% of that peak (np [min-max] / eager / compile)",
               "peak RSS MB (np / eager / compile)", "other load %"]
     compile_times = [f"{r['config']}@{r['threads']}t {r['compile_time_s']:.0f} s" for r in res["step"]
                      if r.get("compile_time_s") is not None]
@@ -93,7 +94,9 @@ def step_table(res: dict) -> str:
         "",
         SPEEDUP_CAPTION,
         f"GFLOP/s = model FLOPs per step / median step time, FLOPs = {FLOPS_FORMULA}. "
-        "% of peak = GFLOP/s over the NumPy BLAS matmul peak at the same thread count.",
+        "% of peak: every round of a step measurement also times the peak table's square matmul (NumPy "
+        "BLAS, same threads), and each round's step GFLOP/s is divided by that round's matmul GFLOP/s "
+        "(median [min-max] over the rounds), so the machine's drift moves both alike.",
         "Peak RSS = the process's peak resident memory (VmHWM) over building the model and optimizer and 3 "
         "steps, minus its resident memory after the imports (the high-water mark is reset there), each "
         "(implementation, config) in its own subprocess (`python -m benchmarks.memory`), at all cores.",
@@ -103,6 +106,29 @@ def step_table(res: dict) -> str:
         notes.append("torch.compile first call, compile included (inductor's on-disk cache may be warm from an "
                      "earlier run, which makes it far shorter than a cold compile): " + ", ".join(compile_times) + ".")
     return "\n".join(notes)
+
+
+def _round_peak_cells(r: dict) -> tuple[str, str]:
+    """(% of the same-round matmul per implementation, that matmul's GFLOP/s) for a step row.
+
+    Results from before the matmul joined the rounds have only the run's best-of peak
+    (pct_peak); those show it, marked "(run peak)".
+    """
+    paired = r.get("pct_round_peak")
+    if paired is None:
+        pct = " / ".join(_num(r["pct_peak"].get(i), "{:.1f}") for i in IMPLS)
+        return pct + " (run peak)", "n/a"
+    cells = []
+    for i in IMPLS:
+        st = paired.get(i)
+        if not st:
+            cells.append("n/a")
+        elif i == "numpy":
+            cells.append(f"{st['median']:.1f} [{st['min']:.0f}-{st['max']:.0f}]")
+        else:
+            cells.append(f"{st['median']:.1f}")
+    rp = r.get("round_peak_gflops")
+    return " / ".join(cells), f"{rp['median']:.1f} [{rp['min']:.0f}-{rp['max']:.0f}]" if rp else "n/a"
 
 
 def layer_table(res: dict) -> str:

@@ -33,8 +33,8 @@ import numpy as np
 from numpy_gpt.parallel import keep_freed_memory
 
 from . import report
-from .machine import available_cores, describe, matmul_gflops
-from .timing import interleaved, paired_ratio, summarize, thread_limit
+from .machine import available_cores, describe, matmul_fn, matmul_gflops
+from .timing import interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
 from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, Workload, make_generate, make_step, n_params, step_flops
 
 SECTIONS = ("step", "layers", "generate", "scaling")
@@ -125,8 +125,13 @@ def _row_stats(m) -> dict:
 
 
 # ------------------------------------------------------------------------- sections
+def _peak_n(a) -> int:
+    """Side of the square matmul that stands for the machine's peak."""
+    return 1024 if a.quick else 2048
+
+
 def run_peak(a) -> list[dict]:
-    n = 1024 if a.quick else 2048
+    n = _peak_n(a)
     out = []
     for t in a.threads:
         log(f"matmul peak {n}^3 {a.dtype}, {t} thread(s)")
@@ -161,6 +166,9 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                     except Exception as exc:                      # noqa: BLE001 - reported as n/a
                         errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                         log(f"  {impl} n/a: {errors[impl]}")
+                # The peak again, as one more entry in every round: % of peak is then taken
+                # round by round against the peak of that round (drift hits both alike).
+                fns["matmul"], mm_flops = matmul_fn(_peak_n(a), a.dtype)
                 m = _time(a, fns, t)
             m.errors.update(errors)
             if not a.compile:
@@ -172,6 +180,9 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                    "speedup_vs_compile": paired_ratio(m, "compile", "numpy")}
             row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
             row["pct_peak"] = {i: 100 * g / peaks[t] for i, g in row["gflops"].items() if t in peaks}
+            row["pct_round_peak"] = {i: paired_rate_ratio(m, i, flops, "matmul", mm_flops) for i in impls}
+            mm = m.samples.get("matmul")
+            row["round_peak_gflops"] = summarize([mm_flops / s / 1e9 for s in mm]) if mm else None
             log("  ms/step " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
             rows.append(row)
     return rows

@@ -70,6 +70,22 @@ def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, 
     return summarize([a[i] / b[i] for i in range(n)])
 
 
+def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str, ref_work: float
+                      ) -> dict[str, float] | None:
+    """Statistics over rounds i of 100 x (work / m[name][i]) / (ref_work / m[ref][i]), in percent.
+
+    The rate (work per second) of `name` as a share of the rate of `ref` timed in the
+    same round: with ref = a square matmul, each round's % of peak is taken against
+    the peak the machine gave in that round, so drift moves both sides alike.
+    None if either is n/a.
+    """
+    a, b = m.samples.get(name), m.samples.get(ref)
+    if not a or not b:
+        return None
+    n = min(len(a), len(b))
+    return summarize([100.0 * (work / a[i]) / (ref_work / b[i]) for i in range(n)])
+
+
 class ForeignLoad:
     """How much CPU other processes used while we measured, from /proc/stat (Linux).
 

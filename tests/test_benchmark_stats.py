@@ -1,0 +1,36 @@
+"""The statistics the benchmark tables are built from (benchmarks/timing.py).
+
+Speed is never asserted here; these check that the ratios the README quotes are
+the ones their captions describe.
+"""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("threadpoolctl")
+
+from benchmarks.timing import Measurement, paired_rate_ratio, paired_ratio  # noqa: E402
+
+
+def test_paired_ratio_is_torch_time_over_numpy_time_round_by_round():
+    m = Measurement(samples={"numpy": [1.0, 2.0, 4.0], "torch": [2.0, 2.0, 2.0]})
+    st = paired_ratio(m, "torch", "numpy")
+    assert (st["min"], st["median"], st["max"]) == (0.5, 1.0, 2.0)
+    assert st["n"] == 3
+
+
+def test_paired_rate_ratio_divides_rates_within_each_round():
+    # Round 0: 10 flops in 2 s (5/s) against 20 in 1 s (20/s): 25%.
+    # Round 1: the machine runs twice as fast for both: still 25%.
+    # Round 2: the step alone is slow (10 in 4 s = 2.5/s vs 20/s): 12.5%.
+    m = Measurement(samples={"numpy": [2.0, 1.0, 4.0], "matmul": [1.0, 0.5, 1.0]})
+    st = paired_rate_ratio(m, "numpy", 10.0, "matmul", 20.0)
+    assert st["median"] == pytest.approx(25.0)
+    assert st["min"] == pytest.approx(12.5)
+    assert st["max"] == pytest.approx(25.0)
+
+
+def test_missing_implementation_gives_none():
+    m = Measurement(samples={"numpy": [1.0]})
+    assert paired_rate_ratio(m, "numpy", 1.0, "matmul", 1.0) is None
+    assert paired_ratio(m, "torch", "numpy") is None
