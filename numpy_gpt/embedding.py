@@ -38,13 +38,24 @@ def embedding_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
 def scatter_add_rows(table: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     """table[rows[i]] += values[i] for every i, repeats accumulated, in place.
 
-    Equivalent to np.add.at(table, rows, values) but much faster: sort the rows
-    so equal ids sit together, sum each run with np.add.reduceat, then write
-    each distinct row once.
+    Does what np.add.at(table, rows, values) does (the tests compare the two),
+    but faster. Sort the ids so that equal ids sit together. Ids seen once are
+    added with one fancy-indexed +=, which is safe because none of them repeats.
+    Each run of a repeated id is summed with np.add.reduceat and added once.
+    reduceat pays for every run and every column, so it only gets the repeated
+    ids: with random ids over a 4096-row table, about 200 of a batch of 1024.
     """
     if rows.size == 0:
         return
     order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
-    table[sorted_rows[starts]] += np.add.reduceat(values[order], starts, axis=0)
+    ids = rows[order]                                            # equal ids now sit together
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])   # where each run of an id begins
+    counts = np.diff(np.r_[starts, ids.size])                    # how long each run is
+    once = counts == 1
+    table[ids[starts[once]]] += values[order[starts[once]]]      # distinct ids: one write each
+    if once.all():
+        return
+    repeated = ~once
+    in_repeated_run = np.repeat(repeated, counts)                # (N,) bool, in sorted order
+    run_starts = np.r_[0, np.cumsum(counts[repeated][:-1])]      # runs' starts among those rows
+    table[ids[starts[repeated]]] += np.add.reduceat(values[order[in_repeated_run]], run_starts, axis=0)

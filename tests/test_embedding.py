@@ -54,10 +54,13 @@ def test_fancy_index_assignment_would_drop_repeats():
 
 @given(data=st.data())
 def test_scatter_add_equals_add_at(data):
+    # V up to 64 against up to 80 ids: some ids once, some repeated, or all one kind.
     r = S.rng(data)
-    n, V = data.draw(st.integers(0, 40)), data.draw(st.integers(1, 8))
-    rows, values = r.integers(0, V, n), r.standard_normal((n, 3))
-    a, b = np.zeros((V, 3)), np.zeros((V, 3))
+    n, V = data.draw(st.integers(0, 80)), data.draw(st.integers(1, 64))
+    C = data.draw(st.integers(1, 5))
+    rows, values = r.integers(0, V, n), r.standard_normal((n, C))
+    a = r.standard_normal((V, C))                  # a table that already holds values
+    b = a.copy()
     np.add.at(a, rows, values)
     scatter_add_rows(b, rows, values)
     np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
