@@ -96,7 +96,9 @@ def step_table(res: dict) -> str:
         f"GFLOP/s = model FLOPs per step / median step time, FLOPs = {FLOPS_FORMULA}. "
         "% of peak: every round of a step measurement also times the peak table's square matmul (NumPy "
         "BLAS, same threads), and each round's step GFLOP/s is divided by that round's matmul GFLOP/s "
-        "(median [min-max] over the rounds), so the machine's drift moves both alike.",
+        "(median [min-max] over the rounds): the step and its yardstick are timed in the same stretch of the "
+        "run. On a shared machine the two still move apart from round to round, hence the wide ranges; the "
+        "share of the peak table's best-of is GFLOP/s divided by that table's figure.",
         "Peak RSS = the process's peak resident memory (VmHWM) over building the model and optimizer and 3 "
         "steps, minus its resident memory after the imports (the high-water mark is reset there), each "
         "(implementation, config) in its own subprocess (`python -m benchmarks.memory`), at all cores.",

@@ -76,8 +76,8 @@ def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str, ref_work
 
     The rate (work per second) of `name` as a share of the rate of `ref` timed in the
     same round: with ref = a square matmul, each round's % of peak is taken against
-    the peak the machine gave in that round, so drift moves both sides alike.
-    None if either is n/a.
+    the matmul rate the machine gave in that round, rather than one peak read at
+    another time. None if either is n/a.
     """
     a, b = m.samples.get(name), m.samples.get(ref)
     if not a or not b:

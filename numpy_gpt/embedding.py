@@ -38,12 +38,14 @@ def embedding_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
 def scatter_add_rows(table: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     """table[rows[i]] += values[i] for every i, repeats accumulated, in place.
 
-    Does what np.add.at(table, rows, values) does (the tests compare the two),
-    but faster. Sort the ids so that equal ids sit together. Ids seen once are
-    added with one fancy-indexed +=, which is safe because none of them repeats.
-    Each run of a repeated id is summed with np.add.reduceat and added once.
-    reduceat pays for every run and every column, so it only gets the repeated
-    ids: with random ids over a 4096-row table, about 200 of a batch of 1024.
+    rows: (N,) ids in [0, len(table)); values: (N, C) in table's dtype.
+    For such input it does what np.add.at(table, rows, values) does (the tests
+    compare the two), but faster. Sort the ids so that equal ids sit together.
+    Ids seen once are added with one fancy-indexed +=, which is safe because
+    none of them repeats. Each run of a repeated id is summed with
+    np.add.reduceat and added once. reduceat pays for every run and every
+    column, so it only gets the repeated ids: with 1024 random ids over a
+    4096-row table, about 110 runs holding about 230 of them.
     """
     if rows.size == 0:
         return

@@ -13,21 +13,26 @@ from benchmarks.timing import Measurement, paired_rate_ratio, paired_ratio  # no
 
 
 def test_paired_ratio_is_torch_time_over_numpy_time_round_by_round():
-    m = Measurement(samples={"numpy": [1.0, 2.0, 4.0], "torch": [2.0, 2.0, 2.0]})
+    # Per round: 3/1, 2/2, 8/4 = 3, 1, 2. The inverse (numpy/torch) would give 1/3, 1, 1/2,
+    # and a ratio of medians 3/2 = 1.5: both differ from the median 2 of the paired ratios.
+    m = Measurement(samples={"numpy": [1.0, 2.0, 4.0], "torch": [3.0, 2.0, 8.0]})
     st = paired_ratio(m, "torch", "numpy")
-    assert (st["min"], st["median"], st["max"]) == (0.5, 1.0, 2.0)
+    assert (st["min"], st["median"], st["max"]) == (1.0, 2.0, 3.0)
     assert st["n"] == 3
 
 
 def test_paired_rate_ratio_divides_rates_within_each_round():
-    # Round 0: 10 flops in 2 s (5/s) against 20 in 1 s (20/s): 25%.
-    # Round 1: the machine runs twice as fast for both: still 25%.
-    # Round 2: the step alone is slow (10 in 4 s = 2.5/s vs 20/s): 12.5%.
-    m = Measurement(samples={"numpy": [2.0, 1.0, 4.0], "matmul": [1.0, 0.5, 1.0]})
+    # 100 x (10 / step time) / (20 / matmul time) per round:
+    # round 0: 10 flops in 2 s (5/s) against 20 in 1 s (20/s): 25%;
+    # round 1: the machine runs twice as fast for both: still 25%;
+    # round 2: the step alone is slow (2.5/s against 20/s): 12.5%;
+    # round 3: the matmul alone is slow (10/s against 10/s): 100%.
+    # Pairing the sorted lists instead of the rounds would give 25, 50, 25, 25.
+    m = Measurement(samples={"numpy": [2.0, 1.0, 4.0, 1.0], "matmul": [1.0, 0.5, 1.0, 2.0]})
     st = paired_rate_ratio(m, "numpy", 10.0, "matmul", 20.0)
     assert st["median"] == pytest.approx(25.0)
     assert st["min"] == pytest.approx(12.5)
-    assert st["max"] == pytest.approx(25.0)
+    assert st["max"] == pytest.approx(100.0)
 
 
 def test_missing_implementation_gives_none():
