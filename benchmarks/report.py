@@ -143,7 +143,12 @@ def layer_table(res: dict) -> str:
             + _table(["sizes", "layer", "input", "threads", "pass", "numpy_gpt ms", "torch ms", "speedup",
                       "other load %"], rows)
             + "\n\nforward = training forward (numpy_gpt keeps its cache, torch records the autograd graph); "
-            "fwd+bwd adds the backward for a fixed upstream gradient (torch.autograd.grad). " + SPEEDUP_CAPTION
+            "fwd+bwd adds the backward for a fixed upstream gradient (torch.autograd.grad). Each numpy_gpt layer "
+            "is called alone on the whole batch, with the row's thread count for BLAS and for its row-block "
+            "kernels (numpy_gpt.parallel); in a training step the same code runs once per batch shard, one "
+            "shard per thread, each on one thread. softmax is "
+            "numpy_gpt/softmax.py, the plain reference the trace and the parity report use; the model's "
+            "attention has its own in-place, blockwise softmax (inside the attention rows). " + SPEEDUP_CAPTION
             + " " + LOAD_NOTE)
 
 
