@@ -53,11 +53,11 @@ def scatter_add_rows(table: np.ndarray, rows: np.ndarray, values: np.ndarray) ->
     ids = rows[order]                                            # equal ids now sit together
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])   # where each run of an id begins
     counts = np.diff(np.r_[starts, ids.size])                    # how long each run is
-    once = counts == 1
-    table[ids[starts[once]]] += values[order[starts[once]]]      # distinct ids: one write each
-    if once.all():
+    alone = starts[counts == 1]                                  # ids seen once, all distinct:
+    table[ids[alone]] += values[order[alone]]                    # one fancy-indexed write
+    repeated = counts > 1
+    if not repeated.any():
         return
-    repeated = ~once
     in_repeated_run = np.repeat(repeated, counts)                # (N,) bool, in sorted order
     run_starts = np.r_[0, np.cumsum(counts[repeated][:-1])]      # runs' starts among those rows
     table[ids[starts[repeated]]] += np.add.reduceat(values[order[in_repeated_run]], run_starts, axis=0)
