@@ -31,7 +31,7 @@ import numpy as np
 from numpy_gpt.parallel import keep_freed_memory
 
 from .timing import thread_limit
-from .workloads import CONFIGS, _numpy_adamw, fixed_batch, numpy_model
+from .workloads import CONFIGS, _numpy_adamw, fixed_batch, make_step, numpy_model
 
 
 def _shared_views(shm: shared_memory.SharedMemory, like: dict, dtype) -> dict:
@@ -125,19 +125,6 @@ class ProcessShards:
         self.close()
 
 
-def _threaded_step(config: str):
-    w = CONFIGS[config]
-    model = numpy_model(w, np.float32)
-    opt, _ = _numpy_adamw(model.params)
-    x, y = fixed_batch(w)
-
-    def step():
-        _, loss = model.forward(x, y)
-        opt.step(model.backward())
-        return loss
-    return step
-
-
 def _ms_per_call(fn, seconds: float) -> float:
     """Median wall time of fn over `seconds` of back-to-back calls, after two warm-up calls."""
     fn(), fn()
@@ -196,7 +183,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per variant and round")
     a = ap.parse_args(argv)
     keep_freed_memory()                       # as in the benchmark suite (benchmarks/README.md)
-    threaded = _threaded_step(a.config)
+    threaded, _ = make_step("numpy", CONFIGS[a.config], np.float32)   # numpy_gpt as the suite times it
     with ProcessShards(a.config) as procs:
         variants = [("1 thread", 1, threaded), ("2 threads", 2, threaded), ("2 processes", 1, procs.step)]
         print(f"training step, {a.config}, float32, ms per step (median over {a.seconds:g} s per round)\n")
