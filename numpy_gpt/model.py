@@ -107,6 +107,13 @@ def block_params(params: dict, i: int) -> dict:
     return {short: params[name] for short, name in block_names(params, i)}
 
 
+def _kept_targets(cache) -> int:
+    """How many targets a shard's loss averaged over (cross_entropy_forward's n_kept).
+
+    A shard run by a worker process (numpy_gpt.processes) has ("remote", worker, n_kept)."""
+    return cache[2] if isinstance(cache, tuple) else cache["loss"][3]
+
+
 class GPT:
     """A GPT whose forward and backward are written out by hand.
 
@@ -124,6 +131,7 @@ class GPT:
         self.rng = np.random.default_rng(seed + 1)   # dropout masks and sampling
         self.masks: dict[str, np.ndarray] = {}       # the dropout masks of the last forward
         self._cache = None
+        self.shard_processes = None          # numpy_gpt.processes.ShardProcesses, when the user asks for it
         # block_params' mapping, worked out once rather than at every layer of every forward
         self._block_names = [block_names(param_shapes(config), i) for i in range(config.n_layer)]
 
@@ -173,14 +181,17 @@ class GPT:
             return logits, loss
         # Data parallel (numpy_gpt.parallel): each thread runs steps 1-6 on its own rows.
         self._draw_masks(idx.shape, training)        # the masks one whole-batch forward would draw
-        outs = map_shards(lambda s: self._forward(
-            idx[s], None if targets is None else targets[s],
-            {k: m[s] for k, m in self.masks.items()}, training), shards)
+        args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
+                 training) for s in shards]
+        if self.shard_processes is not None:         # shards after the first in worker processes
+            outs = self.shard_processes.forward(args)
+        else:
+            outs = map_shards(lambda a: self._forward(*a), args)
         logits = np.concatenate([o[0] for o in outs])
         self._cache = [(s, o[2]) for s, o in zip(shards, outs)]
         if targets is None:
             return logits, None
-        kept = [o[2]["loss"][3] for o in outs]       # each shard's loss is a mean over its kept targets
+        kept = [_kept_targets(o[2]) for o in outs]   # each shard's loss is a mean over its kept targets
         with np.errstate(invalid="ignore", divide="ignore"):   # a shard with none kept has loss NaN
             loss = sum(o[1].astype(np.float64) * n for o, n in zip(outs, kept) if n) / np.float64(sum(kept))
         return logits, np.asarray(loss, dtype=self.dtype)
@@ -247,12 +258,16 @@ class GPT:
         if len(cache) == 1:
             return self._backward(cache.pop()[1], dloss, dlogits)
         # Data parallel: the loss is sum_s mean_s * n_s / n, so shard s gets dloss * n_s / n.
-        kept = [c["loss"][3] if dlogits is None else 0 for _, c in cache]
+        kept = [_kept_targets(c) if dlogits is None else 0 for _, c in cache]
         total = max(sum(kept), 1)
-        work = [(s, c, n) for (s, c), n in zip(cache, kept)]
+        work = [(c, dloss * n / total, None if dlogits is None else dlogits[s]) for (s, c), n in zip(cache, kept)]
         del cache
-        shard_grads = map_shards(lambda sc: self._backward(
-            sc[1], dloss * sc[2] / total, None if dlogits is None else dlogits[sc[0]]), work)
+        if isinstance(work[1][0], tuple):            # the forward ran shards in worker processes
+            if self.shard_processes is None:
+                raise RuntimeError("backward() after the forward's shard processes were closed")
+            shard_grads = self.shard_processes.backward(work[0], [(c[1], d, g) for c, d, g in work[1:]])
+        else:
+            shard_grads = map_shards(lambda w: self._backward(*w), work)
         grads = shard_grads[0]
         for g in shard_grads[1:]:                    # the shards' gradients add
             for k in grads:

@@ -1,0 +1,155 @@
+"""numpy_gpt.processes: shards after the first run in worker processes. A worker runs the very
+arithmetic of a shard thread (one BLAS thread, the same rows, the same sum of gradients), so a
+step with shard processes must equal the threaded step bit for bit; and a worker that fails or
+dies must surface as a typed error, not a hang."""
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from numpy_gpt import GPT, GPTConfig, parallel
+from numpy_gpt.loss import IGNORE_INDEX
+from numpy_gpt.optim import AdamW
+
+pytest.importorskip("threadpoolctl")
+if not sys.platform.startswith("linux"):
+    pytest.skip("shard processes need Linux", allow_module_level=True)
+
+from numpy_gpt.processes import ShardProcessError, ShardProcesses  # noqa: E402
+
+CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="learned")
+
+
+@pytest.fixture
+def threads():
+    before = parallel.get_num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
+
+
+def batch(B=6, T=16, seed=0):
+    r = np.random.default_rng(seed)
+    x, y = r.integers(0, 50, (B, T)), r.integers(0, 50, (B, T))
+    y[B // 2:, 3:] = IGNORE_INDEX              # shards with different numbers of kept targets
+    return x, y
+
+
+def train(procs: bool, n_threads: int, dtype, dropout=0.0, steps=3, replace=False):
+    """Losses, logits, gradients and parameters of `steps` AdamW steps."""
+    parallel.set_num_threads(n_threads)
+    model = GPT(GPTConfig(**CFG, dropout=dropout), seed=0, dtype=dtype)
+    workers = ShardProcesses(model) if procs else None
+    try:
+        opt = AdamW(model.params, lr=1e-2)
+        out = []
+        for step in range(steps):
+            x, y = batch(seed=step)
+            logits, loss = model.forward(x, y)
+            grads = model.backward()
+            out.append((float(loss), logits, {k: g.copy() for k, g in grads.items()}, dict(model.masks)))
+            opt.step(grads)
+            if replace:                          # code that swaps in new arrays, not in-place updates
+                model.params = {k: p * 0.5 for k, p in model.params.items()}
+                opt = AdamW(model.params, lr=1e-2)
+        return out, {k: p.copy() for k, p in model.params.items()}
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def assert_same(a, b):
+    (steps_a, params_a), (steps_b, params_b) = a, b
+    for (la, za, ga, ma), (lb, zb, gb, mb) in zip(steps_a, steps_b):
+        assert la == lb
+        assert np.array_equal(za, zb)
+        assert ga.keys() == gb.keys()
+        for k in ga:
+            assert np.array_equal(ga[k], gb[k]), k
+        assert ma.keys() == mb.keys() and all(np.array_equal(ma[k], mb[k]) for k in ma)
+    for k in params_a:
+        assert np.array_equal(params_a[k], params_b[k]), k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_process_shards_equal_thread_shards_bit_for_bit(threads, dtype, n_threads):
+    assert_same(train(True, n_threads, dtype), train(False, n_threads, dtype))
+
+
+def test_process_shards_with_dropout_use_the_whole_batch_masks(threads):
+    assert_same(train(True, 2, np.float64, dropout=0.3), train(False, 2, np.float64, dropout=0.3))
+
+
+def test_workers_see_replaced_parameter_arrays(threads):
+    assert_same(train(True, 2, np.float64, replace=True), train(False, 2, np.float64, replace=True))
+
+
+def test_process_shards_agree_with_one_thread(threads):
+    """Not only with the threaded step: with the whole batch on one thread, to rounding."""
+    (a, _), (b, _) = train(True, 2, np.float64, steps=1), train(False, 1, np.float64, steps=1)
+    np.testing.assert_allclose(a[0][0], b[0][0], rtol=1e-13)
+    for k in a[0][2]:
+        np.testing.assert_allclose(a[0][2][k], b[0][2][k], rtol=1e-10, atol=1e-15, err_msg=k)
+
+
+def test_dlogits_backward_and_forward_without_targets(threads):
+    threads(2)
+    x, _ = batch()
+    g = np.random.default_rng(3).standard_normal((6, 16, 50))
+    results = []
+    for procs in (True, False):
+        model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float64)
+        workers = ShardProcesses(model) if procs else None
+        logits, loss = model.forward(x)
+        assert loss is None
+        grads = model.backward(dlogits=g)
+        results.append((logits, grads))
+        if workers:
+            workers.close()
+    assert np.array_equal(results[0][0], results[1][0])
+    assert all(np.array_equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
+
+
+def test_a_dead_worker_raises_a_typed_error_and_close_still_works(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    workers = ShardProcesses(model)
+    pid = workers.workers[0].proc.pid
+    os.kill(pid, signal.SIGKILL)
+    workers.workers[0].proc.wait()
+    with pytest.raises(ShardProcessError, match=f"pid {pid}.*exited with code -9"):
+        model.forward(*batch())
+    workers.close()
+    assert model.shard_processes is None
+    model.forward(*batch())                     # threads again
+
+
+def test_a_failing_worker_names_its_error(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    with ShardProcesses(model) as workers:
+        workers.workers[0].send(("backward", (1.0, None)))    # no forward yet in that worker
+        with pytest.raises(ShardProcessError, match="RuntimeError: backward before forward"):
+            workers.workers[0].recv()
+        _, loss = model.forward(*batch())                     # the worker still serves
+        assert np.isfinite(loss)
+
+
+def test_close_stops_the_workers(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    with ShardProcesses(model) as workers:
+        procs = [w.proc for w in workers.workers]
+        with pytest.raises(ShardProcessError, match="already has shard processes"):
+            ShardProcesses(model)
+    assert all(p.poll() == 0 for p in procs)
+    assert model.shard_processes is None
+    workers.close()                             # a second close does nothing
+
+
+def test_needs_a_second_thread(threads):
+    threads(1)
+    with pytest.raises(ShardProcessError, match="at least one worker, got 0"):
+        ShardProcesses(GPT(GPTConfig(**CFG)))
