@@ -11,22 +11,26 @@ On Linux the high-water mark is reset after the imports (writing 5 to /proc/self
 so a transient peak during `import torch` cannot hide a smaller model's peak; where that is
 not possible the baseline is ru_maxrss after the imports instead ("method" says which).
 For --impl compile, the peak includes torch.compile's own work in this process (its worker
-subprocesses are not counted).
+subprocesses are not counted). For --impl procs (numpy_gpt with shard processes), each shard
+worker's own peak is added, less the shared parameter and gradient blocks counted in both.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 
 import numpy as np
 
+from .workloads import IMPLS, PROCS
 
-def _status_mb(field: str) -> float | None:
-    """A field of /proc/self/status (VmRSS, VmHWM) in MiB, or None off Linux."""
+
+def _status_mb(field: str, pid: str = "self") -> float | None:
+    """A field of /proc/<pid>/status (VmRSS, VmHWM) in MiB, or None off Linux."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
@@ -71,7 +75,7 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     """Build impl's model for config, run `steps` training steps; return the RSS figures."""
     from .timing import thread_limit
     from .workloads import CONFIGS, make_step
-    if impl != "numpy":
+    if impl not in ("numpy", PROCS):
         import torch  # noqa: F401 - the baseline includes torch for the torch implementations
         import torch_gpt  # noqa: F401
     from numpy_gpt.parallel import keep_freed_memory
@@ -82,15 +86,38 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     with thread_limit(threads or available_cores()):
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
         losses = [step() for _ in range(steps)]
+        workers = _worker_peaks(CONFIGS[config], np.dtype(dtype)) if impl == PROCS else None
+        getattr(step, "close", lambda: None)()
     peak = maxrss_mb()
-    return {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
-            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
-            "last_loss": losses[-1]}
+    out = {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
+           "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
+           "last_loss": losses[-1]}
+    if workers is not None:
+        # Each worker's whole peak counts (its interpreter and NumPy too), less the shared
+        # parameter and gradient blocks, which this process's peak already holds.
+        peaks, shared_mb = workers
+        out.update(workers_peak_mb=peaks, shared_mb=shared_mb,
+                   delta_mb=peak - baseline + sum(peaks) - shared_mb * len(peaks),
+                   method=method + "; plus each shard worker's VmHWM, less the shared blocks counted twice")
+    return out
+
+
+def _worker_peaks(w, dtype) -> tuple[list[float], float]:
+    """(VmHWM of each running child process in MiB, MiB of the shared blocks one worker maps).
+
+    The shared blocks are the parameters and the gradients (numpy_gpt.processes)."""
+    from .workloads import n_params
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            pids.update(f.read().split())
+    peaks = [_status_mb("VmHWM", pid) for pid in sorted(pids)]
+    return [p for p in peaks if p is not None], 2 * n_params(w) * dtype.itemsize / 2 ** 20
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--impl", choices=("numpy", "torch", "compile"), required=True)
+    p.add_argument("--impl", choices=(*IMPLS, PROCS), required=True)
     p.add_argument("--config", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--steps", type=int, default=3)

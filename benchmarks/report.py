@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from .timing import fmt_ms, fmt_ratio
-from .workloads import FLOPS_FORMULA, IMPL_LABELS, IMPLS
+from .workloads import FLOPS_FORMULA, IMPL_LABELS, IMPLS, PROCS
 
 SPEEDUP_CAPTION = (
     "**speedup** = torch time / numpy_gpt time, computed pair by pair within each interleaved "
@@ -110,6 +110,39 @@ def step_table(res: dict) -> str:
     return "\n".join(notes)
 
 
+def procs_table(res: dict) -> str:
+    """numpy_gpt with its opt-in shard processes, timed in the same rounds as the step table's rows."""
+    mem = {(r["config"], r["impl"]): r for r in res.get("memory", [])}
+    rows = []
+    for r in res["step"]:
+        if PROCS not in r:
+            continue
+        med, sp = r["median_s"], r[PROCS]
+        if r[PROCS].get("error"):
+            rows.append([r["config"], str(r["threads"]), f"n/a ({r[PROCS]['error'][:60]})"] + [""] * 7)
+            continue
+        pct = (r.get("pct_round_peak") or {}).get(PROCS)
+        rows.append([r["config"], str(r["threads"]), fmt_ms(med.get(PROCS, math.nan)), fmt_ms(med["numpy"]),
+                     fmt_ratio(sp.get("speedup_vs_numpy")), fmt_ratio(sp.get("speedup_vs_torch")),
+                     fmt_ratio(sp.get("speedup_vs_compile")),
+                     f"{pct['median']:.1f}" if pct else "n/a",
+                     _num(mem.get((r["config"], PROCS), {}).get("delta_mb"), "{:.0f}"), _load(r)])
+    if not rows:
+        return ""
+    return ("### Training step with shard processes (numpy_gpt.processes, opt-in)\n\n"
+            + _table(["config", "threads", "numpy_gpt + processes ms/step", "numpy_gpt threads ms/step",
+                      "speedup vs numpy_gpt threads", "speedup vs eager", "speedup vs compile",
+                      "% of the same-round matmul", "peak memory MB (all processes)", "other load %"], rows)
+            + "\n\nThe same training step, timed in the same interleaved rounds as the table above, with "
+            "`ShardProcesses(model)`: every shard after the first runs in a worker process instead of a thread, "
+            "so the shards do not hand Python's lock to each other at every NumPy call. The results are bit for "
+            "bit the threaded step's (tests/test_processes.py). Speedups are paired per round as above, > 1 "
+            "meaning the process version is faster. Peak memory = this process's peak as in the table above, "
+            "plus each worker's whole peak (its own interpreter and NumPy included), less the shared parameter "
+            "and gradient blocks that both processes count. Worker CPU time counts as the step's own, not as "
+            "other load.")
+
+
 def _round_peak_cells(r: dict) -> tuple[str, str]:
     """(% of the same-round matmul per implementation, that matmul's GFLOP/s) for a step row.
 
@@ -187,15 +220,16 @@ def markdown(res: dict) -> str:
     parts = [f"## numpy_gpt vs PyTorch on the CPU ({res['settings']['mode']} run)", "", machine_section(res)]
     if res.get("matmul_peak"):
         parts += ["", peak_table(res)]
-    for key, fn in (("step", step_table), ("layers", layer_table), ("generate", generate_table),
+    for key, fn in (("step", step_table), ("step", procs_table), ("layers", layer_table), ("generate", generate_table),
                     ("scaling", scaling_table)):
-        if res.get(key):
-            parts += ["", fn(res)]
+        text = fn(res) if res.get(key) else ""
+        if text:
+            parts += ["", text]
     return "\n".join(parts) + "\n"
 
 
 # ------------------------------------------------------------------------------ plots
-COLORS = {"numpy": "tab:blue", "torch": "tab:orange", "compile": "tab:green"}
+COLORS = {"numpy": "tab:blue", "torch": "tab:orange", "compile": "tab:green", PROCS: "tab:purple"}
 
 
 def plots(res: dict, out: Path, stem: str) -> list[Path]:
@@ -226,11 +260,14 @@ def _plot_step(res, plt):
     fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4), squeeze=False)
     for ax, n in zip(axes[0], threads):
         rows = [r for r in res["step"] if r["threads"] == n]
-        width = 0.8 / len(IMPLS)
-        for j, impl in enumerate(IMPLS):
-            meds = [r["median_s"][impl] * 1e3 for r in rows]
+        impls = IMPLS
+        if any(PROCS in r["median_s"] for r in rows):                 # beside numpy_gpt's threads
+            impls = (IMPLS[0], PROCS) + IMPLS[1:]
+        width = 0.8 / len(impls)
+        for j, impl in enumerate(impls):
+            meds = [r["median_s"].get(impl, math.nan) * 1e3 for r in rows]
             errs = [_err(r["stats"].get(impl), med) for r, med in zip(rows, meds)]
-            xs = [i + (j - (len(IMPLS) - 1) / 2) * width for i in range(len(rows))]
+            xs = [i + (j - (len(impls) - 1) / 2) * width for i in range(len(rows))]
             ok = [k for k, v in enumerate(meds) if math.isfinite(v)]
             if ok:
                 ax.bar([xs[k] for k in ok], [meds[k] for k in ok], width, color=COLORS[impl],

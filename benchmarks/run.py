@@ -35,7 +35,7 @@ from numpy_gpt.parallel import keep_freed_memory
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
 from .timing import interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
-from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, Workload, make_generate, make_step, n_params, step_flops
+from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, make_generate, make_step, n_params, step_flops
 
 SECTIONS = ("step", "layers", "generate", "scaling")
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def _time(a, fns: dict, threads: int):
 
 
 def _row_stats(m) -> dict:
-    return {"median_s": {i: m.median(i) for i in IMPLS}, "stats": {i: summarize(s) for i, s in m.samples.items() if s},
+    return {"median_s": {i: m.median(i) for i in IMPLS + tuple(k for k in m.samples if k == PROCS)}, "stats": {i: summarize(s) for i, s in m.samples.items() if s},
             "errors": dict(m.errors), "foreign_load": m.foreign_load, "raw": m.to_json()}
 
 
@@ -151,10 +151,12 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
         w = CONFIGS[name]
         flops = step_flops(w)
         for t in a.threads:
-            log(f"step {name}, {t} thread(s): {', '.join(impls)}")
+            # numpy_gpt's opt-in shard processes need a second shard (Linux only)
+            row_impls = impls + ((PROCS,) if t > 1 and sys.platform.startswith("linux") else ())
+            log(f"step {name}, {t} thread(s): {', '.join(row_impls)}")
             fns, errors, info, first_loss, compile_time = {}, {}, {}, {}, None
             with thread_limit(t):
-                for impl in impls:
+                for impl in row_impls:
                     try:
                         step, info[impl] = make_step(impl, w, np.dtype(a.dtype))
                         t0 = time.perf_counter()
@@ -169,7 +171,11 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                 # The peak again, as one more entry in every round: % of peak is then taken
                 # round by round against the peak of that round (drift hits both alike).
                 fns["matmul"], mm_flops = matmul_fn(_peak_n(a), a.dtype)
-                m = _time(a, fns, t)
+                try:
+                    m = _time(a, fns, t)
+                finally:
+                    for fn in fns.values():
+                        getattr(fn, "close", lambda: None)()      # shard workers stop here
             m.errors.update(errors)
             if not a.compile:
                 m.errors.setdefault("compile", "skipped in --quick" if a.quick else "skipped (--no-compile)")
@@ -178,9 +184,12 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                    "first_step_loss": first_loss, "info": info,
                    "speedup_vs_torch": paired_ratio(m, "torch", "numpy"),
                    "speedup_vs_compile": paired_ratio(m, "compile", "numpy")}
+            if PROCS in row_impls:
+                row[PROCS] = {f"speedup_vs_{i}": paired_ratio(m, i, PROCS) for i in impls}
+                row[PROCS]["error"] = m.errors.get(PROCS)
             row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
             row["pct_peak"] = {i: 100 * g / peaks[t] for i, g in row["gflops"].items() if t in peaks}
-            row["pct_round_peak"] = {i: paired_rate_ratio(m, i, flops, "matmul", mm_flops) for i in impls}
+            row["pct_round_peak"] = {i: paired_rate_ratio(m, i, flops, "matmul", mm_flops) for i in row_impls}
             mm = m.samples.get("matmul")
             row["round_peak_gflops"] = summarize([mm_flops / s / 1e9 for s in mm]) if mm else None
             log("  ms/step " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
@@ -191,6 +200,8 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
 def run_memory(a) -> list[dict]:
     rows = []
     impls = IMPLS if a.compile else IMPLS[:2]
+    if max(a.threads) > 1 and sys.platform.startswith("linux"):
+        impls += (PROCS,)
     for name in a.configs:
         for impl in impls:
             log(f"memory {name} {impl} (subprocess)")

@@ -86,10 +86,32 @@ def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str, ref_work
     return summarize([100.0 * (work / a[i]) / (ref_work / b[i]) for i in range(n)])
 
 
+def _children_cpu(hz: int) -> float:
+    """CPU seconds used so far by this process's running children (numpy_gpt's shard workers),
+    which are part of the measured work, not other load. 0 where /proc does not list children."""
+    total = 0.0
+    try:
+        pids = set()
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids.update(f.read().split())
+    except OSError:
+        return 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()     # after the command name: state, ppid, ...
+            total += (int(fields[11]) + int(fields[12])) / hz    # utime, stime (fields 14 and 15)
+        except (OSError, ValueError, IndexError):
+            pass                                                 # it exited meanwhile
+    return total
+
+
 class ForeignLoad:
     """How much CPU other processes used while we measured, from /proc/stat (Linux).
 
-    foreign = (busy ticks of the whole machine - this process's CPU time) / (wall time x cores),
+    foreign = (busy ticks of the whole machine - this process's and its running children's CPU
+    time) / (wall time x cores),
     0 on a quiet machine, 0.5 when another process kept one of two cores busy. A measurement
     taken while other work ran is slower and noisier; the tables flag it.
     """
@@ -108,7 +130,7 @@ class ForeignLoad:
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
         busy = (sum(fields[:8]) - idle) / hz                              # user..steal, seconds
         t = os.times()
-        return busy, t.user + t.system, time.perf_counter()
+        return busy, t.user + t.system + _children_cpu(hz), time.perf_counter()
 
     def share(self) -> float | None:
         end = self._snapshot()

@@ -125,7 +125,10 @@ def _torch_adamw(model):
 
 # ------------------------------------------------------------------------ the models
 IMPLS = ("numpy", "torch", "compile")          # numpy_gpt, torch_gpt eager, torch_gpt + torch.compile
-IMPL_LABELS = {"numpy": "numpy_gpt", "torch": "torch eager", "compile": "torch.compile"}
+IMPL_LABELS = {"numpy": "numpy_gpt", "torch": "torch eager", "compile": "torch.compile",
+               "procs": "numpy_gpt + shard processes"}
+# numpy_gpt with its opt-in shard processes (numpy_gpt.processes): timed in the step section at > 1 thread
+PROCS = "procs"
 
 
 def numpy_model(w: Workload, dtype) -> GPT:
@@ -148,17 +151,24 @@ def make_step(impl: str, w: Workload, dtype) -> tuple[Callable[[], float], dict]
 
     Each call does one full step on the same fixed batch and returns the loss as a float.
     For "compile" the first call compiles (that time is reported separately by the caller).
+    impl PROCS is numpy_gpt with shard processes; call step.close() to stop its workers.
     """
     x, y = fixed_batch(w)
-    if impl == "numpy":
+    if impl in ("numpy", PROCS):
         model = numpy_model(w, dtype)
         opt, opt_name = _numpy_adamw(model.params)
+        info = {"optimizer": opt_name}
+        if impl == PROCS:
+            from numpy_gpt.processes import ShardProcesses
+            workers = ShardProcesses(model)
+            info["shards"] = f"numpy_gpt.processes.ShardProcesses, {len(workers.workers)} worker process(es)"
 
         def step() -> float:
             _, loss = model.forward(x, y)
             opt.step(model.backward())
             return float(loss)
-        return step, {"optimizer": opt_name}
+        step.close = workers.close if impl == PROCS else (lambda: None)   # stops the workers
+        return step, info
 
     import torch
     model = torch_model(w, dtype)
@@ -173,7 +183,7 @@ def make_step(impl: str, w: Workload, dtype) -> tuple[Callable[[], float], dict]
     elif impl == "torch":
         forward = model
     else:
-        raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS}")
+        raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS + (PROCS,)}")
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
