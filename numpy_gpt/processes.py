@@ -84,8 +84,10 @@ class _Worker:
     def __init__(self, init: dict, fds: tuple[int, int]):
         env = dict(os.environ, NUMPY_GPT_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        # A session of its own: Ctrl-C in a terminal reaches this process alone, which can then
+        # finish its step and save (numpy-gpt train) while the worker serves on.
         self.proc = subprocess.Popen([sys.executable, "-m", "numpy_gpt.processes"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, pass_fds=fds, env=env)
+                                     stdout=subprocess.PIPE, pass_fds=fds, env=env, start_new_session=True)
         try:
             self.send(("init", init))
             self.recv()                               # "ready", or the worker's start-up error
@@ -283,6 +285,8 @@ def _serve(inp, out) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides when to stop (it closes our stdin)
     _inp, _out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr                           # the pipe to the parent carries pickles only
     try:

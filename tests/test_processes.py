@@ -4,7 +4,9 @@ step with shard processes must equal the threaded step bit for bit; and a worker
 dies must surface as a typed error, not a hang."""
 import os
 import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -149,7 +151,70 @@ def test_close_stops_the_workers(threads):
     workers.close()                             # a second close does nothing
 
 
+def test_workers_ignore_ctrl_c_and_sit_outside_the_terminals_process_group(threads):
+    """Ctrl-C is for the training loop to handle (numpy-gpt train saves after the step)."""
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    with ShardProcesses(model) as workers:
+        pid = workers.workers[0].proc.pid
+        assert os.getpgid(pid) != os.getpgid(0)
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.2)
+        _, loss = model.forward(*batch())       # still serving
+        assert np.isfinite(loss) and workers.workers[0].proc.poll() is None
+
+
 def test_needs_a_second_thread(threads):
     threads(1)
     with pytest.raises(ShardProcessError, match="at least one worker, got 0"):
         ShardProcesses(GPT(GPTConfig(**CFG)))
+
+
+# ------------------------------------------------------------------ numpy-gpt train --processes
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = [sys.executable, "-m", "numpy_gpt", "train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+         "--block-size", "16", "--batch-size", "4", "--eval-interval", "10", "--eval-batches", "2",
+         "--no-progress", "--no-plot", "--dtype", "float64"]
+ENV = {**os.environ, "NUMPY_GPT_NUM_THREADS": "2", "PYTHONPATH": ROOT}
+
+
+def test_train_with_processes_saves_the_threaded_runs_weights(tmp_path):
+    from numpy_gpt.checkpoint import load_checkpoint
+    paths = []
+    for flags in ([], ["--processes"]):
+        path = str(tmp_path / f"m{len(paths)}.safetensors")
+        done = subprocess.run([*TRAIN, "--steps", "20", "--out", path, *flags], capture_output=True, text=True,
+                              env=ENV, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        paths.append(path)
+    assert "1 worker process" in done.stdout
+    a, b = load_checkpoint(paths[0]), load_checkpoint(paths[1])
+    assert a.step == b.step == 20
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_ctrl_c_with_processes_saves_after_the_step(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group; the run must still save."""
+    from numpy_gpt.checkpoint import load_checkpoint
+    path = str(tmp_path / "m.safetensors")
+    child = subprocess.Popen([*TRAIN, "--steps", "100000", "--out", path, "--save-interval", "5", "--processes"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+                             start_new_session=True)
+    deadline = time.time() + 60
+    while not os.path.exists(path) and child.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    at = load_checkpoint(path).step
+    assert at > 0 and f"stopped by SIGINT at step {at}" in err
+
+
+def test_train_processes_with_the_torch_backend_is_a_one_line_usage_error(tmp_path, capsys, monkeypatch):
+    from numpy_gpt.cli import main
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--backend", "torch", "--processes", "--steps", "1", "--no-plot", "--no-progress",
+                 "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--processes works with --backend numpy only, not torch")
