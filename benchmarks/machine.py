@@ -53,6 +53,7 @@ def describe() -> dict:
     desc = {
         "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
         "cpu_mhz": cpu.get("cpu MHz"),
+        "cpu_family_model": f"{cpu.get('cpu family', '?')}/{cpu.get('model', '?')}",   # which host, in a VM
         "simd": sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16",
                                                  "avx512_vnni", "amx_tile"}),
         "cores_available": available_cores(),

@@ -37,10 +37,11 @@ def machine_section(res: dict) -> str:
     blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '')}, {p.get('prefix')})"
             for p in m["threadpools"] if p.get("user_api") == "blas"]
     lines = [
-        f"**Machine:** {m['cpu_model']}, {m['cores_available']} cores available, "
+        f"**Machine:** {m['cpu_model']}" + (f" (family/model {m['cpu_family_model']})" if m.get("cpu_family_model")
+                                              else "") + f", {m['cores_available']} cores available, "
         f"{_num(m['memory_gb'], '{:.0f}')} GB; SIMD {', '.join(m['simd']) or '?'}.  ",
         f"**Software:** Python {m['python']}, NumPy {m['numpy']} (BLAS: {'; '.join(blas) or '?'}), "
-        f"torch {m.get('torch')}.  ",
+        f"torch {m.get('torch')}" + (f"; numpy-gpt commit {s['commit']}" if s.get("commit") else "") + ".  ",
         f"**Settings:** dtype {s['dtype']}, threads {s['threads']} (NumPy BLAS via threadpoolctl and "
         f"torch.set_num_threads, the same count on both sides), {s['repeats']} interleaved repeats after "
         f"{s['warmup']} warm-up runs, >= {s['min_time_s']} s per sample, {s['cooldown_s']} s pause "

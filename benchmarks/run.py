@@ -124,6 +124,20 @@ def _row_stats(m) -> dict:
             "errors": dict(m.errors), "foreign_load": m.foreign_load, "raw": m.to_json()}
 
 
+def _commit() -> str | None:
+    """The checkout's commit, marked when tracked files differ from it; None outside a git checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
+
+
 # ------------------------------------------------------------------------- sections
 def _peak_n(a) -> int:
     """Side of the square matmul that stands for the machine's peak."""
@@ -314,7 +328,8 @@ def main(argv: list[str] | None = None) -> dict:
         "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
         "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
         "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])])}}
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),
+        "commit": _commit()}}
     log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
     res["complete"] = False
     res["matmul_peak"] = run_peak(a)
