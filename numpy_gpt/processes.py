@@ -52,6 +52,7 @@ from .errors import NumpyGPTError
 from .parallel import one_thread
 
 _ALIGN = 64
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ShardProcessError(NumpyGPTError, RuntimeError):
@@ -84,6 +85,8 @@ class _Worker:
     def __init__(self, init: dict, fds: tuple[int, int]):
         env = dict(os.environ, NUMPY_GPT_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        # The worker imports this very numpy_gpt, even where only the parent's sys.path finds it.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
         # A session of its own: Ctrl-C in a terminal reaches this process alone, which can then
         # finish its step and save (numpy-gpt train) while the worker serves on.
         self.proc = subprocess.Popen([sys.executable, "-m", "numpy_gpt.processes"], stdin=subprocess.PIPE,
@@ -137,10 +140,14 @@ class _Worker:
 
 def _stop_all(workers: list, maps: list) -> None:
     for w in workers:
+        w.params = w.grads = None                     # views into the mappings closed below
         w.stop()
     workers.clear()
     for m in maps:
-        m.close()
+        try:
+            m.close()
+        except BufferError:                           # someone still holds a view: the GC frees it later
+            pass
     maps.clear()
 
 
@@ -190,8 +197,6 @@ class ShardProcesses:
 
     def close(self) -> None:
         """Stop the workers and free the shared memory (idempotent)."""
-        for w in self.workers:
-            w.params = w.grads = None                 # views into the mappings, which close next
         if getattr(self.model, "shard_processes", None) is self:
             self.model.shard_processes = None
         self._finalizer()

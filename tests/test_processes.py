@@ -218,3 +218,15 @@ def test_train_processes_with_the_torch_backend_is_a_one_line_usage_error(tmp_pa
                  "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--processes works with --backend numpy only, not torch")
+
+
+def test_dropping_the_model_without_close_stops_the_workers(threads):
+    import gc
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    ShardProcesses(model)
+    model.forward(*batch())
+    proc = model.shard_processes.workers[0].proc
+    del model
+    gc.collect()                                # the model and its ShardProcesses hold each other
+    assert proc.wait(timeout=10) == 0
