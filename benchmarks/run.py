@@ -49,9 +49,10 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description="numpy_gpt vs PyTorch on the CPU.")
     p.add_argument("--quick", action="store_true",
-                   help="CI smoke run: tiny config, one thread count, small sizes, no compile (< 2 min)")
+                   help="CI smoke run: tiny config, small sizes, no compile (< 2 min)")
     p.add_argument("--threads", default=None,
-                   help="comma-separated thread counts (default: 1 and all cores; --quick: 1)")
+                   help="comma-separated thread counts (default: 1 and all cores, so that --quick also "
+                        "runs the multi-thread paths and numpy_gpt's shard processes)")
     p.add_argument("--configs", default=None,
                    help=f"comma-separated configs from {','.join(CONFIGS)} (default: all; --quick: tiny)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -75,8 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="total seconds of waiting for a quiet machine in the whole run (default 300)")
     a = p.parse_args(argv)
     cores = available_cores()
-    a.threads = (sorted({int(t) for t in a.threads.split(",")}) if a.threads
-                 else [1] if a.quick else sorted({1, cores}))
+    a.threads = sorted({int(t) for t in a.threads.split(",")}) if a.threads else sorted({1, cores})
     a.configs = a.configs.split(",") if a.configs else (["tiny"] if a.quick else list(CONFIGS))
     unknown = [c for c in a.configs if c not in CONFIGS]
     if unknown:
@@ -174,7 +174,11 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                     try:
                         step, info[impl] = make_step(impl, w, np.dtype(a.dtype))
                         t0 = time.perf_counter()
-                        first_loss[impl] = step()                # step 1: compiles for "compile"
+                        try:
+                            first_loss[impl] = step()            # step 1: compiles for "compile"
+                        except BaseException:
+                            getattr(step, "close", lambda: None)()   # shard workers stop here too
+                            raise
                         if impl == "compile":
                             compile_time = time.perf_counter() - t0
                             log(f"  torch.compile first step {compile_time:.1f} s")

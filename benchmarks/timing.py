@@ -130,7 +130,9 @@ class ForeignLoad:
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
         busy = (sum(fields[:8]) - idle) / hz                              # user..steal, seconds
         t = os.times()
-        return busy, t.user + t.system + _children_cpu(hz), time.perf_counter()
+        # ours: this process, its children that have exited (reaped) and those still running
+        own = t.user + t.system + t.children_user + t.children_system + _children_cpu(hz)
+        return busy, own, time.perf_counter()
 
     def share(self) -> float | None:
         end = self._snapshot()

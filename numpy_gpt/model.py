@@ -110,7 +110,7 @@ def block_params(params: dict, i: int) -> dict:
 def _kept_targets(cache) -> int:
     """How many targets a shard's loss averaged over (cross_entropy_forward's n_kept).
 
-    A shard run by a worker process (numpy_gpt.processes) has ("remote", worker, n_kept)."""
+    A shard run by a worker process (numpy_gpt.processes) has ("remote", worker, n_kept, token)."""
     return cache[2] if isinstance(cache, tuple) else cache["loss"][3]
 
 
@@ -184,7 +184,7 @@ class GPT:
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
                  training) for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
-            outs = self.shard_processes.forward(args)
+            outs = self.shard_processes.forward(self, args)
         else:
             outs = map_shards(lambda a: self._forward(*a), args)
         logits = np.concatenate([o[0] for o in outs])
@@ -265,7 +265,7 @@ class GPT:
         if isinstance(work[1][0], tuple):            # the forward ran shards in worker processes
             if self.shard_processes is None:
                 raise RuntimeError("backward() after the forward's shard processes were closed")
-            shard_grads = self.shard_processes.backward(work[0], [(c[1], d, g) for c, d, g in work[1:]])
+            shard_grads = self.shard_processes.backward(self, work[0], work[1:])
         else:
             shard_grads = map_shards(lambda w: self._backward(*w), work)
         grads = shard_grads[0]

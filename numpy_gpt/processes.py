@@ -14,8 +14,8 @@ two threads than on one. A process has a lock of its own. Here every shard
 after the first runs in a worker process, and the first stays on the calling
 thread; `python -m benchmarks.process_shards` measures the difference.
 
-How. Each worker is `python -m numpy_gpt.processes`, started with its own
-interpreter (not multiprocessing, whose "spawn" re-imports the user's __main__
+How. Each worker is a fresh Python interpreter that imports this numpy_gpt
+(subprocess, not multiprocessing, whose "spawn" re-imports the user's __main__
 and would run an unguarded training script again). It keeps a GPT of the same
 config and dtype whose parameters are views into memory shared with this
 process (a Linux memfd passed at start). At every forward:
@@ -28,13 +28,21 @@ process (a Linux memfd passed at start). At every forward:
 At backward, each worker runs GPT._backward and writes its gradients into a
 second shared block; this process adds them to its own, in shard order, as
 the threads do. So the results are bit for bit those of the threaded step.
+(One difference: a worker's backward uses the parameters of its forward, so
+changing them in place between forward and backward, which no optimizer does,
+is seen by the threads' backward but not by the workers'.)
 
-Only the sharded path goes to the workers: one shard (one thread, a batch of
-one), KV-cache decoding and generation run in this process as before.
+What runs where: every forward cut into shards goes to the workers (training
+steps, evaluation, generation without the KV cache on several rows). Forwards
+of one shard (one thread, a batch of one) and KV-cache decoding stay here.
 
-A worker's exception comes back as a ShardProcessError naming it; a worker
-that dies raises ShardProcessError with its exit code. close() (or leaving
-the with block, or the model's garbage collection) stops the workers.
+Failures. A worker's exception comes back as a ShardProcessError naming it; a
+worker that dies raises ShardProcessError with its exit code. Any failure or
+interruption (Ctrl-C) in the middle of a step kills the workers, because a
+half-finished exchange would leave their replies out of step with the
+requests; the model then goes back to threads, and new ShardProcesses can be
+started. close() (or leaving the with block, or the garbage collection of the
+model) stops the workers.
 """
 from __future__ import annotations
 
@@ -79,23 +87,34 @@ def _shared(size: int) -> tuple[int, mmap.mmap]:
     return fd, mmap.mmap(fd, size)
 
 
+# The worker's first lines: replies go out on a copy of the stdout pipe, and fd 1 becomes stderr,
+# so that nothing printed (by Python or by C code) can corrupt them; and this numpy_gpt comes
+# first on sys.path, where "python -m" would put the working directory.
+_BOOT = ("import os, sys\n"
+         "replies = os.dup(1)\n"
+         "os.dup2(2, 1)\n"
+         "sys.path[0] = {parent!r}\n"
+         "from numpy_gpt.processes import _worker_main\n"
+         "_worker_main(replies)\n")
+
+
 class _Worker:
     """One worker process and its pipes."""
 
     def __init__(self, init: dict, fds: tuple[int, int]):
         env = dict(os.environ, NUMPY_GPT_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        # The worker imports this very numpy_gpt, even where only the parent's sys.path finds it.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
         # A session of its own: Ctrl-C in a terminal reaches this process alone, which can then
         # finish its step and save (numpy-gpt train) while the worker serves on.
-        self.proc = subprocess.Popen([sys.executable, "-m", "numpy_gpt.processes"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, pass_fds=fds, env=env, start_new_session=True)
+        self.params = self.grads = None
+        self.proc = subprocess.Popen([sys.executable, "-c", _BOOT.format(parent=_PACKAGE_PARENT)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds, env=env,
+                                     start_new_session=True)
         try:
             self.send(("init", init))
             self.recv()                               # "ready", or the worker's start-up error
         except BaseException:
-            self.stop()
+            self.kill()
             raise
 
     def send(self, msg) -> None:
@@ -123,14 +142,24 @@ class _Worker:
         raise ShardProcessError(f"shard worker (pid {self.proc.pid}) exited with code {code}")
 
     def stop(self) -> None:
+        """Ask the worker to exit; kill it if it has not within 2 s."""
         if self.proc.poll() is None:
             try:
+                self.proc.stdout.close()              # a worker blocked writing a reply gets EPIPE and exits
                 pickle.dump(("exit", None), self.proc.stdin)
                 self.proc.stdin.close()
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
+        self._close_pipes()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
@@ -138,10 +167,10 @@ class _Worker:
                 pass
 
 
-def _stop_all(workers: list, maps: list) -> None:
+def _stop_all(workers: list, maps: list, kill: bool = False) -> None:
     for w in workers:
         w.params = w.grads = None                     # views into the mappings closed below
-        w.stop()
+        w.kill() if kill else w.stop()
     workers.clear()
     for m in maps:
         try:
@@ -167,8 +196,8 @@ class ShardProcesses:
             raise ShardProcessError("shard processes need threadpoolctl, to give BLAS one thread per shard")
         n = get_num_threads() - 1 if n_workers is None else n_workers
         if n < 1:
-            raise ShardProcessError(f"shard processes need at least one worker, got {n} "
-                                    "(set numpy_gpt.parallel.set_num_threads(2) or more)")
+            raise ShardProcessError(f"shard processes need at least one worker, got {n} (use 2 threads or "
+                                    "more: NUMPY_GPT_NUM_THREADS or numpy_gpt.parallel.set_num_threads)")
         if getattr(model, "shard_processes", None) is not None:
             raise ShardProcessError("this model already has shard processes; close() them first")
         self.model = model
@@ -176,6 +205,7 @@ class ShardProcesses:
         self.layout, size = _layout(shapes, model.dtype)
         self.workers: list[_Worker] = []
         self._maps: list = []
+        self._token = None                            # names the forward whose caches the workers hold
         self._finalizer = weakref.finalize(self, _stop_all, self.workers, self._maps)
         try:
             for _ in range(n):
@@ -207,44 +237,64 @@ class ShardProcesses:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------ called by GPT.forward / GPT.backward
-    def forward(self, shard_args: list) -> list:
-        """[model._forward(*args) for args in shard_args], shards after the first in the workers.
+    def _abort(self) -> None:
+        """Kill the workers after a failed or interrupted exchange; the model goes back to threads."""
+        _stop_all(self.workers, self._maps, kill=True)
+        self.close()
 
-        For a remote shard the cache in the result is ("remote", worker index, kept targets)."""
-        if len(shard_args) - 1 > len(self.workers):
-            raise ShardProcessError(f"{len(shard_args)} shards for {len(self.workers)} workers and this process")
+    def _check(self, model) -> None:
+        if model is not self.model:
+            raise ShardProcessError("these shard processes serve another model (a copy shares them; "
+                                    "give the copy its own, or set its shard_processes to None)")
         if not self.workers:
             raise ShardProcessError("these shard processes are closed")
+
+    # ------------------------------------------------ called by GPT.forward / GPT.backward
+    def forward(self, model, shard_args: list) -> list:
+        """[model._forward(*args) for args in shard_args], shards after the first in the workers.
+
+        For a remote shard the cache in the result is ("remote", worker index, kept targets, token)."""
+        self._check(model)
+        if len(shard_args) - 1 > len(self.workers):
+            raise ShardProcessError(f"{len(shard_args)} shards for {len(self.workers)} workers and this process")
         remote = list(zip(self.workers, shard_args[1:]))
         for w, _ in remote:
-            for name, p in self.model.params.items():
+            for name, p in model.params.items():
                 np.copyto(w.params[name], p)          # the parameters as they are now
-        for w, args in remote:
-            w.send(("forward", args))
+        self._token = token = object()
         try:
+            for w, args in remote:
+                w.send(("forward", args))
             with one_thread():
-                first = self.model._forward(*shard_args[0])
-        finally:
-            results = [w.recv() for w, _ in remote]   # never leave a worker's reply unread
+                first = model._forward(*shard_args[0])
+            results = [w.recv() for w, _ in remote]
+        except BaseException:                         # a reply may be unread: start afresh
+            self._abort()
+            raise
         outs = [first]
         for i, (logits, loss, kept) in enumerate(results):
-            outs.append((logits, loss, ("remote", i, kept)))
+            outs.append((logits, loss, ("remote", i, kept, token)))
         return outs
 
-    def backward(self, first: tuple, remote: list) -> list:
+    def backward(self, model, first: tuple, remote: list) -> list:
         """Gradients of each shard: first = (cache, dloss, dlogits) runs here, remote =
-        [(worker index, dloss, dlogits)] in the workers. Returns the gradient dicts in
-        shard order; the workers' are views into shared memory, valid until the next call."""
-        for i, dloss, dlogits in remote:
-            self.workers[i].send(("backward", (dloss, dlogits)))
+        [(remote cache, dloss, dlogits)] in the workers. Returns the gradient dicts in shard
+        order; the workers' are views into shared memory, valid until the next call."""
+        self._check(model)
+        if any(c[3] is not self._token for c, _, _ in remote):
+            raise ShardProcessError("backward() of a forward that other or earlier shard processes ran")
+        self._token = None                            # one backward per forward
         try:
+            for c, dloss, dlogits in remote:
+                self.workers[c[1]].send(("backward", (dloss, dlogits)))
             with one_thread():
-                grads = [self.model._backward(*first)]
-        finally:
-            for i, _, _ in remote:
-                self.workers[i].recv()
-        return grads + [self.workers[i].grads for i, _, _ in remote]
+                grads = [model._backward(*first)]
+            for c, _, _ in remote:
+                self.workers[c[1]].recv()
+        except BaseException:
+            self._abort()
+            raise
+        return grads + [self.workers[c[1]].grads for c, _, _ in remote]
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -289,12 +339,12 @@ def _serve(inp, out) -> None:
         out.flush()
 
 
-if __name__ == "__main__":
+def _worker_main(reply_fd: int) -> None:
+    """The worker's loop (see _BOOT): requests on stdin, replies on reply_fd, until "exit" or EOF."""
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides when to stop (it closes our stdin)
-    _inp, _out = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr                           # the pipe to the parent carries pickles only
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides when to stop
     try:
-        _serve(_inp, _out)
-    except EOFError:                                  # the parent went away
+        with os.fdopen(reply_fd, "wb") as out:
+            _serve(sys.stdin.buffer, out)
+    except (EOFError, BrokenPipeError):               # the parent went away
         pass

@@ -49,6 +49,8 @@ def train(procs: bool, n_threads: int, dtype, dropout=0.0, steps=3, replace=Fals
         for step in range(steps):
             x, y = batch(seed=step)
             logits, loss = model.forward(x, y)
+            if procs:                            # the workers really ran the later shards
+                assert [type(c) for _, c in model._cache] == [dict] + [tuple] * (n_threads - 1)
             grads = model.backward()
             out.append((float(loss), logits, {k: g.copy() for k, g in grads.items()}, dict(model.masks)))
             opt.step(grads)
@@ -162,6 +164,76 @@ def test_workers_ignore_ctrl_c_and_sit_outside_the_terminals_process_group(threa
         time.sleep(0.2)
         _, loss = model.forward(*batch())       # still serving
         assert np.isfinite(loss) and workers.workers[0].proc.poll() is None
+
+
+def threaded_step(x, y, dtype=np.float64):
+    model = GPT(GPTConfig(**CFG), seed=0, dtype=dtype)
+    _, loss = model.forward(x, y)
+    return float(loss), model.backward()
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_an_interrupted_step_kills_the_workers_and_the_model_goes_back_to_threads(threads, where):
+    """Ctrl-C while the workers hold an unread reply must not leave later steps reading stale ones."""
+    threads(3)
+    x, y = batch()
+    model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float64)
+    workers = ShardProcesses(model)
+    procs = [w.proc for w in workers.workers]
+    real = getattr(model, "_" + where)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    if where == "backward":
+        model.forward(x, y)
+    setattr(model, "_" + where, interrupted)          # this process's shard, after the workers got theirs
+    with pytest.raises(KeyboardInterrupt):
+        model.forward(x, y) if where == "forward" else model.backward()
+    setattr(model, "_" + where, real)
+    assert model.shard_processes is None and all(p.poll() is not None for p in procs)
+    _, loss = model.forward(x, y)
+    grads = model.backward()
+    want_loss, want = threaded_step(x, y)
+    assert float(loss) == want_loss and all(np.array_equal(grads[k], want[k]) for k in want)
+    workers.close()                                   # nothing left to do, and no error
+
+
+def test_a_backward_cannot_reach_workers_that_did_not_run_its_forward(threads):
+    threads(3)
+    x, y = batch()
+    model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float64)
+    ShardProcesses(model)
+    model.forward(x, y)
+    model.shard_processes.close()
+    with ShardProcesses(model):
+        with pytest.raises(ShardProcessError, match="other or earlier shard processes"):
+            model.backward()
+        _, loss = model.forward(x, y)                 # the new workers serve their own forward
+        grads = model.backward()
+    want_loss, want = threaded_step(x, y)
+    assert float(loss) == want_loss and all(np.array_equal(grads[k], want[k]) for k in want)
+
+
+def test_a_copy_of_the_model_does_not_borrow_its_workers(threads):
+    import copy
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    with ShardProcesses(model):
+        twin = copy.copy(model)
+        twin.params = {k: p * 0.5 for k, p in model.params.items()}
+        with pytest.raises(ShardProcessError, match="serve another model"):
+            twin.forward(*batch())
+
+
+def test_workers_import_this_numpy_gpt_whatever_the_working_directory_holds(threads, tmp_path, monkeypatch):
+    (tmp_path / "numpy_gpt").mkdir()
+    (tmp_path / "numpy_gpt" / "__init__.py").write_text("raise ImportError('a stray numpy_gpt')\n")
+    monkeypatch.chdir(tmp_path)
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    with ShardProcesses(model):
+        _, loss = model.forward(*batch())
+    assert np.isfinite(loss)
 
 
 def test_needs_a_second_thread(threads):
