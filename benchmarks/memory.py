@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 
@@ -106,12 +105,9 @@ def _worker_peaks(w, dtype) -> tuple[list[float], float]:
     """(VmHWM of each running child process in MiB, MiB of the shared blocks one worker maps).
 
     The shared blocks are the parameters and the gradients (numpy_gpt.processes)."""
+    from .timing import child_pids
     from .workloads import n_params
-    pids = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as f:
-            pids.update(f.read().split())
-    peaks = [_status_mb("VmHWM", pid) for pid in sorted(pids)]
+    peaks = [_status_mb("VmHWM", pid) for pid in child_pids()]
     return [p for p in peaks if p is not None], 2 * n_params(w) * dtype.itemsize / 2 ** 20
 
 

@@ -86,18 +86,24 @@ def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str, ref_work
     return summarize([100.0 * (work / a[i]) / (ref_work / b[i]) for i in range(n)])
 
 
-def _children_cpu(hz: int) -> float:
-    """CPU seconds used so far by this process's running children (numpy_gpt's shard workers),
-    which are part of the measured work, not other load. 0 where /proc does not list children."""
-    total = 0.0
+def child_pids() -> list[str]:
+    """The pids of this process's running children (numpy_gpt's shard workers among them),
+    from /proc; empty where /proc does not list children."""
+    pids: set[str] = set()
     try:
-        pids = set()
         for task in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{task}/children") as f:
                 pids.update(f.read().split())
     except OSError:
-        return 0.0
-    for pid in pids:
+        return []
+    return sorted(pids)
+
+
+def _children_cpu(hz: int) -> float:
+    """CPU seconds used so far by this process's running children (numpy_gpt's shard workers),
+    which are part of the measured work, not other load."""
+    total = 0.0
+    for pid in child_pids():
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()     # after the command name: state, ppid, ...
