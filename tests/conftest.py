@@ -10,6 +10,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -25,6 +26,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 np.seterr(over="raise", invalid="raise", divide="raise", under="ignore")
+
+
+@pytest.fixture
+def threads():
+    """numpy_gpt.parallel.set_num_threads, for setting the thread count inside a test; restored after it."""
+    from numpy_gpt import parallel
+    before = parallel.get_num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -15,14 +15,6 @@ from numpy_gpt.optim import AdamW
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
-@pytest.fixture
-def threads():
-    """Set numpy_gpt's thread count inside a test; restored afterwards."""
-    before = parallel.get_num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
-
-
 def train_steps(n_threads, dtype=np.float64, steps=3, dropout=0.0, batch=8):
     parallel.set_num_threads(n_threads)
     cfg = GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=64,

@@ -24,13 +24,6 @@ from numpy_gpt.processes import ShardProcessError, ShardProcesses  # noqa: E402
 CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="learned")
 
 
-@pytest.fixture
-def threads():
-    before = parallel.get_num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
-
-
 def batch(B=6, T=16, seed=0):
     r = np.random.default_rng(seed)
     x, y = r.integers(0, 50, (B, T)), r.integers(0, 50, (B, T))
