@@ -86,7 +86,7 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
         losses = [step() for _ in range(steps)]
         workers = _worker_peaks(CONFIGS[config], np.dtype(dtype)) if impl == PROCS else None
-        getattr(step, "close", lambda: None)()
+        step.close()
     peak = maxrss_mb()
     out = {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,

@@ -120,7 +120,8 @@ def _time(a, fns: dict, threads: int):
 
 
 def _row_stats(m) -> dict:
-    return {"median_s": {i: m.median(i) for i in IMPLS + tuple(k for k in m.samples if k == PROCS)}, "stats": {i: summarize(s) for i, s in m.samples.items() if s},
+    impls = IMPLS + ((PROCS,) if PROCS in m.samples else ())
+    return {"median_s": {i: m.median(i) for i in impls}, "stats": {i: summarize(s) for i, s in m.samples.items() if s},
             "errors": dict(m.errors), "foreign_load": m.foreign_load, "raw": m.to_json()}
 
 
@@ -136,6 +137,11 @@ def _commit() -> str | None:
     if rev.returncode != 0:
         return None
     return rev.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
+
+
+def _with_procs(threads: int) -> bool:
+    """Whether numpy_gpt's opt-in shard processes run too: they need a second shard (Linux only)."""
+    return threads > 1 and sys.platform.startswith("linux")
 
 
 # ------------------------------------------------------------------------- sections
@@ -165,8 +171,7 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
         w = CONFIGS[name]
         flops = step_flops(w)
         for t in a.threads:
-            # numpy_gpt's opt-in shard processes need a second shard (Linux only)
-            row_impls = impls + ((PROCS,) if t > 1 and sys.platform.startswith("linux") else ())
+            row_impls = impls + ((PROCS,) if _with_procs(t) else ())
             log(f"step {name}, {t} thread(s): {', '.join(row_impls)}")
             fns, errors, info, first_loss, compile_time = {}, {}, {}, {}, None
             with thread_limit(t):
@@ -177,7 +182,7 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                         try:
                             first_loss[impl] = step()            # step 1: compiles for "compile"
                         except BaseException:
-                            getattr(step, "close", lambda: None)()   # shard workers stop here too
+                            step.close()                         # shard workers stop here too
                             raise
                         if impl == "compile":
                             compile_time = time.perf_counter() - t0
@@ -192,8 +197,9 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                 try:
                     m = _time(a, fns, t)
                 finally:
-                    for fn in fns.values():
-                        getattr(fn, "close", lambda: None)()      # shard workers stop here
+                    for impl in row_impls:
+                        if impl in fns:
+                            fns[impl].close()                    # shard workers stop here
             m.errors.update(errors)
             if not a.compile:
                 m.errors.setdefault("compile", "skipped in --quick" if a.quick else "skipped (--no-compile)")
@@ -218,7 +224,7 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
 def run_memory(a) -> list[dict]:
     rows = []
     impls = IMPLS if a.compile else IMPLS[:2]
-    if max(a.threads) > 1 and sys.platform.startswith("linux"):
+    if _with_procs(max(a.threads)):
         impls += (PROCS,)
     for name in a.configs:
         for impl in impls:

@@ -125,10 +125,10 @@ def _torch_adamw(model):
 
 # ------------------------------------------------------------------------ the models
 IMPLS = ("numpy", "torch", "compile")          # numpy_gpt, torch_gpt eager, torch_gpt + torch.compile
-IMPL_LABELS = {"numpy": "numpy_gpt", "torch": "torch eager", "compile": "torch.compile",
-               "procs": "numpy_gpt + shard processes"}
 # numpy_gpt with its opt-in shard processes (numpy_gpt.processes): timed in the step section at > 1 thread
 PROCS = "procs"
+IMPL_LABELS = {"numpy": "numpy_gpt", "torch": "torch eager", "compile": "torch.compile",
+               PROCS: "numpy_gpt + shard processes"}
 
 
 def numpy_model(w: Workload, dtype) -> GPT:
@@ -151,7 +151,8 @@ def make_step(impl: str, w: Workload, dtype) -> tuple[Callable[[], float], dict]
 
     Each call does one full step on the same fixed batch and returns the loss as a float.
     For "compile" the first call compiles (that time is reported separately by the caller).
-    impl PROCS is numpy_gpt with shard processes; call step.close() to stop its workers.
+    impl PROCS is numpy_gpt with shard processes. Call step.close() when done with a step: it
+    stops PROCS's workers (and does nothing for the others).
     """
     x, y = fixed_batch(w)
     if impl in ("numpy", PROCS):
@@ -191,6 +192,7 @@ def make_step(impl: str, w: Workload, dtype) -> tuple[Callable[[], float], dict]
         loss.backward()
         opt.step()
         return float(loss.detach())
+    step.close = lambda: None
     return step, info
 
 
