@@ -29,26 +29,18 @@ with eps > 0 their dot product is rstd * sum(g * xhat) * eps / (var + eps).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-
-@functools.lru_cache(maxsize=32)
-def _ones(n: int, dtype: np.dtype) -> np.ndarray:
-    ones = np.ones(n, dtype)
-    ones.flags.writeable = False
-    return ones
+from .reductions import col_sums, row_sums
 
 
 def _row_means(a2: np.ndarray) -> np.ndarray:
-    """(N, C) -> (N, 1): the mean of each row, as a matrix-vector product.
+    """(N, C) -> (N, 1): the mean of each row.
 
-    a2 @ ones(C) sums each row in BLAS, several times faster than a.mean(axis=-1)
-    on rows this short; only the order of the additions differs.
+    The sum is a2 @ ones(C) in BLAS (reductions.row_sums), several times faster
+    than a.mean(axis=-1) on rows this short; only the order of the additions differs.
     """
-    C = a2.shape[-1]
-    return (a2 @ _ones(C, a2.dtype))[:, None] * a2.dtype.type(1.0 / C)
+    return row_sums(a2) * a2.dtype.type(1.0 / a2.shape[-1])
 
 
 def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
@@ -84,11 +76,10 @@ def layernorm_backward(dout: np.ndarray, cache: tuple
     xhat, rstd, w, has_bias = cache
     C = xhat.shape[-1]
     g_rows, xhat2 = dout.reshape(-1, C), xhat.reshape(-1, C)
-    ones = _ones(g_rows.shape[0], g_rows.dtype)                 # column sums as ones @ (N, C)
-    # 6. out = xhat * w + b
-    db = ones @ g_rows if has_bias else None
+    # 6. out = xhat * w + b; column sums are ones(N) @ (N, C) in BLAS
+    db = col_sums(g_rows) if has_bias else None
     gx = g_rows * xhat2                                         # g_out * xhat
-    dw = ones @ gx
+    dw = col_sums(gx)
     g = g_rows * w                                              # dL/dxhat
     # 5-1. xhat = (x - mean(x)) * rstd(x)
     g_mean = _row_means(g)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .parallel import for_row_blocks
+from .reductions import row_max, row_sums
 
 IGNORE_INDEX = -100
 
@@ -35,10 +36,10 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray,
 
     def step_1(lo, hi):                                         # a block of rows at a time
         zb, e = z[lo:hi], probs[lo:hi]
-        m = zb.max(axis=-1, keepdims=True)
+        m = row_max(zb)
         np.subtract(zb, m, out=e)
         np.exp(e, out=e)
-        sum_e = e.sum(axis=-1, keepdims=True)
+        sum_e = row_sums(e)
         e /= sum_e
         log_z[lo:hi] = m + np.log(sum_e)                        # 1. (rows, 1)
     for_row_blocks(step_1, z.shape[0], z[:1].nbytes)
