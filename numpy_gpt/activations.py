@@ -10,13 +10,15 @@ GELU (exact, erf):
 GELU (tanh approximation, GPT-2's "gelu_new"):
              u = sqrt(2/pi) * (x + 0.044715 x^3),  f(x) = x * (1 + tanh u) / 2
              f'(x) = (1 + tanh u) / 2 + x/2 * (1 - tanh^2 u) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2)
+             or, with s = (1 + tanh u) / 2 = sigmoid(2u),  f(x) = x s  and
+             f'(x) = s + 2 x s (1 - s) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2)
 
 (Hendrycks and Gimpel, "Gaussian Error Linear Units", 2016.)
 Deep in the negative tail (x < -5) the formula as written computes 1 + tanh(u)
 by cancellation, so float64 keeps only ~11 digits there at x = -5 and ~5 at
-x = -6, and torch's GELU loses those digits. gelu_forward computes the same
-function as x * sigmoid(2u) (the identity (1 + tanh u) / 2 = sigmoid(2u)),
-which keeps full precision there and needs one exp instead of a tanh.
+x = -6, and torch's GELU loses those digits. gelu_forward and gelu_backward
+compute the same function and derivative in the sigmoid form, which keeps
+full precision there and needs one exp instead of a tanh.
 NumPy has no vectorized erf, so gelu_exact applies Python's math.erf element
 by element in float64: exact, but slower than the tanh form GPT-2 uses.
 """
@@ -55,63 +57,66 @@ def gelu_exact_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
 
 def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """The tanh approximation, computed in x's dtype: t = tanh(c (x + k x^3)), out = x (1 + t) / 2.
+    """The tanh approximation, computed in x's dtype: out = x (1 + tanh u) / 2 = x * s.
 
-    This runs on the (B, T, 4C) hidden layer, the largest activation in the
-    model, so the work is done in place, block by block, on a few threads
-    (numpy_gpt.parallel): see _gelu_kernel for the arithmetic.
+    s = sigmoid(2u) = (1 + tanh u) / 2 (see _gelu_kernel), cached for the
+    backward with x. This runs on the (B, T, 4C) hidden layer, the largest
+    activation in the model, so the work is done in place, block by block, on
+    a few threads (numpy_gpt.parallel).
     """
-    out, t = np.empty_like(x), np.empty_like(x)
-    x2, out2, t2 = (a.reshape(-1, x.shape[-1]) for a in (x, out, t))
-    for_row_blocks(lambda lo, hi: _gelu_kernel(x2[lo:hi], out2[lo:hi], t2[lo:hi]),
+    out, s = np.empty_like(x), np.empty_like(x)
+    x2, out2, s2 = (a.reshape(-1, x.shape[-1]) for a in (x, out, s))
+    for_row_blocks(lambda lo, hi: _gelu_kernel(x2[lo:hi], out2[lo:hi], s2[lo:hi]),
                    x2.shape[0], x2[:1].nbytes)
-    return out, (x, t)
+    return out, (x, s)
 
 
-def _gelu_kernel(x: np.ndarray, out: np.ndarray, t: np.ndarray) -> None:
-    """out = x (1 + tanh u) / 2 and t = tanh u, by way of one exp.
+def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
+    """out = x (1 + tanh u) / 2 and s = (1 + tanh u) / 2, by way of one exp.
 
-    (1 + tanh u) / 2 is the logistic sigmoid of 2u, s = 1 / (1 + exp(-2u)), and
-    tanh u = 2 s - 1. NumPy's exp is about twice as fast as its tanh, and x * s
-    has no cancellation deep in the negative tail, where 1 + tanh u does.
+    (1 + tanh u) / 2 is the logistic sigmoid of 2u, s = 1 / (1 + exp(-2u)).
+    NumPy's exp is about twice as fast as its tanh, and x * s has no
+    cancellation deep in the negative tail, where 1 + tanh u does.
     """
     f = x.dtype.type
-    np.multiply(x, x, out=t)             # x^2
-    t *= f(-2.0 * _GELU_C * _GELU_K)
-    t += f(-2.0 * _GELU_C)
-    t *= x                               # -2u = -2c (x + k x^3)
-    with np.errstate(over="ignore"):     # exp(-2u) = inf for x << 0 gives s = 0, t = -1: the limits
-        np.exp(t, out=t)
-    t += f(1.0)
-    np.reciprocal(t, out=t)              # s = 1 / (1 + exp(-2u)) = (1 + tanh u) / 2
-    np.multiply(x, t, out=out)           # out = x s
-    t *= f(2.0)
-    t -= f(1.0)                          # t = 2 s - 1 = tanh u
+    np.multiply(x, x, out=s)             # x^2
+    s *= f(-2.0 * _GELU_C * _GELU_K)
+    s += f(-2.0 * _GELU_C)
+    s *= x                               # -2u = -2c (x + k x^3)
+    with np.errstate(over="ignore"):     # exp(-2u) = inf for x << 0 gives s = 0: the limit
+        np.exp(s, out=s)
+    s += f(1.0)
+    np.reciprocal(s, out=s)              # s = 1 / (1 + exp(-2u)) = (1 + tanh u) / 2
+    np.multiply(x, s, out=out)           # out = x s
 
 
 def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """dx = dout * [ (1 + t)/2 + x/2 * (1 - t^2) * c * (1 + 3k x^2) ], blockwise as the forward."""
-    x, t = cache
+    """dx = dout * s * (1 + 2 x (1 - s) du/dx), blockwise as the forward.
+
+    With s = (1 + t) / 2, t = tanh u, the textbook derivative
+        (1 + t) / 2 + x / 2 * (1 - t^2) * du/dx,       du/dx = c (1 + 3k x^2)
+    is the same expression, as 1 - t^2 = (1 - t)(1 + t) = 4 s (1 - s). Written
+    with s it needs no 1 + t, which loses its digits for x << 0.
+    """
+    x, s = cache
     dx = np.empty_like(dout)
     C = x.shape[-1]
-    x2, t2, g2, dx2 = (a.reshape(-1, C) for a in (x, t, dout, dx))
-    for_row_blocks(lambda lo, hi: _gelu_backward_kernel(x2[lo:hi], t2[lo:hi], g2[lo:hi], dx2[lo:hi]),
+    x2, s2, g2, dx2 = (a.reshape(-1, C) for a in (x, s, dout, dx))
+    for_row_blocks(lambda lo, hi: _gelu_backward_kernel(x2[lo:hi], s2[lo:hi], g2[lo:hi], dx2[lo:hi]),
                    x2.shape[0], x2[:1].nbytes)
     return dx
 
 
-def _gelu_backward_kernel(x, t, g, dx) -> None:
+def _gelu_backward_kernel(x, s, g, dx) -> None:
     f = x.dtype.type
-    du = x * x
-    du *= f(3.0 * _GELU_K * _GELU_C)
-    du += f(_GELU_C)                     # du/dx = c (1 + 3k x^2)
-    np.multiply(t, t, out=dx)
-    np.subtract(f(1.0), dx, out=dx)      # 1 - t^2 = dtanh/du
-    dx *= du
-    dx *= x                              # x (1 - t^2) du/dx
-    dx += t
+    d = x * x
+    d *= f(6.0 * _GELU_K * _GELU_C)
+    d += f(2.0 * _GELU_C)
+    d *= x                               # 2 x du/dx = 2 x c (1 + 3k x^2)
+    np.subtract(f(1.0), s, out=dx)       # 1 - s
+    dx *= d
     dx += f(1.0)
-    dx *= f(0.5)                         # (1 + t)/2 + x/2 (1 - t^2) du/dx
+    dx *= s                              # s (1 + 2 x (1 - s) du/dx)
     dx *= g
 
 

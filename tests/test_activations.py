@@ -16,9 +16,10 @@ def draw_case(data, dtype, name):
     if name == "relu":
         x[x == 0] = 1.0                       # ReLU has no derivative at exactly 0
     if name == "gelu" and dtype == np.float32:
-        # Below x = -4.5, float32 tanh(u) is within an ulp or two of -1, so the derivative
-        # (true value 2e-7 at x = -5.3) is decided by how tanh rounds: numpy gives -1.2e-6,
-        # torch 0. Neither resolves it; float64 covers the tail, and +-1e4 stays finite below.
+        # Below x = -4.5, float32 tanh(u) is within an ulp or two of -1, so torch's derivative
+        # (true value 2e-7 at x = -5.3) is decided by how tanh rounds (it gives 0). numpy_gpt's
+        # sigmoid form resolves it, but torch cannot judge it there: float64 covers the tail,
+        # the 400-digit test below checks ours, and +-1e4 stays finite below.
         np.clip(x, dtype(-4.5), None, out=x)
     return r, dict(x=x)
 
@@ -36,10 +37,11 @@ def test_matches_finite_differences(data, name):
     if name == "relu":                        # keep every x a step h away from the kink
         args["x"][np.abs(args["x"]) < 1e-3] = 0.5
     if name in ("gelu", "gelu_exact"):
-        # Below x = -5, 1 + tanh(u) (or 1 + erf) cancels (to 1e-11 at x = -6): the float64
-        # forward itself is then off by ~1e-5 relative (torch's too), and further out the
-        # gradient underflows (1e-83 at x = -30); no finite difference can check it to 1e-6.
-        # The tail is compared with torch and kept finite at +-1e4 above.
+        # Below x = -5, gelu_exact's 1 + erf cancels (to 1e-11 at x = -6): its float64 forward
+        # is then off by ~1e-5 relative (as torch's tanh GELU is; ours uses the sigmoid form,
+        # checked to 400 digits below), and further out the gradient underflows (1e-83 at
+        # x = -30); no finite difference can check it to 1e-6. The tail is compared with torch
+        # and kept finite at +-1e4 above.
         np.clip(args["x"], -5.0, 5.0, out=args["x"])
     forward, backward = ACTIVATIONS[name]
     against_finite_differences(name, forward, backward, args, ["x"], r)
@@ -64,17 +66,23 @@ def test_extreme_inputs_stay_finite():
 
 
 def test_tanh_gelu_keeps_its_digits_in_the_negative_tail():
-    """gelu_forward computes x (1 + tanh u) / 2 as x * sigmoid(2u): no cancellation for x << 0.
+    """gelu_forward and gelu_backward use s = (1 + tanh u) / 2 = sigmoid(2u): no cancellation for x << 0.
 
     The reference is the formula as written, at 400 significant digits (mpmath, which torch
-    brings in through sympy); 1 + tanh(u) in float64 would be off by ~1e-5 relative at x = -6.
+    brings in through sympy); 1 + tanh(u) in float64 would be off by ~1e-5 relative at x = -6,
+    in the forward and in the derivative.
     """
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 400                      # 1 + tanh(u) reaches 1e-262 at x = -20
     x = np.linspace(-20.0, -4.0, 161)
-    out, (_, t) = ACTIVATIONS["gelu"][0](x)
+    out, cache = ACTIVATIONS["gelu"][0](x)
+    dx = ACTIVATIONS["gelu"][1](np.ones_like(x), cache)
     c, k = mp.sqrt(2 / mp.pi), mp.mpf("0.044715")
-    for xi, oi, ti in zip(x, out, t):
-        u = c * (mp.mpf(xi) + k * mp.mpf(xi) ** 3)
-        assert abs(oi - xi * (1 + mp.tanh(u)) / 2) <= 1e-13 * abs(xi * (1 + mp.tanh(u)) / 2), xi
-        assert abs(ti - mp.tanh(u)) <= 1e-15, xi
+    for xi, oi, si, di in zip(x, out, cache[1], dx):
+        xm = mp.mpf(xi)
+        t = mp.tanh(c * (xm + k * xm ** 3))
+        want_out, want_s = xm * (1 + t) / 2, (1 + t) / 2
+        want_dx = (1 + t) / 2 + xm / 2 * (1 - t * t) * c * (1 + 3 * k * xm ** 2)
+        assert abs(oi - want_out) <= 1e-13 * abs(want_out), xi
+        assert abs(si - want_s) <= 1e-13 * abs(want_s), xi
+        assert abs(di - want_dx) <= 1e-12 * abs(want_dx), xi

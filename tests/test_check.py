@@ -76,9 +76,9 @@ def test_gelu_with_a_wrong_constant_fails(capsys, tmp_path):
     out = wrong_report(capsys, tmp_path, "gelu", """
         import math
         def gelu_backward(dout, cache):
-            x, t = cache
+            x, s = cache
             c, k = math.sqrt(2 / math.pi), 0.04                              # not 0.044715
-            return dout * ((1 + t) / 2 + x / 2 * (1 - t * t) * c * (1 + 3 * k * x * x))
+            return dout * s * (1 + 2 * x * (1 - s) * c * (1 + 3 * k * x * x))
         """)
     assert verdicts(out)[("dx", "finite diff")] == "WRONG"
 
