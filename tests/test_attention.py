@@ -1,10 +1,12 @@
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from numpy_gpt.attention import (MIN_BLOCKED_T, BlockedCache, attention_backward, attention_forward,
-                                 blocked_causal_attention_backward, blocked_causal_attention_forward,
-                                 causal_attention_backward, causal_attention_forward, query_blocks)
+from numpy_gpt.attention import (EXP_SAFE, MIN_BLOCKED_T, BlockedCache, _softmax_rows, attention_backward,
+                                 attention_forward, blocked_causal_attention_backward,
+                                 blocked_causal_attention_forward, causal_attention_backward,
+                                 causal_attention_forward, causal_bias, query_blocks)
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt import attention as ta
@@ -214,6 +216,54 @@ def test_extreme_scores_stay_finite_in_float32(data):
     assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in grads)
     for a in cache.a_blocks:
         np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-5)
+
+
+@given(data=st.data(), dtype=S.DTYPES, edge=st.sampled_from(["inside", "at the limit", "outside", "below"]),
+       scale=st.sampled_from([0.25, 1.0, 4.0]))
+def test_softmax_rows_with_and_without_the_max_shift_agree_with_float64(data, dtype, edge, scale):
+    # Blocks whose scaled scores all lie within +-EXP_SAFE skip the row-max shift; others take it.
+    r = S.rng(data)
+    n, T_k = data.draw(st.integers(1, 40), label="n"), data.draw(st.integers(1, 70), label="T_k")
+    T_q = data.draw(st.integers(1, T_k), label="T_q")
+    limit = EXP_SAFE[np.dtype(dtype)]
+    s = r.uniform(-1.0, 1.0, (n, T_q, T_k))
+    top = {"inside": 5.0, "at the limit": limit, "outside": 3 * limit, "below": 3 * limit}[edge]
+    s *= top / np.abs(s).max() / scale
+    if edge == "below":                                    # every score negative, some far below -EXP_SAFE
+        s = -np.abs(s)
+    s = s.astype(dtype)
+    bias = causal_bias(T_q, T_k, dtype)
+    got = s.copy()
+    _softmax_rows(got, dtype(scale), bias)                 # scale is a power of 2: exact in any dtype
+    assert got.dtype == dtype and np.isfinite(got).all()
+    want = s.astype(np.float64) * scale + (0.0 if bias is None else bias)
+    want = np.exp(want - want.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=0, atol=8 * np.finfo(dtype).eps)
+    if bias is not None:
+        assert (got[:, bias == -np.inf] == 0.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_softmax_row_ignores_the_other_rows_scores_bit_for_bit(dtype):
+    # One huge score sends its block down the shifted path; every other row must come out
+    # exactly as before, including the row for which that score is a masked future key.
+    r = np.random.default_rng(0)
+    s = r.standard_normal((3, 8, 8)).astype(dtype)
+    bias, scale = causal_bias(8, 8, dtype), dtype(0.5)
+    base = s.copy()
+    _softmax_rows(base, scale, bias)
+    huge = dtype(6 * EXP_SAFE[np.dtype(dtype)])
+    own = s.copy()
+    own[1, -1, -1] = huge                                  # the last query's own key
+    _softmax_rows(own, scale, bias)
+    np.testing.assert_array_equal(np.delete(own, 7, axis=1), np.delete(base, 7, axis=1))
+    np.testing.assert_array_equal(own[[0, 2]], base[[0, 2]])
+    assert own[1, -1, -1] == 1.0                           # and that row is the one-hot it should be
+    future = s.copy()
+    future[1, 0, -1] = huge                                # a key query 0 may not see
+    _softmax_rows(future, scale, bias)
+    np.testing.assert_array_equal(future, base)
 
 
 def test_mask_is_minus_infinity_not_a_large_finite_number():
