@@ -51,7 +51,7 @@ import numpy as np
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .parallel import for_row_blocks
-from .reductions import row_max, row_sums
+from .reductions import row_dots, row_max, row_sums
 
 
 def split_heads(z: np.ndarray, n_head: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def _softmax_rows_backward(g3: np.ndarray, a3: np.ndarray, scale) -> None:
     """Steps 5-3 in place: g3 holds da (n, T_q, T_k) and becomes ds * scale."""
     def kernel(lo, hi):
         g, p = g3[lo:hi], a3[lo:hi]
-        g -= row_sums(g * p)                                    # 5. ds = a * (da - sum(da * a))
+        g -= row_dots(g, p)                                     # 5. ds = a * (da - sum(da * a))
         g *= p                                                  # 4. a = 0 where masked: ds = 0 there
         g *= scale                                              # 3. s = scale * q k^T
     for_row_blocks(kernel, g3.shape[0], g3[:1].nbytes)

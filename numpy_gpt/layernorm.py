@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reductions import col_sums, row_sums
+from .reductions import col_sums, row_dots, row_sums
 
 
 def _row_means(a2: np.ndarray) -> np.ndarray:
@@ -54,11 +54,10 @@ def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     x2 = x.reshape(-1, C)                                       # rows of C numbers
     mu = _row_means(x2)                                         # 1. (N, 1)
     xc = x2 - mu                                                # 2. (N, C)
-    sq = xc * xc
-    var = _row_means(sq)                                        # 3. (N, 1)
+    var = row_dots(xc, xc) * x.dtype.type(1.0 / C)              # 3. (N, 1), mean(xc * xc)
     rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))               # 4. (N, 1)
     xhat = np.multiply(xc, rstd, out=xc)                        # 5. (N, C), in xc's memory
-    out = np.multiply(xhat, w, out=sq)                          # 6. (N, C), in sq's memory
+    out = xhat * w                                              # 6. (N, C)
     if b is not None:
         out += b
     lead = x.shape[:-1]
@@ -83,7 +82,7 @@ def layernorm_backward(dout: np.ndarray, cache: tuple
     g = g_rows * w                                              # dL/dxhat
     # 5-1. xhat = (x - mean(x)) * rstd(x)
     g_mean = _row_means(g)
-    gx_mean = _row_means(np.multiply(gx, w, out=gx))            # mean(g * xhat), as g * xhat = g_out * xhat * w
+    gx_mean = row_dots(g, xhat2) * g.dtype.type(1.0 / C)        # mean(g * xhat)
     dx = np.subtract(g, np.multiply(xhat2, gx_mean, out=gx), out=g)
     dx -= g_mean
     dx *= rstd.reshape(-1, 1)                                   # dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
