@@ -27,10 +27,14 @@ def embedding_forward(idx: np.ndarray, wte: np.ndarray) -> tuple[np.ndarray, tup
     return out, (idx, wte.shape)
 
 
-def embedding_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """dout: (B, T, C). Returns dwte (V, C), with repeated ids accumulated."""
+def embedding_backward(dout: np.ndarray, cache: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """dout: (B, T, C). Returns dwte (V, C), with repeated ids accumulated.
+
+    out: a (V, C) array to add dwte into, in place, and return (a tied LM head's
+    gradient of the same table); by default dwte starts from zeros.
+    """
     idx, (V, C) = cache
-    dwte = np.zeros((V, C), dtype=dout.dtype)
+    dwte = np.zeros((V, C), dtype=dout.dtype) if out is None else out
     scatter_add_rows(dwte, idx.reshape(-1), dout.reshape(-1, C))   # 1.
     return dwte
 

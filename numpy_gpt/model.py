@@ -38,7 +38,7 @@ from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .embedding import embedding_backward, embedding_forward
 from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
-from .linear import linear_backward, linear_forward
+from .linear import linear_forward
 from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from .parallel import batch_shards, keep_freed_memory_once, map_shards
 from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
@@ -284,10 +284,15 @@ class GPT:
         if dlogits is None:
             dlogits = cross_entropy_backward(dloss, c.pop("loss"))                # 6.
         grads: dict[str, np.ndarray] = {}
-        dx, dw_head_t, _ = linear_backward(dlogits, c.pop("head"))                # 5.
-        del dlogits
+        # 5. logits = x @ W_head^T: dx = dlogits @ W_head, and W_head's gradient is
+        #    dlogits^T @ x, summed over all positions inside the matmul, (V, C) as W_head is
+        x, w_head_t, _ = c.pop("head")                                            # w_head_t = W_head^T
+        V, C = w_head_t.shape[1], w_head_t.shape[0]
+        g = dlogits.reshape(-1, V)
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
-        grads[head] = np.ascontiguousarray(dw_head_t.T)
+        grads[head] = g.T @ x.reshape(-1, C)
+        dx = (g @ w_head_t.T).reshape(x.shape)
+        del dlogits, g, x
         if cfg.norm == "pre":                                                     # 4.
             dx, dw, db = layernorm_backward(dx, c["ln_f"])
             grads["ln_f.weight"] = dw
@@ -301,8 +306,10 @@ class GPT:
             dx, grads["wpe.weight"] = learned_backward(dx, c["pos"])
         else:
             dx = sinusoidal_backward(dx, c["pos"])
-        dwte = embedding_backward(dx, c["wte"])                                   # 1.
-        grads["wte.weight"] = grads["wte.weight"] + dwte if cfg.tie_weights else dwte
+        if cfg.tie_weights:                                                       # 1. added to the head's part
+            embedding_backward(dx, c["wte"], out=grads["wte.weight"])
+        else:                                                                     # 1.
+            grads["wte.weight"] = embedding_backward(dx, c["wte"])
         return {k: grads[k] for k in self.params}
 
     # -------------------------------------------------------------- inference

@@ -42,6 +42,20 @@ def test_repeated_ids_accumulate(data, dtype):
                                atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@given(data=st.data(), dtype=S.DTYPES)
+def test_backward_into_out_adds_to_it_in_place(data, dtype):
+    # The tied head passes its own gradient of wte as out: the embedding's part is added
+    # to it, in place, exactly as a separate array added afterwards would be.
+    r, args = draw_case(data, dtype)
+    out, cache = embedding_forward(**args)
+    dout = S.normal(r, out.shape, dtype)
+    head = S.normal(r, args["wte"].shape, dtype)
+    want = head + embedding_backward(dout, cache)
+    got = embedding_backward(dout, cache, out=head)
+    assert got is head
+    np.testing.assert_array_equal(got, want)
+
+
 def test_fancy_index_assignment_would_drop_repeats():
     # The trap the backward avoids: with ids (1, 1), `d[ids] += g` counts one of the two.
     g = np.ones((2, 3))
