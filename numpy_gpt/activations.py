@@ -91,12 +91,15 @@ def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
 
 
 def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """dx = dout * s * (1 + 2 x (1 - s) du/dx), blockwise as the forward.
+    """dx = dout * (s + 2 x s (1 - s) du/dx), blockwise as the forward.
 
     With s = (1 + t) / 2, t = tanh u, the textbook derivative
         (1 + t) / 2 + x / 2 * (1 - t^2) * du/dx,       du/dx = c (1 + 3k x^2)
     is the same expression, as 1 - t^2 = (1 - t)(1 + t) = 4 s (1 - s). Written
-    with s it needs no 1 + t, which loses its digits for x << 0.
+    with s it needs no 1 + t, which loses its digits for x << 0. s (1 - s) is
+    taken first: it is exactly 0 far out in both tails, and multiplying it by
+    2 du/dx and then by x keeps it 0 there, where x du/dx itself overflows
+    (|x| > 1e13 in float32) and 0 times it would be NaN.
     """
     x, s = cache
     dx = np.empty_like(dout)
@@ -111,12 +114,12 @@ def _gelu_backward_kernel(x, s, g, dx) -> None:
     f = x.dtype.type
     d = x * x
     d *= f(6.0 * _GELU_K * _GELU_C)
-    d += f(2.0 * _GELU_C)
-    d *= x                               # 2 x du/dx = 2 x c (1 + 3k x^2)
-    np.subtract(f(1.0), s, out=dx)       # 1 - s
+    d += f(2.0 * _GELU_C)                # 2 du/dx = 2c (1 + 3k x^2)
+    np.subtract(f(1.0), s, out=dx)
+    dx *= s                              # s (1 - s), 0 far out in both tails
     dx *= d
-    dx += f(1.0)
-    dx *= s                              # s (1 + 2 x (1 - s) du/dx)
+    dx *= x                              # 2 x s (1 - s) du/dx
+    dx += s                              # s + 2 x s (1 - s) du/dx
     dx *= g
 
 

@@ -93,9 +93,9 @@ def causal_bias(T_q: int, T_k: int, dtype) -> np.ndarray | None:
     return _MASK_BIAS[key]
 
 
-# A row whose largest score is within +-EXP_SAFE[dtype] goes into exp unshifted: exp of
-# that score neither overflows nor underflows, nor does a sum of up to 1e9 such terms
-# (float32: e^40 = 2e17).
+# A row whose visible scores all lie within +-EXP_SAFE[dtype] goes into exp unshifted: exp
+# of each is a normal number, and a sum of up to 1e9 of them cannot overflow (float32:
+# e^40 = 2e17, e^-40 = 4e-18).
 EXP_SAFE = {np.dtype(np.float32): 40.0, np.dtype(np.float64): 300.0}
 
 
@@ -103,25 +103,27 @@ def _softmax_rows(s3: np.ndarray, scale, bias: np.ndarray | None) -> None:
     """Steps 3-5 in place on scores s3 (n, T_q, T_k), a few (batch, head) pairs at a time.
 
     Softmax is the same whatever constant a row is shifted by; the usual shift,
-    the row's maximum, only keeps exp in range. A row is shifted only when its
-    largest score is beyond +-EXP_SAFE. When every score of a block is within
-    that range (two quick whole-block reductions tell) no row maximum is taken
-    at all, which saves the slowest pass on short rows (reductions.py). Either
-    way each row's result depends on that row's scores alone, so a query's
-    output never changes with the scores of keys it may not see; it differs
-    from the always-shifted softmax by rounding only.
+    the row's maximum, only keeps exp in range. Here a row is shifted only when
+    one of its visible scores lies beyond +-EXP_SAFE. When every score of a
+    block is within that range (two quick whole-block reductions tell) no row
+    maximum is taken at all, which saves the slowest pass on short rows
+    (reductions.py). Either way each row's result depends on its own visible
+    scores alone (for finite scores: a NaN or inf added to the -inf mask spoils
+    its row, as in any additive mask), and differs from the always-shifted
+    softmax by rounding only.
     """
     limit = EXP_SAFE.get(s3.dtype, 0.0)
 
     def kernel(lo, hi):
         a = s3[lo:hi]
         a *= scale                                              # 3. s = q k^T / sqrt(hs)
-        in_range = a.max() <= limit and a.min() >= -limit       # (False if a NaN is present)
+        in_range = a.size == 0 or (a.max() <= limit and a.min() >= -limit)   # (False if a NaN is present)
         if bias is not None:
             a += bias                                           # 4. -inf above the diagonal
         if not in_range:                                        # 5. softmax; exp(-inf) = 0 exactly
             m = row_max(a)                                      # each row's largest visible score
-            a -= np.where(np.abs(m) <= limit, a.dtype.type(0.0), m)
+            low = np.fmin.reduce(np.where(a == -np.inf, np.inf, a), axis=-1, keepdims=True)  # and smallest
+            a -= np.where((m <= limit) & (low >= -limit), a.dtype.type(0.0), m)
         np.exp(a, out=a)
         a /= row_sums(a)
     for_row_blocks(kernel, s3.shape[0], s3[:1].nbytes)

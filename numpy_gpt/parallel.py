@@ -6,8 +6,10 @@ parallel. Blocks of a few hundred KB also keep a kernel's several passes in
 cache instead of streaming a 4 MB array through memory once per pass.
 
 Only kernels whose rows are independent go through here (GELU, softmax rows,
-cross-entropy rows, optimizer updates): each row is computed exactly as it
-would be alone, so results are bit-identical whatever the thread count.
+cross-entropy rows, optimizer updates): no row's result depends on another
+row's values. (It may depend on where the row sits in its block: BLAS sums
+rows for reductions.py in groups of a few.) Blocks are cut by size, not by
+thread count, so results are bit-identical whatever the thread count.
 Matrix products do not: BLAS has its own threads (threadpoolctl sets them).
 
 A training step goes one level up (map_shards): the batch is cut into one

@@ -86,3 +86,13 @@ def test_tanh_gelu_keeps_its_digits_in_the_negative_tail():
         assert abs(oi - want_out) <= 1e-13 * abs(want_out), xi
         assert abs(si - want_s) <= 1e-13 * abs(want_s), xi
         assert abs(di - want_dx) <= 1e-12 * abs(want_dx), xi
+
+@pytest.mark.parametrize("dtype, big", [(np.float32, [1e12, 2e13, 1e18]), (np.float64, [1e100, 1e103, 1e150])])
+def test_tanh_gelu_derivative_is_one_and_zero_far_out_not_nan(dtype, big):
+    # x du/dx overflows long before x^2 does; s (1 - s) is 0 there and must keep the product 0.
+    x = np.array(big + [-v for v in big], dtype)
+    with np.errstate(over="ignore"):                        # x^3 overflows in the forward: exp(-inf), 1/inf
+        out, cache = ACTIVATIONS["gelu"][0](x)
+    dx = ACTIVATIONS["gelu"][1](np.ones_like(x), cache)
+    np.testing.assert_array_equal(dx, [1.0] * len(big) + [0.0] * len(big))
+    np.testing.assert_array_equal(out, np.where(x > 0, x, 0.0))

@@ -266,6 +266,27 @@ def test_a_softmax_row_ignores_the_other_rows_scores_bit_for_bit(dtype):
     np.testing.assert_array_equal(future, base)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_with_scores_far_below_its_maximum_is_shifted_and_keeps_its_small_weights(dtype):
+    # Largest score -35 (in range) but another at -100: unshifted, exp(-100) would be subnormal
+    # in float32; shifted, the small weight keeps its digits.
+    limit = EXP_SAFE[np.dtype(dtype)]
+    s = np.array([[[-0.875 * limit, -2.5 * limit, -0.9 * limit]]], dtype)
+    got = s.copy()
+    _softmax_rows(got, dtype(1.0), None)
+    want = np.exp(s.astype(np.float64) - s.max())
+    want /= want.sum()
+    np.testing.assert_allclose(got, want, rtol=16 * np.finfo(dtype).eps)
+
+
+def test_an_empty_batch_gives_empty_attention():
+    q = np.zeros((0, 2, 5, 4), np.float32)
+    y, cache = causal_attention_forward(q, q, q)
+    assert y.shape == q.shape
+    y, cache = blocked_causal_attention_forward(q, q, q, rows=2)
+    assert y.shape == q.shape
+
+
 def test_mask_is_minus_infinity_not_a_large_finite_number():
     # With a finite mask such as -1e9, huge scores could leak weight into the future.
     q = np.full((1, 1, 2, 1), 1e6)
