@@ -62,9 +62,10 @@ def scatter_add_rows(table: np.ndarray, rows: np.ndarray, values: np.ndarray) ->
     ids = rows[order]                                            # equal ids now sit together
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])   # where each run of an id begins
     counts = np.diff(np.r_[starts, ids.size])                    # how long each run is
-    if counts.max() <= RANK_ROUNDS:
+    most = int(counts.max())                                     # the most times any id occurs
+    if most <= RANK_ROUNDS:
         rank = np.arange(ids.size) - np.repeat(starts, counts)   # 0 at an id's first occurrence, 1 at its second, ...
-        for j in range(int(counts.max())):
+        for j in range(most):
             sel = np.flatnonzero(rank == j)                      # distinct ids: += is safe
             table[ids[sel]] += values[order[sel]]
         return

@@ -287,7 +287,7 @@ class GPT:
         # 5. logits = x @ W_head^T: dx = dlogits @ W_head, and W_head's gradient is
         #    dlogits^T @ x, summed over all positions inside the matmul, (V, C) as W_head is
         x, w_head_t, _ = c.pop("head")                                            # w_head_t = W_head^T
-        V, C = w_head_t.shape[1], w_head_t.shape[0]
+        C, V = w_head_t.shape
         g = dlogits.reshape(-1, V)
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
         grads[head] = g.T @ x.reshape(-1, C)
