@@ -14,11 +14,10 @@ Best of --repeats samples of 3 calls each, the two libraries alternating sample 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from .timing import thread_limit
+from .timing import best_of, thread_limit
 from .workloads import CONFIGS
 
 
@@ -28,18 +27,6 @@ def layer_shapes(config: str) -> list[tuple[str, int, int, int]]:
     C, N = w.n_embd, w.tokens
     return [("attn.c_attn", N, C, 3 * C), ("attn.c_proj", N, C, C), ("mlp.c_fc", N, C, 4 * C),
             ("mlp.c_proj", N, 4 * C, C), ("lm_head", N, C, w.vocab_size)]
-
-
-def _best(fns: dict, repeats: int) -> dict:
-    best = dict.fromkeys(fns, float("inf"))
-    for fn in fns.values():
-        fn()                                               # warm up
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn(), fn(), fn()
-            best[name] = min(best[name], (time.perf_counter() - t) / 3)
-    return best
 
 
 def main(argv=None) -> None:
@@ -64,7 +51,7 @@ def main(argv=None) -> None:
                         "dx": (lambda: g @ w.T, lambda: tg @ tw.T, f"({N},{c_out})@({c_out},{c_in})"),
                         "dw": (lambda: x.T @ g, lambda: tx.T @ tg, f"({c_in},{N})@({N},{c_out})")}
             for name, (np_fn, torch_fn, shape) in products.items():
-                t = _best({"numpy": np_fn, "torch": torch_fn}, a.repeats)
+                t = best_of({"numpy": np_fn, "torch": torch_fn}, a.repeats)
                 gf = {k: 2 * N * c_in * c_out / s / 1e9 for k, s in t.items()}
                 print(f"| {layer} | {name} | {shape} | {gf['numpy']:.0f} | {gf['torch']:.0f} | "
                       f"{gf['numpy'] / gf['torch']:.2f} |", flush=True)

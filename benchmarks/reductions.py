@@ -7,28 +7,17 @@ columns). This times, at one thread and in float32, for rows of several lengths:
     a.sum(axis=-1)  against  a @ ones(K)           (reductions.row_sums)
     a.max(axis=-1)  against  np.fmax.reduce(a, -1)  (reductions.row_max)
     a.sum(axis=0)   against  ones(N) @ a           (reductions.col_sums)
-Best of --repeats calls, in microseconds.
+Microseconds per call, best of --repeats samples of 3 calls.
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from numpy_gpt.reductions import col_sums, row_max, row_sums
 
-from .timing import thread_limit
-
-
-def _best_us(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return 1e6 * best
+from .timing import best_of, thread_limit
 
 
 def main(argv=None) -> None:
@@ -37,16 +26,16 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=200)
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"float32, 1 thread, {a.rows} rows: microseconds, best of {a.repeats}\n")
+    print(f"float32, 1 thread, {a.rows} rows: microseconds per call, best of {a.repeats} x 3 calls\n")
     print("| row length | .sum(axis=-1) | row_sums | .max(axis=-1) | row_max | .sum(axis=0) | col_sums |")
     print("|---|---|---|---|---|---|---|")
     with thread_limit(1):
         for k in (32, 64, 65, 128, 256, 1024):
             x = rng.standard_normal((a.rows, k), dtype=np.float32)
-            times = [_best_us(f, a.repeats) for f in (
-                lambda: x.sum(axis=-1, keepdims=True), lambda: row_sums(x),
-                lambda: x.max(axis=-1, keepdims=True), lambda: row_max(x),
-                lambda: x.sum(axis=0), lambda: col_sums(x))]
+            fns = {"sum": lambda: x.sum(axis=-1, keepdims=True), "row_sums": lambda: row_sums(x),
+                   "max": lambda: x.max(axis=-1, keepdims=True), "row_max": lambda: row_max(x),
+                   "sum0": lambda: x.sum(axis=0), "col_sums": lambda: col_sums(x)}
+            times = [1e6 * t for t in best_of(fns, a.repeats).values()]
             print(f"| {k} | " + " | ".join(f"{t:.0f}" for t in times) + " |", flush=True)
 
 

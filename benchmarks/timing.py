@@ -210,6 +210,24 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
     return m
 
 
+def best_of(fns: dict[str, Callable[[], object]], repeats: int, calls: int = 3) -> dict[str, float]:
+    """Seconds per call of each fn: the best of `repeats` samples of `calls` back-to-back calls.
+
+    Each fn is called once first, untimed; then the fns alternate sample by sample. A quick
+    look at one shape (benchmarks.gemm_shapes, benchmarks.reductions), not the suite's method.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    for fn in fns.values():
+        fn()                                               # warm up
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / calls)
+    return best
+
+
 @contextlib.contextmanager
 def thread_limit(n: int) -> Iterator[None]:
     """Give NumPy's BLAS, numpy_gpt's elementwise pool and torch the same number of threads.
