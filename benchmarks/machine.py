@@ -45,6 +45,35 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+# What OpenBLAS's AVX-512 kernels (SkylakeX and its successors) need of the CPU.
+AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
+OPENBLAS_AVX512_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")      # read by OpenBLAS when NumPy loads it
+
+
+def blas_kernel_note(desc: dict) -> str | None:
+    """A warning when OpenBLAS runs AVX2-or-older kernels on a CPU that has AVX-512, else None.
+
+    OpenBLAS picks its kernels from the CPU's family and model when it loads, unless
+    OPENBLAS_CORETYPE names them. Some machines set that variable (with OPENBLAS_L2_SIZE) for older
+    OpenBLAS builds that misbehave on their CPU; with a current NumPy it can halve the matmul.
+    """
+    if not desc.get("avx512_kernels_usable"):
+        return None
+    pinned = desc.get("openblas_env", {})
+    for pool in desc.get("threadpools", []):
+        arch = str(pool.get("architecture") or "")
+        if pool.get("internal_api") != "openblas" or not arch or arch.lower() in OPENBLAS_AVX512_KERNELS:
+            continue
+        if "OPENBLAS_CORETYPE" in pinned:
+            return (f"OPENBLAS_CORETYPE={pinned['OPENBLAS_CORETYPE']} in the environment holds OpenBLAS to its "
+                    f"{arch} kernels on a CPU that has AVX-512. To measure the kernels OpenBLAS would choose "
+                    f"itself, run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`. torch's BLAS is not affected.")
+        return (f"OpenBLAS chose its {arch} kernels on a CPU that has AVX-512; `OPENBLAS_CORETYPE=SkylakeX` "
+                f"before the run selects its AVX-512 kernels, which may be faster. torch's BLAS is not affected.")
+    return None
+
+
 def describe() -> dict:
     """CPU model, cores, memory, Python/NumPy/torch versions, BLAS and thread-pool info."""
     from threadpoolctl import threadpool_info
@@ -64,6 +93,8 @@ def describe() -> dict:
         "numpy": np.__version__,
         "threadpools": threadpool_info(),
         "loadavg_at_start": os.getloadavg(),
+        "openblas_env": {k: os.environ[k] for k in OPENBLAS_ENV if k in os.environ},   # kernels chosen by hand
+        "avx512_kernels_usable": AVX512_FLAGS <= flags,
     }
     try:
         import torch

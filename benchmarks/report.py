@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .machine import blas_kernel_note
 from .timing import fmt_ms, fmt_ratio
 from .workloads import FLOPS_FORMULA, IMPL_LABELS, IMPLS, PROCS
 
@@ -46,8 +47,13 @@ def machine_section(res: dict) -> str:
         f"torch.set_num_threads, the same count on both sides), {s['repeats']} interleaved repeats after "
         f"{s['warmup']} warm-up runs, >= {s['min_time_s']} s per sample, {s['cooldown_s']} s pause "
         f"before each sample at > 1 thread (OpenBLAS workers spin ~0.1 s after a call); "
-        f"1-min load average at start {m['loadavg_at_start'][0]:.2f}.",
+        f"1-min load average at start {m['loadavg_at_start'][0]:.2f}"
+        + "".join(f"; {k}={v} in the environment (NumPy's OpenBLAS only)"
+                  for k, v in m.get("openblas_env", {}).items()) + ".",
     ]
+    note = blas_kernel_note(m)
+    if note:
+        lines[-1] += f"  \n**BLAS kernels:** {note}"
     loads = [r["foreign_load"] for key in ("step", "layers", "generate", "scaling") for r in res.get(key, [])
              if r.get("foreign_load") is not None]
     if loads:

@@ -64,3 +64,38 @@ def test_a_childs_cpu_time_counts_as_ours_while_it_runs_and_after_it_exits():
     finally:
         child.communicate("\n", timeout=20)
     assert own() >= running - 0.02                   # reaped, it still counts (ticks of 10 ms)
+
+
+def _machine(arch: str, flags: set[str], coretype: str | None = None) -> dict:
+    from benchmarks.machine import AVX512_FLAGS
+    return {"threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": arch}],
+            "avx512_kernels_usable": AVX512_FLAGS <= flags,
+            "openblas_env": {"OPENBLAS_CORETYPE": coretype} if coretype else {}}
+
+
+def test_the_report_warns_when_openblas_runs_avx2_kernels_on_an_avx512_cpu():
+    from benchmarks.machine import AVX512_FLAGS, blas_kernel_note
+    avx512 = set(AVX512_FLAGS) | {"avx2", "fma"}
+    note = blas_kernel_note(_machine("Haswell", avx512))
+    assert note is not None and "Haswell" in note and "OPENBLAS_CORETYPE=SkylakeX" in note
+    pinned = blas_kernel_note(_machine("Haswell", avx512, coretype="Haswell"))
+    assert "OPENBLAS_CORETYPE=Haswell in the environment" in pinned and "env -u OPENBLAS_CORETYPE" in pinned
+    assert blas_kernel_note(_machine("SkylakeX", avx512)) is None        # already the AVX-512 kernels
+    assert blas_kernel_note(_machine("Haswell", {"avx2", "fma", "avx512f"})) is None  # no avx512bw/vl: none usable
+    assert blas_kernel_note({"threadpools": [{"user_api": "blas", "internal_api": "mkl"}],
+                             "avx512_kernels_usable": True}) is None       # not OpenBLAS
+
+
+def test_the_machine_section_names_a_hand_chosen_coretype_and_the_kernel_warning():
+    from benchmarks.machine import AVX512_FLAGS
+    from benchmarks.report import machine_section
+    m = _machine("Haswell", set(AVX512_FLAGS)) | {
+        "cpu_model": "cpu", "cores_available": 2, "memory_gb": 8.0, "simd": ["avx512f"], "python": "3.11",
+        "numpy": "2", "torch": "2", "loadavg_at_start": (0.0, 0.0, 0.0)}
+    s = {"dtype": "float32", "threads": [1, 2], "repeats": 5, "warmup": 2, "min_time_s": 0.25, "cooldown_s": 0.15}
+    text = machine_section({"machine": m, "settings": s})
+    assert "**BLAS kernels:**" in text and "OPENBLAS_CORETYPE=" not in text.split("**BLAS kernels:**")[0]
+    m |= {"openblas_env": {"OPENBLAS_CORETYPE": "SkylakeX"},
+          "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}]}
+    text = machine_section({"machine": m, "settings": s})
+    assert "OPENBLAS_CORETYPE=SkylakeX" in text and "**BLAS kernels:**" not in text
