@@ -126,6 +126,7 @@ def test_a_word_outside_the_vocabulary_and_a_bad_tokenizer():
         tokenizer_from_dict({"kind": "klingon"})
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the NaN and overflow it makes on purpose
 def test_nan_in_the_loss_or_the_parameters_stops_training_naming_the_step():
     model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4), dtype=np.float64)
     data = np.arange(100) % 5
@@ -226,6 +227,7 @@ def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved
     assert snapshot(d) == before, "a failed command touched the user's files"
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the NaN and overflow it makes on purpose
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = str(tmp_path / "run.safetensors")
     argv = ["train", "--out", out, "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--schedule",
