@@ -1,6 +1,7 @@
 """Markdown tables and matplotlib plots from the results dictionary that run.py builds."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -222,9 +223,76 @@ def scaling_table(res: dict) -> str:
             "is attention's T^2 term. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
 
 
+# The project's targets (issue 4), as the report checks them: at all cores, float32.
+STEP_VS_EAGER, STEP_VS_COMPILE, MEDIUM_PEAK_PCT, DECODE_VS_EAGER = 1.2, 1.0, 70.0, 1.5
+
+
+def _verdict(value: float | None, goal: float, higher_is_better: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return "yes" if (value >= goal if higher_is_better else value <= goal) else "no"
+
+
+def targets_table(res: dict) -> str:
+    """Each target of the project, the number this run measured for it, and whether it is met.
+
+    Speeds are the paired medians of the tables below, at the run's largest thread count (the
+    targets are stated at all cores). A target whose section or config was not run is left out.
+    """
+    top = max(res["settings"]["threads"])
+    rows = []
+    step_rows = [r for r in res.get("step", []) if r["threads"] == top]
+    speed_targets = [(STEP_VS_EAGER, "speedup_vs_torch", "torch eager"),
+                     (STEP_VS_COMPILE, "speedup_vs_compile", "torch.compile")]
+    for (goal, key, label), r in itertools.product(speed_targets, step_rows):
+        procs = r.get(PROCS) if not (r.get(PROCS) or {}).get("error") else None
+        threads = (r.get(key) or {}).get("median")
+        if threads is None:                         # not measured (torch.compile skipped, say)
+            continue
+        verdict = _verdict(threads, goal)
+        measured = _num(threads, "{:.2f}x")
+        if procs and (procs.get(key) or {}).get("median") is not None:
+            with_procs = procs[key]["median"]
+            measured += f"; with shard processes {with_procs:.2f}x"
+            if verdict == "no" and with_procs >= goal:
+                verdict = "with shard processes only"
+        rows.append([f"training step >= {goal:.1f}x {label}", r["config"], measured, verdict])
+    for r in step_rows:
+        if r["config"] == "medium":
+            pct = ((r.get("pct_round_peak") or {}).get("numpy") or {}).get("median")
+            rows.append([f"model FLOPs >= {MEDIUM_PEAK_PCT:g}% of the matmul in the same rounds", "medium",
+                         _num(pct, "{:.1f}%"), _verdict(pct, MEDIUM_PEAK_PCT)])
+    for g in res.get("generate", []):
+        if g["threads"] == top and g["use_cache"] and g["config"] == "small":
+            sp = (g.get("speedup") or {}).get("median")
+            rows.append([f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager tokens/s", "small",
+                         _num(sp, "{:.2f}x"), _verdict(sp, DECODE_VS_EAGER)])
+    mem = {(m["config"], m["impl"]): m.get("delta_mb") for m in res.get("memory", [])}
+    for config in dict.fromkeys(m["config"] for m in res.get("memory", [])):
+        ours, theirs = mem.get((config, "numpy")), mem.get((config, "torch"))
+        if ours is None or theirs is None:
+            continue
+        verdict = _verdict(ours, theirs, higher_is_better=False)
+        procs = mem.get((config, PROCS))
+        if verdict == "yes" and procs is not None and procs > theirs:
+            verdict = "with threads only"
+        measured = f"{ours:.0f} vs {theirs:.0f} MB" + (f"; with shard processes {procs:.0f} MB" if procs else "")
+        rows.append(["peak memory <= torch eager's", config, measured, verdict])
+    if not rows:
+        return ""
+    return (f"### Targets at {top} thread(s)\n\n" + _table(["target", "config", "measured", "met?"], rows)
+            + "\n\nThe project's targets, checked against this run: speeds are the paired medians of the "
+            "tables below (> 1x means numpy_gpt is faster); memory is the peak RSS of the step table. "
+            "\"with shard processes only\" means the threaded step misses the target and the opt-in "
+            "`ShardProcesses` meets it; \"with threads only\", the other way round. Targets whose config or section this run left out are not listed.")
+
+
 def markdown(res: dict) -> str:
     """The whole report: machine, peak, and every table that has rows."""
     parts = [f"## numpy_gpt vs PyTorch on the CPU ({res['settings']['mode']} run)", "", machine_section(res)]
+    targets = targets_table(res)
+    if targets:
+        parts += ["", targets]
     if res.get("matmul_peak"):
         parts += ["", peak_table(res)]
     for key, fn in (("step", step_table), ("step", procs_table), ("layers", layer_table), ("generate", generate_table),

@@ -99,3 +99,39 @@ def test_the_machine_section_names_a_hand_chosen_coretype_and_the_kernel_warning
           "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}]}
     text = machine_section({"machine": m, "settings": s})
     assert "OPENBLAS_CORETYPE=SkylakeX" in text and "**BLAS kernels:**" not in text
+
+
+def test_the_targets_table_gives_each_target_its_verdict():
+    from benchmarks.report import targets_table
+    med = lambda x: {"median": x, "min": x, "max": x}                       # noqa: E731
+    res = {
+        "settings": {"threads": [1, 2]},
+        "step": [
+            {"config": "tiny", "threads": 1, "speedup_vs_torch": med(0.5)},  # not at all cores: ignored
+            {"config": "tiny", "threads": 2, "speedup_vs_torch": med(1.1), "speedup_vs_compile": None,
+             "procs": {"speedup_vs_torch": med(1.3), "speedup_vs_compile": None}},
+            {"config": "medium", "threads": 2, "speedup_vs_torch": med(1.25), "speedup_vs_compile": med(0.9),
+             "pct_round_peak": {"numpy": med(65.0)}},
+        ],
+        "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": med(1.6)},
+                     {"config": "small", "threads": 2, "use_cache": False, "speedup": med(0.1)}],
+        "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0},
+                   {"config": "tiny", "impl": "torch", "delta_mb": 100.0},
+                   {"config": "tiny", "impl": "procs", "delta_mb": 120.0},
+                   {"config": "medium", "impl": "numpy", "delta_mb": 700.0},
+                   {"config": "medium", "impl": "torch", "delta_mb": 650.0}],
+    }
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in targets_table(res).splitlines()
+            if line.startswith("| ") and not line.startswith("| target")]
+    got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    assert len(got) == len(rows) == 7
+    assert got[("training step >= 1.2x torch eager", "tiny")] == ("1.10x; with shard processes 1.30x",
+                                                                   "with shard processes only")
+    assert got[("training step >= 1.2x torch eager", "medium")] == ("1.25x", "yes")
+    assert ("training step >= 1.0x torch.compile", "tiny") not in got                 # compile skipped
+    assert got[("training step >= 1.0x torch.compile", "medium")] == ("0.90x", "no")
+    assert got[("model FLOPs >= 70% of the matmul in the same rounds", "medium")] == ("65.0%", "no")
+    assert got[("KV-cache generation >= 1.5x torch eager tokens/s", "small")] == ("1.60x", "yes")
+    assert got[("peak memory <= torch eager's", "tiny")] == ("30 vs 100 MB; with shard processes 120 MB",
+                                                             "with threads only")
+    assert got[("peak memory <= torch eager's", "medium")] == ("700 vs 650 MB", "no")
