@@ -233,58 +233,92 @@ def _verdict(value: float | None, goal: float, higher_is_better: bool = True) ->
     return "yes" if (value >= goal if higher_is_better else value <= goal) else "no"
 
 
+def _both_ways(threads: str, procs: str | None) -> str:
+    """One verdict from numpy_gpt's threaded step's and (if measured) its shard processes' verdicts."""
+    if procs in (None, "n/a") or procs == threads:
+        return threads
+    if threads == "yes":
+        return "with threads only"
+    return "with shard processes only" if procs == "yes" else threads
+
+
+def _error(errors) -> str:
+    text = "; ".join(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else str(errors)
+    return f"n/a (failed: {text[:80]})"
+
+
 def targets_table(res: dict) -> str:
     """Each target of the project, the number this run measured for it, and whether it is met.
 
     Speeds are the paired medians of the tables below, at the run's largest thread count (the
-    targets are stated at all cores). A target whose section or config was not run is left out.
+    targets are stated at all cores). A target whose section or config was not run is left out;
+    one that failed is listed as n/a with the error.
     """
     top = max(res["settings"]["threads"])
     rows = []
     step_rows = [r for r in res.get("step", []) if r["threads"] == top]
-    speed_targets = [(STEP_VS_EAGER, "speedup_vs_torch", "torch eager"),
-                     (STEP_VS_COMPILE, "speedup_vs_compile", "torch.compile")]
-    for (goal, key, label), r in itertools.product(speed_targets, step_rows):
-        procs = r.get(PROCS) if not (r.get(PROCS) or {}).get("error") else None
+    speed_targets = [(STEP_VS_EAGER, "speedup_vs_torch", "torch", "torch eager"),
+                     (STEP_VS_COMPILE, "speedup_vs_compile", "compile", "torch.compile")]
+    for (goal, key, impl, label), r in itertools.product(speed_targets, step_rows):
+        name = f"training step >= {goal:.1f}x {label}"
         threads = (r.get(key) or {}).get("median")
-        if threads is None:                         # not measured (torch.compile skipped, say)
+        if threads is None:
+            errors = r.get("errors") or {}
+            ran = impl in (r.get("median_s") or {}) or impl in errors     # else skipped (--no-compile)
+            failed = {k: v for k, v in errors.items() if k in ("numpy", impl)}
+            if ran and failed:
+                rows.append([name, r["config"], _error(failed), "n/a"])
             continue
-        verdict = _verdict(threads, goal)
-        measured = _num(threads, "{:.2f}x")
-        if procs and (procs.get(key) or {}).get("median") is not None:
-            with_procs = procs[key]["median"]
-            measured += f"; with shard processes {with_procs:.2f}x"
-            if verdict == "no" and with_procs >= goal:
-                verdict = "with shard processes only"
-        rows.append([f"training step >= {goal:.1f}x {label}", r["config"], measured, verdict])
+        measured, procs_verdict = _num(threads, "{:.2f}x"), None
+        procs = r.get(PROCS)
+        if procs and procs.get("error"):
+            measured += f"; shard processes {_error(procs['error'])}"
+        elif procs and (procs.get(key) or {}).get("median") is not None:
+            measured += f"; with shard processes {procs[key]['median']:.2f}x"
+            procs_verdict = _verdict(procs[key]["median"], goal)
+        rows.append([name, r["config"], measured, _both_ways(_verdict(threads, goal), procs_verdict)])
     for r in step_rows:
         if r["config"] == "medium":
             pct = ((r.get("pct_round_peak") or {}).get("numpy") or {}).get("median")
             rows.append([f"model FLOPs >= {MEDIUM_PEAK_PCT:g}% of the matmul in the same rounds", "medium",
-                         _num(pct, "{:.1f}%"), _verdict(pct, MEDIUM_PEAK_PCT)])
+                         _num(pct, "{:.1f}%") if pct is not None or not r.get("errors") else _error(r["errors"]),
+                         _verdict(pct, MEDIUM_PEAK_PCT)])
     for g in res.get("generate", []):
         if g["threads"] == top and g["use_cache"] and g["config"] == "small":
             sp = (g.get("speedup") or {}).get("median")
             rows.append([f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager tokens/s", "small",
-                         _num(sp, "{:.2f}x"), _verdict(sp, DECODE_VS_EAGER)])
-    mem = {(m["config"], m["impl"]): m.get("delta_mb") for m in res.get("memory", [])}
+                         _num(sp, "{:.2f}x") if sp is not None or not g.get("errors") else _error(g["errors"]),
+                         _verdict(sp, DECODE_VS_EAGER)])
+    mem = {(m["config"], m["impl"]): m for m in res.get("memory", [])}
     for config in dict.fromkeys(m["config"] for m in res.get("memory", [])):
-        ours, theirs = mem.get((config, "numpy")), mem.get((config, "torch"))
-        if ours is None or theirs is None:
+        ours, theirs, procs = (mem.get((config, i), {}) for i in ("numpy", "torch", PROCS))
+        failed = {i: m["error"] for i, m in (("numpy", ours), ("torch", theirs)) if m.get("error")}
+        if failed:
+            rows.append(["peak memory <= torch eager's", config, _error(failed), "n/a"])
             continue
-        verdict = _verdict(ours, theirs, higher_is_better=False)
-        procs = mem.get((config, PROCS))
-        if verdict == "yes" and procs is not None and procs > theirs:
-            verdict = "with threads only"
-        measured = f"{ours:.0f} vs {theirs:.0f} MB" + (f"; with shard processes {procs:.0f} MB" if procs else "")
-        rows.append(["peak memory <= torch eager's", config, measured, verdict])
+        if ours.get("delta_mb") is None or theirs.get("delta_mb") is None:
+            continue
+        measured = f"{ours['delta_mb']:.0f} vs {theirs['delta_mb']:.0f} MB"
+        procs_verdict = None
+        if procs.get("error"):
+            measured += f"; shard processes {_error(procs['error'])}"
+        elif procs.get("delta_mb") is not None:
+            measured += f"; with shard processes {procs['delta_mb']:.0f} MB"
+            procs_verdict = _verdict(procs["delta_mb"], theirs["delta_mb"], higher_is_better=False)
+        rows.append(["peak memory <= torch eager's", config, measured,
+                     _both_ways(_verdict(ours["delta_mb"], theirs["delta_mb"], higher_is_better=False),
+                                procs_verdict)])
     if not rows:
         return ""
+    cores = (res.get("machine") or {}).get("cores_available")
+    caveat = (f" This run's largest thread count, {top}, is below the machine's {cores} cores, and the "
+              "targets are stated at all cores." if cores and top < cores else "")
     return (f"### Targets at {top} thread(s)\n\n" + _table(["target", "config", "measured", "met?"], rows)
             + "\n\nThe project's targets, checked against this run: speeds are the paired medians of the "
             "tables below (> 1x means numpy_gpt is faster); memory is the peak RSS of the step table. "
             "\"with shard processes only\" means the threaded step misses the target and the opt-in "
-            "`ShardProcesses` meets it; \"with threads only\", the other way round. Targets whose config or section this run left out are not listed.")
+            "`ShardProcesses` meets it; \"with threads only\", the other way round. Targets whose config "
+            "or section this run left out are not listed." + caveat)
 
 
 def markdown(res: dict) -> str:

@@ -109,7 +109,7 @@ def test_the_targets_table_gives_each_target_its_verdict():
         "step": [
             {"config": "tiny", "threads": 1, "speedup_vs_torch": med(0.5)},  # not at all cores: ignored
             {"config": "tiny", "threads": 2, "speedup_vs_torch": med(1.1), "speedup_vs_compile": None,
-             "procs": {"speedup_vs_torch": med(1.3), "speedup_vs_compile": None}},
+             "procs": {"speedup_vs_torch": med(1.3), "speedup_vs_compile": None, "error": None}},
             {"config": "medium", "threads": 2, "speedup_vs_torch": med(1.25), "speedup_vs_compile": med(0.9),
              "pct_round_peak": {"numpy": med(65.0)}},
         ],
@@ -135,3 +135,48 @@ def test_the_targets_table_gives_each_target_its_verdict():
     assert got[("peak memory <= torch eager's", "tiny")] == ("30 vs 100 MB; with shard processes 120 MB",
                                                              "with threads only")
     assert got[("peak memory <= torch eager's", "medium")] == ("700 vs 650 MB", "no")
+
+
+def test_the_targets_table_names_failures_instead_of_dropping_them():
+    from benchmarks.report import markdown, targets_table
+    med = lambda x: {"median": x, "min": x, "max": x}                       # noqa: E731
+    res = {
+        "machine": _machine("SkylakeX", set()) | {
+            "cpu_model": "cpu", "cores_available": 4, "memory_gb": 8.0, "simd": [], "python": "3.11",
+            "numpy": "2", "torch": "2", "loadavg_at_start": (0.0, 0.0, 0.0)},
+        "settings": {"threads": [1, 2], "mode": "test", "dtype": "float32", "repeats": 5, "warmup": 2,
+                     "min_time_s": 0.25, "cooldown_s": 0.15},
+        "step": [
+            {"config": "small", "threads": 2, "speedup_vs_torch": None, "speedup_vs_compile": None,
+             "median_s": {"torch": 0.1}, "errors": {"numpy": "MemoryError: boom"}},
+            {"config": "tiny", "threads": 2, "speedup_vs_torch": med(1.1), "speedup_vs_compile": None,
+             "errors": {}, "procs": {"speedup_vs_torch": None, "error": "ShardProcessError: worker died"}},
+        ],
+        "memory": [{"config": "tiny", "impl": "numpy", "error": "OSError: no /proc"},
+                   {"config": "tiny", "impl": "torch", "delta_mb": 100.0}],
+    }
+    table = targets_table(res)
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| target")}
+    assert "MemoryError: boom" in rows[("training step >= 1.2x torch eager", "small")]
+    tiny = rows[("training step >= 1.2x torch eager", "tiny")]
+    assert "worker died" in tiny and tiny.rstrip(" |").endswith("no")      # threads miss; processes failed
+    assert "no /proc" in rows[("peak memory <= torch eager's", "tiny")]
+    assert ("training step >= 1.0x torch.compile", "small") not in rows    # compile not run: left out
+    assert "below the machine's 4 cores" in table                           # targets are stated at all cores
+    memory_only = {k: v for k, v in res.items() if k != "step"}       # the other tables need full rows
+    assert targets_table(memory_only) in markdown(memory_only)
+
+
+def test_describe_records_the_openblas_variables_and_whether_avx512_kernels_can_run(monkeypatch):
+    from benchmarks import machine
+    flags = "fpu avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl"
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: {"model name": "cpu", "flags": flags})
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    d = machine.describe()
+    assert d["openblas_env"] == {"OPENBLAS_CORETYPE": "Haswell"} and d["avx512_kernels_usable"] is True
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: {"model name": "cpu", "flags": "fpu avx avx2 fma avx512f"})
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    d = machine.describe()
+    assert d["openblas_env"] == {} and d["avx512_kernels_usable"] is False
