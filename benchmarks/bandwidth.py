@@ -1,13 +1,14 @@
 """Memory bandwidth from one core and from all cores: how far elementwise work can scale.
 
-    python -m benchmarks.bandwidth [--mb 128] [--repeats 3]
+    python -m benchmarks.bandwidth [--mb 256] [--repeats 3]
 
 Each thread streams its own array through NumPy passes in place (a += 1: one read and
 one write per float, with no separate output to fetch before writing it), far larger
 than the caches, so the passes run at the speed of memory. The threads start together
-(a barrier) and GB/s counts every thread's bytes over the wall time of the slowest. Where n threads move little more than one, a pass that misses the caches
-gains nothing from a second core: that caps the elementwise part of a training step
-(layer norms, GELU, softmax rows, AdamW) at more than one thread.
+(a barrier) and GB/s counts every thread's bytes over the wall time of the slowest.
+Where n threads move little more than one, a pass that misses the caches gains little
+from the other cores: that caps the elementwise part of a training step (layer norms,
+GELU, softmax rows, AdamW) at more than one thread.
 """
 from __future__ import annotations
 
