@@ -66,11 +66,22 @@ def test_a_childs_cpu_time_counts_as_ours_while_it_runs_and_after_it_exits():
     assert own() >= running - 0.02                   # reaped, it still counts (ticks of 10 ms)
 
 
-def _machine(arch: str, flags: set[str], coretype: str | None = None) -> dict:
+def _machine(arch: str, flags: set[str], coretype: str | None = None, cores: int = 2) -> dict:
+    """A describe() result with one OpenBLAS pool running `arch` kernels, enough for the report."""
     from benchmarks.machine import AVX512_FLAGS
     return {"threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": arch}],
             "avx512_kernels_usable": AVX512_FLAGS <= flags,
-            "openblas_env": {"OPENBLAS_CORETYPE": coretype} if coretype else {}}
+            "openblas_env": {"OPENBLAS_CORETYPE": coretype} if coretype else {},
+            "cpu_model": "cpu", "cores_available": cores, "memory_gb": 8.0, "simd": sorted(flags),
+            "python": "3.11", "numpy": "2", "torch": "2", "loadavg_at_start": (0.0, 0.0, 0.0)}
+
+
+_SETTINGS = {"threads": [1, 2], "mode": "test", "dtype": "float32", "repeats": 5, "warmup": 2,
+             "min_time_s": 0.25, "cooldown_s": 0.15}
+
+
+def _med(x: float) -> dict:
+    return {"median": x, "min": x, "max": x}
 
 
 def test_the_report_warns_when_openblas_runs_avx2_kernels_on_an_avx512_cpu():
@@ -89,32 +100,28 @@ def test_the_report_warns_when_openblas_runs_avx2_kernels_on_an_avx512_cpu():
 def test_the_machine_section_names_a_hand_chosen_coretype_and_the_kernel_warning():
     from benchmarks.machine import AVX512_FLAGS
     from benchmarks.report import machine_section
-    m = _machine("Haswell", set(AVX512_FLAGS)) | {
-        "cpu_model": "cpu", "cores_available": 2, "memory_gb": 8.0, "simd": ["avx512f"], "python": "3.11",
-        "numpy": "2", "torch": "2", "loadavg_at_start": (0.0, 0.0, 0.0)}
-    s = {"dtype": "float32", "threads": [1, 2], "repeats": 5, "warmup": 2, "min_time_s": 0.25, "cooldown_s": 0.15}
-    text = machine_section({"machine": m, "settings": s})
+    m = _machine("Haswell", set(AVX512_FLAGS))
+    text = machine_section({"machine": m, "settings": _SETTINGS})
     assert "**BLAS kernels:**" in text and "OPENBLAS_CORETYPE=" not in text.split("**BLAS kernels:**")[0]
     m |= {"openblas_env": {"OPENBLAS_CORETYPE": "SkylakeX"},
           "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}]}
-    text = machine_section({"machine": m, "settings": s})
+    text = machine_section({"machine": m, "settings": _SETTINGS})
     assert "OPENBLAS_CORETYPE=SkylakeX" in text and "**BLAS kernels:**" not in text
 
 
 def test_the_targets_table_gives_each_target_its_verdict():
     from benchmarks.report import targets_table
-    med = lambda x: {"median": x, "min": x, "max": x}                       # noqa: E731
     res = {
         "settings": {"threads": [1, 2]},
         "step": [
-            {"config": "tiny", "threads": 1, "speedup_vs_torch": med(0.5)},  # not at all cores: ignored
-            {"config": "tiny", "threads": 2, "speedup_vs_torch": med(1.1), "speedup_vs_compile": None,
-             "procs": {"speedup_vs_torch": med(1.3), "speedup_vs_compile": None, "error": None}},
-            {"config": "medium", "threads": 2, "speedup_vs_torch": med(1.25), "speedup_vs_compile": med(0.9),
-             "pct_round_peak": {"numpy": med(65.0)}},
+            {"config": "tiny", "threads": 1, "speedup_vs_torch": _med(0.5)},  # not at all cores: ignored
+            {"config": "tiny", "threads": 2, "speedup_vs_torch": _med(1.1), "speedup_vs_compile": None,
+             "procs": {"speedup_vs_torch": _med(1.3), "speedup_vs_compile": None, "error": None}},
+            {"config": "medium", "threads": 2, "speedup_vs_torch": _med(1.25), "speedup_vs_compile": _med(0.9),
+             "pct_round_peak": {"numpy": _med(65.0)}},
         ],
-        "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": med(1.6)},
-                     {"config": "small", "threads": 2, "use_cache": False, "speedup": med(0.1)}],
+        "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": _med(1.6)},
+                     {"config": "small", "threads": 2, "use_cache": False, "speedup": _med(0.1)}],
         "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0},
                    {"config": "tiny", "impl": "torch", "delta_mb": 100.0},
                    {"config": "tiny", "impl": "procs", "delta_mb": 120.0},
@@ -139,17 +146,13 @@ def test_the_targets_table_gives_each_target_its_verdict():
 
 def test_the_targets_table_names_failures_instead_of_dropping_them():
     from benchmarks.report import markdown, targets_table
-    med = lambda x: {"median": x, "min": x, "max": x}                       # noqa: E731
     res = {
-        "machine": _machine("SkylakeX", set()) | {
-            "cpu_model": "cpu", "cores_available": 4, "memory_gb": 8.0, "simd": [], "python": "3.11",
-            "numpy": "2", "torch": "2", "loadavg_at_start": (0.0, 0.0, 0.0)},
-        "settings": {"threads": [1, 2], "mode": "test", "dtype": "float32", "repeats": 5, "warmup": 2,
-                     "min_time_s": 0.25, "cooldown_s": 0.15},
+        "machine": _machine("SkylakeX", set(), cores=4),
+        "settings": _SETTINGS,
         "step": [
             {"config": "small", "threads": 2, "speedup_vs_torch": None, "speedup_vs_compile": None,
              "median_s": {"torch": 0.1}, "errors": {"numpy": "MemoryError: boom"}},
-            {"config": "tiny", "threads": 2, "speedup_vs_torch": med(1.1), "speedup_vs_compile": None,
+            {"config": "tiny", "threads": 2, "speedup_vs_torch": _med(1.1), "speedup_vs_compile": None,
              "errors": {}, "procs": {"speedup_vs_torch": None, "error": "ShardProcessError: worker died"}},
         ],
         "memory": [{"config": "tiny", "impl": "numpy", "error": "OSError: no /proc"},
