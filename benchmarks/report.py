@@ -263,8 +263,9 @@ def targets_table(res: dict) -> str:
         name = f"training step >= {goal:.1f}x {label}"
         threads = (r.get(key) or {}).get("median")
         if threads is None:
-            errors = r.get("errors") or {}
-            ran = impl in (r.get("median_s") or {}) or impl in errors     # else skipped (--no-compile)
+            errors = {k: v for k, v in (r.get("errors") or {}).items()
+                      if not str(v).startswith("skipped")}            # --no-compile, --quick: left out
+            ran = impl in (r.get("median_s") or {}) or impl in errors
             failed = {k: v for k, v in errors.items() if k in ("numpy", impl)}
             if ran and failed:
                 rows.append([name, r["config"], _error(failed), "n/a"])

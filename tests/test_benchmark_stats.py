@@ -116,6 +116,7 @@ def test_the_targets_table_gives_each_target_its_verdict():
         "step": [
             {"config": "tiny", "threads": 1, "speedup_vs_torch": _med(0.5)},  # not at all cores: ignored
             {"config": "tiny", "threads": 2, "speedup_vs_torch": _med(1.1), "speedup_vs_compile": None,
+             "errors": {"compile": "skipped (--no-compile)"},                 # as benchmarks.run marks it
              "procs": {"speedup_vs_torch": _med(1.3), "speedup_vs_compile": None, "error": None}},
             {"config": "medium", "threads": 2, "speedup_vs_torch": _med(1.25), "speedup_vs_compile": _med(0.9),
              "pct_round_peak": {"numpy": _med(65.0)}},
