@@ -1,0 +1,106 @@
+"""benchmarks/history.py: the table of every committed full run.
+
+It measures nothing; these check that each column shows the figure its header names, taken from
+the right row of the stored results, and that the runs are found in git history.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from benchmarks.history import git_runs, history_table, summarize
+
+
+def _med(x):
+    return {"median": x, "min": x, "max": x, "n": 1}
+
+
+def _run(commit="abc1234", top=2, quick=False, **extra):
+    """A results dictionary shaped like benchmarks.run's, with distinct numbers in every cell."""
+    step = []
+    for i, config in enumerate(("tiny", "small", "medium")):
+        step.append({"config": config, "threads": 1, "speedup_vs_torch": _med(1.1 + i / 10)})
+        row = {"config": config, "threads": top, "speedup_vs_torch": _med(0.6 + i / 10),
+               "procs": {"speedup_vs_torch": _med(1.4 + i / 10), "error": None}}
+        if config == "medium":
+            row["pct_round_peak"] = {"numpy": _med(71.6), "torch": _med(50.0)}
+        step.append(row)
+    res = {
+        "machine": {"cpu_model": "Some CPU", "cpu_family_model": "25/1", "simd": ["avx2", "fma"],
+                    "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"},
+                                    {"user_api": "openmp", "internal_api": "openmp"}],
+                    "openblas_env": {"OPENBLAS_CORETYPE": "Haswell"}},
+        "settings": {"threads": [1, top], "dtype": "float32", "commit": commit, "quick": quick},
+        "matmul_peak": [{"threads": 1, "numpy": {"peak_gflops": 67.6}, "torch": {"peak_gflops": 40.4}},
+                        {"threads": top, "numpy": {"peak_gflops": 110.0}, "torch": {"peak_gflops": 68.0}}],
+        "step": step,
+        "generate": [{"threads": 1, "use_cache": False, "speedup": _med(9.0)},
+                     {"threads": 1, "use_cache": True, "speedup": _med(1.66)},
+                     {"threads": top, "use_cache": True, "speedup": _med(1.35)}],
+    }
+    res.update(extra)
+    return res
+
+
+def _rows(table: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
+def test_each_column_holds_the_figure_its_header_names():
+    (row,) = _rows(history_table([("def5678", "2026-12-02", _run())]))
+    assert row == ["def5678", "2026-12-02", "abc1234", "Some CPU 25/1", "openblas Haswell (OPENBLAS_CORETYPE=Haswell)",
+                   "68 / 40", "1.10 / 1.20 / 1.30", "0.60 / 0.70 / 0.80", "1.40 / 1.50 / 1.60",
+                   "1.66 / 1.35", "72%"]
+
+
+def test_quick_runs_and_other_thread_counts_are_left_out_unless_asked():
+    runs = [("a", "d", _run(quick=True)), ("b", "d", _run(top=4)), ("c", "d", _run())]
+    assert [r[0] for r in _rows(history_table(runs))] == ["c"]
+    assert [r[0] for r in _rows(history_table(runs, threads=None))] == ["b", "c"]
+
+
+def test_an_older_run_without_the_newer_fields_shows_dashes():
+    res = _run(commit=None)
+    del res["machine"]["cpu_family_model"], res["machine"]["openblas_env"], res["generate"]
+    for r in res["step"]:
+        r.pop("procs", None), r.pop("pct_round_peak", None)
+    x = summarize(res)
+    assert x["family_model"] is None and x["decode"] == (None, None) and x["medium_pct"] is None
+    (row,) = _rows(history_table([("old", "2026-11-23", res)]))
+    assert row[2:5] == ["—", "Some CPU", "openblas Haswell"]
+    assert row[8:] == ["—", "—", "—"]
+
+
+def test_a_missing_config_is_a_dash_among_the_others():
+    res = _run()
+    res["step"] = [r for r in res["step"] if r["config"] != "small"]
+    assert summarize(res)["step_top"] == [0.6, None, 0.8]
+    assert _rows(history_table([("x", "d", res)]))[0][7] == "0.60 / — / 0.80"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_runs_reads_every_committed_version_and_an_uncommitted_one(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    path = tmp_path / "r.json"
+    for i, text in enumerate([json.dumps({"n": 1}), "not json", json.dumps({"n": 3})]):
+        path.write_text(text)
+        git("add", "r.json")
+        git("commit", "-qm", f"run {i}")
+    runs = git_runs(tmp_path, "r.json")
+    assert [r[2] for r in runs] == [{"n": 3}, {"n": 1}]          # newest first; the non-JSON one skipped
+    assert all(len(label) >= 7 and date.count("-") == 2 for label, date, _ in runs)
+    path.write_text(json.dumps({"n": 4}))                         # a new run, not yet committed
+    assert [(r[0], r[2]) for r in git_runs(tmp_path, "r.json")[:2]] == [("working tree", {"n": 4}),
+                                                                        (runs[0][0], {"n": 3})]
+
+
+def test_outside_git_the_file_alone_is_listed(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"n": 1}))
+    assert git_runs(tmp_path, "r.json") == [("working tree", "—", {"n": 1})]
