@@ -1,7 +1,7 @@
 """Every full benchmark run in this checkout's git history, one line each.
 
     python -m benchmarks.history              # markdown table on stdout, newest run first
-    python -m benchmarks.history --all-runs   # also the runs measured at other than 2 threads, say
+    python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -9,7 +9,8 @@ moves between hosts, and the answer to "is numpy_gpt faster than torch?" moves w
 with how fast each side's BLAS runs on that CPU. This table puts the runs side by side: which
 CPU and BLAS kernels, the matmul each library reached, and numpy_gpt's speed relative to torch
 eager for the training step and for KV-cache generation. A file with uncommitted changes is
-listed first, as "working tree".
+listed first, as "working tree". Quick runs (`--quick`) are never listed, and a run that
+stopped before its last section is marked "(incomplete)".
 
 Nothing here measures anything: it reads the stored JSON. Runs whose JSON lacks a field show
 "—" there (older runs did not record the CPU's family and model, nor the measured commit).
@@ -46,12 +47,18 @@ def git_runs(root: Path = ROOT, path: str = RESULTS) -> list[tuple[str, str, dic
     runs: list[tuple[str, str, dict]] = []
     try:
         log = _git("log", "--format=%h %ad", "--date=short", "--", path, cwd=root)
-    except (OSError, subprocess.SubprocessError):
+        if _git("rev-parse", "--is-shallow-repository", cwd=root).strip() == "true":
+            print("benchmarks.history: this clone is shallow, so the runs before its oldest commit are "
+                  "missing and the oldest one listed may be credited to that commit; "
+                  "`git fetch --unshallow` brings the whole history", file=sys.stderr)
+    except (OSError, subprocess.SubprocessError) as exc:
         log = ""
+        detail = exc.stderr.strip().splitlines()[0] if getattr(exc, "stderr", None) else str(exc)
+        print(f"benchmarks.history: no git history ({detail}); listing {path} alone", file=sys.stderr)
     for line in log.splitlines():
         commit, date = line.split()
-        try:
-            runs.append((commit, date, json.loads(_git("show", f"{commit}:{path}", cwd=root))))
+        try:                                           # ./ : relative to root, even in a larger repository
+            runs.append((commit, date, json.loads(_git("show", f"{commit}:./{path}", cwd=root))))
         except (subprocess.SubprocessError, ValueError):
             continue                                   # deleted in that commit, or not JSON
     local = root / path
@@ -105,7 +112,8 @@ def summarize(res: dict) -> dict:
         "blas": (f"{blas[0].get('internal_api')} {blas[0].get('architecture') or ''}".strip() if blas else None),
         "openblas_env": m.get("openblas_env") or {},
         "commit": s.get("commit"), "threads": threads, "top": top, "dtype": s.get("dtype"),
-        "quick": bool(s.get("quick")), "wall_s": res.get("wall_time_s"),
+        "quick": s.get("mode") == "quick", "complete": res.get("complete", True),
+        "wall_s": res.get("wall_time_s"),
         "matmul_1": (peak(1, "numpy"), peak(1, "torch")),
         "step_1": [step(c, 1) for c in CONFIGS],
         "step_top": [step(c, top) for c in CONFIGS],
@@ -133,19 +141,23 @@ def _pair(a: float | None, b: float | None) -> str:
     return DASH if a is None and b is None else f"{DASH if a is None else f'{a:.0f}'} / {DASH if b is None else f'{b:.0f}'}"
 
 
-HEADER = ["stored in", "date", "measured at", "CPU (family/model)", "NumPy's BLAS kernels",
-          "matmul GFLOP/s, 1 thread: NumPy / torch", "step vs torch eager, 1 thread (tiny / small / medium)",
-          "step vs eager, all cores", "with shard processes, all cores",
-          "KV-cache generation vs eager (1 thread / all cores)", "medium, % of the same rounds' matmul (all cores)"]
+HEADER = ["stored in", "date stored", "measured at", "CPU (family/model)", "NumPy's BLAS kernels",
+          "matmul GFLOP/s, 1 thread, best of 5: NumPy / torch",
+          "step vs torch eager, 1 thread (tiny / small / medium)", "step vs eager, most threads",
+          "with shard processes, most threads", "KV-cache generation vs eager (1 thread / most threads)",
+          "medium, % of the same rounds' matmul (most threads)"]
 
 
 def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) -> str:
-    """One row per full run; `threads`: keep only runs whose largest thread count is this (None: all)."""
+    """One row per full run; `threads`: keep only runs whose largest thread count ("most
+    threads" in the header) is this (None: all)."""
     rows = []
     for label, date, res in runs:
         x = summarize(res)
         if x["quick"] or (threads is not None and x["top"] != threads):
             continue
+        if not x["complete"]:
+            label += " (incomplete)"
         rows.append([label, date, x["commit"] or DASH, _host(x), _blas(x), _pair(*x["matmul_1"]),
                      _ratios(x["step_1"]), _ratios(x["step_top"]), _ratios(x["procs_top"]),
                      _ratios(list(x["decode"])),
@@ -156,7 +168,7 @@ def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) ->
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--all-runs", action="store_true",
-                   help="list runs at every thread count, not only those whose largest is 2 (as the targets are)")
+                   help="also list runs whose largest thread count is not 2 (the targets are stated at 2)")
     a = p.parse_args(argv)
     runs = git_runs()
     if not runs:

@@ -33,7 +33,8 @@ def _run(commit="abc1234", top=2, quick=False, **extra):
                     "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"},
                                     {"user_api": "openmp", "internal_api": "openmp"}],
                     "openblas_env": {"OPENBLAS_CORETYPE": "Haswell"}},
-        "settings": {"threads": [1, top], "dtype": "float32", "commit": commit, "quick": quick},
+        "settings": {"threads": [1, top], "dtype": "float32", "commit": commit,
+                     "mode": "quick" if quick else "full"},                 # as benchmarks.run writes it
         "matmul_peak": [{"threads": 1, "numpy": {"peak_gflops": 67.6}, "torch": {"peak_gflops": 40.4}},
                         {"threads": top, "numpy": {"peak_gflops": 110.0}, "torch": {"peak_gflops": 68.0}}],
         "step": step,
@@ -62,6 +63,11 @@ def test_quick_runs_and_other_thread_counts_are_left_out_unless_asked():
     assert [r[0] for r in _rows(history_table(runs, threads=None))] == ["b", "c"]
 
 
+def test_a_run_that_stopped_early_is_marked():
+    assert _rows(history_table([("a", "d", _run(complete=False))]))[0][0] == "a (incomplete)"
+    assert _rows(history_table([("a", "d", _run(complete=True))]))[0][0] == "a"
+
+
 def test_an_older_run_without_the_newer_fields_shows_dashes():
     res = _run(commit=None)
     del res["machine"]["cpu_family_model"], res["machine"]["openblas_env"], res["generate"]
@@ -81,26 +87,68 @@ def test_a_missing_config_is_a_dash_among_the_others():
     assert _rows(history_table([("x", "d", res)]))[0][7] == "0.60 / — / 0.80"
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_git_runs_reads_every_committed_version_and_an_uncommitted_one(tmp_path):
-    def git(*args):
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
-    path = tmp_path / "r.json"
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _repo_with_runs(repo, project="."):
+    """A git repository whose file project/r.json was committed three times, once not as JSON."""
+    repo.mkdir(parents=True, exist_ok=True)
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.com")
+    _git(repo, "config", "user.name", "t")
+    root = repo / project
+    root.mkdir(parents=True, exist_ok=True)
     for i, text in enumerate([json.dumps({"n": 1}), "not json", json.dumps({"n": 3})]):
-        path.write_text(text)
-        git("add", "r.json")
-        git("commit", "-qm", f"run {i}")
-    runs = git_runs(tmp_path, "r.json")
+        (root / "r.json").write_text(text)
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", f"run {i}")
+    return root
+
+
+@needs_git
+def test_git_runs_reads_every_committed_version_and_an_uncommitted_one(tmp_path):
+    root = _repo_with_runs(tmp_path)
+    runs = git_runs(root, "r.json")
     assert [r[2] for r in runs] == [{"n": 3}, {"n": 1}]          # newest first; the non-JSON one skipped
     assert all(len(label) >= 7 and date.count("-") == 2 for label, date, _ in runs)
-    path.write_text(json.dumps({"n": 4}))                         # a new run, not yet committed
-    assert [(r[0], r[2]) for r in git_runs(tmp_path, "r.json")[:2]] == [("working tree", {"n": 4}),
-                                                                        (runs[0][0], {"n": 3})]
+    (root / "r.json").write_text(json.dumps({"n": 4}))            # a new run, not yet committed
+    assert [(r[0], r[2]) for r in git_runs(root, "r.json")[:2]] == [("working tree", {"n": 4}),
+                                                                   (runs[0][0], {"n": 3})]
 
 
-def test_outside_git_the_file_alone_is_listed(tmp_path):
+@needs_git
+def test_a_project_inside_a_larger_repository_keeps_its_history(tmp_path):
+    root = _repo_with_runs(tmp_path, "sub/project")
+    assert [r[2] for r in git_runs(root, "r.json")] == [{"n": 3}, {"n": 1}]
+
+
+@needs_git
+def test_a_shallow_clone_says_its_history_is_cut_short(tmp_path, capsys):
+    _repo_with_runs(tmp_path / "full")
+    _git(tmp_path, "clone", "-q", "--depth", "1", (tmp_path / "full").as_uri(), "shallow")
+    runs = git_runs(tmp_path / "shallow", "r.json")
+    assert [r[2] for r in runs] == [{"n": 3}]
+    assert "shallow" in capsys.readouterr().err
+
+
+def test_outside_git_the_file_alone_is_listed(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps({"n": 1}))
     assert git_runs(tmp_path, "r.json") == [("working tree", "—", {"n": 1})]
+    assert "no git history" in capsys.readouterr().err
+
+
+def test_the_command_line_prints_the_table_and_filters_by_threads(monkeypatch, capsys):
+    from benchmarks import history
+    runs = [("a", "d", _run(top=4)), ("b", "d", _run())]
+    monkeypatch.setattr(history, "git_runs", lambda: runs)
+    history.main([])
+    assert [r[0] for r in _rows(capsys.readouterr().out.split("\n\n")[0])] == ["b"]
+    history.main(["--all-runs"])
+    assert [r[0] for r in _rows(capsys.readouterr().out.split("\n\n")[0])] == ["a", "b"]
+    monkeypatch.setattr(history, "git_runs", lambda: [])
+    with pytest.raises(SystemExit, match="no full run found"):
+        history.main([])
