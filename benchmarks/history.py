@@ -84,8 +84,7 @@ def _ratios(values: list[float | None]) -> str:
 def summarize(res: dict) -> dict:
     """The figures of one run that the history table shows (None where the run lacks them)."""
     m, s = res.get("machine", {}), res.get("settings", {})
-    threads = s.get("threads") or [1]
-    top = max(threads)
+    top = max(s.get("threads") or [1])
     blas = [p for p in m.get("threadpools", []) if p.get("user_api") == "blas"]
     peaks = {p["threads"]: p for p in res.get("matmul_peak", []) if "threads" in p}
 
@@ -111,9 +110,8 @@ def summarize(res: dict) -> dict:
         "avx512": "avx512f" in m.get("simd", []),
         "blas": (f"{blas[0].get('internal_api')} {blas[0].get('architecture') or ''}".strip() if blas else None),
         "openblas_env": m.get("openblas_env") or {},
-        "commit": s.get("commit"), "threads": threads, "top": top, "dtype": s.get("dtype"),
+        "commit": s.get("commit"), "top": top,
         "quick": s.get("mode") == "quick", "complete": res.get("complete", True),
-        "wall_s": res.get("wall_time_s"),
         "matmul_1": (peak(1, "numpy"), peak(1, "torch")),
         "step_1": [step(c, 1) for c in CONFIGS],
         "step_top": [step(c, top) for c in CONFIGS],

@@ -12,10 +12,7 @@ import subprocess
 import pytest
 
 from benchmarks.history import git_runs, history_table, summarize
-
-
-def _med(x):
-    return {"median": x, "min": x, "max": x, "n": 1}
+from tests.test_benchmark_stats import _med
 
 
 def _run(commit="abc1234", top=2, quick=False, **extra):

@@ -36,11 +36,10 @@ def poisoned(monkeypatch):
 
 
 def test_the_poison_reaches_numpy_gpt_and_is_caught(poisoned):
-    from numpy_gpt import activations
+    from numpy_gpt.attention import KVCache
     poisoned()
-    out, (x, s) = activations.gelu_forward(np.zeros((2, 3), np.float32))   # writes every entry it allocates
-    assert np.isfinite(out).all() and np.isfinite(s).all()
-    assert np.isnan(np.empty(3)).all() and np.isnan(np.empty_like(out)).all()
+    cache = KVCache(1, 2, 4, 3, np.float32)           # numpy_gpt's own np.empty, not yet written
+    assert np.isnan(cache.k).all() and np.isnan(np.empty_like(cache.v)).all()
 
     def forgets_the_last_entry():
         a = np.empty(4, np.float32)
