@@ -42,7 +42,7 @@ import numpy as np
 from .config import GPTConfig
 from .errors import (CheckpointCorruptError, CheckpointError, CheckpointMismatchError,
                      CheckpointNotFoundError, ConfigError, NumpyGPTError, require)
-from .model import GPT, param_shapes
+from .model import GPT, packed_params, param_shapes
 
 FORMAT = "numpy-gpt checkpoint"
 FORMAT_VERSION = "1"
@@ -333,8 +333,8 @@ def load_model(path: str | os.PathLike, dtype=None, config: GPTConfig | None = N
     """A numpy_gpt GPT from a checkpoint (in the dtype it was saved in, unless dtype is given)."""
     ckpt = load_checkpoint(path, config)
     dtype = np.dtype(dtype if dtype is not None else next(iter(ckpt.params.values())).dtype)
-    params = {k: np.array(v, dtype=dtype, copy=True) for k, v in ckpt.params.items()}
-    model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), dtype=dtype, params=params)
+    model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), dtype=dtype,
+                params=packed_params(ckpt.params, dtype))
     return model, ckpt
 
 

@@ -68,9 +68,9 @@ class NumpyBackend:
     name = "numpy"
 
     def new_model(self, cfg, seed: int, dtype, params: dict | None = None):
-        from .model import GPT
+        from .model import GPT, packed_params
         if params is not None:
-            params = {k: np.array(v, dtype=dtype, copy=True) for k, v in params.items()}
+            params = packed_params(params, dtype)
         return GPT(cfg, seed=seed, dtype=dtype, params=params)
 
     def trainer(self, model, train, val, tcfg):

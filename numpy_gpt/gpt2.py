@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import GPTConfig
 from .errors import CheckpointCorruptError, ConfigError, StateDictError, require
-from .model import GPT, param_shapes
+from .model import GPT, packed_params, param_shapes
 
 PREFIX = "transformer."
 GPT2_HEAD_SIZE = 64
@@ -166,8 +166,7 @@ def from_gpt2(source, dtype=np.float32, n_head: int | None = None) -> GPT:
     """
     tensors, folder = read_state_dict(source)
     cfg, named, _ = gpt2_config(tensors, n_head, _hf_config(folder))
-    params = {k: np.array(v, dtype=dtype, copy=True) for k, v in named.items()}
-    return GPT(cfg, dtype=dtype, params=params)
+    return GPT(cfg, dtype=dtype, params=packed_params(named, dtype))
 
 
 def check_gpt2_shaped(cfg: GPTConfig) -> None:

@@ -92,8 +92,34 @@ def init_params(cfg: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np
         else:
             std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("c_proj.weight") else 0.02
             value = rng.normal(0.0, std, shape)
-        params[name] = value.astype(dtype)
-    return params
+        params[name] = value
+    return packed_params(params, dtype)
+
+
+PACK_ALIGN = 64            # bytes: each parameter starts on a cache line
+
+
+def packed_params(params: dict[str, np.ndarray], dtype=None) -> dict[str, np.ndarray]:
+    """Copies of params (cast to dtype, if given), laid out one after another in one block of memory.
+
+    Each value is an ordinary C-contiguous array, a view into the block; replacing one later is
+    fine, it simply leaves the block. Why one block: NumPy asks Linux to back any allocation of
+    4 MB or more with 2 MB pages (transparent huge pages), where smaller arrays get 4 KB pages. A
+    decoding step reads every weight once, and spread over 4 KB pages a small model's 14 MB of
+    weights take thousands of page-table lookups per token. In one block the same decoding ran
+    5-9% faster (small benchmark config, 1 thread, two runs of 40 paired rounds; training steps
+    did not change measurably).
+    """
+    arrays = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
+    spans = [-(-a.nbytes // PACK_ALIGN) * PACK_ALIGN for a in arrays.values()]
+    block = np.empty(sum(spans) + PACK_ALIGN, dtype=np.uint8)
+    start = -block.ctypes.data % PACK_ALIGN
+    out = {}
+    for (name, a), span in zip(arrays.items(), spans):
+        out[name] = block[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+        out[name][...] = a
+        start += span
+    return out
 
 
 def block_names(names, i: int) -> list[tuple[str, str]]:

@@ -189,3 +189,28 @@ def test_backward_frees_what_the_forward_kept():
     model.backward()
     with pytest.raises(RuntimeError, match="one backward"):
         model.backward()
+
+
+def test_packed_params_are_independent_aligned_copies_in_one_block():
+    from numpy_gpt.model import PACK_ALIGN, packed_params
+    rng = np.random.default_rng(0)
+    src = {"a": rng.normal(size=(3, 5)), "b": rng.normal(size=(7,)), "c": rng.normal(size=(2, 2, 3))}
+    out = packed_params(src, np.float32)
+    assert list(out) == list(src)
+    for k, v in out.items():
+        assert v.dtype == np.float32 and v.shape == src[k].shape and v.flags.c_contiguous and v.flags.writeable
+        assert v.ctypes.data % PACK_ALIGN == 0
+        np.testing.assert_array_equal(v, src[k].astype(np.float32))
+    assert out["a"].base is out["b"].base is out["c"].base                  # one block
+    out["b"][...] = 0.0                                                    # no overlap, and copies
+    np.testing.assert_array_equal(out["a"], src["a"].astype(np.float32))
+    np.testing.assert_array_equal(out["c"], src["c"].astype(np.float32))
+    assert not np.all(src["b"] == 0.0)
+    same = packed_params(out)                                              # dtype kept when not given
+    assert all(same[k].dtype == np.float32 and not np.shares_memory(same[k], out[k]) for k in out)
+
+
+def test_a_new_model_holds_its_parameters_in_one_block():
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=4)
+    params = GPT(cfg, seed=0, dtype=np.float64).params
+    assert len({id(v.base) for v in params.values()}) == 1
