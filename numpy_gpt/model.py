@@ -92,8 +92,8 @@ def init_params(cfg: GPTConfig, seed: int = 0, dtype=np.float32) -> dict[str, np
         else:
             std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("c_proj.weight") else 0.02
             value = rng.normal(0.0, std, shape)
-        params[name] = value
-    return packed_params(params, dtype)
+        params[name] = value.astype(dtype)
+    return packed_params(params)
 
 
 PACK_ALIGN = 64            # bytes: each parameter starts on a cache line
