@@ -19,6 +19,7 @@ import contextlib
 
 import numpy as np
 
+from .decode import DecodeStep
 from .errors import ConfigError
 from .parallel import one_thread
 
@@ -86,6 +87,11 @@ def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class _Decoder:
     """Hands out the logits of the next position, with or without a KV cache.
 
+    With the cache, the prompt goes through GPT.forward (the prefill) and each
+    later position through decode.DecodeStep, the same function with far fewer
+    NumPy calls; fast=False sends every position through GPT.forward, the
+    reference DecodeStep is tested against.
+
     A KV-cache step of a few rows is matrix-vector work, quicker on one thread
     than shared, so such steps run under parallel.one_thread(). The decoder
     enters it once for a run of steps (switching BLAS's thread count costs
@@ -93,9 +99,10 @@ class _Decoder:
     use the decoder in a with block so it is left at the end.
     """
 
-    def __init__(self, model, use_cache: bool):
+    def __init__(self, model, use_cache: bool, fast: bool = True):
         self.model, self.use_cache = model, use_cache
         self.caches, self.length = None, 0
+        self.step = DecodeStep(model) if use_cache and fast else None
         self._held: contextlib.ExitStack | None = None           # holds one_thread() during a run of steps
 
     def __enter__(self):
@@ -123,7 +130,10 @@ class _Decoder:
             if seq.shape[0] <= SMALL_STEP_ROWS and self._held is None:
                 self._held = contextlib.ExitStack()
                 self._held.enter_context(one_thread())
-            logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
+            if self.step is not None:
+                logits = self.step(seq[:, -1], self.caches, self.length)[:, None]
+            else:
+                logits, _ = self.model.forward(seq[:, -1:], kv_caches=self.caches, pos0=self.length)
             self.length += 1
         return logits[:, -1, :]                                  # (B, V)
 

@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 
 from numpy_gpt import ConfigError, GPTConfig
 from numpy_gpt import generation as G
+from numpy_gpt.decode import DecodeStep
 from tests import strategies as S
 from tests.model_strategies import configs, randomized, torch_twin
 from torch_gpt import generation as TG
@@ -24,7 +25,8 @@ def test_kv_cache_logits_equal_full_recomputation(data, cfg, dtype):
     model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
     seq = prompt(data, cfg)
     steps = data.draw(st.integers(1, 2 * cfg.block_size), label="steps")
-    cached, full = G._Decoder(model, use_cache=True), G._Decoder(model, use_cache=False)
+    fast = data.draw(st.booleans(), label="fast")               # decode.DecodeStep, or GPT.forward each step
+    cached, full = G._Decoder(model, use_cache=True, fast=fast), G._Decoder(model, use_cache=False)
     r = S.rng(data)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     for _ in range(steps):
@@ -101,12 +103,17 @@ def test_selected_cache_rows_give_the_logits_of_the_selected_sequences(data, cfg
                                    rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
-def test_beam_search_prefills_once_and_then_feeds_one_token_per_beam(monkeypatch):
+@pytest.mark.parametrize("fast", [True, False])
+def test_beam_search_prefills_once_and_then_feeds_one_token_per_beam(monkeypatch, fast):
     cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=2, n_head=2, n_embd=8)
     model = randomized(cfg, 5, np.float64)
     fed = []
-    forward = model.forward
+    forward, step = model.forward, DecodeStep.__call__
     monkeypatch.setattr(model, "forward", lambda idx, *a, **k: fed.append(idx.shape) or forward(idx, *a, **k))
+    monkeypatch.setattr(DecodeStep, "__call__", lambda self, tokens, *a: fed.append(tokens[:, None].shape)
+                        or step(self, tokens, *a))
+    decoder = G._Decoder
+    monkeypatch.setattr(G, "_Decoder", lambda m, use_cache: decoder(m, use_cache, fast=fast))
     model.generate(np.array([[1, 2, 3]]), 6, beam_width=3)
     assert fed == [(1, 3)] + [(3, 1)] * 5            # the prompt, then each beam's newest token
 

@@ -1,0 +1,130 @@
+"""One KV-cache decoding step, written for speed: the fast path beside GPT.forward.
+
+Shapes: B = batch (rows being decoded), C = channels, V = vocab, nh = heads,
+hs = head size, L = positions in the cache after this step.
+
+The reference for a decoding step is GPT.forward(idx[:, -1:], kv_caches, pos0),
+which runs the layers training runs (model.py, block.py, attention.py, ...):
+each works on (B, T, C) arrays, builds the cache its backward would read, and
+goes through the checks and dropout bookkeeping of a training forward. With
+T = 1 and no backward, most of that is overhead. One NumPy call costs a few
+microseconds, about as much as the arithmetic on one row of a small model,
+and the reference step makes several hundred of them. A decoding step spends
+the rest of its time reading every weight matrix once (a matrix-vector
+product per layer weight), which no code can shorten.
+
+DecodeStep computes the same function on (B, C) rows with nothing kept for a
+backward, and in the same order of operations as the reference: the same
+products on the same views, layernorm_forward, the attention's in-place
+softmax and the same GELU kernel. Its logits and caches therefore equal the
+reference's bit for bit (tests/test_decode.py checks that for every
+configuration, and against torch_gpt). The math, for a pre-LN block, per row:
+
+    x = wte[token] + wpe[pos]                          (B, C)
+    per block:
+        q, k, v = split(ln_1(x) @ c_attn_w + c_attn_b)  (B, nh, 1, hs) each; k, v appended to the cache
+        a = softmax(q @ K^T / sqrt(hs))                 (B, nh, 1, L): the newest position sees all L
+        x = x + merge(a @ V) @ c_proj_w + c_proj_b
+        x = x + act(ln_2(x) @ c_fc_w + c_fc_b) @ c_proj_w' + c_proj_b'
+    logits = ln_f(x) @ wte^T                           (B, V)
+
+generation.py uses it for every step after the prompt; the prompt itself (the
+prefill, many positions at once) goes through GPT.forward.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import ACTIVATIONS, _gelu_kernel
+from .attention import KVCache, _softmax_rows
+from .errors import InputError
+from .layernorm import layernorm_forward
+from .positional import sinusoidal_table
+
+
+def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    out = x @ w                                          # (B, C_in) @ (C_in, C_out), one BLAS call
+    if b is not None:
+        out += b
+    return out
+
+
+class DecodeStep:
+    """step(tokens (B,), caches, pos) -> logits (B, V) for the tokens at position pos.
+
+    caches: the model's KV caches (GPT.new_kv_caches), holding positions 0 to
+    pos - 1; each gets this position's keys and values. The parameters are
+    looked up once, when the DecodeStep is made: make a new one after
+    replacing arrays in model.params.
+    """
+
+    def __init__(self, model):
+        cfg, p = model.config, model.params
+        self.config = cfg
+        self.n_head, self.hs = cfg.n_head, cfg.head_size
+        self.scale = model.dtype.type(1.0 / np.sqrt(cfg.head_size))   # as causal_attention_forward's
+        self.wte = p["wte.weight"]
+        self.head = (p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]).T   # (C, V), a view
+        self.wpe = (p["wpe.weight"] if cfg.pos_encoding == "learned"
+                    else sinusoidal_table(cfg.block_size, cfg.n_embd, model.dtype))
+        self.ln_f = (p["ln_f.weight"], p.get("ln_f.bias")) if cfg.norm == "pre" else None
+        self.blocks = [{short: p[name] for short, name in names} for names in model._block_names]
+
+    def __call__(self, tokens: np.ndarray, caches: list[KVCache], pos: int) -> np.ndarray:
+        self._check(tokens, caches, pos)
+        x = self.wte[tokens] + self.wpe[pos]                 # (B, C), as embedding + positions
+        for bp, cache in zip(self.blocks, caches):
+            x = self._block(x, bp, cache)
+        if self.ln_f is not None:
+            x, _ = layernorm_forward(x, *self.ln_f)
+        return x @ self.head                                 # (B, V)
+
+    def _check(self, tokens, caches, pos) -> None:
+        cfg = self.config
+        if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+            raise InputError(f"tokens must be a 1-D integer array (one per row), got {tokens.dtype} {tokens.shape}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= cfg.vocab_size):
+            bad = tokens.min() if tokens.min() < 0 else tokens.max()
+            raise InputError(f"token id {bad} is outside [0, {cfg.vocab_size})")
+        if not 0 <= pos < cfg.block_size:
+            raise InputError(f"position {pos} is outside [0, block_size={cfg.block_size})")
+        if len(caches) != cfg.n_layer or any(c.length != pos or c.k.shape[0] != tokens.shape[0] for c in caches):
+            raise InputError(f"the caches must hold positions 0 to {pos - 1} of {tokens.shape[0]} row(s), "
+                             f"one per layer ({cfg.n_layer})")
+
+    def _block(self, x: np.ndarray, p: dict, cache: KVCache) -> np.ndarray:
+        """block.py's block_forward for one position, without dropout or a cache for backward."""
+        norm = self.config.norm
+        if norm == "pre":
+            x = x + self._attn(layernorm_forward(x, p["ln_1.weight"], p.get("ln_1.bias"))[0], p, cache)
+            if self.config.mlp:
+                x = x + self._mlp(layernorm_forward(x, p["ln_2.weight"], p.get("ln_2.bias"))[0], p)
+        elif norm == "post":
+            x, _ = layernorm_forward(x + self._attn(x, p, cache), p["ln_1.weight"], p.get("ln_1.bias"))
+            if self.config.mlp:
+                x, _ = layernorm_forward(x + self._mlp(x, p), p["ln_2.weight"], p.get("ln_2.bias"))
+        else:
+            x = x + self._attn(x, p, cache)
+            if self.config.mlp:
+                x = x + self._mlp(x, p)
+        return x
+
+    def _attn(self, h: np.ndarray, p: dict, cache: KVCache) -> np.ndarray:
+        """attention.py's steps 1-8 for one query per row, which sees every cached key (no mask)."""
+        B = h.shape[0]
+        qkv = _linear(h, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"))     # 1. (B, 3C)
+        qkv = qkv.reshape(B, 3, self.n_head, 1, self.hs)                         # 2. views, no copy
+        k, v = cache.append(qkv[:, 1], qkv[:, 2])                                #    (B, nh, L, hs)
+        s = qkv[:, 0] @ k.swapaxes(-1, -2)                                       # 3. (B, nh, 1, L)
+        _softmax_rows(s.reshape(-1, 1, s.shape[-1]), self.scale, None)          # 3-5. in place
+        y = (s @ v).reshape(B, -1)                                               # 6-7. (B, C): T = 1
+        return _linear(y, p["attn.c_proj.weight"], p.get("attn.c_proj.bias"))   # 8.
+
+    def _mlp(self, h: np.ndarray, p: dict) -> np.ndarray:
+        """ffn.py's forward on rows; the tanh GELU runs in place on the hidden layer."""
+        a = _linear(h, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"))             # 1. (B, 4C)
+        if self.config.activation == "gelu":
+            _gelu_kernel(a, a, np.empty_like(a))                                 # 2. as gelu_forward
+        else:
+            a, _ = ACTIVATIONS[self.config.activation][0](a)
+        return _linear(a, p["mlp.c_proj.weight"], p.get("mlp.c_proj.bias"))      # 3. (B, C)

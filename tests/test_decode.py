@@ -1,0 +1,87 @@
+"""The fast decoding step (numpy_gpt/decode.py) against the reference step and torch_gpt.
+
+DecodeStep promises the reference's numbers exactly (GPT.forward with a KV cache, one
+position), so the first test compares bit for bit, logits and caches. The second holds it
+to torch_gpt directly: the logits of the last position of a full forward, no cache.
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from numpy_gpt import GPTConfig, InputError
+from numpy_gpt.decode import DecodeStep
+from tests import strategies as S
+from tests.model_strategies import configs, randomized, torch_twin
+from tests.parity import assert_close
+from tests.tolerances import MODEL_PARITY
+
+
+def prefilled(model, idx, T0):
+    """Caches holding positions 0 to T0 - 1 of idx, filled by the reference forward."""
+    caches = model.new_kv_caches(idx.shape[0])
+    if T0:
+        model.forward(idx[:, :T0], kv_caches=caches, pos0=0)
+    return caches
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
+    model.training = False
+    B = data.draw(st.sampled_from([1, 2, 3, 11]), label="B")       # 11 rows: BLAS may use threads
+    idx = S.token_ids(data, (B, cfg.block_size), cfg.vocab_size)
+    T0 = data.draw(st.integers(0, cfg.block_size - 1), label="prompt length")   # 0: the step fills the cache
+    ref, fast = prefilled(model, idx, T0), prefilled(model, idx, T0)
+    step = DecodeStep(model)
+    for pos in range(T0, cfg.block_size):
+        want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
+        got = step(idx[:, pos], fast, pos)
+        assert got.shape == (B, cfg.vocab_size) and got.dtype == model.dtype
+        np.testing.assert_array_equal(got, want[:, -1])
+        for a, b in zip(fast, ref):
+            assert a.length == b.length == pos + 1
+            np.testing.assert_array_equal(a.k[:, :, :pos + 1], b.k[:, :, :pos + 1])
+            np.testing.assert_array_equal(a.v[:, :, :pos + 1], b.v[:, :, :pos + 1])
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_decode_step_logits_equal_torch(data, cfg, dtype):
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
+    model.training = False
+    t = torch_twin(model).eval()
+    B = data.draw(st.integers(1, 3), label="B")
+    idx = S.token_ids(data, (B, cfg.block_size), cfg.vocab_size)
+    T0 = data.draw(st.integers(0, cfg.block_size - 1), label="prompt length")
+    caches, step = prefilled(model, idx, T0), DecodeStep(model)
+    with torch.no_grad():
+        theirs = t(torch.from_numpy(idx))[0].numpy()             # (B, T, V), every position at once
+    for pos in range(T0, cfg.block_size):
+        assert_close("decode step", "logits", step(idx[:, pos], caches, pos), theirs[:, pos],
+                     MODEL_PARITY[model.dtype])
+
+
+def test_decode_step_reads_parameters_when_made():
+    cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=2, n_embd=6)
+    model = randomized(cfg, 1, np.float64)
+    step = DecodeStep(model)
+    before = step(np.array([3]), model.new_kv_caches(1), 0)
+    model.params["wte.weight"][3] += 1.0                          # in place: the step sees it
+    assert not np.array_equal(step(np.array([3]), model.new_kv_caches(1), 0), before)
+
+
+@pytest.mark.parametrize("tokens, pos, message", [
+    (np.array([9]), 0, "token id 9 is outside"),
+    (np.array([-1]), 0, "token id -1 is outside"),
+    (np.array([[1]]), 0, "1-D integer array"),
+    (np.array([1.0]), 0, "1-D integer array"),
+    (np.array([1]), 4, "position 4 is outside"),
+    (np.array([1]), -1, "position -1 is outside"),
+    (np.array([1]), 1, "positions 0 to 0 of 1 row"),              # the caches are empty
+    (np.array([1, 2]), 0, "of 2 row"),                            # the caches have one row
+])
+def test_bad_input_is_a_typed_error_naming_it(tokens, pos, message):
+    cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=2, n_embd=6)
+    model = randomized(cfg, 1, np.float32)
+    with pytest.raises(InputError, match=message):
+        DecodeStep(model)(tokens, model.new_kv_caches(1), pos)
