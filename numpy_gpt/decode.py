@@ -71,6 +71,7 @@ class DecodeStep:
         self.blocks = [{short: p[name] for short, name in names} for names in model._block_names]
 
     def __call__(self, tokens: np.ndarray, caches: list[KVCache], pos: int) -> np.ndarray:
+        tokens = np.asarray(tokens)
         self._check(tokens, caches, pos)
         x = self.wte[tokens] + self.wpe[pos]                 # (B, C), as embedding + positions
         for bp, cache in zip(self.blocks, caches):

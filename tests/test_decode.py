@@ -79,6 +79,7 @@ def test_decode_step_reads_parameters_when_made():
     (np.array([1]), -1, "position -1 is outside"),
     (np.array([1]), 1, "positions 0 to 0 of 1 row"),              # the caches are empty
     (np.array([1, 2]), 0, "of 2 row"),                            # the caches have one row
+    ([3.5], 0, "1-D integer array"),                              # a list is taken as an array
 ])
 def test_bad_input_is_a_typed_error_naming_it(tokens, pos, message):
     cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=2, n_embd=6)
