@@ -15,10 +15,10 @@ product per layer weight), which no code can shorten.
 
 DecodeStep computes the same function on (B, C) rows with nothing kept for a
 backward, and in the same order of operations as the reference: the same
-products on the same views, layernorm_forward, the attention's in-place
+products on the same numbers, layernorm_forward, the attention's in-place
 softmax and the same GELU kernel. Its logits and caches therefore equal the
-reference's bit for bit (tests/test_decode.py checks that for every
-configuration, and against torch_gpt). The math, for a pre-LN block, per row:
+reference's bit for bit (tests/test_decode.py checks that on configurations
+drawn over every option, and the logits against torch_gpt). The math, for a pre-LN block, per row:
 
     x = wte[token] + wpe[pos]                          (B, C)
     per block:
@@ -62,11 +62,12 @@ class DecodeStep:
         cfg, p = model.config, model.params
         self.config = cfg
         self.n_head, self.hs = cfg.n_head, cfg.head_size
-        self.scale = model.dtype.type(1.0 / np.sqrt(cfg.head_size))   # as causal_attention_forward's
         self.wte = p["wte.weight"]
+        dtype = self.wte.dtype                               # the arrays' own, as the reference's is
+        self.scale = dtype.type(1.0 / np.sqrt(cfg.head_size))   # as causal_attention_forward's
         self.head = (p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]).T   # (C, V), a view
         self.wpe = (p["wpe.weight"] if cfg.pos_encoding == "learned"
-                    else sinusoidal_table(cfg.block_size, cfg.n_embd, model.dtype))
+                    else sinusoidal_table(cfg.block_size, cfg.n_embd, dtype))
         self.ln_f = (p["ln_f.weight"], p.get("ln_f.bias")) if cfg.norm == "pre" else None
         self.blocks = [{short: p[name] for short, name in names} for names in model._block_names]
 
@@ -87,11 +88,19 @@ class DecodeStep:
         if tokens.size and (tokens.min() < 0 or tokens.max() >= cfg.vocab_size):
             bad = tokens.min() if tokens.min() < 0 else tokens.max()
             raise InputError(f"token id {bad} is outside [0, {cfg.vocab_size})")
+        if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)):
+            raise InputError(f"position must be an integer, got {pos!r}")
         if not 0 <= pos < cfg.block_size:
             raise InputError(f"position {pos} is outside [0, block_size={cfg.block_size})")
-        if len(caches) != cfg.n_layer or any(c.length != pos or c.k.shape[0] != tokens.shape[0] for c in caches):
-            raise InputError(f"the caches must hold positions 0 to {pos - 1} of {tokens.shape[0]} row(s), "
-                             f"one per layer ({cfg.n_layer})")
+        if len(caches) != cfg.n_layer:
+            raise InputError(f"{len(caches)} KV cache(s) for {cfg.n_layer} layer(s)")
+        want = (tokens.shape[0], self.n_head, self.hs)
+        for i, c in enumerate(caches):
+            B, nh, room, hs = c.k.shape
+            if c.length != pos or (B, nh, hs) != want or room <= pos:
+                raise InputError(f"layer {i}'s KV cache holds {c.length} position(s) of {B} row(s), {nh} head(s) "
+                                 f"of {hs}, with room for {room}; this step needs {pos} position(s) of "
+                                 f"{want[0]} row(s), {want[1]} head(s) of {want[2]}, and room for {pos + 1}")
 
     def _block(self, x: np.ndarray, p: dict, cache: KVCache) -> np.ndarray:
         """block.py's block_forward for one position, without dropout or a cache for backward."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from numpy_gpt import GPTConfig, InputError
+from numpy_gpt import GPT, GPTConfig, InputError
 from numpy_gpt.decode import DecodeStep
 from tests import strategies as S
 from tests.model_strategies import configs, randomized, torch_twin
@@ -75,14 +75,44 @@ def test_decode_step_reads_parameters_when_made():
     (np.array([-1]), 0, "token id -1 is outside"),
     (np.array([[1]]), 0, "1-D integer array"),
     (np.array([1.0]), 0, "1-D integer array"),
+    ([3.5], 0, "1-D integer array"),                              # a list is taken as an array
     (np.array([1]), 4, "position 4 is outside"),
     (np.array([1]), -1, "position -1 is outside"),
-    (np.array([1]), 1, "positions 0 to 0 of 1 row"),              # the caches are empty
-    (np.array([1, 2]), 0, "of 2 row"),                            # the caches have one row
-    ([3.5], 0, "1-D integer array"),                              # a list is taken as an array
+    (np.array([1]), True, "position must be an integer, got True"),
+    (np.array([1]), 1.0, "position must be an integer, got 1.0"),
+    (np.array([1]), 1, "holds 0 position.* needs 1 position"),     # the caches are empty
+    (np.array([1, 2]), 0, "of 1 row.* of 2 row"),                  # the caches have one row
 ])
 def test_bad_input_is_a_typed_error_naming_it(tokens, pos, message):
     cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=2, n_embd=6)
     model = randomized(cfg, 1, np.float32)
     with pytest.raises(InputError, match=message):
         DecodeStep(model)(tokens, model.new_kv_caches(1), pos)
+
+
+def test_caches_of_another_shape_are_a_typed_error():
+    cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=2, n_head=2, n_embd=6)
+    model, step = randomized(cfg, 1, np.float32), None
+    step = DecodeStep(model)
+    short = GPT(GPTConfig(vocab_size=9, block_size=2, n_layer=2, n_head=2, n_embd=6)).new_kv_caches(1)
+    for c in short:
+        c.length = 2                                              # as if positions 0 and 1 were filled
+    with pytest.raises(InputError, match="room for 2; .* room for 3"):
+        step(np.array([1]), short, 2)                             # no slot for position 2
+    heads = GPT(GPTConfig(vocab_size=9, block_size=4, n_layer=2, n_head=3, n_embd=6)).new_kv_caches(1)
+    with pytest.raises(InputError, match="3 head.* 2 head"):
+        step(np.array([1]), heads, 0)
+    with pytest.raises(InputError, match="1 KV cache.* for 2 layer"):
+        step(np.array([1]), model.new_kv_caches(1)[:1], 0)
+
+
+def test_the_parameters_dtype_decides_not_the_models():
+    # GPT(params=...) keeps the arrays it is given, whatever its dtype argument says; the
+    # reference computes in the arrays' dtype, so the fast step must too.
+    cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=1, n_head=3, n_embd=9)
+    model = GPT(cfg, params=randomized(cfg, 2, np.float64).params)   # dtype left at float32
+    model.training = False
+    idx = np.array([[1, 2, 3, 4]])
+    ref, fast = prefilled(model, idx, 3), prefilled(model, idx, 3)
+    want, _ = model.forward(idx[:, 3:], kv_caches=ref, pos0=3)
+    np.testing.assert_array_equal(DecodeStep(model)(idx[:, 3], fast, 3), want[:, -1])

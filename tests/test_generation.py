@@ -105,17 +105,31 @@ def test_selected_cache_rows_give_the_logits_of_the_selected_sequences(data, cfg
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_beam_search_prefills_once_and_then_feeds_one_token_per_beam(monkeypatch, fast):
+    # ... through decode.DecodeStep after the prompt, or through GPT.forward with fast=False.
     cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=2, n_head=2, n_embd=8)
     model = randomized(cfg, 5, np.float64)
     fed = []
     forward, step = model.forward, DecodeStep.__call__
-    monkeypatch.setattr(model, "forward", lambda idx, *a, **k: fed.append(idx.shape) or forward(idx, *a, **k))
-    monkeypatch.setattr(DecodeStep, "__call__", lambda self, tokens, *a: fed.append(tokens[:, None].shape)
+    monkeypatch.setattr(model, "forward", lambda idx, *a, **k: fed.append(("forward", idx.shape))
+                        or forward(idx, *a, **k))
+    monkeypatch.setattr(DecodeStep, "__call__", lambda self, tokens, *a: fed.append(("step", tokens[:, None].shape))
                         or step(self, tokens, *a))
     decoder = G._Decoder
     monkeypatch.setattr(G, "_Decoder", lambda m, use_cache: decoder(m, use_cache, fast=fast))
     model.generate(np.array([[1, 2, 3]]), 6, beam_width=3)
-    assert fed == [(1, 3)] + [(3, 1)] * 5            # the prompt, then each beam's newest token
+    each = "step" if fast else "forward"
+    assert fed == [("forward", (1, 3))] + [(each, (3, 1))] * 5     # the prompt, then each beam's newest token
+
+
+def test_generate_runs_the_fast_step_after_the_prompt(monkeypatch):
+    cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 3, np.float32)
+    steps = []
+    step = DecodeStep.__call__
+    monkeypatch.setattr(DecodeStep, "__call__", lambda self, tokens, caches, pos: steps.append(pos)
+                        or step(self, tokens, caches, pos))
+    model.generate(np.array([[1, 2, 3]]), 5)
+    assert steps == [3, 4, 5, 6]                     # the first token comes from the prompt's forward
 
 
 def beam_score(model, seq, T0, kw):
