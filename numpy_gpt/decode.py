@@ -37,6 +37,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS, _gelu_kernel
 from .attention import KVCache, _softmax_rows
+from .block import _ln
 from .errors import InputError
 from .layernorm import layernorm_forward
 from .positional import sinusoidal_table
@@ -61,6 +62,7 @@ class DecodeStep:
     def __init__(self, model):
         cfg, p = model.config, model.params
         self.config = cfg
+        self._check_idx = model.check_idx                    # the token checks of GPT.forward
         self.n_head, self.hs = cfg.n_head, cfg.head_size
         self.wte = p["wte.weight"]
         dtype = self.wte.dtype                               # the arrays' own, as the reference's is
@@ -83,11 +85,9 @@ class DecodeStep:
 
     def _check(self, tokens, caches, pos) -> None:
         cfg = self.config
-        if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
-            raise InputError(f"tokens must be a 1-D integer array (one per row), got {tokens.dtype} {tokens.shape}")
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= cfg.vocab_size):
-            bad = tokens.min() if tokens.min() < 0 else tokens.max()
-            raise InputError(f"token id {bad} is outside [0, {cfg.vocab_size})")
+        if tokens.ndim != 1:
+            raise InputError(f"tokens must be a 1-D array (one per row), got shape {tokens.shape}")
+        self._check_idx(tokens[:, None], "tokens")           # integers in [0, vocab_size)
         if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)):
             raise InputError(f"position must be an integer, got {pos!r}")
         if not 0 <= pos < cfg.block_size:
@@ -106,13 +106,13 @@ class DecodeStep:
         """block.py's block_forward for one position, without dropout or a cache for backward."""
         norm = self.config.norm
         if norm == "pre":
-            x = x + self._attn(layernorm_forward(x, p["ln_1.weight"], p.get("ln_1.bias"))[0], p, cache)
+            x = x + self._attn(_ln(x, p, "ln_1")[0], p, cache)
             if self.config.mlp:
-                x = x + self._mlp(layernorm_forward(x, p["ln_2.weight"], p.get("ln_2.bias"))[0], p)
+                x = x + self._mlp(_ln(x, p, "ln_2")[0], p)
         elif norm == "post":
-            x, _ = layernorm_forward(x + self._attn(x, p, cache), p["ln_1.weight"], p.get("ln_1.bias"))
+            x, _ = _ln(x + self._attn(x, p, cache), p, "ln_1")
             if self.config.mlp:
-                x, _ = layernorm_forward(x + self._mlp(x, p), p["ln_2.weight"], p.get("ln_2.bias"))
+                x, _ = _ln(x + self._mlp(x, p), p, "ln_2")
         else:
             x = x + self._attn(x, p, cache)
             if self.config.mlp:

@@ -71,11 +71,11 @@ def test_decode_step_reads_parameters_when_made():
 
 
 @pytest.mark.parametrize("tokens, pos, message", [
-    (np.array([9]), 0, "token id 9 is outside"),
-    (np.array([-1]), 0, "token id -1 is outside"),
-    (np.array([[1]]), 0, "1-D integer array"),
-    (np.array([1.0]), 0, "1-D integer array"),
-    ([3.5], 0, "1-D integer array"),                              # a list is taken as an array
+    (np.array([9]), 0, "token id 9 in tokens is outside"),
+    (np.array([-1]), 0, "token id -1 in tokens is outside"),
+    (np.array([[1]]), 0, r"1-D array .* shape \(1, 1\)"),
+    (np.array([1.0]), 0, "tokens must hold integers, got dtype float64"),
+    ([3.5], 0, "tokens must hold integers, got dtype float64"),                              # a list is taken as an array
     (np.array([1]), 4, "position 4 is outside"),
     (np.array([1]), -1, "position -1 is outside"),
     (np.array([1]), True, "position must be an integer, got True"),
