@@ -533,7 +533,8 @@ def cmd_bench(argv: list[str]) -> int:
 
 def _demo(args) -> int:
     from .demo import run
-    run(out_dir=args.out, steps=args.steps, with_torch=not args.no_torch, seed=args.seed)
+    run(out_dir=args.out, steps=args.steps, with_torch=not args.no_torch, seed=args.seed,
+        processes=not args.no_processes)
     return 0
 
 
@@ -671,6 +672,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", default="out", help="folder for the pictures")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="numpy only, even when torch is installed")
+    p.add_argument("--no-processes", action="store_true",
+                   help="train numpy_gpt's batch shards on threads, not in worker processes (see numpy_gpt/demo.py)")
     p.set_defaults(func=_demo)
 
     for name in PLUGINS:

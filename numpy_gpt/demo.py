@@ -4,6 +4,13 @@ torch from the same weights on the same batches) and generate text.
 1. The two seed problems (d_model = 2, one head): ask a question, get the answer.
 2. A character-level GPT on the shipped demo corpus: progress bar, validation
    loss and perplexity, a loss-curve PNG, and a generated sample.
+
+With two or more threads numpy_gpt cuts each batch into shards. The demo runs
+every shard after the first in a worker process (numpy_gpt/processes.py): its
+model is small, so its NumPy calls are short and threads would spend much of
+the step handing Python's lock to each other. The arithmetic, and so every
+loss, is bit for bit that of threads; `processes=False` (the CLI's
+--no-processes) keeps to threads.
 """
 from __future__ import annotations
 
@@ -35,6 +42,26 @@ def char_setup(text: str | None = None, steps: int = 500):
     return tok, train, val, cfg, tcfg
 
 
+def shard_processes(model, batch_size: int, wanted: bool = True):
+    """(ShardProcesses for model or None, a line saying how numpy_gpt trains on batches of batch_size).
+
+    None, and threads, where processes cannot run: one thread, not Linux, no
+    threadpoolctl, or a worker that fails to start (the line says why)."""
+    from .parallel import batch_shards, get_num_threads
+    n = get_num_threads()
+    if n < 2:
+        return None, "1 thread"
+    shards = len(batch_shards(batch_size))
+    if not wanted or shards < 2:
+        return None, f"{n} threads, {shards} shard(s) per batch"
+    from .processes import ShardProcessError, ShardProcesses
+    try:
+        procs = ShardProcesses(model)
+    except ShardProcessError as e:
+        return None, f"{n} threads, {shards} shards per batch (no shard processes: {e})"
+    return procs, f"{n} shards per batch: this process and {len(procs.workers)} worker process(es)"
+
+
 def torch_backend():
     """torch_gpt's demo module, or None when torch is not installed (numpy_gpt never needs it)."""
     try:
@@ -44,7 +71,7 @@ def torch_backend():
 
 
 def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt: str = "The ",
-        with_torch: bool = True, seed: int = 0) -> dict:
+        with_torch: bool = True, seed: int = 0, processes: bool = True) -> dict:
     """Run the demo, printing as it goes. Returns what it measured (for tests and notes)."""
     backend = torch_backend() if with_torch else None
     result: dict = {"seeds": {}}
@@ -65,10 +92,17 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
     print(f"  vocab {tok.vocab_size} chars, {len(train):,} train / {len(val):,} val tokens, "
           f"{model.num_params():,} parameters, config {cfg.n_layer} layers x {cfg.n_head} heads x {cfg.n_embd}")
     histories = {}
+    procs, how = shard_processes(model, tcfg.batch_size, processes)
+    print(f"  numpy_gpt trains on {how}")
     t0 = time.perf_counter()
-    histories["numpy"] = Trainer(model, train, val, tcfg).run()
-    result["numpy_seconds"] = time.perf_counter() - t0
+    try:
+        histories["numpy"] = Trainer(model, train, val, tcfg).run()
+    finally:
+        if procs is not None:
+            procs.close()
+    result.update(numpy_seconds=time.perf_counter() - t0, numpy_shards=how, numpy_processes=procs is not None)
     if backend:
+        print(f"  torch_gpt trains on {backend.num_threads()} thread(s), from the same initial weights")
         t0 = time.perf_counter()
         histories["torch"] = backend.train_char(model.config, init_params=model_init(cfg, seed), train=train,
                                                 val=val, tcfg=tcfg)

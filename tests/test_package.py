@@ -4,6 +4,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import numpy_gpt
 
 
@@ -29,3 +31,21 @@ def test_demo_runs_and_answers_the_seeds(tmp_path, capsys):
     assert abs(h_np.eval[-1]["val_loss"] - h_t.eval[-1]["val_loss"]) < 1e-3
     assert len(result["sample"]) >= 40
     assert "healthy <EOS>" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shard processes need Linux")
+def test_demo_trains_in_shard_processes_with_the_losses_of_threads(tmp_path, threads):
+    pytest.importorskip("threadpoolctl")
+    from numpy_gpt.demo import run
+    threads(2)
+    kw = dict(out_dir=str(tmp_path), steps=6, sample_chars=5, with_torch=False)
+    procs, plain = run(**kw), run(processes=False, **kw)
+    assert procs["numpy_processes"] and "1 worker process" in procs["numpy_shards"]
+    assert not plain["numpy_processes"] and plain["numpy_shards"] == "2 threads, 2 shard(s) per batch"
+    a, b = procs["histories"]["numpy"], plain["histories"]["numpy"]
+    assert a.loss == b.loss and a.eval == b.eval          # bit for bit: the same arithmetic
+    assert procs["sample"] == plain["sample"]
+    threads(1)
+    one = run(**kw)
+    assert not one["numpy_processes"] and one["numpy_shards"] == "1 thread"
+    assert one["histories"]["numpy"].loss[0] == pytest.approx(a.loss[0], rel=1e-5)   # same batch, weights

@@ -12,6 +12,11 @@ def seed_answers(name: str, seed: int = 0) -> dict:
     return train_seed(name, seed=seed)[3]
 
 
+def num_threads() -> int:
+    """The intra-op threads torch trains on (torch.set_num_threads)."""
+    return torch.get_num_threads()
+
+
 def train_char(cfg, init_params, train, val, tcfg):
     """Train torch_gpt from the given (numpy) initial weights; returns its History."""
     model = GPT(cfg)
