@@ -237,7 +237,8 @@ def test_plugin_commands_register_themselves_when_their_module_exists(monkeypatc
 def test_demo_keeps_its_flags():
     demo = cli.build_parser()._subparsers._group_actions[0].choices["demo"]
     args = demo.parse_args([])
-    assert (args.steps, args.out, args.seed, args.no_torch, args.func) == (500, "out", 0, False, cli._demo)
+    assert (args.steps, args.out, args.seed, args.no_torch, args.no_processes, args.func) == \
+        (500, "out", 0, False, False, cli._demo)
 
 
 def test_report_thresholds_are_the_test_suites():
