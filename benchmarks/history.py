@@ -97,6 +97,12 @@ def summarize(res: dict) -> dict:
                 return _median((r.get(PROCS) or {}).get(key) if procs else r.get(key))
         return None
 
+    def products(config):
+        for r in res.get("products", []):
+            if r.get("config") == config and r.get("threads") == 1:
+                return _median(r.get("speedup"))
+        return None
+
     def decode(t):
         for g in res.get("generate", []):
             if g.get("threads") == t and g.get("use_cache"):
@@ -114,6 +120,7 @@ def summarize(res: dict) -> dict:
         "quick": s.get("mode") == "quick", "complete": res.get("complete", True),
         "matmul_1": (peak(1, "numpy"), peak(1, "torch")),
         "step_1": [step(c, 1) for c in CONFIGS],
+        "products_1": [products(c) for c in CONFIGS],
         "step_top": [step(c, top) for c in CONFIGS],
         "procs_top": [step(c, top, procs=True) for c in CONFIGS],
         "decode": (decode(1), decode(top)),
@@ -141,7 +148,8 @@ def _pair(a: float | None, b: float | None) -> str:
 
 HEADER = ["stored in", "date stored", "measured at", "CPU (family/model)", "NumPy's BLAS kernels",
           "matmul GFLOP/s, 1 thread, best of 5: NumPy / torch",
-          "step vs torch eager, 1 thread (tiny / small / medium)", "step vs eager, most threads",
+          "step vs torch eager, 1 thread (tiny / small / medium)",
+          "the step's linear-layer products alone, NumPy's BLAS vs torch's, 1 thread", "step vs eager, most threads",
           "with shard processes, most threads", "KV-cache generation vs eager (1 thread / most threads)",
           "medium, % of the same rounds' matmul (most threads)"]
 
@@ -157,7 +165,7 @@ def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) ->
         if not x["complete"]:
             label += " (incomplete)"
         rows.append([label, date, x["commit"] or DASH, _host(x), _blas(x), _pair(*x["matmul_1"]),
-                     _ratios(x["step_1"]), _ratios(x["step_top"]), _ratios(x["procs_top"]),
+                     _ratios(x["step_1"]), _ratios(x["products_1"]), _ratios(x["step_top"]), _ratios(x["procs_top"]),
                      _ratios(list(x["decode"])),
                      DASH if x["medium_pct"] is None else f"{x['medium_pct']:.0f}%"])
     return _table(HEADER, rows)

@@ -55,7 +55,7 @@ def machine_section(res: dict) -> str:
     note = blas_kernel_note(m)
     if note:
         lines[-1] += f"  \n**BLAS kernels:** {note}"
-    loads = [r["foreign_load"] for key in ("step", "layers", "generate", "scaling") for r in res.get(key, [])
+    loads = [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling") for r in res.get(key, [])
              if r.get("foreign_load") is not None]
     if loads:
         busy = sum(x > s.get("max_load", 0.1) for x in loads)
@@ -172,6 +172,35 @@ def _round_peak_cells(r: dict) -> tuple[str, str]:
             cells.append(f"{st['median']:.1f}")
     rp = r.get("round_peak_gflops")
     return " / ".join(cells), f"{rp['median']:.1f} [{rp['min']:.0f}-{rp['max']:.0f}]" if rp else "n/a"
+
+
+def products_table(res: dict) -> str:
+    """The step's linear-layer products alone, NumPy's BLAS against torch's, beside the 1-thread step."""
+    steps = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
+    rows = []
+    for r in res["products"]:
+        med, st = r["median_s"], steps.get(r["config"])
+        step_ratio = fmt_ratio(st["speedup_vs_torch"]) if st else "n/a"
+        rest = [fmt_ms(st["median_s"][i] - med[i]) if st and None not in (st["median_s"].get(i), med.get(i))
+                else "n/a" for i in ("numpy", "torch")]
+        rows.append([r["config"], _num(r["flops"] / 1e9, "{:.1f}"), fmt_ms(med["numpy"]), fmt_ms(med["torch"]),
+                     _num(r["gflops"].get("numpy"), "{:.0f}"), _num(r["gflops"].get("torch"), "{:.0f}"),
+                     fmt_ratio(r["speedup"]), step_ratio, rest[0], rest[1], _load(r)])
+    return ("### The step's matrix products alone: NumPy's BLAS vs torch's, 1 thread\n\n"
+            + _table(["config", "GFLOP per step", "NumPy BLAS ms", "torch ms", "NumPy BLAS GFLOP/s", "torch GFLOP/s",
+                      "speedup, products", "speedup, whole step (step table)",
+                      "rest of the step, numpy_gpt ms", "rest of the step, torch eager ms", "other load %"], rows)
+            + "\n\nEvery linear-layer product of one training step, on the config's whole batch in the layouts "
+            "the layers use (forward x @ w, dx g @ w^T, dw x^T @ g; each block layer's n_layer times, the tied "
+            "LM head's once; `python -m benchmarks.gemm_shapes` times them one by one), run by NumPy's BLAS and "
+            "by torch's, alternating. They are the 6 N tokens part of the step's FLOPs; where they are most of its "
+            "time (compare the rest of the step), the whole step's speedup cannot stray far from theirs. Theirs is "
+            "the part of the ratio that the two BLAS libraries set between themselves, which no NumPy code "
+            "changes. **rest of the step** = the "
+            "1-thread step's median less the products' median (two measurements of the same run): attention's "
+            "own products, the elementwise layers, the loss and AdamW, plus whatever each side pays around "
+            "its products. 1 thread only: at more threads numpy_gpt runs one shard per thread with one-thread "
+            "BLAS, which no single product call stands for. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
 
 
 def layer_table(res: dict) -> str:
@@ -330,7 +359,8 @@ def markdown(res: dict) -> str:
         parts += ["", targets]
     if res.get("matmul_peak"):
         parts += ["", peak_table(res)]
-    for key, fn in (("step", step_table), ("step", procs_table), ("layers", layer_table), ("generate", generate_table),
+    for key, fn in (("step", step_table), ("step", procs_table), ("products", products_table),
+                    ("layers", layer_table), ("generate", generate_table),
                     ("scaling", scaling_table)):
         text = fn(res) if res.get(key) else ""
         if text:

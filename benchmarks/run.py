@@ -2,12 +2,14 @@
 
     python -m benchmarks.run [--quick] [--threads 1,2] [--configs tiny,small,medium]
                              [--dtype float32|float64] [--repeats N] [--no-compile]
-                             [--out DIR] [--only layers|step|generate|scaling]
+                             [--out DIR] [--only SECTION[,SECTION...]]
 
 Sections (all by default):
     peak      the machine's matmul peak (NumPy BLAS, n^3, at each thread count): always measured
     step      a training step (forward + backward + AdamW) per config: numpy_gpt, torch eager,
               torch.compile; GFLOP/s and % of peak; peak RSS from one subprocess per (impl, config)
+    products  the step's linear-layer matrix products alone, NumPy's BLAS against torch's, at
+              1 thread: how much of the step's ratio the two BLAS libraries set by themselves
     layers    every layer's forward and forward + backward at each config's sizes
     generate  greedy generation tokens/s, batch 1, with and without the KV cache (on "small")
     scaling   step throughput vs n_embd, vs T (B x T fixed), vs batch size
@@ -37,7 +39,7 @@ from .machine import available_cores, describe, matmul_fn, matmul_gflops
 from .timing import interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
 from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, make_generate, make_step, n_params, step_flops
 
-SECTIONS = ("step", "layers", "generate", "scaling")
+SECTIONS = ("step", "products", "layers", "generate", "scaling")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 7; --quick 5)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output directory")
-    p.add_argument("--only", choices=SECTIONS, default=None, help="run one section (the peak is always measured)")
+    p.add_argument("--only", default=None,
+                   help=f"comma-separated sections to run, from {','.join(SECTIONS)} (the peak is always measured)")
     p.add_argument("--cooldown", type=float, default=None,
                    help="seconds to pause before each timed sample when threads > 1, so the other "
                         "library's spinning worker threads go to sleep (default 0.15: OpenBLAS's "
@@ -88,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.cooldown = 0.15 if a.cooldown is None else a.cooldown
     a.retries = 0 if a.quick else a.retries
     a.mode = "quick" if a.quick else "full"
+    if a.only is not None:
+        wanted = a.only.split(",")
+        unknown = [x for x in wanted if x not in SECTIONS]
+        if unknown or not a.only:
+            p.error(f"unknown section(s) {unknown or [a.only]} in --only; choose from {list(SECTIONS)}")
+        a.only = [x for x in SECTIONS if x in wanted]             # in the suite's own order
     return a
 
 
@@ -221,6 +230,32 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
     return rows
 
 
+def run_products(a) -> list[dict]:
+    """Each config's linear-layer products (benchmarks.gemm_shapes.step_products), 1 thread only.
+
+    At 1 thread both steps run every product on one core, as timed here; at more threads
+    numpy_gpt runs one batch shard per thread with one-thread BLAS, which no single product call
+    stands for. Rows of a run without 1 thread are left out.
+    """
+    from .gemm_shapes import step_products
+    rows = []
+    if 1 not in a.threads:
+        log("products: skipped (the section runs at 1 thread, and --threads leaves it out)")
+        return rows
+    for name in a.configs:
+        w = CONFIGS[name]
+        log(f"products {name}, 1 thread: NumPy BLAS, torch")
+        with thread_limit(1):
+            np_fn, torch_fn, flops = step_products(w, np.dtype(a.dtype))
+            m = _time(a, {"numpy": np_fn, "torch": torch_fn}, 1)
+        row = {"config": name, "threads": 1, "flops": flops, **_row_stats(m),
+               "speedup": paired_ratio(m, "torch", "numpy")}
+        row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
+        log("  ms " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
+        rows.append(row)
+    return rows
+
+
 def run_memory(a) -> list[dict]:
     rows = []
     impls = IMPLS if a.compile else IMPLS[:2]
@@ -332,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = [a.only] if a.only else list(SECTIONS)
+    sections = a.only or list(SECTIONS)
     res: dict = {"machine": describe(), "settings": {
         "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
         "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
@@ -344,7 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["complete"] = False
     res["matmul_peak"] = run_peak(a)
     peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res["matmul_peak"]}
-    runners = {"step": lambda: run_step(a, peaks), "layers": lambda: run_layers(a),
+    runners = {"step": lambda: run_step(a, peaks), "products": lambda: run_products(a), "layers": lambda: run_layers(a),
                "generate": lambda: run_generate(a), "scaling": lambda: run_scaling(a)}
     for section in sections:
         res[section] = runners[section]()

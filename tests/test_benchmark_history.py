@@ -25,6 +25,7 @@ def _run(commit="abc1234", top=2, quick=False, **extra):
         if config == "medium":
             row["pct_round_peak"] = {"numpy": _med(71.6), "torch": _med(50.0)}
         step.append(row)
+    products = [{"config": c, "threads": 1, "speedup": _med(1.01 + i / 100)} for i, c in enumerate(("tiny", "small", "medium"))]
     res = {
         "machine": {"cpu_model": "Some CPU", "cpu_family_model": "25/1", "simd": ["avx2", "fma"],
                     "threadpools": [{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"},
@@ -35,6 +36,7 @@ def _run(commit="abc1234", top=2, quick=False, **extra):
         "matmul_peak": [{"threads": 1, "numpy": {"peak_gflops": 67.6}, "torch": {"peak_gflops": 40.4}},
                         {"threads": top, "numpy": {"peak_gflops": 110.0}, "torch": {"peak_gflops": 68.0}}],
         "step": step,
+        "products": products,
         "generate": [{"threads": 1, "use_cache": False, "speedup": _med(9.0)},
                      {"threads": 1, "use_cache": True, "speedup": _med(1.66)},
                      {"threads": top, "use_cache": True, "speedup": _med(1.35)}],
@@ -50,7 +52,7 @@ def _rows(table: str) -> list[list[str]]:
 def test_each_column_holds_the_figure_its_header_names():
     (row,) = _rows(history_table([("def5678", "2026-12-02", _run())]))
     assert row == ["def5678", "2026-12-02", "abc1234", "Some CPU 25/1", "openblas Haswell (OPENBLAS_CORETYPE=Haswell)",
-                   "68 / 40", "1.10 / 1.20 / 1.30", "0.60 / 0.70 / 0.80", "1.40 / 1.50 / 1.60",
+                   "68 / 40", "1.10 / 1.20 / 1.30", "1.01 / 1.02 / 1.03", "0.60 / 0.70 / 0.80", "1.40 / 1.50 / 1.60",
                    "1.66 / 1.35", "72%"]
 
 
@@ -67,21 +69,21 @@ def test_a_run_that_stopped_early_is_marked():
 
 def test_an_older_run_without_the_newer_fields_shows_dashes():
     res = _run(commit=None)
-    del res["machine"]["cpu_family_model"], res["machine"]["openblas_env"], res["generate"]
+    del res["machine"]["cpu_family_model"], res["machine"]["openblas_env"], res["generate"], res["products"]
     for r in res["step"]:
         r.pop("procs", None), r.pop("pct_round_peak", None)
     x = summarize(res)
     assert x["family_model"] is None and x["decode"] == (None, None) and x["medium_pct"] is None
     (row,) = _rows(history_table([("old", "2026-11-23", res)]))
     assert row[2:5] == ["—", "Some CPU", "openblas Haswell"]
-    assert row[8:] == ["—", "—", "—"]
+    assert row[7] == "—" and row[9:] == ["—", "—", "—"]
 
 
 def test_a_missing_config_is_a_dash_among_the_others():
     res = _run()
     res["step"] = [r for r in res["step"] if r["config"] != "small"]
     assert summarize(res)["step_top"] == [0.6, None, 0.8]
-    assert _rows(history_table([("x", "d", res)]))[0][7] == "0.60 / — / 0.80"
+    assert _rows(history_table([("x", "d", res)]))[0][8] == "0.60 / — / 0.80"
 
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -184,3 +184,48 @@ def test_describe_records_the_openblas_variables_and_whether_avx512_kernels_can_
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     d = machine.describe()
     assert d["openblas_env"] == {} and d["avx512_kernels_usable"] is False
+
+
+def test_the_products_table_sets_the_products_beside_the_step_and_subtracts_them():
+    from benchmarks.report import products_table
+    res = {
+        "step": [{"config": "small", "threads": 1, "speedup_vs_torch": _med(1.04),
+                  "median_s": {"numpy": 0.292, "torch": 0.296, "compile": 0.301}},
+                 {"config": "small", "threads": 2, "speedup_vs_torch": _med(9.0),        # not the 1-thread row
+                  "median_s": {"numpy": 0.1, "torch": 0.9, "compile": None}}],
+        "products": [{"config": "small", "threads": 1, "flops": 20.9e9, "foreign_load": 0.0,
+                      "median_s": {"numpy": 0.215, "torch": 0.232, "compile": None},
+                      "gflops": {"numpy": 97.2, "torch": 90.1}, "speedup": _med(1.08)},
+                     {"config": "tiny", "threads": 1, "flops": 0.6e9, "foreign_load": 0.0,    # step section not run
+                      "median_s": {"numpy": 0.008, "torch": 0.00807, "compile": None},
+                      "gflops": {"numpy": 79.0, "torch": 78.0}, "speedup": _med(1.04)}],
+    }
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in products_table(res).splitlines()
+            if line.startswith("| ") and not line.startswith("| config")]
+    assert rows[0] == ["small", "20.9", "215", "232", "97", "90", "1.08 [1.08-1.08]", "1.04 [1.04-1.04]",
+                       "77", "64", "0"]
+    assert rows[1][6:10] == ["1.04 [1.04-1.04]", "n/a", "n/a", "n/a"]
+
+
+def test_step_products_count_every_weight_product_of_a_step_once():
+    """Three products (forward, dx, dw) per weight matrix, 2 FLOPs per multiply-add: the
+    6 N tokens of the FLOP count over the 2-D weights that multiply (all but wpe)."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from benchmarks.gemm_shapes import step_products
+    from benchmarks.workloads import CONFIGS
+    from numpy_gpt.model import param_shapes
+    w = CONFIGS["tiny"].with_(batch_size=2, n_layer=3)
+    np_fn, torch_fn, flops = step_products(w, np.float32)
+    weights = sum(int(np.prod(s)) for k, s in param_shapes(w.config()).items() if len(s) == 2 and k != "wpe.weight")
+    assert flops == 6.0 * w.tokens * weights
+    np_fn(), torch_fn()                                  # both run on the shapes they were given
+
+
+def test_only_takes_a_list_of_sections_and_names_a_wrong_one():
+    from benchmarks.run import parse_args
+    assert parse_args(["--only", "products,step"]).only == ["step", "products"]   # the suite's order
+    assert parse_args([]).only is None
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "step,stpe"])
