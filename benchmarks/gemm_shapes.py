@@ -40,6 +40,16 @@ def _operands(N: int, c_in: int, c_out: int, head: bool, dtype, rng) -> tuple[np
     return x, w, g
 
 
+def _products(x, w, g, head: bool) -> dict:
+    """forward, dx and dw of one linear layer as zero-argument functions, in the layers' layouts.
+
+    The operands may be NumPy arrays or torch tensors: the same expressions run in either's BLAS.
+    """
+    return {"forward": lambda: x @ w,
+            "dx": lambda: g @ w.T,
+            "dw": (lambda: g.T @ x) if head else (lambda: x.T @ g)}    # the head's made as (V, C), wte's shape
+
+
 def step_products(w: Workload, dtype=np.float32, seed: int = 0):
     """Every linear-layer product of one training step of w, in NumPy's BLAS and in torch's.
 
@@ -51,26 +61,22 @@ def step_products(w: Workload, dtype=np.float32, seed: int = 0):
     """
     import torch
     rng = np.random.default_rng(seed)
-    work, flops = [], 0.0
+    calls: dict[str, list] = {"numpy": [], "torch": []}
+    flops = 0.0
     for layer, N, c_in, c_out in layer_shapes(w):
-        times = 1 if layer == "lm_head" else w.n_layer
-        arrays = _operands(N, c_in, c_out, layer == "lm_head", dtype, rng)
-        work.append((times, layer == "lm_head", arrays, tuple(torch.from_numpy(a) for a in arrays)))
+        head = layer == "lm_head"
+        times = 1 if head else w.n_layer
+        arrays = _operands(N, c_in, c_out, head, dtype, rng)
+        calls["numpy"] += times * list(_products(*arrays, head).values())
+        calls["torch"] += times * list(_products(*(torch.from_numpy(a) for a in arrays), head).values())
         flops += times * 3 * 2.0 * N * c_in * c_out
 
-    def run(lib: int):
+    def run(fns: list):
         def fn():
-            for times, head, *operands in work:
-                x, wt, g = operands[lib]
-                for _ in range(times):
-                    x @ wt                       # forward
-                    g @ wt.T                     # dx
-                    if head:
-                        g.T @ x                  # dW_head, (V, C) as wte
-                    else:
-                        x.T @ g                  # dw
+            for f in fns:
+                f()
         return fn
-    return run(0), run(1), flops
+    return run(calls["numpy"]), run(calls["torch"]), flops
 
 
 def main(argv=None) -> None:
@@ -86,15 +92,14 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     with thread_limit(a.threads):
         for layer, N, c_in, c_out in layer_shapes(a.config):
-            x, w, g = _operands(N, c_in, c_out, layer == "lm_head", np.float32, rng)
-            tx, tw, tg = (torch.from_numpy(v) for v in (x, w, g))
-            products = {"forward": (lambda: x @ w, lambda: tx @ tw, f"({N},{c_in})@({c_in},{c_out})"),
-                        "dx": (lambda: g @ w.T, lambda: tg @ tw.T, f"({N},{c_out})@({c_out},{c_in})"),
-                        "dw": (lambda: x.T @ g, lambda: tx.T @ tg, f"({c_in},{N})@({N},{c_out})")}
-            if layer == "lm_head":                         # made as (V, C), wte's own shape
-                products["dw"] = (lambda: g.T @ x, lambda: tg.T @ tx, f"({c_out},{N})@({N},{c_in})")
-            for name, (np_fn, torch_fn, shape) in products.items():
-                t = best_of({"numpy": np_fn, "torch": torch_fn}, a.repeats)
+            head = layer == "lm_head"
+            x, w, g = _operands(N, c_in, c_out, head, np.float32, rng)
+            np_fns = _products(x, w, g, head)
+            torch_fns = _products(*(torch.from_numpy(v) for v in (x, w, g)), head)
+            shapes = {"forward": f"({N},{c_in})@({c_in},{c_out})", "dx": f"({N},{c_out})@({c_out},{c_in})",
+                      "dw": f"({c_out},{N})@({N},{c_in})" if head else f"({c_in},{N})@({N},{c_out})"}
+            for name, shape in shapes.items():
+                t = best_of({"numpy": np_fns[name], "torch": torch_fns[name]}, a.repeats)
                 gf = {k: 2 * N * c_in * c_out / s / 1e9 for k, s in t.items()}
                 print(f"| {layer} | {name} | {shape} | {gf['numpy']:.0f} | {gf['torch']:.0f} | "
                       f"{gf['numpy'] / gf['torch']:.2f} |", flush=True)

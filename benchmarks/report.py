@@ -191,8 +191,8 @@ def products_table(res: dict) -> str:
                       "speedup, products", "speedup, whole step (step table)",
                       "rest of the step, numpy_gpt ms", "rest of the step, torch eager ms", "other load %"], rows)
             + "\n\nEvery linear-layer product of one training step, on the config's whole batch in the layouts "
-            "the layers use (forward x @ w, dx g @ w^T, dw x^T @ g; each block layer's n_layer times, the tied "
-            "LM head's once; `python -m benchmarks.gemm_shapes` times them one by one), run by NumPy's BLAS and "
+            "the layers use (forward x @ w, dx g @ w^T, dw x^T @ g, the tied head's gradient g^T @ x as (V, C); "
+            "each block layer's n_layer times, the head's once; `python -m benchmarks.gemm_shapes` times them one by one), run by NumPy's BLAS and "
             "by torch's, alternating. They are the 6 N tokens part of the step's FLOPs; where they are most of its "
             "time (compare the rest of the step), the whole step's speedup cannot stray far from theirs. Theirs is "
             "the part of the ratio that the two BLAS libraries set between themselves, which no NumPy code "
