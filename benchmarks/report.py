@@ -378,8 +378,8 @@ def plots(res: dict, out: Path, stem: str) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     written = []
-    for key, fn in (("step", _plot_step), ("layers", _plot_layers), ("scaling", _plot_scaling),
-                    ("generate", _plot_generate)):
+    for key, fn in (("step", _plot_step), ("products", _plot_products), ("layers", _plot_layers),
+                    ("scaling", _plot_scaling), ("generate", _plot_generate)):
         if res.get(key):
             fig = fn(res, plt)
             path = out / f"{stem}_{key}.png"
@@ -419,6 +419,34 @@ def _plot_step(res, plt):
         ax.set_title(f"training step, {n} thread(s)")
         ax.legend()
     fig.suptitle("forward + backward + AdamW, median with min-max")
+    return fig
+
+
+def _plot_products(res, plt):
+    """Per config, each side's 1-thread step as its linear-layer products plus the rest."""
+    step_rows = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
+    steps = {c: r["median_s"] for c, r in step_rows.items()}
+    rows = res["products"]
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4), squeeze=False)
+    for ax, r in zip(axes[0], rows):
+        for j, impl in enumerate(("numpy", "torch")):
+            products = r["median_s"][impl] * 1e3
+            step = (steps.get(r["config"]) or {}).get(impl)
+            ax.bar(j, products, 0.6, color=COLORS[impl], label="linear-layer products")
+            if step is not None and math.isfinite(step):
+                ax.bar(j, max(step * 1e3 - products, 0.0), 0.6, bottom=products, color=COLORS[impl], alpha=0.45,
+                       hatch="//", label="rest of the step")
+        ax.set_xticks([0, 1], ["numpy_gpt\n(NumPy BLAS)", "torch eager\n(torch's BLAS)"])
+        ax.set_ylabel("ms, 1 thread")
+        title = f"{r['config']}: products {fmt_ratio(r['speedup']).split()[0]}x"
+        if r["config"] in step_rows:
+            title += f", step {fmt_ratio(step_rows[r['config']]['speedup_vs_torch']).split()[0]}x"
+        ax.set_title(title)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles[:2], ["linear-layer products", "rest of the step (step less products)"],
+               loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("one training step, 1 thread: the BLAS's share and the rest (speedup = torch / numpy_gpt)")
+    fig.tight_layout()
     return fig
 
 

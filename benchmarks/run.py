@@ -16,7 +16,7 @@ Sections (all by default):
 
 Every section runs at each thread count, NumPy's BLAS and torch limited alike. Output: a
 markdown report on stdout and in OUT/<mode>.md, every raw timing and the machine description
-in OUT/<mode>.json, and plots OUT/<mode>_{step,layers,generate,scaling}.png, where <mode> is
+in OUT/<mode>.json, and plots OUT/<mode>_{step,products,layers,generate,scaling}.png, where <mode> is
 "full" or "quick" (so a CI --quick run does not overwrite the full results).
 """
 from __future__ import annotations
