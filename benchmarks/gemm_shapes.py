@@ -55,28 +55,28 @@ def step_products(w: Workload, dtype=np.float32, seed: int = 0):
 
     Returns (numpy_fn, torch_fn, flops): each function runs the forward, dx and dw products of
     every block layer n_layer times and the LM head's once, on the whole batch, in the layouts
-    the layers use; flops is their total (2 N C_in C_out per product). These are the model's
-    weight products, the 6 N tokens term of the step's FLOP count less the layer norms and biases;
-    attention's own q k^T and a v products are not among them.
+    the layers use; flops is the total of the products numpy_fn runs (2 N C_in C_out each).
+    These are the model's weight products, the 6 N tokens term of the step's FLOP count less the
+    layer norms and biases; attention's own q k^T and a v products are not among them.
     """
     import torch
     rng = np.random.default_rng(seed)
     calls: dict[str, list] = {"numpy": [], "torch": []}
-    flops = 0.0
     for layer, N, c_in, c_out in layer_shapes(w):
         head = layer == "lm_head"
         times = 1 if head else w.n_layer
         arrays = _operands(N, c_in, c_out, head, dtype, rng)
-        calls["numpy"] += times * list(_products(*arrays, head).values())
-        calls["torch"] += times * list(_products(*(torch.from_numpy(a) for a in arrays), head).values())
-        flops += times * 3 * 2.0 * N * c_in * c_out
+        for lib, operands in (("numpy", arrays), ("torch", tuple(torch.from_numpy(a) for a in arrays))):
+            calls[lib] += times * [(f, 2.0 * N * c_in * c_out) for f in _products(*operands, head).values()]
 
-    def run(fns: list):
+    def run(lib: str):
+        fns = [f for f, _ in calls[lib]]
+
         def fn():
             for f in fns:
                 f()
         return fn
-    return run(calls["numpy"]), run(calls["torch"]), flops
+    return run("numpy"), run("torch"), sum(flops for _, flops in calls["numpy"])
 
 
 def main(argv=None) -> None:

@@ -174,15 +174,21 @@ def _round_peak_cells(r: dict) -> tuple[str, str]:
     return " / ".join(cells), f"{rp['median']:.1f} [{rp['min']:.0f}-{rp['max']:.0f}]" if rp else "n/a"
 
 
+def _seconds(medians: dict | None, impl: str) -> float:
+    """A median in seconds, NaN where the implementation has none (None after the JSON round trip)."""
+    x = (medians or {}).get(impl)
+    return math.nan if x is None else x
+
+
 def products_table(res: dict) -> str:
     """The step's linear-layer products alone, NumPy's BLAS against torch's, beside the 1-thread step."""
     steps = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
     rows = []
     for r in res["products"]:
-        med, st = r["median_s"], steps.get(r["config"])
+        st = steps.get(r["config"])
+        med = {i: _seconds(r["median_s"], i) for i in ("numpy", "torch")}
         step_ratio = fmt_ratio(st["speedup_vs_torch"]) if st else "n/a"
-        rest = [fmt_ms(st["median_s"][i] - med[i]) if st and None not in (st["median_s"].get(i), med.get(i))
-                else "n/a" for i in ("numpy", "torch")]
+        rest = [fmt_ms(_seconds(st and st["median_s"], i) - med[i]) for i in ("numpy", "torch")]
         rows.append([r["config"], _num(r["flops"] / 1e9, "{:.1f}"), fmt_ms(med["numpy"]), fmt_ms(med["torch"]),
                      _num(r["gflops"].get("numpy"), "{:.0f}"), _num(r["gflops"].get("torch"), "{:.0f}"),
                      fmt_ratio(r["speedup"]), step_ratio, rest[0], rest[1], _load(r)])
@@ -199,7 +205,8 @@ def products_table(res: dict) -> str:
             "changes. **rest of the step** = the "
             "1-thread step's median less the products' median (two measurements of the same run): attention's "
             "own products, the elementwise layers, the loss and AdamW, plus whatever each side pays around "
-            "its products. 1 thread only: at more threads numpy_gpt runs one shard per thread with one-thread "
+            "its products. Here each layer's products run back to back on the same arrays, so their operands "
+            "are warmer in the caches than in a step; the difference falls into the rest, on both sides. 1 thread only: at more threads numpy_gpt runs one shard per thread with one-thread "
             "BLAS, which no single product call stands for. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
 
 
@@ -424,26 +431,27 @@ def _plot_step(res, plt):
 
 def _plot_products(res, plt):
     """Per config, each side's 1-thread step as its linear-layer products plus the rest."""
+    from matplotlib.patches import Patch
     step_rows = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
-    steps = {c: r["median_s"] for c, r in step_rows.items()}
     rows = res["products"]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4), squeeze=False)
     for ax, r in zip(axes[0], rows):
         for j, impl in enumerate(("numpy", "torch")):
-            products = r["median_s"][impl] * 1e3
-            step = (steps.get(r["config"]) or {}).get(impl)
-            ax.bar(j, products, 0.6, color=COLORS[impl], label="linear-layer products")
-            if step is not None and math.isfinite(step):
-                ax.bar(j, max(step * 1e3 - products, 0.0), 0.6, bottom=products, color=COLORS[impl], alpha=0.45,
-                       hatch="//", label="rest of the step")
+            products = _seconds(r["median_s"], impl) * 1e3
+            step = _seconds((step_rows.get(r["config"]) or {}).get("median_s"), impl) * 1e3
+            if math.isfinite(products):
+                ax.bar(j, products, 0.6, color=COLORS[impl])
+                if math.isfinite(step):
+                    ax.bar(j, max(step - products, 0.0), 0.6, bottom=products, color=COLORS[impl], alpha=0.45,
+                           hatch="//")
         ax.set_xticks([0, 1], ["numpy_gpt\n(NumPy BLAS)", "torch eager\n(torch's BLAS)"])
         ax.set_ylabel("ms, 1 thread")
-        title = f"{r['config']}: products {fmt_ratio(r['speedup']).split()[0]}x"
+        title = f"{r['config']}: products {_num((r.get('speedup') or {}).get('median'), '{:.2f}x')}"
         if r["config"] in step_rows:
-            title += f", step {fmt_ratio(step_rows[r['config']]['speedup_vs_torch']).split()[0]}x"
+            title += f", step {_num((step_rows[r['config']].get('speedup_vs_torch') or {}).get('median'), '{:.2f}x')}"
         ax.set_title(title)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles[:2], ["linear-layer products", "rest of the step (step less products)"],
+    fig.legend([Patch(color="0.35"), Patch(facecolor="0.35", alpha=0.45, hatch="//")],
+               ["linear-layer products", "rest of the step (step less products)"],
                loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle("one training step, 1 thread: the BLAS's share and the rest (speedup = torch / numpy_gpt)")
     fig.tight_layout()

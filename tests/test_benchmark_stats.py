@@ -229,3 +229,27 @@ def test_only_takes_a_list_of_sections_and_names_a_wrong_one():
     assert parse_args([]).only is None
     with pytest.raises(SystemExit):
         parse_args(["--only", "step,stpe"])
+
+
+def test_the_products_table_and_plot_take_a_missing_timing_as_n_a():
+    """After the JSON round trip a side with no timing holds None, not NaN; a run of the products
+    section alone has no step rows, and the plot's legend must still name the two parts right."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.report import _plot_products, products_table
+    res = {"products": [{"config": "tiny", "threads": 1, "flops": 0.6e9, "foreign_load": None,
+                         "median_s": {"numpy": 0.008, "torch": None, "compile": None},
+                         "gflops": {"numpy": 75.0}, "speedup": None}]}
+    (line,) = [line for line in products_table(res).splitlines() if line.startswith("| tiny")]
+    row = [c.strip() for c in line.strip("|").split("|")]
+    assert row[2:] == ["8", "n/a", "75", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
+    fig = _plot_products(res, plt)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["linear-layer products",
+                                                                 "rest of the step (step less products)"]
+    solid, hatched = fig.legends[0].legend_handles        # drawn for the legend, not borrowed from the bars
+    assert solid.get_hatch() is None and hatched.get_hatch() == "//"
+    assert fig.axes[0].get_title() == "tiny: products n/a"
+    plt.close(fig)
