@@ -180,9 +180,14 @@ def _seconds(medians: dict | None, impl: str) -> float:
     return math.nan if x is None else x
 
 
+def _one_thread_steps(res: dict) -> dict[str, dict]:
+    """The step table's 1-thread rows by config: what the products section is set beside."""
+    return {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
+
+
 def products_table(res: dict) -> str:
     """The step's linear-layer products alone, NumPy's BLAS against torch's, beside the 1-thread step."""
-    steps = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
+    steps = _one_thread_steps(res)
     rows = []
     for r in res["products"]:
         st = steps.get(r["config"])
@@ -432,7 +437,7 @@ def _plot_step(res, plt):
 def _plot_products(res, plt):
     """Per config, each side's 1-thread step as its linear-layer products plus the rest."""
     from matplotlib.patches import Patch
-    step_rows = {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
+    step_rows = _one_thread_steps(res)
     rows = res["products"]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4), squeeze=False)
     for ax, r in zip(axes[0], rows):

@@ -14,7 +14,7 @@ Sections (all by default):
     generate  greedy generation tokens/s, batch 1, with and without the KV cache (on "small")
     scaling   step throughput vs n_embd, vs T (B x T fixed), vs batch size
 
-Every section runs at each thread count, NumPy's BLAS and torch limited alike. Output: a
+Every section but products runs at each thread count, NumPy's BLAS and torch limited alike. Output: a
 markdown report on stdout and in OUT/<mode>.md, every raw timing and the machine description
 in OUT/<mode>.json, and plots OUT/<mode>_{step,products,layers,generate,scaling}.png, where <mode> is
 "full" or "quick" (so a CI --quick run does not overwrite the full results).
