@@ -72,7 +72,7 @@ class GradCheckResult:
     noise: float            # eps * sum|out * dout| / h, the finite differences' own noise
     worst_index: tuple
 
-    def ok(self, tol: float) -> bool:
+    def ok(self, tol: float = 1e-6) -> bool:
         return self.rel_error <= tol
 
 
@@ -87,7 +87,27 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
     gradient of each input listed in wrt (positions in args), in that order,
     as one array or a tuple. Returns one GradCheckResult per input checked.
     Where step h misses tol, each of `steps` is tried too and the best result kept.
+
+    The inputs in wrt must be float64 arrays (TypeError otherwise), and backward
+    must return one gradient per input in wrt, each shaped like its input
+    (ValueError otherwise): a missing or misshapen gradient is a wrong backward,
+    not one to compare by broadcasting.
+
+    Example, a layer-norm backward of your own (x (B, T, C), w and b (C,)):
+        results = check_backward(layernorm_forward, my_layernorm_backward, [x, w, b],
+                                 wrt=[0, 1, 2], names=["dx", "dw", "db"])
+        assert all(r.ok() for r in results), results
     """
+    wrt = list(wrt)
+    names = list(names) if names is not None else [f"arg{i}" for i in wrt]
+    if len(names) != len(wrt):
+        raise ValueError(f"names has {len(names)} entries for {len(wrt)} inputs in wrt")
+    for i in wrt:
+        a = args[i]
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+            what = f"a {a.dtype} array" if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"input {i} ({names[wrt.index(i)]}) is {what}; finite differences "
+                            f"need float64 arrays (in float32, rounding swamps the difference)")
     args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
     out, cache = forward(*args, **kwargs)
     if dout is None:
@@ -95,7 +115,12 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
     grads = backward(dout, cache)
     if not isinstance(grads, tuple):
         grads = (grads,)
-    names = names or [f"arg{i}" for i in wrt]
+    if len(grads) != len(wrt):
+        raise ValueError(f"backward returned {len(grads)} gradient(s); expected {len(wrt)}, "
+                         f"one per input in wrt ({', '.join(names)})")
+    for name, i, g in zip(names, wrt, grads):
+        if np.shape(g) != np.shape(args[i]):
+            raise ValueError(f"{name} has shape {np.shape(g)}; its input has shape {np.shape(args[i])}")
     noise = float(np.finfo(np.float64).eps * np.abs(np.asarray(out) * dout).sum() / h)
     results = []
     for name, i, analytic in zip(names, wrt, grads):
@@ -107,7 +132,7 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
             diff = np.abs(analytic - numeric)
             max_diff = float(diff.max(initial=0.0))
             scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), 1e-300)
-            err = max(max_diff - NOISE_FACTOR * step_noise, 0.0) / scale
+            err = float(max(max_diff - NOISE_FACTOR * step_noise, 0.0) / scale)
             worst = np.unravel_index(int(diff.argmax()), diff.shape) if diff.size else ()
             result = GradCheckResult(name, err, max_diff, step_noise, tuple(int(w) for w in worst))
             if best is None or result.rel_error < best.rel_error:
