@@ -195,6 +195,7 @@ def test_without_torch_finite_differences_still_catch_bugs(capsys, tmp_path, mon
     monkeypatch.setattr(check.importlib, "import_module", no_torch)
     code, out = run_check(capsys, "softmax", "--examples", "3")
     assert code == 0 and "torch is not installed" in out and "torch autograd" not in out
+    assert "(float64; tol finite diff 1e-06" in out and "tol torch" not in out     # no torch tolerance
     out = wrong_report(capsys, tmp_path, "softmax", """
         def softmax_backward(dout, cache):
             return cache * dout
@@ -211,3 +212,14 @@ def test_through_the_numpy_gpt_command_line(capsys, tmp_path):
     assert cli.main(["check", "relu", "--impl", str(tmp_path / "missing.py")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not found" in err
+
+
+def test_the_worst_entry_is_the_first_of_a_near_tie():
+    # A bug that shifts every entry by the same amount leaves differences equal up to
+    # rounding; the report names the first such entry, whichever oracle it compares with.
+    expected = np.zeros((1, 1, 3))
+    for got in ([[[0.3, 0.3 + 1e-12, 0.3 - 1e-12]]], [[[0.3 - 1e-12, 0.3 + 1e-12, 0.3]]]):
+        r = check.compare("dx", "torch", np.array(got), expected, tol=1e-8)
+        assert r.worst_index == (0, 0, 0) and not r.ok
+    r = check.compare("dx", "torch", np.array([[[0.1, 0.3, 0.2]]]), expected, tol=1e-8)
+    assert r.worst_index == (0, 0, 1) and r.got == 0.3 and r.expected == 0.0
