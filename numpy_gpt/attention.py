@@ -134,7 +134,7 @@ def _softmax_rows_backward(g3: np.ndarray, a3: np.ndarray, scale) -> None:
     def kernel(lo, hi):
         g, p = g3[lo:hi], a3[lo:hi]
         g -= row_dots(g, p)                                     # 5. ds = a * (da - sum(da * a))
-        g *= p                                                  # 4. a = 0 where masked: ds = 0 there
+        g *= p                                                  # 5 (and 4 for free: a = 0 where masked, so ds = 0)
         g *= scale                                              # 3. s = scale * q k^T
     for_row_blocks(kernel, g3.shape[0], g3[:1].nbytes)
 

@@ -15,7 +15,8 @@ def layernorm_backward(dout, cache):
 
     cache = (xhat, rstd, w, has_bias):
         xhat      (..., C)   the normalized input (step 5)
-        rstd      (..., 1)   1 / sqrt(var + eps) of each row (step 4), kept 2-D for broadcasting
+        rstd      (..., 1)   1 / sqrt(var + eps) of each row (step 4): x's axes with the last one
+                             of length 1, so it broadcasts against (..., C)
         w         (C,)       the gain
         has_bias  bool       False when the forward had no bias: return db = None then
     """
