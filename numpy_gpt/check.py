@@ -119,7 +119,7 @@ def _normal(rng, shape, s=1.0):
 def _build_linear(p, rng):
     B, T, C_in, C_out, s = p["B"], p["T"], p["C_in"], p["C_out"], p["scale"]
     return dict(x=_normal(rng, (B, T, C_in), s), w=_normal(rng, (C_in, C_out), 1 / math.sqrt(C_in)),
-                b=_normal(rng, C_out)), {}
+                b=None if p["no_bias"] else _normal(rng, C_out)), {}
 
 
 def _build_layernorm(p, rng):
@@ -127,7 +127,7 @@ def _build_layernorm(p, rng):
     x = _normal(rng, (B, T, C), s)
     if p["shift"]:
         x += 5.0 * s                           # a mean large next to the spread
-    return dict(x=x, w=_normal(rng, C), b=_normal(rng, C)), {}
+    return dict(x=x, w=_normal(rng, C), b=None if p["no_bias"] else _normal(rng, C)), {}
 
 
 def _build_elementwise(p, rng):
@@ -196,12 +196,12 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in [
     LayerSpec("linear", "numpy_gpt.linear", "linear_forward", "linear_backward",
               ("dx", "dw", "db"), ("x", "w", "b"),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "C_in": ("int", 1, 5), "C_out": ("int", 1, 5),
-               "scale": SCALE, "seed": SEED},
-              _build_linear, "out = x @ w + b, w stored (C_in, C_out)"),
+               "scale": SCALE, "no_bias": ("bool",), "seed": SEED},
+              _build_linear, "out = x @ w + b, w stored (C_in, C_out); b may be None (return db = None)"),
     LayerSpec("layernorm", "numpy_gpt.layernorm", "layernorm_forward", "layernorm_backward",
               ("dx", "dw", "db"), ("x", "w", "b"),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "C": ("int", 3, 6), "scale": SCALE,
-               "shift": ("bool",), "seed": SEED},
+               "shift": ("bool",), "no_bias": ("bool",), "seed": SEED},
               _build_layernorm, "layer norm over the last axis, eps = 1e-5 (C >= 3: see docs/layernorm.md)"),
     LayerSpec("softmax", "numpy_gpt.softmax", "softmax_forward", "softmax_backward",
               ("dx",), ("x",),
@@ -416,6 +416,11 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
                                               f"{', '.join(spec.grads)}")
     grads = {}
     for name, arg, g in zip(spec.grads, spec.wrt, got):
+        if case.args[arg] is None:              # no such input (a layer without bias): nothing to differentiate
+            if g is not None:
+                raise CheckFailure(case, "signature", f"{name} should be None: this case has no {arg} "
+                                                      f"(the cache says has_bias = False)")
+            continue
         want = np.shape(case.args[arg])
         if g is None:
             raise CheckFailure(case, "signature", f"{name} is None; expected an array of shape {want}")
@@ -430,16 +435,18 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
                                                  "(the cache holds a reference to it; other layers still need it)")
 
     results = []
+    checked = [(name, arg) for name, arg in zip(spec.grads, spec.wrt) if name in grads]
     if oracle is not None:
-        t_out, t_grads = oracle.gradients(spec.name, case.args, spec.wrt, case.dout, case.kwargs)
+        t_out, t_grads = oracle.gradients(spec.name, case.args, [arg for _, arg in checked], case.dout,
+                                          case.kwargs)
         floor = SCALE_FLOOR * max(np.abs(t).max(initial=0.0) for t in [t_out, *t_grads.values()])
-        for name, arg in zip(spec.grads, spec.wrt):
+        for name, arg in checked:
             results.append(compare(name, "torch", grads[name], t_grads[arg], TORCH_TOL, floor=floor))
 
     # finite differences of numpy_gpt's forward; the noise allowance is gradcheck's (see there)
     inputs = _copies(case.args)
     noise = float(np.finfo(np.float64).eps * np.abs(np.asarray(out) * case.dout).sum() / FD_STEP)
-    for name, arg in zip(spec.grads, spec.wrt):
+    for name, arg in checked:
         numeric = numerical_gradient(lambda: forward(*inputs.values(), **case.kwargs)[0], inputs[arg],
                                      case.dout, FD_STEP)
         results.append(compare(name, "finite diff", grads[name], numeric, FD_TOL,
@@ -615,7 +622,8 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
         lines += ["", f"PASS: every gradient agrees with every oracle on all {report.examples} cases.",
                   (f"  {'worst rel error':<17}" + "".join(f"{o:<14}" for o in used)).rstrip()]
         for g in spec.grads:
-            lines.append((f"  {g:<17}" + "".join(f"{report.worst[(g, o)]:<14.1e}" for o in used)).rstrip())
+            cells = (f"{report.worst[(g, o)]:<14.1e}" if (g, o) in report.worst else f"{'-':<14}" for o in used)
+            lines.append((f"  {g:<17}" + "".join(cells)).rstrip())
         return "\n".join(lines)
 
     f = report.failure
@@ -625,7 +633,8 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
               f"  smallest failing case ({how}):",
               f"    {f.case.describe()}" if f.case else "    (not recorded)"]
     if f.case is not None:
-        shapes = ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in f.case.args.items() if isinstance(v, np.ndarray))
+        shapes = ", ".join(f"{k} {tuple(np.shape(v))}" if v is not None else f"{k} None"
+                           for k, v in f.case.args.items() if isinstance(v, np.ndarray) or v is None)
         lines.append(f"    inputs: {shapes}; upstream {tuple(np.shape(f.case.dout))}")
     if f.results:
         lines += ["", f"  {'gradient':<11}{'shape':<15}{'oracle':<13}{'rel error':<11}verdict"]

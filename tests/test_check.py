@@ -223,3 +223,24 @@ def test_the_worst_entry_is_the_first_of_a_near_tie():
         assert r.worst_index == (0, 0, 0) and not r.ok
     r = check.compare("dx", "torch", np.array([[[0.1, 0.3, 0.2]]]), expected, tol=1e-8)
     assert r.worst_index == (0, 0, 1) and r.got == 0.3 and r.expected == 0.0
+
+
+@pytest.mark.parametrize("layer, body", [
+    ("linear", """
+        def linear_backward(dout, cache):
+            x, w, has_bias = cache
+            g = dout.reshape(-1, w.shape[1])
+            return (g @ w.T).reshape(x.shape), x.reshape(-1, w.shape[0]).T @ g, g.sum(0)   # db even without b
+        """),
+    ("layernorm", """
+        from numpy_gpt.layernorm import layernorm_backward as right
+
+        def layernorm_backward(dout, cache):
+            dx, dw, db = right(dout, cache)
+            return dx, dw, dout.reshape(-1, dw.shape[0]).sum(0)                          # db even without b
+        """),
+])
+def test_a_gradient_for_a_missing_bias_is_caught(capsys, tmp_path, layer, body):
+    # The checker draws cases without a bias too; the template says db is None there.
+    out = wrong_report(capsys, tmp_path, layer, body, examples="30")
+    assert "FAIL (signature): db should be None" in out and "no_bias=True" in out and "b None" in out
