@@ -110,17 +110,19 @@ class _LocalAdamW:
 
 
 def _torch_adamw(model):
-    """torch_gpt.optim's AdamW (torch.optim.AdamW, two groups) if importable, else torch's own."""
+    """torch_gpt.optim's AdamW (torch.optim.AdamW, two groups) if importable, else torch's own;
+    fused=True, torch's fastest AdamW on the CPU (one pass over each parameter; its default
+    there updates one tensor at a time, about 3x slower at medium)."""
     import torch
     try:
         from torch_gpt.optim import make_optimizer
-        return make_optimizer("adamw", model, LR, betas=BETAS, eps=EPS,
-                              weight_decay=WEIGHT_DECAY), "torch_gpt.optim.make_optimizer('adamw')"
+        return make_optimizer("adamw", model, LR, fused=True, betas=BETAS, eps=EPS,
+                              weight_decay=WEIGHT_DECAY), "torch_gpt.optim.make_optimizer('adamw', fused=True)"
     except ImportError:
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.startswith(("wte", "wpe"))]
         rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and not n.startswith(("wte", "wpe")))]
         groups = [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS), "torch.optim.AdamW"
+        return torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, fused=True), "torch.optim.AdamW(fused=True)"
 
 
 # ------------------------------------------------------------------------ the models

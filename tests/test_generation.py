@@ -213,3 +213,16 @@ def test_bad_sampling_settings_are_config_errors(kwargs, word):
     model = randomized(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4), 0, np.float32)
     with pytest.raises(ConfigError, match=word):
         model.generate(np.array([[1]]), 2, **kwargs)
+
+
+@pytest.mark.parametrize("kw", [dict(greedy=True), dict(beam_width=2)])
+def test_torch_generation_returns_an_ordinary_tensor(kw):
+    # torch_gpt decodes under inference_mode; what it returns must still be usable where autograd
+    # saves it, as the ids of a training batch (an inference tensor raises there).
+    cfg = GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    t = torch_twin(randomized(cfg, 0, np.float64))
+    out = t.generate(torch.zeros((1, 2), dtype=torch.int64), 3, **kw)
+    assert not out.is_inference() and out.shape == (1, 5)
+    logits, loss = t(out[:, :-1], out[:, 1:])
+    loss.backward()
+    assert t.wte.weight.grad is not None

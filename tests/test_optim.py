@@ -420,3 +420,27 @@ def test_rejects_bad_arguments_as_torch_does():
         opt.step({})
     with pytest.raises(ValueError):
         opt.step({"w.weight": np.zeros((2, 2), np.float32)})  # a float64 parameter, a float32 grad
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_torch_adamw_the_benchmarks_use_takes_numpy_gpts_steps(dtype):
+    # benchmarks time torch with make_optimizer(..., fused=True); it must be the same update,
+    # equal to numpy_gpt's AdamW to rounding, over steps with random gradients.
+    r = np.random.default_rng(5)
+    params = {"h.0.mlp.c_fc.weight": r.standard_normal((6, 8)).astype(dtype),
+              "h.0.mlp.c_fc.bias": r.standard_normal(8).astype(dtype),
+              "wte.weight": r.standard_normal((5, 6)).astype(dtype)}
+    tensors = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()}
+    ours = AdamW({k: v.copy() for k, v in params.items()}, lr=0.01, weight_decay=0.1)
+    fused = T.make_optimizer("adamw", tensors, 0.01, fused=True, weight_decay=0.1)
+    assert all(g["fused"] for g in fused.param_groups)
+    for _ in range(5):
+        grads = {k: r.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+        ours.step(grads)
+        for k, p in tensors.items():
+            p.grad = torch.tensor(grads[k])
+        fused.step()
+    for k, p in tensors.items():
+        assert_close("adamw fused", k, ours.params[k], p.detach().numpy(), parity_tol(dtype))
+    with pytest.raises(ValueError, match="fused=True is for adam and adamw, not 'sgd'"):
+        T.make_optimizer("sgd", tensors, 0.1, fused=True)

@@ -52,21 +52,23 @@ def attention_forward(x: torch.Tensor, c_attn_w: torch.Tensor, c_attn_b: torch.T
 
 
 class KVCache:
-    """Keys and values seen so far for one layer (inference only), as in numpy_gpt."""
+    """Keys and values seen so far for one layer (inference only), as in numpy_gpt:
+    preallocated to the longest context, so a decoding step writes one slot instead
+    of concatenating (and copying) the whole history."""
 
-    def __init__(self):
-        self.k = self.v = None
-
-    @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
+    def __init__(self, B: int, n_head: int, max_T: int, head_size: int, dtype: torch.dtype):
+        self.k = torch.empty(B, n_head, max_T, head_size, dtype=dtype)
+        self.v = torch.empty(B, n_head, max_T, head_size, dtype=dtype)
+        self.length = 0
 
     def append(self, k: torch.Tensor, v: torch.Tensor):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
+        """Store k, v (B, nh, T, hs) after the past ones; return views of all so far."""
+        end = self.length + k.shape[2]
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
     def select(self, rows):
-        """Keep batch rows `rows`, in that order (beam search's parent beams)."""
-        if self.k is not None:
-            self.k, self.v = self.k[rows], self.v[rows]
+        """Keep batch rows `rows`, in that order, repeats allowed (beam search's parent beams)."""
+        self.k, self.v = self.k[rows], self.v[rows]

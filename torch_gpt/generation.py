@@ -6,6 +6,8 @@ smallest most-likely set reaching mass p, plus ties with its least likely member
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from numpy_gpt.generation import check_sampling
@@ -58,7 +60,19 @@ class _Decoder:
                 cache.select(rows)
 
 
-@torch.no_grad()
+def _out_of_inference_mode(fn):
+    """Run fn under torch.inference_mode (no autograd bookkeeping at all, lighter than
+    no_grad) and return a clone of its result: an inference tensor cannot be used later
+    where autograd would save it, say as the ids of a training batch."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return out.clone()
+    return wrapper
+
+
+@_out_of_inference_mode
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
              greedy=False, beam_width=None, length_penalty=1.0, use_cache=True, generator=None,
              on_token=None):
@@ -91,7 +105,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         model.train(was_training)
 
 
-@torch.no_grad()
+@_out_of_inference_mode
 def beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_penalty=1.0, use_cache=True):
     was_training = model.training
     model.eval()

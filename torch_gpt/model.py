@@ -72,7 +72,9 @@ class GPT(nn.Module):
         return logits, loss
 
     def new_kv_caches(self, B: int = 1) -> list[KVCache]:
-        return [KVCache() for _ in range(self.config.n_layer)]
+        cfg = self.config
+        return [KVCache(B, cfg.n_head, cfg.block_size, cfg.head_size, self.wte.weight.dtype)
+                for _ in range(cfg.n_layer)]
 
     def generate(self, idx, max_new_tokens: int, **kwargs) -> torch.Tensor:
         from .generation import generate

@@ -35,24 +35,32 @@ def param_groups(named_parameters: NamedParameters, weight_decay: float,
     return [g for g in groups if g["params"]]
 
 
-def make_optimizer(name: str, named_parameters: NamedParameters, lr: float,
+def make_optimizer(name: str, named_parameters: NamedParameters, lr: float, fused: bool = False,
                    **hparams: Any) -> torch.optim.Optimizer:
     """torch.optim's equivalent of numpy_gpt.optim.OPTIMIZERS[name](params, lr, **hparams).
 
     name: "sgd" (momentum, dampening, weight_decay, nesterov), "adam" (betas, eps,
     weight_decay) or "adamw" (betas, eps, weight_decay, no_decay). AdamW gets the
     two parameter groups of param_groups; SGD and Adam one group, as numpy_gpt's.
+
+    By default each parameter is updated on its own (foreach=False, torch's default
+    on the CPU), the same operations in the same order as numpy_gpt, for the parity
+    tests. fused=True (Adam and AdamW) takes torch's fused kernel instead, one pass
+    over each parameter's memory, equal to rounding: the benchmarks time torch with it.
     """
+    if fused and name not in ("adam", "adamw"):
+        raise ValueError(f"fused=True is for adam and adamw, not {name!r}")
+    kernel = {"fused": True} if fused else {"foreach": False}
     named = _named(named_parameters)
     if name == "sgd":
         return torch.optim.SGD(list(named.values()), lr=lr, foreach=False, **hparams)
     if name == "adam":
-        return torch.optim.Adam(list(named.values()), lr=lr, foreach=False, **hparams)
+        return torch.optim.Adam(list(named.values()), lr=lr, **kernel, **hparams)
     if name == "adamw":
         no_decay = hparams.pop("no_decay", None)
         weight_decay = hparams.pop("weight_decay", 0.01)
         return torch.optim.AdamW(param_groups(named, weight_decay, no_decay), lr=lr,
-                                 foreach=False, **hparams)
+                                 **kernel, **hparams)
     raise ValueError(f"unknown optimizer {name!r}; expected sgd, adam or adamw")
 
 
