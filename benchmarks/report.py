@@ -82,17 +82,19 @@ def step_table(res: dict) -> str:
         gf = " / ".join(_num(r["gflops"].get(i), "{:.2f}") for i in IMPLS)
         pct, round_peak = _round_peak_cells(r)
         rss = " / ".join(_num(mem.get((r["config"], i), {}).get("delta_mb"), "{:.0f}") for i in IMPLS)
+        whole = " / ".join(_num(mem.get((r["config"], i), {}).get("peak_mb"), "{:.0f}") for i in IMPLS)
         compile_cell = fmt_ms(med["compile"])
         if r["errors"].get("compile"):
             compile_cell = f"n/a ({r['errors']['compile'][:60]})"
         rows.append([r["config"], str(r["threads"]), f"{r['params'] / 1e6:.2f}M", str(r["tokens"]),
                      fmt_ms(med["numpy"]), fmt_ms(med["torch"]), compile_cell,
-                     fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, round_peak, pct, rss, _load(r)])
+                     fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, round_peak, pct, rss, whole, _load(r)])
     header = ["config", "threads", "params", "tokens/step", "numpy_gpt ms/step", "torch eager ms/step",
               "torch.compile ms/step", "speedup vs eager", "speedup vs compile",
               "GFLOP/s (np / eager / compile)", "matmul GFLOP/s in the same rounds",
               "% of that peak (np [min-max] / eager / compile)",
-              "peak RSS MB (np / eager / compile)", "other load %"]
+              "peak RSS above imports MB (np / eager / compile)",
+              "whole-process peak RSS MB (np / eager / compile)", "other load %"]
     compile_times = [f"{r['config']}@{r['threads']}t {r['compile_time_s']:.0f} s" for r in res["step"]
                      if r.get("compile_time_s") is not None]
     notes = [
@@ -107,9 +109,13 @@ def step_table(res: dict) -> str:
         "(median [min-max] over the rounds): the step and its yardstick are timed in the same stretch of the "
         "run. On a shared machine the two still move apart from round to round, hence the wide ranges; the "
         "share of the peak table's best-of is GFLOP/s divided by that table's figure.",
-        "Peak RSS = the process's peak resident memory (VmHWM) over building the model and optimizer and 3 "
-        "steps, minus its resident memory after the imports (the high-water mark is reset there), each "
-        "(implementation, config) in its own subprocess (`python -m benchmarks.memory`), at all cores.",
+        "Peak RSS above imports = the process's peak resident memory (VmHWM) over building the model and "
+        "optimizer and 3 steps, minus its resident memory after the imports (the high-water mark is reset "
+        "there): the model's weights, gradients, optimizer state and activations, plus whatever the library "
+        "allocates once it first runs (for torch, its thread pools and kernel workspaces, which the imports "
+        "do not start). Whole-process peak = the same VmHWM with the imports' own memory left in (the "
+        "interpreter, NumPy, and torch for the torch columns). Each (implementation, config) runs in its "
+        "own subprocess (`python -m benchmarks.memory`), at all cores.",
         LOAD_NOTE,
     ]
     if compile_times:
@@ -252,16 +258,27 @@ def scaling_table(res: dict) -> str:
     rows = []
     for r in res["scaling"]:
         tps = r["tokens_per_s"]
-        rows.append([r["sweep"], str(r["value"]), r["shape"], str(r["threads"]), fmt_ms(r["median_s"]["numpy"]),
+        gflop = r.get("flops_per_step")
+        attn = r.get("attention_flops")
+        rows.append([r["sweep"], str(r["value"]), r["shape"], str(r["threads"]),
+                     _num(gflop / 1e9 if gflop else None, "{:.1f}"),
+                     _num(100 * attn / gflop if attn is not None and gflop else None, "{:.0f}%"),
+                     fmt_ms(r["median_s"]["numpy"]),
                      fmt_ms(r["median_s"]["torch"]), _num(tps.get("numpy"), "{:.0f}"), _num(tps.get("torch"), "{:.0f}"),
                      fmt_ratio(r["speedup"]), _load(r)])
     if not rows:
         return ""
     return ("### Scaling: training-step throughput, numpy_gpt vs torch eager\n\n"
-            + _table(["sweep", "value", "B x T, C, L", "threads", "numpy_gpt ms/step", "torch ms/step",
-                      "numpy_gpt tokens/s", "torch tokens/s", "speedup", "other load %"], rows)
-            + "\n\nThe T sweep keeps B x T fixed, so the matmul work per step is constant and the growth "
-            "is attention's T^2 term. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
+            + _table(["sweep", "value", "B x T, C, L", "threads", "model GFLOP/step", "attention's share",
+                      "numpy_gpt ms/step", "torch ms/step", "numpy_gpt tokens/s", "torch tokens/s", "speedup",
+                      "other load %"], rows)
+            + "\n\nThe T sweep keeps B x T fixed, so the weights' products are the same at every T and only "
+            "attention's own work grows: T^2 per sequence, B = tokens / T sequences, so in proportion to T "
+            "per step. attention's share = its term of the model FLOPs (12 n_layer T n_embd tokens, the causal "
+            "mask not subtracted; both implementations skip or mask the upper half, so the time grows more "
+            "slowly than this). Until that share is large, the step time moves little with T, and "
+            "measurement noise of a few percent can make it dip from one point to the next. "
+            + SPEEDUP_CAPTION + " " + LOAD_NOTE)
 
 
 # The project's targets (issue 4), as the report checks them: at all cores, float32.
@@ -286,6 +303,18 @@ def _both_ways(threads: str, procs: str | None) -> str:
 def _error(errors) -> str:
     text = "; ".join(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else str(errors)
     return f"n/a (failed: {text[:80]})"
+
+
+def _same_step_in_scaling(res: dict, step_row: dict) -> list[float]:
+    """The paired medians of the scaling points that train exactly step_row's workload at its
+    thread count (the sweeps pass through their base config): the same measurement taken again
+    later in the run, which shows the spread between runs that one cell's [min-max] does not."""
+    def shape(w):
+        return {k: v for k, v in (w or {}).items() if k != "name"}
+    want = shape(step_row.get("workload"))
+    return [s["speedup"]["median"] for s in res.get("scaling", [])
+            if want and s["threads"] == step_row["threads"] and shape(s.get("workload")) == want
+            and (s.get("speedup") or {}).get("median") is not None]
 
 
 def targets_table(res: dict) -> str:
@@ -318,6 +347,10 @@ def targets_table(res: dict) -> str:
         elif procs and (procs.get(key) or {}).get("median") is not None:
             measured += f"; with shard processes {procs[key]['median']:.2f}x"
             procs_verdict = _verdict(procs[key]["median"], goal)
+        if key == "speedup_vs_torch":
+            again = _same_step_in_scaling(res, r)
+            if again:
+                measured += "; the same step in the scaling sweeps " + ", ".join(f"{x:.2f}x" for x in again)
         rows.append([name, r["config"], measured, _both_ways(_verdict(threads, goal), procs_verdict)])
     for r in step_rows:
         if r["config"] == "medium":
@@ -340,7 +373,9 @@ def targets_table(res: dict) -> str:
             continue
         if ours.get("delta_mb") is None or theirs.get("delta_mb") is None:
             continue
-        measured = f"{ours['delta_mb']:.0f} vs {theirs['delta_mb']:.0f} MB"
+        measured = f"{ours['delta_mb']:.0f} vs {theirs['delta_mb']:.0f} MB above imports"
+        if ours.get("peak_mb") is not None and theirs.get("peak_mb") is not None:
+            measured += f" (whole process {ours['peak_mb']:.0f} vs {theirs['peak_mb']:.0f})"
         procs_verdict = None
         if procs.get("error"):
             measured += f"; shard processes {_error(procs['error'])}"
@@ -357,7 +392,11 @@ def targets_table(res: dict) -> str:
               "targets are stated at all cores." if cores and top < cores else "")
     return (f"### Targets at {top} thread(s)\n\n" + _table(["target", "config", "measured", "met?"], rows)
             + "\n\nThe project's targets, checked against this run: speeds are the paired medians of the "
-            "tables below (> 1x means numpy_gpt is faster); memory is the peak RSS of the step table. "
+            "tables below (> 1x means numpy_gpt is faster); memory is the step table's peak RSS above the "
+            "imports, the verdict's measure. Where a scaling sweep passes through the same config, its "
+            "point trains the very same step again later in the run; those ratios are listed too, as a "
+            "measure of how far one cell's ratio moves between measurements, but the verdict is the step "
+            "table's. "
             "\"with shard processes only\" means the threaded step misses the target and the opt-in "
             "`ShardProcesses` meets it; \"with threads only\", the other way round. Targets whose config "
             "or section this run left out are not listed." + caveat)
@@ -408,29 +447,32 @@ def _err(stats: dict | None, med: float) -> tuple[float, float]:
 
 
 def _plot_step(res, plt):
+    """One panel per (thread count, config), each on its own linear axis from 0, so bar
+    heights compare as the times do (a shared log axis would let 10% look like 2x)."""
     threads = sorted({r["threads"] for r in res["step"]})
-    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4), squeeze=False)
-    for ax, n in zip(axes[0], threads):
-        rows = [r for r in res["step"] if r["threads"] == n]
-        impls = IMPLS
-        if any(PROCS in r["median_s"] for r in rows):                 # beside numpy_gpt's threads
-            impls = (IMPLS[0], PROCS) + IMPLS[1:]
-        width = 0.8 / len(impls)
-        for j, impl in enumerate(impls):
-            meds = [r["median_s"].get(impl, math.nan) * 1e3 for r in rows]
-            errs = [_err(r["stats"].get(impl), med) for r, med in zip(rows, meds)]
-            xs = [i + (j - (len(impls) - 1) / 2) * width for i in range(len(rows))]
-            ok = [k for k, v in enumerate(meds) if math.isfinite(v)]
-            if ok:
-                ax.bar([xs[k] for k in ok], [meds[k] for k in ok], width, color=COLORS[impl],
-                       label=IMPL_LABELS[impl],
-                       yerr=[[errs[k][0] for k in ok], [errs[k][1] for k in ok]], capsize=2)
-        ax.set_xticks(range(len(rows)), [r["config"] for r in rows])
-        ax.set_yscale("log")
-        ax.set_ylabel("ms per training step (log)")
-        ax.set_title(f"training step, {n} thread(s)")
-        ax.legend()
-    fig.suptitle("forward + backward + AdamW, median with min-max")
+    configs = list(dict.fromkeys(r["config"] for r in res["step"]))
+    fig, axes = plt.subplots(len(threads), len(configs), figsize=(max(3.6 * len(configs), 5.0), 3.2 * len(threads)),
+                             squeeze=False)
+    for a, n in enumerate(threads):
+        for b, config in enumerate(configs):
+            ax = axes[a][b]
+            r = next((r for r in res["step"] if r["threads"] == n and r["config"] == config), None)
+            if r is None:
+                ax.set_axis_off()
+                continue
+            impls = [i for i in (IMPLS[0], PROCS, *IMPLS[1:]) if math.isfinite(_seconds(r["median_s"], i))]
+            for j, impl in enumerate(impls):
+                med = r["median_s"][impl] * 1e3
+                lo, hi = _err(r["stats"].get(impl), med)
+                ax.bar(j, med, 0.7, color=COLORS[impl], yerr=[[lo], [hi]], capsize=2)
+            ax.set_xticks(range(len(impls)), [IMPL_LABELS[i].replace(" + ", "\n+ ") for i in impls], fontsize=7)
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel("ms per step")
+            ax.set_title(f"{config}, {n} thread(s): "
+                         f"{_num((r.get('speedup_vs_torch') or {}).get('median'), '{:.2f}x')} of eager", fontsize=9)
+    fig.suptitle("training step (forward + backward + AdamW), median with min-max\n"
+                 "(in each title: torch eager's time / numpy_gpt's, paired by round)", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -37,7 +37,8 @@ from numpy_gpt.parallel import keep_freed_memory
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
 from .timing import interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
-from .workloads import CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, make_generate, make_step, n_params, step_flops
+from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attention_flops, make_generate, make_step,
+                        n_params, step_flops)
 
 SECTIONS = ("step", "products", "layers", "generate", "scaling")
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,7 +321,8 @@ def scaling_points(a) -> list[tuple[str, int, Workload]]:
     if a.quick:
         base, embd, Ts, batches, tokens = CONFIGS["tiny"], (32, 64, 128), (32, 64, 128), (4, 8, 16), 1024
     else:
-        base, embd, Ts, batches, tokens = CONFIGS["small"], (64, 128, 256, 512), (64, 128, 256, 512), (2, 4, 8, 16), 1024
+        base, embd, Ts, batches, tokens = (CONFIGS["small"], (64, 128, 256, 512), (64, 128, 256, 512, 1024),
+                                           (2, 4, 8, 16), 1024)
     pts = [("n_embd", c, base.with_(name=f"C{c}", n_embd=c)) for c in embd]
     pts += [("T", T, base.with_(name=f"T{T}", block_size=T, batch_size=tokens // T)) for T in Ts]
     pts += [("batch", b, base.with_(name=f"B{b}", batch_size=b)) for b in batches]
@@ -337,7 +339,7 @@ def run_scaling(a) -> list[dict]:
                 m = _time(a, fns, t)
             rows.append({"sweep": sweep, "value": value, "threads": t, "workload": w.__dict__,
                          "shape": f"{w.batch_size} x {w.block_size}, {w.n_embd}, {w.n_layer}",
-                         "flops_per_step": step_flops(w), **_row_stats(m),
+                         "flops_per_step": step_flops(w), "attention_flops": attention_flops(w), **_row_stats(m),
                          "tokens_per_s": {i: w.tokens / s for i, s in
                                           ((i, m.median(i)) for i in ("numpy", "torch")) if math.isfinite(s)},
                          "speedup": paired_ratio(m, "torch", "numpy")})

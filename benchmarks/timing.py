@@ -167,6 +167,8 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
 
     fns: name -> a zero-argument callable doing one unit of work. An implementation that
     raises during warm-up or timing is reported in .errors and dropped from later rounds.
+    Each round takes the implementations in a rotated order (round r starts at the r-th), so
+    none of them always runs first, or always right after the same other one.
     cooldown: seconds slept before each sample, to let the other library's worker threads
     stop spinning. OpenBLAS's workers busy-wait after every parallel call (measured here:
     ~0.11 s of a core; torch's OpenMP workers ~0.01 s); without the pause, torch timed right
@@ -186,9 +188,11 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             m.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             del live[name]
     gc.collect()                 # once per measurement: with torch loaded a full collection takes ~0.5 s
-    for _ in range(repeats):
-        for name, fn in list(live.items()):
-            n = m.number[name]
+    for r in range(repeats):
+        names = list(live)
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            fn, n = live[name], m.number[name]
             if cooldown:
                 time.sleep(cooldown)
             gc.disable()

@@ -65,10 +65,16 @@ def n_params(w: Workload) -> int:
     return int(sum(np.prod(s) for s in param_shapes(w.config()).values()))
 
 
+def attention_flops(w: Workload) -> float:
+    """The attention term of step_flops: q k^T and a v, forward and backward, for every token
+    against all T positions of its sequence (so T^2 per sequence; the causal mask not subtracted)."""
+    return 12.0 * w.n_layer * w.block_size * w.n_embd * w.tokens
+
+
 def step_flops(w: Workload) -> float:
     """Model FLOPs of one training step (see the module docstring)."""
     N = n_params(w) - w.block_size * w.n_embd                     # without wpe
-    return 6.0 * N * w.tokens + 12.0 * w.n_layer * w.block_size * w.n_embd * w.tokens
+    return 6.0 * N * w.tokens + attention_flops(w)
 
 
 def fixed_batch(w: Workload, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -119,12 +119,18 @@ def test_the_targets_table_gives_each_target_its_verdict():
              "errors": {"compile": "skipped (--no-compile)"},                 # as benchmarks.run marks it
              "procs": {"speedup_vs_torch": _med(1.3), "speedup_vs_compile": None, "error": None}},
             {"config": "medium", "threads": 2, "speedup_vs_torch": _med(1.25), "speedup_vs_compile": _med(0.9),
-             "pct_round_peak": {"numpy": _med(65.0)}},
+             "pct_round_peak": {"numpy": _med(65.0)}, "workload": {"name": "medium", "n_embd": 512, "block_size": 256}},
+        ],
+        "scaling": [  # the same workload again at 2 threads (listed), at 1 thread and a different one (not)
+            {"threads": 2, "workload": {"name": "C512", "n_embd": 512, "block_size": 256}, "speedup": _med(1.31)},
+            {"threads": 1, "workload": {"name": "C512", "n_embd": 512, "block_size": 256}, "speedup": _med(0.7)},
+            {"threads": 2, "workload": {"name": "T128", "n_embd": 512, "block_size": 128}, "speedup": _med(0.6)},
+            {"threads": 2, "workload": {"name": "T256", "n_embd": 512, "block_size": 256}, "speedup": _med(1.02)},
         ],
         "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": _med(1.6)},
                      {"config": "small", "threads": 2, "use_cache": False, "speedup": _med(0.1)}],
-        "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0},
-                   {"config": "tiny", "impl": "torch", "delta_mb": 100.0},
+        "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0, "peak_mb": 60.0},
+                   {"config": "tiny", "impl": "torch", "delta_mb": 100.0, "peak_mb": 400.0},
                    {"config": "tiny", "impl": "procs", "delta_mb": 120.0},
                    {"config": "medium", "impl": "numpy", "delta_mb": 700.0},
                    {"config": "medium", "impl": "torch", "delta_mb": 650.0}],
@@ -135,14 +141,15 @@ def test_the_targets_table_gives_each_target_its_verdict():
     assert len(got) == len(rows) == 7
     assert got[("training step >= 1.2x torch eager", "tiny")] == ("1.10x; with shard processes 1.30x",
                                                                    "with shard processes only")
-    assert got[("training step >= 1.2x torch eager", "medium")] == ("1.25x", "yes")
+    assert got[("training step >= 1.2x torch eager", "medium")] == (
+        "1.25x; the same step in the scaling sweeps 1.31x, 1.02x", "yes")
     assert ("training step >= 1.0x torch.compile", "tiny") not in got                 # compile skipped
     assert got[("training step >= 1.0x torch.compile", "medium")] == ("0.90x", "no")
     assert got[("model FLOPs >= 70% of the matmul in the same rounds", "medium")] == ("65.0%", "no")
     assert got[("KV-cache generation >= 1.5x torch eager tokens/s", "small")] == ("1.60x", "yes")
-    assert got[("peak memory <= torch eager's", "tiny")] == ("30 vs 100 MB; with shard processes 120 MB",
-                                                             "with threads only")
-    assert got[("peak memory <= torch eager's", "medium")] == ("700 vs 650 MB", "no")
+    assert got[("peak memory <= torch eager's", "tiny")] == (
+        "30 vs 100 MB above imports (whole process 60 vs 400); with shard processes 120 MB", "with threads only")
+    assert got[("peak memory <= torch eager's", "medium")] == ("700 vs 650 MB above imports", "no")
 
 
 def test_the_targets_table_names_failures_instead_of_dropping_them():
@@ -253,3 +260,14 @@ def test_the_products_table_and_plot_take_a_missing_timing_as_n_a():
     assert solid.get_hatch() is None and hatched.get_hatch() == "//"
     assert fig.axes[0].get_title() == "tiny: products n/a"
     plt.close(fig)
+
+
+def test_interleaved_rounds_rotate_the_order_and_keep_samples_paired():
+    from benchmarks.timing import interleaved
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    m = interleaved(fns, repeats=4, warmup=0, min_time=0.0)
+    timed = calls[3:]                              # after one calibration call each
+    assert [timed[i:i + 3] for i in range(0, 12, 3)] == [["a", "b", "c"], ["b", "c", "a"],
+                                                         ["c", "a", "b"], ["a", "b", "c"]]
+    assert all(len(m.samples[n]) == 4 for n in fns)
