@@ -49,3 +49,29 @@ def test_demo_trains_in_shard_processes_with_the_losses_of_threads(tmp_path, thr
     one = run(**kw)
     assert not one["numpy_processes"] and one["numpy_shards"] == "1 thread"
     assert one["histories"]["numpy"].loss[0] == pytest.approx(a.loss[0], rel=1e-5)   # same batch, weights
+
+
+# numpy_gpt modules with no torch_gpt twin, and why: each is NumPy machinery around the model,
+# not a part of the model that torch would compute differently.
+NUMPY_ONLY = {
+    "__main__": "the command-line entry point (torch_gpt has its own cli.py)",
+    "decode": "a faster KV-cache step; torch_gpt decodes with its model's forward",
+    "gradcheck": "the finite-difference oracle, which must not depend on torch",
+    "parallel": "threads for NumPy (torch has its own intra-op pool)",
+    "processes": "shard worker processes for NumPy (Python's lock)",
+    "reductions": "row sums and maxima on NumPy's fast paths (torch's kernels do this)",
+    "parity_report": "numpy-gpt parity / gradcheck: the report that compares the two",
+    "pictures": "attention and gradient pictures drawn from numpy_gpt",
+    "plots": "loss curves",
+    "templates": "starter files for `numpy-gpt check` (a package of text, not code to mirror)",
+}
+
+
+def test_torch_gpt_mirrors_numpy_gpt_file_for_file():
+    import torch_gpt
+    ours = {m.name for m in pkgutil.iter_modules(numpy_gpt.__path__)}
+    theirs = {m.name for m in pkgutil.iter_modules(torch_gpt.__path__)}
+    missing = ours - theirs - NUMPY_ONLY.keys()
+    assert not missing, f"numpy_gpt modules without a torch_gpt twin (add one, or a reason in NUMPY_ONLY): {missing}"
+    assert not (NUMPY_ONLY.keys() - ours), f"NUMPY_ONLY names modules that no longer exist: {NUMPY_ONLY.keys() - ours}"
+    assert theirs - ours <= {"parity"}, f"torch_gpt modules without a numpy_gpt original: {theirs - ours}"
