@@ -114,6 +114,21 @@ def test_blocked_core_matches_finite_differences(data):
                                qkv, ["q", "k", "v"], r)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
+@given(data=st.data())
+def test_cores_match_torch_at_extreme_scores_in_float64(data, blocked):
+    # q and k of scale 30 give scores around +-1e3 (exp overflows without the max shift,
+    # weights are nearly one-hot). Float64 only: in float32 the scores themselves round by
+    # ~1e-4 and the two sides' summation orders decide near-tied weights (see draw_case).
+    r, qkv = draw_qkv(data, np.float64, s=30.0)
+    if blocked:
+        forward, backward = blocked_with_rows(data, qkv["q"].shape[2]), blocked_causal_attention_backward
+    else:
+        forward, backward = causal_attention_forward, causal_attention_backward
+    against_torch("blocked_attention[extreme]" if blocked else "causal_attention[extreme]", forward, backward,
+                  ta.causal_attention_forward, qkv, ["q", "k", "v"], r, inputs_in_scale=False)
+
+
 def draw_dropout(data, r, shape):
     """(keep, p): attention dropout's keep-mask of shape (B, nh, T_q, T_k) and its probability."""
     p = data.draw(st.sampled_from([0.1, 0.5, 0.9]), label="attention dropout p")
