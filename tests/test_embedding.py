@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 from numpy_gpt.embedding import RANK_ROUNDS, embedding_backward, embedding_forward, scatter_add_rows
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
+from tests.tolerances import SUMMATION_ORDER
 from torch_gpt.embedding import embedding_forward as t_embedding
 
 
@@ -39,8 +40,8 @@ def test_repeated_ids_accumulate(data, dtype):
     expected = np.zeros(args["wte"].shape, np.float64)
     for (b, t), v in np.ndenumerate(args["idx"]):
         expected[v] += dout[b, t]
-    np.testing.assert_allclose(dwte, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-5 if dtype == np.float32 else 1e-12)
+    tol = SUMMATION_ORDER[np.dtype(dtype)]
+    np.testing.assert_allclose(dwte, expected, rtol=tol, atol=tol)
 
 
 @given(data=st.data(), dtype=S.DTYPES)
@@ -55,7 +56,7 @@ def test_backward_into_out_adds_to_it_in_place(data, dtype):
     want = head + embedding_backward(dout, cache)
     got = embedding_backward(dout, cache, out=head)
     assert got is head
-    tol = 1e-5 if dtype == np.float32 else 1e-12
+    tol = SUMMATION_ORDER[np.dtype(dtype)]
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
@@ -80,7 +81,7 @@ def test_scatter_add_equals_add_at(data):
     b = a.copy()
     np.add.at(a, rows, values)
     scatter_add_rows(b, rows, values)
-    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b, a, rtol=SUMMATION_ORDER[b.dtype], atol=SUMMATION_ORDER[b.dtype])
 
 
 @pytest.mark.parametrize("V", [2, 64, 10_000])
@@ -93,4 +94,4 @@ def test_scatter_add_takes_both_paths_and_equals_add_at(V):
     b = a.copy()
     np.add.at(a, rows, values)
     scatter_add_rows(b, rows, values)
-    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b, a, rtol=SUMMATION_ORDER[b.dtype], atol=SUMMATION_ORDER[b.dtype])
