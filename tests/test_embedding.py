@@ -23,6 +23,30 @@ def test_matches_torch(data, dtype):
     against_torch("embedding", embedding_forward, embedding_backward, t_embedding, args, ["wte"], r)
 
 
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@given(data=st.data())
+def test_matches_torch_with_an_id_past_rank_rounds_beside_singletons(data, dtype):
+    # Once some id occurs more than RANK_ROUNDS times, scatter_add_rows sums the repeated ids'
+    # runs with reduceat and writes the ids seen once separately; drawn batches rarely mix the
+    # two. Here: one id past that count, a few ids repeated 2 to RANK_ROUNDS times, and
+    # singletons, shuffled and given random ids.
+    r = S.rng(data)
+    many = data.draw(st.integers(RANK_ROUNDS + 1, 2 * RANK_ROUNDS + 2), label="occurrences of the frequent id")
+    few = [int(r.integers(2, RANK_ROUNDS + 1)) for _ in range(data.draw(st.integers(0, 3), label="ids repeated a few times"))]
+    n_single = data.draw(st.integers(1, 5), label="ids seen once")
+    counts = [many, *few] + [1] * n_single
+    V = len(counts) + data.draw(st.integers(0, 3), label="unused ids")
+    labels = r.permutation(V)[:len(counts)]
+    ids = r.permutation(np.repeat(labels, counts))
+    B = data.draw(st.sampled_from([b for b in (1, 2, 3) if ids.size % b == 0]), label="B")
+    idx = ids.reshape(B, -1)
+    seen = np.bincount(idx.ravel(), minlength=V)
+    assert seen.max() > RANK_ROUNDS and (seen == 1).any()
+    wte = S.normal(r, (V, data.draw(st.integers(1, 6), label="C")), dtype)
+    against_torch("embedding", embedding_forward, embedding_backward, t_embedding, dict(idx=idx, wte=wte),
+                  ["wte"], r)
+
+
 @given(data=st.data())
 def test_matches_finite_differences(data):
     r, args = draw_case(data, np.float64)
