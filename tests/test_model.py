@@ -129,15 +129,16 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     r = S.rng(data)
     model = randomized(cfg, int(r.integers(1 << 30)), dtype)
     idx, targets = batch(data, cfg, r)
+    dloss = float(r.standard_normal())                          # a random upstream gradient
     logits, loss = model.forward(idx, targets)                   # draws the masks
-    grads = model.backward()
+    grads = model.backward(dloss)
     assert model.masks and all(m.dtype == bool for m in model.masks.values())
     t_masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
 
     def run(t):
         t.train()
         t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=t_masks)
-        t_loss.backward()
+        (t_loss * dloss).backward()
         return t_logits, t_loss
     compare("model[dropout]", model, grads, logits, loss, run)
 
