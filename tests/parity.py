@@ -60,11 +60,15 @@ def _as_tuple(grads) -> tuple:
 
 def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch_forward: Callable,
                   args: dict[str, object], wrt: Sequence[str], rng: np.random.Generator,
-                  kwargs: dict | None = None, dout: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                  kwargs: dict | None = None, dout: np.ndarray | None = None,
+                  inputs_in_scale: bool = True) -> dict[str, np.ndarray]:
     """Run both sides on the same inputs and a random upstream gradient; compare everything.
 
     args: every positional argument of the forward, by name, in order (arrays or other values).
     wrt: the names of the differentiable ones, in the order np_backward returns their gradients.
+    inputs_in_scale=False leaves the inputs out of the problem's scale (tolerances.SCALE_FLOOR),
+    a stricter check for where their size says nothing of the results' (softmax of logits
+    around 1e3 gives weights of at most 1).
     Returns numpy_gpt's gradients by name.
     """
     kwargs = kwargs or {}
@@ -75,26 +79,38 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
     out, cache = np_forward(*args.values(), **kwargs)
     if dout is None:
         dout = rng.standard_normal(np.shape(out)).astype(dtype)
-    grads = dict(zip(wrt, _as_tuple(np_backward(dout, cache))))
+    grads = _named_grads(layer, wrt, _as_tuple(np_backward(dout, cache)), args)
 
     for k, v in before.items():
         assert np.array_equal(args[k], v, equal_nan=True), f"{layer}: the forward or backward modified {k}"
     assert np.asarray(out).dtype == dtype, f"{layer}: output dtype {np.asarray(out).dtype} != {dtype}"
     for k, g in grads.items():
-        if g is not None:
-            assert g.dtype == dtype, f"{layer}: d{k} dtype {g.dtype} != {dtype}"
+        assert g.dtype == dtype, f"{layer}: d{k} dtype {g.dtype} != {dtype}"
 
     t_out, t_grads = _torch_run(torch_forward, args, wrt, dout, kwargs, dtype)
     truth_out, truth_grads = (_torch_run(torch_forward, args, wrt, dout, kwargs, np.float64)
                               if dtype != np.float64 else (None, {}))
 
     scale_of = [t_out, *t_grads.values(), np.asarray(dout),
-                *(v for v in args.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")]
+                *(v for v in args.values() if inputs_in_scale and isinstance(v, np.ndarray) and v.dtype.kind == "f")]
     floor = tolerances.scale_floor(dtype) * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in scale_of)
     assert_close(layer, "out", out, t_out, tol, truth=truth_out, floor=floor)
     for k in wrt:
         assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=floor)
     return grads
+
+
+def _named_grads(layer: str, wrt: Sequence[str], grads: tuple, args: dict[str, object]) -> dict[str, np.ndarray]:
+    """The backward's gradients by name: exactly one per name in wrt, each shaped like its input
+    (zip would drop extra ones, and a missing one would surface as a bare KeyError)."""
+    assert len(grads) == len(wrt), (
+        f"{layer}: backward returned {len(grads)} gradient(s); expected {len(wrt)}, one per input in wrt "
+        f"({', '.join(f'd{k}' for k in wrt)})")
+    for k, g in zip(wrt, grads):
+        assert g is not None and np.shape(g) == np.shape(args[k]), (
+            f"{layer}: d{k} is {'None' if g is None else f'of shape {np.shape(g)}'}; "
+            f"{k} has shape {np.shape(args[k])}")
+    return dict(zip(wrt, grads))
 
 
 def _torch_run(torch_forward, args, wrt, dout, kwargs, dtype):

@@ -7,9 +7,36 @@ drawing thousands of floats stays cheap.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import find, strategies as st
 
 DTYPES = st.sampled_from([np.float64, np.float32])
+# For pytest.mark.parametrize: each dtype gets its own examples (a drawn dtype can get one or none).
+DTYPE_LIST = [np.float64, np.float32]
+
+
+class Pinned:
+    """Stands in for hypothesis's data object in an explicit edge case: a draw returns the value
+    given for its label, and any other draw the strategy's simplest value (what hypothesis
+    shrinks to: seed 0, the first of a sampled_from, the low end of a range)."""
+
+    def __init__(self, **values):
+        self.values = values
+
+    def draw(self, strategy, label=None):
+        if label in self.values:
+            return self.values[label]
+        key = repr(strategy)
+        if key not in _SIMPLEST:
+            _SIMPLEST[key] = find(strategy, lambda _: True)
+        return _SIMPLEST[key]
+
+
+_SIMPLEST: dict[str, object] = {}
+
+
+# The smallest shapes a layer gets, for explicit cases beside the drawn ones: one sequence of
+# one position over two channels, and the same with a batch and a sequence.
+EDGE_SHAPES = [dict(B=1, T=1, C=2), dict(B=2, T=3, C=2)]
 
 
 def rng(data: st.DataObject) -> np.random.Generator:

@@ -7,7 +7,8 @@ from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.activations import ACTIVATIONS as T_ACTIVATIONS
 
-NAMES = st.sampled_from(sorted(ACTIVATIONS))
+NAME_LIST = sorted(ACTIVATIONS)
+NAMES = st.sampled_from(NAME_LIST)
 
 
 def draw_case(data, dtype, name):
@@ -24,8 +25,21 @@ def draw_case(data, dtype, name):
     return r, dict(x=x)
 
 
-@given(data=st.data(), dtype=S.DTYPES, name=NAMES)
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@pytest.mark.parametrize("name", NAME_LIST)
+@given(data=st.data())
 def test_matches_torch(data, dtype, name):
+    check_against_torch(data, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@pytest.mark.parametrize("name", NAME_LIST)
+@pytest.mark.parametrize("shape", S.EDGE_SHAPES + [dict(B=1, T=1, C=1)], ids=str)
+def test_smallest_shapes_match_torch(shape, dtype, name):
+    check_against_torch(S.Pinned(scale=1.0, **shape), dtype, name)
+
+
+def check_against_torch(data, dtype, name):
     r, args = draw_case(data, dtype, name)
     forward, backward = ACTIVATIONS[name]
     against_torch(name, forward, backward, T_ACTIVATIONS[name], args, ["x"], r)

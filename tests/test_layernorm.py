@@ -47,7 +47,18 @@ def test_dx_sums_to_zero_over_channels(data, dtype):
     # x - mean is off by ~eps * |x| (large when rows are shifted far from 0), which rstd magnifies.
     rstd = cache[1]
     terms = np.abs(rstd * dout * args["w"]).max() * dx.shape[-1] * (1 + (np.abs(args["x"]) * rstd).max())
-    assert np.all(np.abs(dx.sum(-1)) <= 100 * np.finfo(dtype).eps * terms)
+    assert_within("dx.sum(-1)", dx.sum(-1), 100 * np.finfo(dtype).eps * terms)
+
+
+def assert_within(what, err, bound):
+    """Assert |err| <= bound everywhere (bound broadcasts); a failure names the worst entry."""
+    err = np.abs(np.asarray(err, np.float64))
+    bound = np.broadcast_to(np.asarray(bound, np.float64), err.shape)
+    if not np.all(err <= bound):                        # (NaN fails too)
+        excess = np.where(np.isnan(err), np.inf, err - bound)
+        i = np.unravel_index(int(np.argmax(excess)), err.shape)
+        raise AssertionError(f"{what}: |value| {err[i]:.3e} at {tuple(int(j) for j in i)} exceeds its bound "
+                             f"{bound[i]:.3e} ({int((~(err <= bound)).sum())} of {err.size} entries do)")
 
 
 def test_normalized_rows_have_zero_mean_unit_variance():
@@ -63,9 +74,9 @@ def test_single_channel_gives_bias_and_zero_gradient(data, dtype):
     r = S.rng(data)
     x, w, b = S.normal(r, (2, 3, 1), dtype), S.normal(r, 1, dtype), S.normal(r, 1, dtype)
     out, cache = layernorm_forward(x, w, b)
-    assert np.array_equal(out, np.broadcast_to(b, x.shape))
+    assert np.array_equal(out, np.broadcast_to(b, x.shape)), f"out {out.ravel()} is not the bias {b}"
     dx, dw, db = layernorm_backward(S.normal(r, x.shape, dtype), cache)
-    assert not dx.any() and not dw.any()
+    assert not dx.any() and not dw.any(), f"max |dx| {np.abs(dx).max():.3e}, |dw| {np.abs(dw).max():.3e}; both must be 0"
 
 
 @given(data=st.data())
@@ -84,11 +95,11 @@ def test_two_channels_match_the_closed_form(data):
     xhat1 = d / np.sqrt(d * d + eps)
     rstd = cache[1][..., 0]
     out_bound = 100 * np.finfo(dtype).eps * np.abs(x).max() * rstd
-    assert np.all(np.abs(out[..., 0] - xhat1) <= out_bound)
-    assert np.all(np.abs(out[..., 1] + xhat1) <= out_bound)
+    assert_within("out[..., 0] - xhat1", out[..., 0] - xhat1, out_bound)
+    assert_within("out[..., 1] + xhat1", out[..., 1] + xhat1, out_bound)
     g = S.normal(r, x.shape, dtype)
     dx, _, _ = layernorm_backward(g, cache)
     dx1 = (g[..., 0].astype(np.float64) - g[..., 1]) * eps / (2 * (d * d + eps) ** 1.5)
     bound = 100 * np.finfo(dtype).eps * np.abs(cache[1] * g).max() * (1 + np.abs(x).max() * rstd.max())
-    assert np.all(np.abs(dx[..., 0] - dx1) <= bound)
-    assert np.all(np.abs(dx[..., 1] + dx1) <= bound)
+    assert_within("dx[..., 0] - dx1", dx[..., 0] - dx1, bound)
+    assert_within("dx[..., 1] + dx1", dx[..., 1] + dx1, bound)

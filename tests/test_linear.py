@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 from numpy_gpt.linear import linear_backward, linear_forward
@@ -17,8 +18,21 @@ def draw_case(data, dtype, bias=True):
     return r, args
 
 
-@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@pytest.mark.parametrize("bias", [True, False])
+@given(data=st.data())
 def test_matches_torch(data, dtype, bias):
+    check_against_torch(data, dtype, bias)
+
+
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", S.EDGE_SHAPES + [dict(B=1, T=1, C=1, C_out=1)], ids=str)
+def test_smallest_shapes_match_torch(shape, dtype, bias):
+    check_against_torch(S.Pinned(**{"scale": 1.0, "C_out": 2, **shape}), dtype, bias)
+
+
+def check_against_torch(data, dtype, bias):
     r, args = draw_case(data, dtype, bias)
     wrt = ["x", "w", "b"] if bias else ["x", "w"]
     backward = linear_backward if bias else (lambda d, c: linear_backward(d, c)[:2])

@@ -53,8 +53,25 @@ def compare(name, model, grads, logits, loss, run):
                      truth=truth[2].get(k), floor=floor)
 
 
-@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@given(data=st.data(), cfg=configs())
 def test_loss_gradients_match_torch(data, cfg, dtype):
+    check_loss_gradients(data, cfg, dtype)
+
+
+# d_model = 2 with every norm. Layer norm over two channels is degenerate (docs/layernorm.md):
+# its input gradient exists only through eps, a small difference of large terms that float32
+# cannot resolve (in float32 numpy and torch then differ by rounding noise, and the thorough
+# profile finds cases where ours is more than AS_ACCURATE_AS_TORCH times further from the
+# float64 truth), so the models with a layer norm are compared in float64, where it is resolved.
+@pytest.mark.parametrize("norm, dtype", [("pre", np.float64), ("post", np.float64), ("none", np.float64),
+                                         ("none", np.float32)])
+@given(data=st.data())
+def test_two_channel_models_match_torch(data, norm, dtype):
+    check_loss_gradients(data, data.draw(configs(norm=norm, n_embd=2), label="cfg"), dtype)
+
+
+def check_loss_gradients(data, cfg, dtype):
     r = S.rng(data)
     model = randomized(cfg, int(r.integers(1 << 30)), dtype)
     idx, targets = batch(data, cfg, r)
@@ -112,15 +129,16 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     r = S.rng(data)
     model = randomized(cfg, int(r.integers(1 << 30)), dtype)
     idx, targets = batch(data, cfg, r)
+    dloss = float(r.standard_normal())                          # a random upstream gradient
     logits, loss = model.forward(idx, targets)                   # draws the masks
-    grads = model.backward()
+    grads = model.backward(dloss)
     assert model.masks and all(m.dtype == bool for m in model.masks.values())
     t_masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
 
     def run(t):
         t.train()
         t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=t_masks)
-        t_loss.backward()
+        (t_loss * dloss).backward()
         return t_logits, t_loss
     compare("model[dropout]", model, grads, logits, loss, run)
 

@@ -11,6 +11,7 @@ from numpy_gpt import GPT, GPTConfig, parallel
 from numpy_gpt.activations import gelu_backward, gelu_forward
 from numpy_gpt.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from numpy_gpt.optim import AdamW
+from tests.tolerances import SHARDED_LOSS, SHARDED_PARAMS_THREADS
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -52,9 +53,9 @@ def test_elementwise_kernels_are_bit_identical_for_any_thread_count(threads):
 def test_data_parallel_steps_agree_with_one_thread(threads, n):
     l1, p1, _ = train_steps(1)
     ln, pn, _ = train_steps(n)
-    np.testing.assert_allclose(ln, l1, rtol=1e-13)
+    np.testing.assert_allclose(ln, l1, rtol=SHARDED_LOSS)
     for k in p1:
-        np.testing.assert_allclose(pn[k], p1[k], rtol=1e-11, atol=1e-14, err_msg=k)
+        np.testing.assert_allclose(pn[k], p1[k], **SHARDED_PARAMS_THREADS, err_msg=k)
 
 
 def test_data_parallel_steps_are_repeatable(threads):

@@ -20,6 +20,7 @@ if not sys.platform.startswith("linux"):
     pytest.skip("shard processes need Linux", allow_module_level=True)
 
 from numpy_gpt.processes import ShardProcessError, ShardProcesses  # noqa: E402
+from tests.tolerances import SHARDED_LOSS, SHARDED_PARAMS_PROCESSES  # noqa: E402
 
 CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="learned")
 
@@ -86,9 +87,9 @@ def test_workers_see_replaced_parameter_arrays(threads):
 def test_process_shards_agree_with_one_thread(threads):
     """Not only with the threaded step: with the whole batch on one thread, to rounding."""
     (a, _), (b, _) = train(True, 2, np.float64, steps=1), train(False, 1, np.float64, steps=1)
-    np.testing.assert_allclose(a[0][0], b[0][0], rtol=1e-13)
+    np.testing.assert_allclose(a[0][0], b[0][0], rtol=SHARDED_LOSS)
     for k in a[0][2]:
-        np.testing.assert_allclose(a[0][2][k], b[0][2][k], rtol=1e-10, atol=1e-15, err_msg=k)
+        np.testing.assert_allclose(a[0][2][k], b[0][2][k], **SHARDED_PARAMS_PROCESSES, err_msg=k)
 
 
 def test_dlogits_backward_and_forward_without_targets(threads):

@@ -69,3 +69,39 @@ def parity_tol(dtype) -> float:
 
 def scale_floor(dtype) -> float:
     return SCALE_FLOOR[np.dtype(dtype)]
+
+
+# Beyond layer parity: the same computation done two ways inside numpy_gpt, or a whole run.
+
+# The same sums added in another order (an embedding gradient against a loop over positions,
+# scatter_add_rows against np.add.at, a gradient added into an array in place or afterwards):
+# a few ulps of the largest term per addition.
+SUMMATION_ORDER = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+# Logits from the KV cache (one position at a time, cached keys and values) against a full
+# forward over the whole sequence: the same products, blocked and added in another order.
+KV_CACHE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+# Two beam-search results, or beam widths, whose scores (float64 sums of a few log-probabilities)
+# differ by less than this are a true tie: torch's log-softmax may round one ulp the other way.
+BEAM_TIE = 1e-12
+
+# A probability mass (float64 sum of softmax weights) compared with a threshold, to rounding.
+PROB_MASS = 1e-12
+
+# Sampling 4000 draws from (0.1, 0.6, 0.3): each frequency's standard deviation is at most
+# sqrt(0.25 / 4000) = 0.008, so 0.03 is about four of them, a false alarm about once in 15,000 runs.
+SAMPLING_FREQUENCY = 0.03
+
+# Data-parallel training (threads or worker processes) against one thread, float64: the batch's
+# gradients are summed per shard, then across shards; the losses differ by a few ulps, parameters
+# after AdamW's division by sqrt(v) by a little more, and entries that are ~0 in absolute terms.
+SHARDED_LOSS = 1e-13
+SHARDED_PARAMS_THREADS = dict(rtol=1e-11, atol=1e-14)
+SHARDED_PARAMS_PROCESSES = dict(rtol=1e-10, atol=1e-15)
+
+# numpy_gpt's training loop against torch.optim's in float64, over up to 50 steps: each step's
+# rounding differences pass through the optimizer into the next, so a little looser than a single
+# model's MODEL_PARITY; the learning rate schedule is the same Python float arithmetic on both sides.
+TRAJECTORY = 1e-9
+LR_SCHEDULE = 1e-12
