@@ -41,6 +41,7 @@ from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attentio
                         n_params, step_flops)
 
 SECTIONS = ("step", "products", "layers", "generate", "scaling")
+MIN_REPEATS = 5                # timed rounds per measurement, at the least
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--configs", default=None,
                    help=f"comma-separated configs from {','.join(CONFIGS)} (default: all; --quick: tiny)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 7; --quick 5)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed rounds per measurement, at least 5 (default 7; --quick 5)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output directory")
     p.add_argument("--only", default=None,
@@ -85,7 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [c for c in a.configs if c not in CONFIGS]
     if unknown:
         p.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
-    a.repeats = a.repeats or (5 if a.quick else 7)
+    a.repeats = (5 if a.quick else 7) if a.repeats is None else a.repeats
+    if a.repeats < MIN_REPEATS:
+        p.error(f"--repeats {a.repeats}: at least {MIN_REPEATS} rounds, so a median and a spread mean something")
     a.warmup = 1 if a.quick else 2
     a.min_time = (0.01 if a.quick else 0.25) if a.min_time is None else a.min_time
     a.compile = not (a.no_compile or a.quick)

@@ -238,6 +238,16 @@ def test_only_takes_a_list_of_sections_and_names_a_wrong_one():
         parse_args(["--only", "step,stpe"])
 
 
+def test_repeats_are_at_least_five(capsys):
+    from benchmarks.run import parse_args
+    assert parse_args(["--repeats", "5"]).repeats == 5 and parse_args([]).repeats == 7
+    assert parse_args(["--quick"]).repeats == 5
+    for bad in ("4", "0"):
+        with pytest.raises(SystemExit):
+            parse_args(["--repeats", bad])
+        assert f"--repeats {bad}: at least 5 rounds" in capsys.readouterr().err
+
+
 def test_the_products_table_and_plot_take_a_missing_timing_as_n_a():
     """After the JSON round trip a side with no timing holds None, not NaN; a run of the products
     section alone has no step rows, and the plot's legend must still name the two parts right."""
