@@ -28,3 +28,15 @@ def test_the_correct_backward_passes():
 def test_a_wrong_count_or_shape_of_gradients_is_named(backward, message):
     with pytest.raises(AssertionError, match=re.escape(message)):
         run(backward)
+
+
+def test_the_float64_truth_forgives_only_a_result_as_close_as_torch_and_near_the_truth():
+    from tests.parity import assert_close
+    truth = np.array([1.0, 2.0, 3.0])
+    torch32 = truth * (1 + 3e-3)                          # a loose reference, off by 3e-3
+    assert_close("helper", "as good as torch", truth * (1 + 2e-3), torch32, 1e-4, truth=truth)
+    with pytest.raises(AssertionError, match="rel error"):             # worse than torch by > 4x
+        assert_close("helper", "worse than torch", truth * (1 + 2e-2), torch32, 1e-4, truth=truth)
+    far = truth * (1 + 0.05)                              # torch itself 5% off: no pass at 4x that
+    with pytest.raises(AssertionError, match="rel error"):
+        assert_close("helper", "beyond the cap", truth * (1 + 0.1), far, 1e-4, truth=truth)

@@ -10,7 +10,7 @@ from numpy_gpt import GPT, GPTConfig, ConfigError
 from numpy_gpt.train import Trainer, TrainConfig, TrainingDivergedError
 from tests.model_strategies import configs
 from tests.parity import assert_close
-from tests.tolerances import LR_SCHEDULE, TRAJECTORY
+from tests.tolerances import LR_SCHEDULE, MODEL_PARITY, TRAJECTORY
 from torch_gpt.train import Trainer as TorchTrainer
 
 # A learnable stream: a fixed cycle of the 11 ids with 10% of positions replaced by noise.
@@ -49,6 +49,28 @@ def test_adamw_50_steps_with_clipping_schedule_and_decay_groups():
     assert sum(n > 0.5 for n in h.grad_norm) > 10, "the test should exercise clipping"
     assert h.loss[-1] < h.loss[0] - 0.3, "and actually train"
     check_trajectory("train[adamw]", model, tmodel, h, th, TRAJECTORY)
+
+
+def test_adamw_50_steps_in_float32_are_as_close_to_the_truth_as_torchs():
+    # float32 on both sides, with torch in float64 from the same float32 start as the truth: over 50
+    # steps the two float32 runs drift apart by rounding, so each of numpy_gpt's losses and final
+    # parameters must be within MODEL_PARITY of torch float32's, or as close to the truth (tests.parity).
+    tcfg = TrainConfig(steps=50, batch_size=4, optimizer="adamw", lr=1e-2, min_lr=1e-3, warmup_steps=10,
+                       weight_decay=0.1, grad_clip=0.5, eval_interval=0)
+    model = GPT(GPT2ISH, seed=0, dtype=np.float32)
+    t32, t64 = torch_gpt.GPT(GPT2ISH), torch_gpt.GPT(GPT2ISH).double()
+    for t in (t32, t64):
+        t.load_state_dict(torch_gpt.from_numpy(model.params))
+    h = Trainer(model, DATA, None, tcfg).run(progress=False)
+    th32, th64 = (TorchTrainer(t, DATA, None, tcfg).run(progress=False) for t in (t32, t64))
+    assert h.loss[-1] < h.loss[0] - 0.3
+    tol = MODEL_PARITY[np.dtype(np.float32)]
+    assert_close("train[adamw]", "losses", np.array(h.loss, np.float32), np.array(th32.loss, np.float32), tol,
+                 truth=np.array(th64.loss))
+    final32, final64 = (torch_gpt.to_numpy(t.state_dict()) for t in (t32, t64))
+    for k, v in model.params.items():
+        assert v.dtype == np.float32
+        assert_close("train[adamw]", "final params", v, final32[k], tol, truth=final64[k])
 
 
 # Adam runs without its L2 decay here. The key bias of attention has a gradient of exactly 0
