@@ -4,7 +4,8 @@ Shapes come from a Workload (B, T, C, nh, V), so the layers run at the sizes the
 step gives them. Both sides get the same input arrays (torch tensors share numpy's memory).
 
 "forward" is the training forward: numpy_gpt builds its cache, torch records the autograd
-graph (its leaves require grad). "fwd+bwd" adds the backward for a fixed upstream gradient:
+graph (its leaves require grad). torch.compile compiles the torch layer function itself (static
+shapes, default inductor); its backward is the compiled graph's. "fwd+bwd" adds the backward for a fixed upstream gradient:
 numpy_gpt's *_backward(dout, cache), torch's torch.autograd.grad(out, leaves, dout), which
 returns every input's and parameter's gradient without accumulating into .grad.
 """
@@ -29,6 +30,9 @@ class LayerCase:
     numpy_fwdbwd: Callable[[], object]
     torch_fwd: Callable[[], object]
     torch_fwdbwd: Callable[[], object]
+    compiled: Callable[[], tuple[Callable[[], object], Callable[[], object]]]
+    """compiled() -> (forward, fwd+bwd) of torch.compile(the torch layer): compiling happens at
+    their first call, for the thread count and shapes current then."""
 
 
 def _case(name: str, shape: str, float_inputs: list[np.ndarray], other_inputs: list,
@@ -52,12 +56,18 @@ def _case(name: str, shape: str, float_inputs: list[np.ndarray], other_inputs: l
         out, cache = np_forward(*np_args)
         return np_backward(np_dout, cache)
 
-    def torch_fwdbwd():
-        out = torch_forward(*t_args)
-        return torch.autograd.grad(out, leaves, t_dout)
+    def fwdbwd(forward):
+        def run():
+            out = forward(*t_args)
+            return torch.autograd.grad(out, leaves, t_dout)
+        return run
+
+    def compiled():
+        forward = torch.compile(torch_forward, dynamic=False)
+        return (lambda: forward(*t_args)), fwdbwd(forward)
 
     return LayerCase(name, shape, lambda: np_forward(*np_args), numpy_fwdbwd,
-                     lambda: torch_forward(*t_args), torch_fwdbwd)
+                     lambda: torch_forward(*t_args), fwdbwd(torch_forward), compiled)
 
 
 def layer_cases(w: Workload, dtype, seed: int = 0) -> list[LayerCase]:

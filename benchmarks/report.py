@@ -223,15 +223,26 @@ def products_table(res: dict) -> str:
 
 def layer_table(res: dict) -> str:
     rows = []
+    compiled = any(r.get("speedup_vs_compile") or (r.get("errors") or {}).get("compile") for r in res["layers"])
     for r in res["layers"]:
-        rows.append([r["config"], r["layer"], r["shape"], str(r["threads"]), r["pass"],
-                     fmt_ms(r["median_s"]["numpy"]), fmt_ms(r["median_s"]["torch"]), fmt_ratio(r["speedup"]),
-                     _load(r)])
-    return ("### Layers: numpy_gpt vs torch eager (ms per call)\n\n"
-            + _table(["sizes", "layer", "input", "threads", "pass", "numpy_gpt ms", "torch ms", "speedup",
-                      "other load %"], rows)
+        row = [r["config"], r["layer"], r["shape"], str(r["threads"]), r["pass"],
+               fmt_ms(_seconds(r["median_s"], "numpy")), fmt_ms(_seconds(r["median_s"], "torch"))]
+        if compiled:
+            error = (r.get("errors") or {}).get("compile")
+            row.append(f"n/a ({error[:50]})" if error else fmt_ms(_seconds(r["median_s"], "compile")))
+        row.append(fmt_ratio(r["speedup"]))
+        if compiled:
+            row.append(fmt_ratio(r.get("speedup_vs_compile")))
+        rows.append(row + [_load(r)])
+    header = ["sizes", "layer", "input", "threads", "pass", "numpy_gpt ms", "torch ms"]
+    header += ["torch.compile ms", "speedup vs eager", "speedup vs compile"] if compiled else ["speedup"]
+    title = "numpy_gpt vs torch eager and torch.compile" if compiled else "numpy_gpt vs torch eager"
+    return (f"### Layers: {title} (ms per call)\n\n"
+            + _table(header + ["other load %"], rows)
             + "\n\nforward = training forward (numpy_gpt keeps its cache, torch records the autograd graph); "
-            "fwd+bwd adds the backward for a fixed upstream gradient (torch.autograd.grad). Each numpy_gpt layer "
+            "fwd+bwd adds the backward for a fixed upstream gradient (torch.autograd.grad). torch.compile "
+            "compiles each torch layer function on its own (static shapes, default inductor), anew for each "
+            "thread count; its first call, compile included, is part of the warm-up. Each numpy_gpt layer "
             "is called alone on the whole batch, with the row's thread count for BLAS and for its row-block "
             "kernels (numpy_gpt.parallel); in a training step the same code runs once per batch shard, one "
             "shard per thread, each on one thread. softmax is "

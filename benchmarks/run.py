@@ -290,12 +290,18 @@ def run_layers(a) -> list[dict]:
         for t in a.threads:
             log(f"layers at {name} sizes, {t} thread(s)")
             with thread_limit(t):
+                if a.compile:
+                    import torch
+                    torch._dynamo.reset()            # compiled kernels bake in the thread count
                 for case in cases:
-                    for pass_, np_fn, t_fn in (("forward", case.numpy_fwd, case.torch_fwd),
-                                               ("fwd+bwd", case.numpy_fwdbwd, case.torch_fwdbwd)):
-                        m = _time(a, {"numpy": np_fn, "torch": t_fn}, t)
+                    compiled = case.compiled() if a.compile else (None, None)
+                    for pass_, np_fn, t_fn, c_fn in (("forward", case.numpy_fwd, case.torch_fwd, compiled[0]),
+                                                     ("fwd+bwd", case.numpy_fwdbwd, case.torch_fwdbwd, compiled[1])):
+                        fns = {"numpy": np_fn, "torch": t_fn, **({"compile": c_fn} if c_fn else {})}
+                        m = _time(a, fns, t)
                         rows.append({"config": name, "layer": case.name, "shape": case.shape, "threads": t,
-                                     "pass": pass_, **_row_stats(m), "speedup": paired_ratio(m, "torch", "numpy")})
+                                     "pass": pass_, **_row_stats(m), "speedup": paired_ratio(m, "torch", "numpy"),
+                                     "speedup_vs_compile": paired_ratio(m, "compile", "numpy") if c_fn else None})
     return rows
 
 

@@ -281,3 +281,19 @@ def test_interleaved_rounds_rotate_the_order_and_keep_samples_paired():
     assert [timed[i:i + 3] for i in range(0, 12, 3)] == [["a", "b", "c"], ["b", "c", "a"],
                                                          ["c", "a", "b"], ["a", "b", "c"]]
     assert all(len(m.samples[n]) == 4 for n in fns)
+
+
+def test_the_layer_table_shows_torch_compile_only_when_the_run_compiled():
+    from benchmarks.report import layer_table
+    row = {"config": "tiny", "layer": "linear", "shape": "(1,2,3)", "threads": 1, "pass": "forward",
+           "median_s": {"numpy": 0.001, "torch": 0.002, "compile": None}, "speedup": _med(2.0),
+           "speedup_vs_compile": None, "errors": {}, "foreign_load": 0.0}
+    plain = layer_table({"layers": [row]})
+    assert "torch.compile" not in plain.split("\n\n")[1] and "| 2.00 [2.00-2.00] |" in plain
+    compiled = dict(row, median_s={"numpy": 0.001, "torch": 0.002, "compile": 0.0015},
+                    speedup_vs_compile=_med(1.5))
+    failed = dict(row, errors={"compile": "BackendCompilerFailed: inductor"})
+    table = layer_table({"layers": [compiled, failed]})
+    assert "| torch.compile ms | speedup vs eager | speedup vs compile |" in table
+    assert "| 1.5 | 2.00 [2.00-2.00] | 1.50 [1.50-1.50] |" in table
+    assert "n/a (BackendCompilerFailed: inductor)" in table
