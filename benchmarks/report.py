@@ -74,6 +74,12 @@ def peak_table(res: dict) -> str:
             + _table(["threads", "matmul", "NumPy BLAS GFLOP/s", "torch GFLOP/s"], rows))
 
 
+def _compile_cell(r: dict) -> str:
+    """A row's torch.compile time, or n/a with the reason it has none."""
+    error = (r.get("errors") or {}).get("compile")
+    return f"n/a ({error[:60]})" if error else fmt_ms(_seconds(r["median_s"], "compile"))
+
+
 def step_table(res: dict) -> str:
     rows = []
     mem = {(r["config"], r["impl"]): r for r in res.get("memory", [])}
@@ -83,9 +89,7 @@ def step_table(res: dict) -> str:
         pct, round_peak = _round_peak_cells(r)
         rss = " / ".join(_num(mem.get((r["config"], i), {}).get("delta_mb"), "{:.0f}") for i in IMPLS)
         whole = " / ".join(_num(mem.get((r["config"], i), {}).get("peak_mb"), "{:.0f}") for i in IMPLS)
-        compile_cell = fmt_ms(med["compile"])
-        if r["errors"].get("compile"):
-            compile_cell = f"n/a ({r['errors']['compile'][:60]})"
+        compile_cell = _compile_cell(r)
         rows.append([r["config"], str(r["threads"]), f"{r['params'] / 1e6:.2f}M", str(r["tokens"]),
                      fmt_ms(med["numpy"]), fmt_ms(med["torch"]), compile_cell,
                      fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, round_peak, pct, rss, whole, _load(r)])
@@ -228,8 +232,7 @@ def layer_table(res: dict) -> str:
         row = [r["config"], r["layer"], r["shape"], str(r["threads"]), r["pass"],
                fmt_ms(_seconds(r["median_s"], "numpy")), fmt_ms(_seconds(r["median_s"], "torch"))]
         if compiled:
-            error = (r.get("errors") or {}).get("compile")
-            row.append(f"n/a ({error[:50]})" if error else fmt_ms(_seconds(r["median_s"], "compile")))
+            row.append(_compile_cell(r))
         row.append(fmt_ratio(r["speedup"]))
         if compiled:
             row.append(fmt_ratio(r.get("speedup_vs_compile")))

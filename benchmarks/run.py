@@ -294,14 +294,15 @@ def run_layers(a) -> list[dict]:
                     import torch
                     torch._dynamo.reset()            # compiled kernels bake in the thread count
                 for case in cases:
-                    compiled = case.compiled() if a.compile else (None, None)
-                    for pass_, np_fn, t_fn, c_fn in (("forward", case.numpy_fwd, case.torch_fwd, compiled[0]),
-                                                     ("fwd+bwd", case.numpy_fwdbwd, case.torch_fwdbwd, compiled[1])):
-                        fns = {"numpy": np_fn, "torch": t_fn, **({"compile": c_fn} if c_fn else {})}
-                        m = _time(a, fns, t)
+                    c_fwd, c_fwdbwd = case.compiled() if a.compile else (None, None)
+                    for pass_, fns in (("forward", {"numpy": case.numpy_fwd, "torch": case.torch_fwd,
+                                                    "compile": c_fwd}),
+                                       ("fwd+bwd", {"numpy": case.numpy_fwdbwd, "torch": case.torch_fwdbwd,
+                                                    "compile": c_fwdbwd})):
+                        m = _time(a, {k: f for k, f in fns.items() if f is not None}, t)
                         rows.append({"config": name, "layer": case.name, "shape": case.shape, "threads": t,
                                      "pass": pass_, **_row_stats(m), "speedup": paired_ratio(m, "torch", "numpy"),
-                                     "speedup_vs_compile": paired_ratio(m, "compile", "numpy") if c_fn else None})
+                                     "speedup_vs_compile": paired_ratio(m, "compile", "numpy")})
     return rows
 
 

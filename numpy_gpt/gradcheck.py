@@ -102,12 +102,16 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
     names = list(names) if names is not None else [f"arg{i}" for i in wrt]
     if len(names) != len(wrt):
         raise ValueError(f"names has {len(names)} entries for {len(wrt)} inputs in wrt")
-    for i in wrt:
+    for name, i in zip(names, wrt):
         a = args[i]
         if not isinstance(a, np.ndarray) or a.dtype != np.float64:
             what = f"a {a.dtype} array" if isinstance(a, np.ndarray) else type(a).__name__
-            raise TypeError(f"input {i} ({names[wrt.index(i)]}) is {what}; finite differences "
+            raise TypeError(f"input {i} ({name}) is {what}; finite differences "
                             f"need float64 arrays (in float32, rounding swamps the difference)")
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != np.float64:
+            raise TypeError(f"input {i} is a {a.dtype} array; the forward must run in float64 "
+                            f"for finite differences to resolve the gradient")
     args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
     out, cache = forward(*args, **kwargs)
     if dout is None:

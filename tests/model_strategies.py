@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import torch_gpt
 from numpy_gpt import GPT, GPTConfig
+from tests import strategies as S
 
 
 @st.composite
@@ -22,7 +23,7 @@ def configs(draw, dropout=False, max_layer=2, norm=None, n_embd=None):
         min_c = 3 if norm != "none" else 1
         head_size = draw(st.integers(-(-min_c // n_head), 4), label="head_size")
     else:
-        n_head = draw(st.sampled_from([h for h in range(1, n_embd + 1) if n_embd % h == 0]), label="n_head")
+        n_head = draw(S.head_counts(n_embd), label="n_head")
         head_size = n_embd // n_head
     return GPTConfig(
         vocab_size=draw(st.integers(2, 12), label="vocab_size"),

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import find, strategies as st
 
-DTYPES = st.sampled_from([np.float64, np.float32])
 # For pytest.mark.parametrize: each dtype gets its own examples (a drawn dtype can get one or none).
 DTYPE_LIST = [np.float64, np.float32]
+DTYPES = st.sampled_from(DTYPE_LIST)
 
 
 class Pinned:
@@ -60,9 +60,14 @@ def btc(data: st.DataObject, max_b=3, max_t=8, min_c=1, max_c=12) -> tuple[int, 
     return B, T, C
 
 
+def head_counts(C: int) -> st.SearchStrategy[int]:
+    """Head counts that divide C (1 always does)."""
+    return st.sampled_from([h for h in range(1, C + 1) if C % h == 0])
+
+
 def heads(data: st.DataObject, C: int) -> int:
-    """A head count that divides C (1 always does)."""
-    return data.draw(st.sampled_from([h for h in range(1, C + 1) if C % h == 0]), label="n_head")
+    """A head count that divides C."""
+    return data.draw(head_counts(C), label="n_head")
 
 
 def token_ids(data: st.DataObject, shape, V: int) -> np.ndarray:

@@ -59,3 +59,10 @@ def test_float32_inputs_are_refused():
 def test_names_must_match_wrt():
     with pytest.raises(ValueError, match="names has 2 entries for 3 inputs"):
         check_backward(layernorm_forward, layernorm_backward, _inputs(), wrt=[0, 1, 2], names=["dx", "dw"])
+
+
+def test_a_float32_input_outside_wrt_is_refused_too():
+    x, w, b = _inputs()
+    with pytest.raises(TypeError, match="input 2 is a float32 array"):
+        check_backward(layernorm_forward, lambda d, c: layernorm_backward(d, c)[:2], [x, w, b.astype(np.float32)],
+                       wrt=[0, 1], names=["dx", "dw"])

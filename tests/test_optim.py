@@ -422,7 +422,7 @@ def test_rejects_bad_arguments_as_torch_does():
         opt.step({"w.weight": np.zeros((2, 2), np.float32)})  # a float64 parameter, a float32 grad
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
 def test_fused_torch_adamw_the_benchmarks_use_takes_numpy_gpts_steps(dtype):
     # benchmarks time torch with make_optimizer(..., fused=True); it must be the same update,
     # equal to numpy_gpt's AdamW to rounding, over steps with random gradients.

@@ -71,4 +71,8 @@ class KVCache:
 
     def select(self, rows):
         """Keep batch rows `rows`, in that order, repeats allowed (beam search's parent beams)."""
-        self.k, self.v = self.k[rows], self.v[rows]
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_empty(len(rows), *old.shape[1:])
+            new[:, :, :self.length] = old[rows, :, :self.length]     # only the positions filled so far
+            setattr(self, name, new)

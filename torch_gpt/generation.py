@@ -79,7 +79,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
     idx = idx[:, -model.config.block_size:]
     if beam_width is not None:
-        return beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+        return _beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
     was_training = model.training
     model.eval()
     try:
@@ -105,8 +105,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         model.train(was_training)
 
 
-@_out_of_inference_mode
-def beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_penalty=1.0, use_cache=True):
+def _beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_penalty=1.0, use_cache=True):
     was_training = model.training
     model.eval()
     try:
@@ -117,6 +116,9 @@ def beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_pena
     width = max(len(r) for r in rows)
     pad = 0 if eos_id is None else eos_id
     return torch.stack([torch.cat([r, torch.full((width - len(r),), pad, dtype=r.dtype)]) for r in rows])
+
+
+beam_search = _out_of_inference_mode(_beam_search)
 
 
 def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty, use_cache):
