@@ -41,6 +41,10 @@ not see itself, only its past, for that step.
 Long sequences take the same steps in blocks of queries, skipping the scores
 above the diagonal (blocked_causal_attention_forward, below the reference
 causal_attention_forward; docs/attention.md explains and times it).
+
+Heads are independent from step 3 to step 6, so when the batch is not already
+cut among threads (a single sequence, say) the heads are: each thread runs
+steps 3-6 for its share of them (shared_core_forward, near the end).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ import numpy as np
 
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
-from .parallel import for_row_blocks
+from .parallel import for_row_blocks, map_shards, shares
 from .reductions import row_dots, row_max, row_sums
 
 
@@ -296,7 +300,7 @@ def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray 
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)                            # (B, nh, T_past + T, hs)
     core = blocked_causal_attention_forward if T >= MIN_BLOCKED_T else causal_attention_forward
-    y, core_cache = core(q, k, v, drop=drop)                    # 3-6.
+    y, core_cache = shared_core_forward(core, q, k, v, drop)   # 3-6.
     out, c_proj_cache = linear_forward(merge_heads(y), c_proj_w, c_proj_b)  # 7-8.
     return out, (c_attn_cache, core_cache, c_proj_cache)
 
@@ -311,11 +315,77 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
     B, T, C = dy.shape
     n_head = core_cache[0].shape[1]
     dqkv = np.empty((3, B, n_head, T, C // n_head), dtype=dy.dtype)        # dq, dk, dv side by side
-    core = blocked_causal_attention_backward if isinstance(core_cache, BlockedCache) else causal_attention_backward
-    core(split_heads(dy, n_head), core_cache, out=dqkv)                     # 7-3.
+    shared_core_backward(split_heads(dy, n_head), core_cache, out=dqkv)     # 7-3.
     dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)              # 2. back to (B, T, 3C)
     dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
     return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b
+
+
+# ------------------------------------------------------------ heads on several threads
+# Steps 3-6 treat every (sequence, head) pair on its own. A training step with
+# more sequences than threads already gives each thread its own sequences
+# (model.py, parallel.map_shards). A step with fewer runs under
+# parallel.share_products(), and there the heads are cut into one group per
+# thread (the batch rows, when there is a single head): each thread runs the
+# whole core on its group. (BLAS's threads could not share these products
+# out: a block of 64 queries by a head's 64 columns is too small to split.)
+# Each head's numbers are as with one thread, to rounding, and the cache has
+# the usual form: the forward puts the groups' results back together, the
+# backward takes views of them.
+
+def _core_parts(q: np.ndarray, T_k: int) -> list[tuple]:
+    """How to cut (B, nh, ...) among the threads: index tuples by heads, else by batch rows; [] for no cut."""
+    B, nh, T_q, hs = q.shape
+    macs = B * nh * T_q * T_k * hs                              # of q @ k^T, as many again in a @ v
+    parts = [(slice(None), h) for h in shares(nh, macs)] if nh > 1 else [(b,) for b in shares(B, macs)]
+    return parts if len(parts) > 1 else []
+
+
+def _core_cache_part(cache, ix: tuple):
+    """The part of a core's cache that belongs to heads (or batch rows) ix: views, no copies."""
+    def part(d):                                                # dropout's (keep, 1 / (1 - p)), or None
+        return None if d is None else (d[0][ix], d[1])
+    if isinstance(cache, BlockedCache):
+        q, k, v, blocks, a_blocks, scale, dropped = cache
+        return BlockedCache(q[ix], k[ix], v[ix], blocks, [a[ix] for a in a_blocks], scale, part(dropped))
+    q, k, v, a, scale, *dropped = cache
+    return (q[ix], k[ix], v[ix], a[ix], scale, *map(part, dropped))
+
+
+def shared_core_forward(core, q, k, v, drop: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    """core(q, k, v, drop=drop), the same result and cache, its heads shared among the threads."""
+    parts = _core_parts(q, k.shape[-2])
+    if not parts:
+        return core(q, k, v, drop=drop)
+    outs = map_shards(lambda ix: core(q[ix], k[ix], v[ix], drop=None if drop is None else (drop[0][ix], drop[1])),
+                      parts)
+    axis = len(parts[0]) - 1                                    # 1 for heads, 0 for batch rows
+
+    def joined(arrays):
+        return np.concatenate(list(arrays), axis=axis)
+
+    def whole(d):                                               # a part's (keep, 1 / (1 - p)) -> the whole mask's
+        return None if d is None else (drop[0], d[1])
+    y, caches = joined(y for y, _ in outs), [c for _, c in outs]
+    first = caches[0]
+    if isinstance(first, BlockedCache):
+        a_blocks = [joined(a) for a in zip(*(c.a_blocks for c in caches))]
+        return y, first._replace(q=q, k=k, v=v, a_blocks=a_blocks, dropped=whole(first.dropped))
+    a = joined(c[3] for c in caches)
+    return y, (q, k, v, a, first[4], *map(whole, first[5:]))    # (q, k, v, a, scale[, dropped])
+
+
+def shared_core_backward(dy: np.ndarray, cache, out: np.ndarray) -> None:
+    """The backward of the core that made cache, heads shared among the threads as in the forward.
+
+    dy: (B, nh, T, hs). Writes dq, dk, dv into out: (3, B, nh, T, hs).
+    """
+    core = blocked_causal_attention_backward if isinstance(cache, BlockedCache) else causal_attention_backward
+    parts = _core_parts(cache[0], cache[1].shape[-2])
+    if not parts:
+        core(dy, cache, out=out)
+        return
+    map_shards(lambda ix: core(dy[ix], _core_cache_part(cache, ix), out=out[(slice(None),) + ix]), parts)
 
 
 class KVCache:

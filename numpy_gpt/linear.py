@@ -13,11 +13,16 @@ Backward, given g = dL/dout:
     1. dx = g @ w.T                        (..., C_out) @ (C_out, C_in)
        dw = x.T @ g, summed over every leading position
        db = sum of g over every leading position
+
+Each product goes through parallel.matmul, which is plain `a @ b` except
+in a training step of fewer sequences than threads: there it cuts the
+product into one block of rows or columns per thread (numpy_gpt/parallel.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .parallel import matmul
 from .reductions import col_sums
 
 
@@ -29,7 +34,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
     """
     C_in, C_out = w.shape
     x2 = x.reshape(-1, C_in)                 # a 2-D view goes straight to BLAS
-    out = x2 @ w                                                # 1. (N, C_out)
+    out = matmul(x2, w)                                         # 1. (N, C_out): x2 @ w
     if b is not None:
         out += b
     cache = (x, w, b is not None)
@@ -42,7 +47,7 @@ def linear_backward(dout: np.ndarray, cache: tuple
     x, w, has_bias = cache
     C_in, C_out = w.shape
     g = dout.reshape(-1, C_out)
-    dx = (g @ w.T).reshape(x.shape)          # 1. d(x @ w)/dx contracts with w's C_out
-    dw = x.reshape(-1, C_in).T @ g           # 1. each position adds its outer product x g^T
+    dx = matmul(g, w.T).reshape(x.shape)     # 1. g @ w.T: d(x @ w)/dx contracts with w's C_out
+    dw = matmul(x.reshape(-1, C_in).T, g)    # 1. x.T @ g: each position adds its outer product x g^T
     db = col_sums(g) if has_bias else None   # 1. = g.sum(axis=0), as ones(N) @ g in BLAS
     return dx, dw, db

@@ -40,7 +40,7 @@ from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_forward
 from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
-from .parallel import batch_shards, keep_freed_memory_once, map_shards
+from .parallel import batch_shards, keep_freed_memory_once, map_shards, matmul, share_products
 from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
 
 
@@ -184,7 +184,9 @@ class GPT:
         decoding (inference only; see generate).
 
         With several threads (numpy_gpt.parallel) the batch is cut into one shard
-        per thread and each thread runs _forward, then _backward, on its rows.
+        per thread and each thread runs _forward, then _backward, on its rows. With
+        fewer sequences than threads, the threads share each big matrix product and
+        attention's heads instead (parallel.share_products).
         """
         cfg = self.config
         idx = self.check_idx(idx)
@@ -201,8 +203,9 @@ class GPT:
         keep_freed_memory_once()                     # malloc keeps big freed blocks (numpy_gpt.parallel)
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
-        if len(shards) == 1:
-            logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0)
+        if len(shards) == 1:                         # one shard: the threads share products instead
+            with share_products():
+                logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0)
             self._cache = None if kv_caches is not None else [(slice(None), c)]
             return logits, loss
         # Data parallel (numpy_gpt.parallel): each thread runs steps 1-6 on its own rows.
@@ -282,7 +285,8 @@ class GPT:
             raise RuntimeError("backward() without dlogits needs a forward() with targets")
         cache, self._cache = self._cache, None      # _backward frees each layer's cache once used
         if len(cache) == 1:
-            return self._backward(cache.pop()[1], dloss, dlogits)
+            with share_products():
+                return self._backward(cache.pop()[1], dloss, dlogits)
         # Data parallel: the loss is sum_s mean_s * n_s / n, so shard s gets dloss * n_s / n.
         kept = [_kept_targets(c) if dlogits is None else 0 for _, c in cache]
         total = max(sum(kept), 1)
@@ -316,8 +320,8 @@ class GPT:
         C, V = w_head_t.shape
         g = dlogits.reshape(-1, V)
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
-        grads[head] = g.T @ x.reshape(-1, C)
-        dx = (g @ w_head_t.T).reshape(x.shape)
+        grads[head] = matmul(g.T, x.reshape(-1, C))                              # g.T @ x
+        dx = matmul(g, w_head_t.T).reshape(x.shape)                               # g @ W_head
         del dlogits, g, x
         if cfg.norm == "pre":                                                     # 4.
             dx, dw, db = layernorm_backward(dx, c["ln_f"])

@@ -24,6 +24,15 @@ differently from one big matrix product, so a step with n threads agrees
 with a step with 1 thread to rounding, not bit for bit; with the same n it
 is the same every run.
 
+A batch with fewer sequences than threads (one long sequence, say) cannot
+be cut that way. Its step runs inside share_products(): BLAS keeps one
+thread, and the pool's threads share out each big matrix product (matmul,
+one block of rows or columns per thread) and attention's heads (shares).
+Why not let BLAS's own threads do the products? After a product they spin,
+waiting for the next one, for a while; an elementwise kernel or a group of
+heads running on the pool's threads in that time finds its core taken, and
+took half as long again as with BLAS at one thread (measured at T = 1024).
+
 The thread count defaults to the machine's cores, or NUMPY_GPT_NUM_THREADS;
 set_num_threads(n) changes it (benchmarks give numpy and torch the same n).
 
@@ -43,9 +52,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
+
 _BLOCK_BYTES = 256 * 1024           # per block: fits a core's L2 with room for a few temporaries
 _state: dict = {"n": None, "pool": None, "blas": None, "kept": None}
 _local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
+                                    # .sharing: inside share_products()
+_SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many multiply-adds (~50 us)
 
 
 def get_num_threads() -> int:
@@ -204,3 +217,60 @@ def map_shards(fn, items: list) -> list:
         finally:
             wait(futures)                            # never leave a shard running on an error
         return [first] + [f.result() for f in futures]
+
+
+@contextlib.contextmanager
+def share_products():
+    """Run the body with BLAS on one thread, and big products and attention's heads shared
+    out among the pool's threads instead (matmul, shares). For a step whose batch is not cut
+    into shards. A no-op with one thread, inside a shard, or without threadpoolctl.
+    """
+    if (get_num_threads() <= 1 or getattr(_local, "serial", False) or getattr(_local, "sharing", False)
+            or _blas_controller() is None):
+        yield
+        return
+    _local.sharing = True
+    try:
+        with _one_blas_thread():
+            yield
+    finally:
+        _local.sharing = False
+
+
+def shares(n: int, macs: int) -> list[slice]:
+    """n independent items (attention heads) that take `macs` multiply-adds in all, cut as
+    batch_shards cuts a batch: one slice per thread inside share_products(), for at least
+    _SPLIT_MACS of work. Otherwise a single slice: the caller's thread does them all."""
+    if not getattr(_local, "sharing", False) or macs < _SPLIT_MACS:
+        return [slice(0, n)]
+    return batch_shards(n)
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for 2-D a (M, K) and b (K, N); a new (M, N) array.
+
+    Inside share_products() a product of at least _SPLIT_MACS multiply-adds is
+    cut into one block per thread, along the longer of M and N (rows of a, or
+    columns of b), each block a one-thread BLAS product written straight into
+    its part of the result. Every entry still sums over the whole K, in BLAS's
+    order for its block.
+    """
+    M, N = a.shape[0], b.shape[1]
+    n = get_num_threads()
+    if not getattr(_local, "sharing", False) or n <= 1 or M * N * a.shape[1] < _SPLIT_MACS:
+        return a @ b
+    out = np.empty((M, N), dtype=np.result_type(a, b))
+    size = max(M, N)
+    edges = [size * i // n // 16 * 16 for i in range(n)] + [size]     # multiples of 16: whole SIMD tiles
+    if M >= N:
+        parts = [(a[lo:hi], b, out[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+    else:
+        parts = [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+    futures = [_pool().submit(np.matmul, x, y, out=o) for x, y, o in parts[1:]]
+    try:
+        np.matmul(*parts[0][:2], out=parts[0][2])           # the calling thread takes the first block
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()
+    return out

@@ -6,6 +6,8 @@ drawing thousands of floats stays cheap.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from hypothesis import find, strategies as st
 
@@ -76,3 +78,22 @@ def token_ids(data: st.DataObject, shape, V: int) -> np.ndarray:
     if data.draw(st.booleans(), label="all same id"):
         return np.full(shape, r.integers(V), dtype=np.int64)
     return r.integers(0, V, size=shape, dtype=np.int64)
+
+
+@contextlib.contextmanager
+def sharing_everything():
+    """Inside: numpy_gpt.parallel.share_products() on 2 threads, cutting every product and every
+    group of heads however small (tests' shapes lie far below the size it cuts from otherwise).
+    Skips the test without threadpoolctl, where share_products does nothing."""
+    import pytest
+    pytest.importorskip("threadpoolctl")
+    from numpy_gpt import parallel
+    n, split = parallel.get_num_threads(), parallel._SPLIT_MACS
+    parallel.set_num_threads(2)
+    parallel._SPLIT_MACS = 0
+    try:
+        with parallel.share_products():
+            yield
+    finally:
+        parallel.set_num_threads(n)
+        parallel._SPLIT_MACS = split

@@ -3,7 +3,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from numpy_gpt.attention import (EXP_SAFE, MIN_BLOCKED_T, BlockedCache, _softmax_rows, attention_backward,
+from numpy_gpt.attention import (EXP_SAFE, MIN_BLOCKED_T, BlockedCache, _core_parts, _softmax_rows, attention_backward,
                                  attention_forward, blocked_causal_attention_backward,
                                  blocked_causal_attention_forward, causal_attention_backward,
                                  causal_attention_forward, causal_bias, query_blocks)
@@ -344,3 +344,58 @@ def test_single_head_scale_is_one_over_sqrt_d_model():
     a = np.exp(s - s.max(-1, keepdims=True))
     a /= a.sum(-1, keepdims=True)
     np.testing.assert_allclose(out[0], a @ v, rtol=1e-12)
+
+
+
+def sharing(fn):
+    """fn, run inside S.sharing_everything(): steps 3-6 cut among threads by heads (or batch rows)."""
+    def run(*a, **k):
+        with S.sharing_everything():
+            return fn(*a, **k)
+    return run
+
+
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+@pytest.mark.parametrize("T", [None, MIN_BLOCKED_T + 3], ids=["whole", "blocked"])
+@pytest.mark.parametrize("drop", [False, True])
+@given(data=st.data())
+def test_heads_shared_among_threads_match_torch(data, dtype, T, drop):
+    """Inside share_products each thread runs steps 3-6 for its group of heads (or of batch
+    rows, with one head); the layer's forward and backward still match torch."""
+    r, args, kw = draw_case(data, dtype, T=T)
+    B, T, _ = args["x"].shape
+    n_head = kw["n_head"]
+    with S.sharing_everything():
+        parts = _core_parts(np.empty((B, n_head, T, 1)), T)
+    assert len(parts) == (2 if max(n_head, B) > 1 else 0)      # cut, where there is anything to cut
+    keep, p = draw_dropout(data, r, (B, n_head, T, T)) if drop else (None, 0.0)
+    against_torch("attention[shared]",
+                  sharing(lambda *a: attention_forward(*a[:5], n_head, drop=(a[5], a[6]) if drop else None)),
+                  sharing(drop_none(attention_backward)),
+                  lambda *a: ta.attention_forward(*a[:5], n_head, None, a[6] if drop else 0.0, a[5]),
+                  {**args, "keep": keep, "p": p}, list(args), r)
+
+
+@pytest.mark.parametrize("T", [7, MIN_BLOCKED_T + 3], ids=["whole", "blocked"])
+def test_shared_heads_give_the_usual_cache(T):
+    """The cache of a shared core has the form and the numbers of the one-thread cache, so
+    a backward written against attention.py's docstring (templates/) reads it as usual."""
+    r = np.random.default_rng(0)
+    x = r.standard_normal((1, T, 12))
+    w = [r.standard_normal(s) / 4 for s in [(12, 36), (36,), (12, 12), (12,)]]
+    keep = r.random((1, 3, T, T)) > 0.3
+    out, cache = attention_forward(x, *w, 3, drop=(keep, 0.3))
+    with S.sharing_everything():
+        out_s, cache_s = attention_forward(x, *w, 3, drop=(keep, 0.3))
+    np.testing.assert_allclose(out_s, out, rtol=1e-12, atol=1e-14)
+    core, core_s = cache[1], cache_s[1]
+    assert type(core_s) is type(core)
+    if isinstance(core, BlockedCache):
+        assert core_s.blocks == core.blocks and core_s.dropped[0] is keep
+        pairs = list(zip(core_s.a_blocks, core.a_blocks))
+    else:
+        assert len(core_s) == len(core) == 6 and core_s[5][0] is keep
+        pairs = [(core_s[3], core[3])]
+    for a_s, a in pairs + list(zip(core_s[:3], core[:3])):
+        assert a_s.shape == a.shape
+        np.testing.assert_allclose(a_s, a, rtol=1e-12, atol=1e-14)

@@ -1,4 +1,6 @@
 """Whole-model parity: logits, loss and every gradient by name, against torch autograd."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -133,6 +135,11 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     logits, loss = model.forward(idx, targets)                   # draws the masks
     grads = model.backward(dloss)
     assert model.masks and all(m.dtype == bool for m in model.masks.values())
+    compare("model[dropout]", model, grads, logits, loss, training_run(model, idx, targets, dloss))
+
+
+def training_run(model, idx, targets, dloss):
+    """run(twin) for compare: torch's training forward with model's dropout masks, loss * dloss backward."""
     t_masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
 
     def run(t):
@@ -140,7 +147,7 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
         t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=t_masks)
         (t_loss * dloss).backward()
         return t_logits, t_loss
-    compare("model[dropout]", model, grads, logits, loss, run)
+    return run
 
 
 @given(cfg=configs())
@@ -246,3 +253,23 @@ def test_whole_model_loss_gradient_matches_finite_differences(cfg, seed):
     for row in rows:
         record("model", row.name, np.float64, "finite diff", row.rel)
         assert row.rel <= FD, f"{row.name}: rel error {row.rel:.3e} > {FD:.0e} (abs diff {row.max_abs:.3e}) for {cfg}"
+
+
+@pytest.mark.parametrize("T", [None, 100], ids=["drawn", "blocked"])
+@given(data=st.data(), dtype=S.DTYPES)
+def test_one_sequence_with_products_and_heads_shared_matches_torch(data, T, dtype):
+    """One sequence on 2 threads: no batch to cut into shards, so the step runs under
+    parallel.share_products(), each product cut in two and attention's heads shared out."""
+    cfg = data.draw(configs(dropout=True), label="cfg")
+    if T is not None:
+        cfg = dataclasses.replace(cfg, block_size=T)
+    r = S.rng(data)
+    model = randomized(cfg, int(r.integers(1 << 30)), dtype)
+    T = T or data.draw(st.integers(1, cfg.block_size), label="T")
+    idx = S.token_ids(data, (1, T), cfg.vocab_size)
+    targets = r.integers(0, cfg.vocab_size, (1, T))
+    dloss = float(r.standard_normal())
+    with S.sharing_everything():
+        logits, loss = model.forward(idx, targets)
+        grads = model.backward(dloss)
+    compare("model[shared]", model, grads, logits, loss, training_run(model, idx, targets, dloss))

@@ -219,3 +219,53 @@ def test_a_two_thread_step_reuses_its_pages():
     out = subprocess.run([sys.executable, "-c", _REFAULT_PROBE], check=True, capture_output=True,
                          text=True, env=env).stdout
     assert int(out) < 100, f"a warm step faulted {out.strip()} pages (median of steps 2-16)"
+
+
+@pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (33, 5, 33), (1, 3, 5), (5, 3, 1), (100, 64, 48)])
+def test_matmul_shares_products_out_and_matches_one_product(threads, monkeypatch, M, K, N):
+    """Inside share_products, matmul cuts rows (M >= N) or columns among the threads; each entry
+    sums over the whole K, so it equals one BLAS product to rounding. Outside it is a @ b."""
+    import threading
+    r = np.random.default_rng(0)
+    a, b = r.standard_normal((M, K)), r.standard_normal((N, K)).T    # b a transposed view, as w.T
+    want = a @ b
+    threads(2)
+    assert np.array_equal(parallel.matmul(a, b), want)                # outside: a @ b itself
+    seen = set()
+    real = np.matmul
+    monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(parallel.np, "matmul", lambda *x, **k: seen.add(threading.get_ident()) or real(*x, **k))
+    with parallel.share_products():
+        got = parallel.matmul(a, b)
+    monkeypatch.undo()
+    assert got.shape == (M, N) and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    assert len(seen) == 2                                            # the caller and one pool thread
+
+
+def test_share_products_holds_blas_at_one_thread_and_only_where_it_can_share(threads):
+    threads(2)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):
+        with parallel.share_products():
+            assert blas.info()[0]["num_threads"] == 1
+            assert parallel.shares(4, 1 << 30) == [slice(0, 2), slice(2, 4)]
+            assert parallel.shares(4, 10) == [slice(0, 4)]            # too little work to hand out
+            with parallel.one_thread():                               # a shard inside: no sharing
+                assert parallel.shares(4, 1 << 30) == [slice(0, 4)]
+        assert blas.info()[0]["num_threads"] == 2
+        assert parallel.shares(4, 1 << 30) == [slice(0, 4)]          # outside: the caller's thread
+    threads(1)
+    with parallel.share_products():
+        assert parallel.shares(4, 1 << 30) == [slice(0, 4)]
+
+
+def test_a_one_sequence_step_on_two_threads_agrees_with_one_thread(threads, monkeypatch):
+    """A batch of one cannot be cut into shards: its products and heads are shared instead
+    (all of them here: these are far below the size from which they are cut otherwise)."""
+    monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
+    l1, p1, _ = train_steps(1, batch=1)
+    l2, p2, _ = train_steps(2, batch=1)
+    np.testing.assert_allclose(l2, l1, rtol=SHARDED_LOSS)
+    for k in p1:
+        np.testing.assert_allclose(p2[k], p1[k], **SHARDED_PARAMS_THREADS, err_msg=k)
