@@ -520,6 +520,8 @@ def _plot_products(res, plt):
 
 
 def _plot_layers(res, plt):
+    """Per (config, thread count), each layer's forward and backward time, one bar per
+    implementation: numpy_gpt, torch eager and, where it ran, torch.compile."""
     configs = list(dict.fromkeys(r["config"] for r in res["layers"]))
     threads = sorted({r["threads"] for r in res["layers"]})
     fig, axes = plt.subplots(len(configs), len(threads), figsize=(6 * len(threads), 3.6 * len(configs)),
@@ -530,18 +532,22 @@ def _plot_layers(res, plt):
             rows = [r for r in res["layers"] if r["config"] == cfg and r["threads"] == n]
             names = list(dict.fromkeys(r["layer"] for r in rows))
             get = {(r["layer"], r["pass"]): r["median_s"] for r in rows}
-            for j, impl in enumerate(("numpy", "torch")):
-                fwd = [get[(nm, "forward")][impl] * 1e3 for nm in names]
-                bwd = [max(get[(nm, "fwd+bwd")][impl] * 1e3 - f, 0.0) for nm, f in zip(names, fwd)]
-                xs = [i + (j - 0.5) * 0.4 for i in range(len(names))]
-                ax.bar(xs, fwd, 0.4, color=COLORS[impl], label=f"{IMPL_LABELS[impl]} forward")
-                ax.bar(xs, bwd, 0.4, bottom=fwd, color=COLORS[impl], alpha=0.45, hatch="//",
+            # compile only where it timed some layer (a layer it failed on gets no bar)
+            impls = [i for i in IMPLS if any(math.isfinite(_seconds(m, i)) for m in get.values())]
+            width = 0.8 / len(impls)
+            for j, impl in enumerate(impls):
+                fwd = [_seconds(get[(nm, "forward")], impl) * 1e3 for nm in names]
+                bwd = [max(_seconds(get[(nm, "fwd+bwd")], impl) * 1e3 - f, 0.0) for nm, f in zip(names, fwd)]
+                xs = [i + (j - (len(impls) - 1) / 2) * width for i in range(len(names))]
+                ax.bar(xs, fwd, width, color=COLORS[impl], label=f"{IMPL_LABELS[impl]} forward")
+                ax.bar(xs, bwd, width, bottom=fwd, color=COLORS[impl], alpha=0.45, hatch="//",
                        label=f"{IMPL_LABELS[impl]} backward (fwd+bwd - fwd)")
             ax.set_xticks(range(len(names)), names, rotation=20)
             ax.set_ylabel("ms per call")
             ax.set_title(f"{cfg} sizes, {n} thread(s)")
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()      # one legend for all panels, below them
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(handles) // 2, fontsize=8, bbox_to_anchor=(0.5, 0))
     return fig
 
 
