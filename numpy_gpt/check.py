@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError, InputError, require
-from .gradcheck import NOISE_FACTOR, numerical_gradient
+from .gradcheck import NOISE_FACTOR, gradient_problem, numerical_gradient
 
 # Central differences with step h in float64: truncation error O(h^2) ~ 1e-12 and
 # rounding error ~ 1e-16 * |L| / h ~ 1e-10 * |L|, so a right backward agrees to about
@@ -409,26 +409,14 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
         raise CheckFailure(case, "crash", f"{type(e).__name__}: {e}  ({_learner_frames(e, impl_path)})") from None
 
     # the shape of the answer
-    n = len(spec.grads)
     got = tuple(returned) if isinstance(returned, (tuple, list)) else (returned,)
-    if len(got) != n:
-        raise CheckFailure(case, "signature", f"returned {len(got)} value(s); expected {n}: "
-                                              f"{', '.join(spec.grads)}")
-    grads = {}
-    for name, arg, g in zip(spec.grads, spec.wrt, got):
-        if case.args[arg] is None:              # no such input (a layer without bias): nothing to differentiate
-            if g is not None:
-                raise CheckFailure(case, "signature", f"{name} should be None: this case has no {arg} "
-                                                      f"(the cache says has_bias = False)")
-            continue
-        want = np.shape(case.args[arg])
-        if g is None:
-            raise CheckFailure(case, "signature", f"{name} is None; expected an array of shape {want}")
-        g = np.asarray(g)
-        if g.shape != want:
-            raise CheckFailure(case, "signature", f"{name} has shape {g.shape}; expected {want} "
-                                                  f"(the shape of {arg})")
-        grads[name] = g
+    # an input that is None (a layer without bias) has nothing to differentiate: its gradient is None
+    shapes = [None if case.args[arg] is None else np.shape(case.args[arg]) for arg in spec.wrt]
+    problem = gradient_problem(got, spec.grads, spec.wrt, shapes)
+    if problem:
+        hint = " (the cache says has_bias = False)" if "should be None" in problem else ""
+        raise CheckFailure(case, "signature", problem + hint)
+    grads = {name: np.asarray(g) for name, g, shape in zip(spec.grads, got, shapes) if shape is not None}
     for k, v in inputs.items():
         if isinstance(v, np.ndarray) and not np.array_equal(v, case.args[k]):
             raise CheckFailure(case, "in-place", f"the backward changed the forward's input {k} in place "

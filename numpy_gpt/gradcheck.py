@@ -64,6 +64,29 @@ def numerical_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndar
 NOISE_FACTOR = 100.0
 
 
+def gradient_problem(grads: Sequence, names: Sequence[str], inputs: Sequence[str],
+                     shapes: Sequence[tuple | None]) -> str | None:
+    """What is wrong with the gradients a backward returned, or None if nothing is.
+
+    There must be one per name, gradient names[i] of input inputs[i], shaped
+    shapes[i]; a shape of None means that input is absent (a layer built without
+    a bias), and then its gradient must be None too. A missing or misshapen
+    gradient is a wrong backward, not one to compare by broadcasting. Every
+    checker here (check_backward, `numpy-gpt check`, the parity tests) asks this.
+    """
+    if len(grads) != len(names):
+        return f"returned {len(grads)} gradient(s); expected {len(names)}, one per input: {', '.join(names)}"
+    for name, inp, g, shape in zip(names, inputs, grads, shapes):
+        if shape is None:
+            if g is not None:
+                return f"{name} should be None: {inp} is None here"
+        elif g is None:
+            return f"{name} is None; expected an array of shape {tuple(shape)}, the shape of {inp}"
+        elif np.shape(g) != tuple(shape):
+            return f"{name} has shape {np.shape(g)}; expected {tuple(shape)}, the shape of {inp}"
+    return None
+
+
 @dataclass
 class GradCheckResult:
     name: str
@@ -119,12 +142,9 @@ def check_backward(forward: Callable, backward: Callable, args: Sequence,
     grads = backward(dout, cache)
     if not isinstance(grads, tuple):
         grads = (grads,)
-    if len(grads) != len(wrt):
-        raise ValueError(f"backward returned {len(grads)} gradient(s); expected {len(wrt)}, "
-                         f"one per input in wrt ({', '.join(names)})")
-    for name, i, g in zip(names, wrt, grads):
-        if np.shape(g) != np.shape(args[i]):
-            raise ValueError(f"{name} has shape {np.shape(g)}; its input has shape {np.shape(args[i])}")
+    problem = gradient_problem(grads, names, [f"input {i}" for i in wrt], [np.shape(args[i]) for i in wrt])
+    if problem:
+        raise ValueError(f"backward {problem}")
     noise = float(np.finfo(np.float64).eps * np.abs(np.asarray(out) * dout).sum() / h)
     results = []
     for name, i, analytic in zip(names, wrt, grads):

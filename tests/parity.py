@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from numpy_gpt.gradcheck import check_backward, rel_error
+from numpy_gpt.gradcheck import check_backward, gradient_problem, rel_error
 from tests import tolerances
 
 WORST: dict[tuple[str, str, str, str], float] = {}
@@ -105,13 +105,8 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
 def _named_grads(layer: str, wrt: Sequence[str], grads: tuple, args: dict[str, object]) -> dict[str, np.ndarray]:
     """The backward's gradients by name: exactly one per name in wrt, each shaped like its input
     (zip would drop extra ones, and a missing one would surface as a bare KeyError)."""
-    assert len(grads) == len(wrt), (
-        f"{layer}: backward returned {len(grads)} gradient(s); expected {len(wrt)}, one per input in wrt "
-        f"({', '.join(f'd{k}' for k in wrt)})")
-    for k, g in zip(wrt, grads):
-        assert g is not None and np.shape(g) == np.shape(args[k]), (
-            f"{layer}: d{k} is {'None' if g is None else f'of shape {np.shape(g)}'}; "
-            f"{k} has shape {np.shape(args[k])}")
+    problem = gradient_problem(grads, [f"d{k}" for k in wrt], wrt, [np.shape(args[k]) for k in wrt])
+    assert problem is None, f"{layer}: backward {problem}"
     return dict(zip(wrt, grads))
 
 

@@ -122,7 +122,7 @@ def test_signature_crash_and_in_place_problems_are_reported(capsys, tmp_path):
         def layernorm_backward(dout, cache):
             return dout, dout.sum(0)
         """)
-    assert "FAIL (signature)" in out and "returned 2 value(s); expected 3" in out
+    assert "FAIL (signature)" in out and "returned 2 gradient(s); expected 3" in out
     out = wrong_report(capsys, tmp_path, "attention_core", """
         def causal_attention_backward(dy, cache):
             q, k, v, a, scale = cache

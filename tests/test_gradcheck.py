@@ -47,7 +47,7 @@ def test_a_misshapen_gradient_is_an_error_not_a_broadcast():
         dx, dw, db = layernorm_backward(dout, cache)
         return dx, dw[None, :], db                 # (1, 5) broadcasts against (5,)
 
-    with pytest.raises(ValueError, match=r"dw has shape \(1, 5\); its input has shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"dw has shape \(1, 5\); expected \(5,\), the shape of input 1"):
         _check(dw_as_row)
 
 

@@ -22,8 +22,8 @@ def test_the_correct_backward_passes():
 @pytest.mark.parametrize("backward, message", [
     (lambda d, c: linear_backward(d, c) + (np.zeros(5),), "returned 4 gradient(s); expected 3"),
     (lambda d, c: linear_backward(d, c)[:2], "returned 2 gradient(s); expected 3"),
-    (lambda d, c: (*linear_backward(d, c)[:2], linear_backward(d, c)[2][None]), "db is of shape (1, 5); b has shape (5,)"),
-    (lambda d, c: (*linear_backward(d, c)[:2], None), "db is None; b has shape (5,)"),
+    (lambda d, c: (*linear_backward(d, c)[:2], linear_backward(d, c)[2][None]), "db has shape (1, 5); expected (5,), the shape of b"),
+    (lambda d, c: (*linear_backward(d, c)[:2], None), "db is None; expected an array of shape (5,), the shape of b"),
 ])
 def test_a_wrong_count_or_shape_of_gradients_is_named(backward, message):
     with pytest.raises(AssertionError, match=re.escape(message)):
