@@ -122,6 +122,11 @@ def step_table(res: dict) -> str:
         "own subprocess (`python -m benchmarks.memory`), at all cores.",
         LOAD_NOTE,
     ]
+    disturbed = _disturbed_rounds(res)
+    if disturbed:
+        notes.append("**Rounds with the matmul at one-core speed:** " + "; ".join(disturbed) + ". The same-round "
+                     "matmul uses every thread, so in such a round something else held a core for a while; that "
+                     "round's times and ratios are suspect, and the medians rest on the other rounds.")
     if compile_times:
         notes.append("torch.compile first call, compile included (inductor's on-disk cache may be warm from an "
                      "earlier run, which makes it far shorter than a cold compile): " + ", ".join(compile_times) + ".")
@@ -159,6 +164,32 @@ def procs_table(res: dict) -> str:
             "plus each worker's whole peak (its own interpreter and NumPy included), less the shared parameter "
             "and gradient blocks that both processes count. Worker CPU time counts as the step's own, not as "
             "other load.")
+
+
+SLOW_ROUND = 0.6     # a round's matmul below this share of the peak table's (same threads) ran short of a core
+
+
+def _disturbed_rounds(res: dict) -> list[str]:
+    """Step rows at > 1 thread where some round's matmul read below SLOW_ROUND of the peak
+    table's best at that thread count, as "small@2t: 1 of 7 rounds (107 GFLOP/s against 205)"."""
+    peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res.get("matmul_peak", []) if p.get("numpy")}
+    out = []
+    for r in res.get("step", []):
+        samples = ((r.get("raw") or {}).get("samples_s") or {}).get("matmul")
+        peak = peaks.get(r["threads"])
+        if r["threads"] <= 1 or not samples or not peak:
+            continue
+        rates = [2 * _peak_n(res) ** 3 / s / 1e9 for s in samples]
+        slow = [g for g in rates if g < SLOW_ROUND * peak]
+        if slow:
+            out.append(f"{r['config']}@{r['threads']}t: {len(slow)} of {len(rates)} rounds "
+                       f"({', '.join(f'{g:.0f}' for g in slow)} GFLOP/s against {peak:.0f})")
+    return out
+
+
+def _peak_n(res: dict) -> int:
+    """The side of the square matmul the run timed (the peak table's n)."""
+    return next(p["numpy"]["n"] for p in res["matmul_peak"] if p.get("numpy"))
 
 
 def _round_peak_cells(r: dict) -> tuple[str, str]:

@@ -297,3 +297,14 @@ def test_the_layer_table_shows_torch_compile_only_when_the_run_compiled():
     assert "| torch.compile ms | speedup vs eager | speedup vs compile |" in table
     assert "| 1.5 | 2.00 [2.00-2.00] | 1.50 [1.50-1.50] |" in table
     assert "n/a (BackendCompilerFailed: inductor)" in table
+
+
+def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
+    from benchmarks.report import _disturbed_rounds
+    n = 1000
+    secs = lambda *gflops: [2 * n ** 3 / g / 1e9 for g in gflops]        # per-call times of the n^3 matmul
+    res = {"matmul_peak": [{"threads": t, "numpy": {"n": n, "peak_gflops": 100.0 * t}} for t in (1, 2)],
+           "step": [{"config": "tiny", "threads": 1, "raw": {"samples_s": {"matmul": secs(50, 99)}}},   # 1 thread: not judged
+                    {"config": "small", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 105, 198, 119)}}},
+                    {"config": "medium", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 121)}}}]}
+    assert _disturbed_rounds(res) == ["small@2t: 2 of 4 rounds (105, 119 GFLOP/s against 200)"]
