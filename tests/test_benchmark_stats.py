@@ -308,3 +308,13 @@ def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
                     {"config": "small", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 105, 198, 119)}}},
                     {"config": "medium", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 121)}}}]}
     assert _disturbed_rounds(res) == ["small@2t: 2 of 4 rounds (105, 119 GFLOP/s against 200)"]
+
+
+def test_a_run_missing_a_section_or_a_plot_is_incomplete():
+    from benchmarks.run import incomplete
+    res = {"step": [{}], "products": [], "layers": [{}]}
+    plots = ["quick_step.png", "quick_layers.png"]
+    assert incomplete(res, ["step", "layers"], [1, 2], plots, "quick") is None
+    assert "no results ['products']" in incomplete(res, ["step", "products"], [1, 2], plots, "quick")
+    assert incomplete(res, ["step", "products"], [2], plots, "quick") is None       # products needs 1 thread
+    assert "without a plot ['layers']" in incomplete(res, ["step", "layers"], [1], plots[:1], "quick")
