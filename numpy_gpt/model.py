@@ -204,7 +204,7 @@ class GPT:
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
         if len(shards) == 1:                         # one shard: the threads share products instead
-            with share_products():
+            with share_products(idx.size):
                 logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0)
             self._cache = None if kv_caches is not None else [(slice(None), c)]
             return logits, loss
@@ -285,8 +285,9 @@ class GPT:
             raise RuntimeError("backward() without dlogits needs a forward() with targets")
         cache, self._cache = self._cache, None      # _backward frees each layer's cache once used
         if len(cache) == 1:
-            with share_products():
-                return self._backward(cache.pop()[1], dloss, dlogits)
+            _, c = cache.pop()
+            with share_products(c["wte"][0].size):        # the forward's token count (the embedding keeps idx)
+                return self._backward(c, dloss, dlogits)
         # Data parallel: the loss is sum_s mean_s * n_s / n, so shard s gets dloss * n_s / n.
         kept = [_kept_targets(c) if dlogits is None else 0 for _, c in cache]
         total = max(sum(kept), 1)

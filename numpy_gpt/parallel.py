@@ -25,13 +25,15 @@ with a step with 1 thread to rounding, not bit for bit; with the same n it
 is the same every run.
 
 A batch with fewer sequences than threads (one long sequence, say) cannot
-be cut that way. Its step runs inside share_products(): BLAS keeps one
-thread, and the pool's threads share out each big matrix product (matmul,
-one block of rows or columns per thread) and attention's heads (shares).
-Why not let BLAS's own threads do the products? After a product they spin,
-waiting for the next one, for a while; an elementwise kernel or a group of
-heads running on the pool's threads in that time finds its core taken, and
-took half as long again as with BLAS at one thread (measured at T = 1024).
+be cut that way. A long enough step of that kind runs inside
+share_products(): BLAS keeps one thread, and the pool's threads share out
+each big matrix product (matmul, one block of rows or columns per thread)
+and attention's heads (shares). Why not let BLAS's own threads do the
+products? After a product they spin, waiting for the next one, for a while;
+an elementwise kernel or a group of heads running on the pool's threads in
+that time finds its core taken (attention's core at T = 1024 took as long on
+2 threads as on 1). A short step keeps BLAS's threads (share_products says
+where the line lies, and why).
 
 The thread count defaults to the machine's cores, or NUMPY_GPT_NUM_THREADS;
 set_num_threads(n) changes it (benchmarks give numpy and torch the same n).
@@ -59,6 +61,7 @@ _state: dict = {"n": None, "pool": None, "blas": None, "kept": None}
 _local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
                                     # .sharing: inside share_products()
 _SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many multiply-adds (~50 us)
+SHARE_MIN_ROWS = 512                # share_products() shares the products of steps of at least this many tokens
 
 
 def get_num_threads() -> int:
@@ -220,13 +223,20 @@ def map_shards(fn, items: list) -> list:
 
 
 @contextlib.contextmanager
-def share_products():
+def share_products(rows: int):
     """Run the body with BLAS on one thread, and big products and attention's heads shared
-    out among the pool's threads instead (matmul, shares). For a step whose batch is not cut
-    into shards. A no-op with one thread, inside a shard, or without threadpoolctl.
+    out among the pool's threads instead (matmul, shares). For a step of `rows` tokens whose
+    batch is not cut into shards.
+
+    A no-op with one thread, inside a shard, without threadpoolctl, or for fewer than
+    SHARE_MIN_ROWS tokens. In a short step each product takes a fraction of a
+    millisecond, and waking a sleeping pool thread for it costs more than it saves,
+    where BLAS's own threads spin ready. Measured on small's layers, one sequence, 2
+    threads, the step with sharing against the step without in alternating rounds: 0.84-0.86x
+    as fast at T = 64 and 128, 0.93x at 256, level at 512, 1.06-1.28x at 1024, 1.17x at 2048.
     """
-    if (get_num_threads() <= 1 or getattr(_local, "serial", False) or getattr(_local, "sharing", False)
-            or _blas_controller() is None):
+    if (rows < SHARE_MIN_ROWS or get_num_threads() <= 1 or getattr(_local, "serial", False)
+            or getattr(_local, "sharing", False) or _blas_controller() is None):
         yield
         return
     _local.sharing = True

@@ -82,7 +82,7 @@ def token_ids(data: st.DataObject, shape, V: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def sharing_everything():
-    """Inside: numpy_gpt.parallel.share_products() on 2 threads, cutting every product and every
+    """Inside: numpy_gpt.parallel.share_products on 2 threads, cutting every product and every
     group of heads however small (tests' shapes lie far below the size it cuts from otherwise).
     Skips the test without threadpoolctl, where share_products does nothing."""
     import pytest
@@ -92,7 +92,7 @@ def sharing_everything():
     parallel.set_num_threads(2)
     parallel._SPLIT_MACS = 0
     try:
-        with parallel.share_products():
+        with parallel.share_products(parallel.SHARE_MIN_ROWS):
             yield
     finally:
         parallel.set_num_threads(n)

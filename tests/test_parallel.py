@@ -235,7 +235,7 @@ def test_matmul_shares_products_out_and_matches_one_product(threads, monkeypatch
     real = np.matmul
     monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
     monkeypatch.setattr(parallel.np, "matmul", lambda *x, **k: seen.add(threading.get_ident()) or real(*x, **k))
-    with parallel.share_products():
+    with parallel.share_products(1 << 20):
         got = parallel.matmul(a, b)
     monkeypatch.undo()
     assert got.shape == (M, N) and got.dtype == want.dtype
@@ -247,7 +247,10 @@ def test_share_products_holds_blas_at_one_thread_and_only_where_it_can_share(thr
     threads(2)
     blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
     with blas.limit(limits=2):
-        with parallel.share_products():
+        with parallel.share_products(parallel.SHARE_MIN_ROWS - 1):   # a short step: BLAS's threads do it
+            assert blas.info()[0]["num_threads"] == 2
+            assert parallel.shares(4, 1 << 30) == [slice(0, 4)]
+        with parallel.share_products(parallel.SHARE_MIN_ROWS):
             assert blas.info()[0]["num_threads"] == 1
             assert parallel.shares(4, 1 << 30) == [slice(0, 2), slice(2, 4)]
             assert parallel.shares(4, 10) == [slice(0, 4)]            # too little work to hand out
@@ -256,7 +259,7 @@ def test_share_products_holds_blas_at_one_thread_and_only_where_it_can_share(thr
         assert blas.info()[0]["num_threads"] == 2
         assert parallel.shares(4, 1 << 30) == [slice(0, 4)]          # outside: the caller's thread
     threads(1)
-    with parallel.share_products():
+    with parallel.share_products(1 << 20):
         assert parallel.shares(4, 1 << 30) == [slice(0, 4)]
 
 
@@ -264,6 +267,7 @@ def test_a_one_sequence_step_on_two_threads_agrees_with_one_thread(threads, monk
     """A batch of one cannot be cut into shards: its products and heads are shared instead
     (all of them here: these are far below the size from which they are cut otherwise)."""
     monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(parallel, "SHARE_MIN_ROWS", 0)
     l1, p1, _ = train_steps(1, batch=1)
     l2, p2, _ = train_steps(2, batch=1)
     np.testing.assert_allclose(l2, l1, rtol=SHARDED_LOSS)
