@@ -185,8 +185,9 @@ class GPT:
 
         With several threads (numpy_gpt.parallel) the batch is cut into one shard
         per thread and each thread runs _forward, then _backward, on its rows. With
-        fewer sequences than threads, the threads share each big matrix product and
-        attention's heads instead (parallel.share_products).
+        fewer sequences than threads and at least parallel.SHARE_MIN_ROWS tokens, the
+        threads share each big matrix product and attention's heads instead
+        (parallel.share_products).
         """
         cfg = self.config
         idx = self.check_idx(idx)

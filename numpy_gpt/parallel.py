@@ -60,7 +60,7 @@ _BLOCK_BYTES = 256 * 1024           # per block: fits a core's L2 with room for 
 _state: dict = {"n": None, "pool": None, "blas": None, "kept": None}
 _local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
                                     # .sharing: inside share_products()
-_SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many multiply-adds (~50 us)
+SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many multiply-adds (~50 us)
 SHARE_MIN_ROWS = 512                # share_products() shares the products of steps of at least this many tokens
 
 
@@ -250,8 +250,8 @@ def share_products(rows: int):
 def shares(n: int, macs: int) -> list[slice]:
     """n independent items (attention heads) that take `macs` multiply-adds in all, cut as
     batch_shards cuts a batch: one slice per thread inside share_products(), for at least
-    _SPLIT_MACS of work. Otherwise a single slice: the caller's thread does them all."""
-    if not getattr(_local, "sharing", False) or macs < _SPLIT_MACS:
+    SPLIT_MACS of work. Otherwise a single slice: the caller's thread does them all."""
+    if not getattr(_local, "sharing", False) or macs < SPLIT_MACS:
         return [slice(0, n)]
     return batch_shards(n)
 
@@ -259,7 +259,7 @@ def shares(n: int, macs: int) -> list[slice]:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b for 2-D a (M, K) and b (K, N); a new (M, N) array.
 
-    Inside share_products() a product of at least _SPLIT_MACS multiply-adds is
+    Inside share_products() a product of at least SPLIT_MACS multiply-adds is
     cut into one block per thread, along the longer of M and N (rows of a, or
     columns of b), each block a one-thread BLAS product written straight into
     its part of the result. Every entry still sums over the whole K, in BLAS's
@@ -267,7 +267,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     M, N = a.shape[0], b.shape[1]
     n = get_num_threads()
-    if not getattr(_local, "sharing", False) or n <= 1 or M * N * a.shape[1] < _SPLIT_MACS:
+    if not getattr(_local, "sharing", False) or n <= 1 or M * N * a.shape[1] < SPLIT_MACS:
         return a @ b
     out = np.empty((M, N), dtype=np.result_type(a, b))
     size = max(M, N)

@@ -88,12 +88,12 @@ def sharing_everything():
     import pytest
     pytest.importorskip("threadpoolctl")
     from numpy_gpt import parallel
-    n, split = parallel.get_num_threads(), parallel._SPLIT_MACS
+    n, split = parallel.get_num_threads(), parallel.SPLIT_MACS
     parallel.set_num_threads(2)
-    parallel._SPLIT_MACS = 0
+    parallel.SPLIT_MACS = 0
     try:
         with parallel.share_products(parallel.SHARE_MIN_ROWS):
             yield
     finally:
         parallel.set_num_threads(n)
-        parallel._SPLIT_MACS = split
+        parallel.SPLIT_MACS = split

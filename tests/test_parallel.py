@@ -233,7 +233,7 @@ def test_matmul_shares_products_out_and_matches_one_product(threads, monkeypatch
     assert np.array_equal(parallel.matmul(a, b), want)                # outside: a @ b itself
     seen = set()
     real = np.matmul
-    monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(parallel, "SPLIT_MACS", 0)
     monkeypatch.setattr(parallel.np, "matmul", lambda *x, **k: seen.add(threading.get_ident()) or real(*x, **k))
     with parallel.share_products(1 << 20):
         got = parallel.matmul(a, b)
@@ -266,7 +266,7 @@ def test_share_products_holds_blas_at_one_thread_and_only_where_it_can_share(thr
 def test_a_one_sequence_step_on_two_threads_agrees_with_one_thread(threads, monkeypatch):
     """A batch of one cannot be cut into shards: its products and heads are shared instead
     (all of them here: these are far below the size from which they are cut otherwise)."""
-    monkeypatch.setattr(parallel, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(parallel, "SPLIT_MACS", 0)
     monkeypatch.setattr(parallel, "SHARE_MIN_ROWS", 0)
     l1, p1, _ = train_steps(1, batch=1)
     l2, p2, _ = train_steps(2, batch=1)
