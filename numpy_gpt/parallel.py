@@ -24,9 +24,9 @@ differently from one big matrix product, so a step with n threads agrees
 with a step with 1 thread to rounding, not bit for bit; with the same n it
 is the same every run.
 
-A batch with fewer sequences than threads (one long sequence, say) cannot
-be cut that way. A long enough step of that kind runs inside
-share_products(): BLAS keeps one thread, and the pool's threads share out
+A batch of one sequence cannot be cut that way (a batch of two or more is
+cut into min(threads, B) shards). A long enough step of one sequence runs
+inside share_products(): BLAS keeps one thread, and the pool's threads share out
 each big matrix product (matmul, one block of rows or columns per thread)
 and attention's heads (shares). Why not let BLAS's own threads do the
 products? After a product they spin, waiting for the next one, for a while;
@@ -226,7 +226,7 @@ def map_shards(fn, items: list) -> list:
 def share_products(rows: int):
     """Run the body with BLAS on one thread, and big products and attention's heads shared
     out among the pool's threads instead (matmul, shares). For a step of `rows` tokens whose
-    batch is not cut into shards.
+    batch is not cut into shards: one sequence (batch_shards cuts any other batch).
 
     A no-op with one thread, inside a shard, without threadpoolctl, or for fewer than
     SHARE_MIN_ROWS tokens. In a short step each product takes a fraction of a
@@ -259,19 +259,21 @@ def shares(n: int, macs: int) -> list[slice]:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b for 2-D a (M, K) and b (K, N); a new (M, N) array.
 
-    Inside share_products() a product of at least SPLIT_MACS multiply-adds is
-    cut into one block per thread, along the longer of M and N (rows of a, or
-    columns of b), each block a one-thread BLAS product written straight into
-    its part of the result. Every entry still sums over the whole K, in BLAS's
+    Inside share_products() (and not inside a shard or one_thread()) a product
+    of at least SPLIT_MACS multiply-adds, with at least 16 rows or columns per
+    thread, is cut into one block per thread, along the longer of M and N (rows
+    of a, or columns of b), each block a one-thread BLAS product written
+    straight into its part of the result. Every entry still sums over the whole K, in BLAS's
     order for its block.
     """
     M, N = a.shape[0], b.shape[1]
     n = get_num_threads()
-    if not getattr(_local, "sharing", False) or n <= 1 or M * N * a.shape[1] < SPLIT_MACS:
+    if (not getattr(_local, "sharing", False) or getattr(_local, "serial", False) or n <= 1
+            or M * N * a.shape[1] < SPLIT_MACS or max(M, N) < 16 * n):
         return a @ b
     out = np.empty((M, N), dtype=np.result_type(a, b))
     size = max(M, N)
-    edges = [size * i // n // 16 * 16 for i in range(n)] + [size]     # multiples of 16: whole SIMD tiles
+    edges = [size * i // n // 16 * 16 for i in range(n)] + [size]     # multiples of 16 (whole SIMD tiles), none empty
     if M >= N:
         parts = [(a[lo:hi], b, out[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
     else:

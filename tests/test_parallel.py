@@ -221,26 +221,49 @@ def test_a_two_thread_step_reuses_its_pages():
     assert int(out) < 100, f"a warm step faulted {out.strip()} pages (median of steps 2-16)"
 
 
-@pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (33, 5, 33), (1, 3, 5), (5, 3, 1), (100, 64, 48)])
+@pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (33, 5, 33), (32, 3, 5), (100, 64, 48), (31, 3, 5),
+                                     (1, 3, 5), (5, 3, 1)])
 def test_matmul_shares_products_out_and_matches_one_product(threads, monkeypatch, M, K, N):
-    """Inside share_products, matmul cuts rows (M >= N) or columns among the threads; each entry
-    sums over the whole K, so it equals one BLAS product to rounding. Outside it is a @ b."""
+    """Inside share_products, matmul cuts rows (M >= N) or columns among the threads, none of
+    them empty; each entry sums over the whole K, so it equals one BLAS product to rounding.
+    Below 16 rows or columns per thread, and outside share_products, it is a @ b itself."""
     import threading
     r = np.random.default_rng(0)
     a, b = r.standard_normal((M, K)), r.standard_normal((N, K)).T    # b a transposed view, as w.T
     want = a @ b
     threads(2)
     assert np.array_equal(parallel.matmul(a, b), want)                # outside: a @ b itself
-    seen = set()
+    calls = []                                                       # (thread, rows, columns) per BLAS call
     real = np.matmul
     monkeypatch.setattr(parallel, "SPLIT_MACS", 0)
-    monkeypatch.setattr(parallel.np, "matmul", lambda *x, **k: seen.add(threading.get_ident()) or real(*x, **k))
+    monkeypatch.setattr(parallel.np, "matmul",
+                        lambda x, y, **k: calls.append((threading.get_ident(), x.shape[0], y.shape[1])) or real(x, y, **k))
     with parallel.share_products(1 << 20):
         got = parallel.matmul(a, b)
     monkeypatch.undo()
     assert got.shape == (M, N) and got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
-    assert len(seen) == 2                                            # the caller and one pool thread
+    if max(M, N) >= 32:
+        assert len({t for t, _, _ in calls}) == 2                    # the caller and one pool thread
+        assert all(m > 0 and n > 0 for _, m, n in calls)             # neither of them idle
+    else:
+        assert calls == [] and np.array_equal(got, want)             # a @ b, uncut
+
+
+def test_matmul_inside_one_thread_stays_on_the_caller(threads, monkeypatch):
+    """one_thread() (a shard, or a decoding step) means the calling thread alone, sharing or not."""
+    import threading
+    threads(2)
+    monkeypatch.setattr(parallel, "SPLIT_MACS", 0)
+    seen, real = set(), np.matmul
+    monkeypatch.setattr(parallel.np, "matmul", lambda *x, **k: seen.add(threading.get_ident()) or real(*x, **k))
+    a = np.ones((64, 8))
+    with parallel.share_products(1 << 20):
+        with parallel.one_thread():
+            np.testing.assert_array_equal(parallel.matmul(a, a.T), np.full((64, 64), 8.0))
+        assert seen == set()                                         # a @ b itself, no cut at all
+        parallel.matmul(a, a.T)
+    assert len(seen) == 2
 
 
 def test_share_products_holds_blas_at_one_thread_and_only_where_it_can_share(threads):
