@@ -43,7 +43,7 @@ above the diagonal (blocked_causal_attention_forward, below the reference
 causal_attention_forward; docs/attention.md explains and times it).
 
 Heads are independent from step 3 to step 6, so when the batch is not already
-cut among threads (a single sequence, say) the heads are: each thread runs
+cut among threads (a single long sequence) the heads are: each thread runs
 steps 3-6 for its share of them (shared_core_forward, near the end).
 """
 from __future__ import annotations
@@ -322,9 +322,9 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
 
 
 # ------------------------------------------------------------ heads on several threads
-# Steps 3-6 treat every (sequence, head) pair on its own. A training step with
-# more sequences than threads already gives each thread its own sequences
-# (model.py, parallel.map_shards). A step with fewer runs under
+# Steps 3-6 treat every (sequence, head) pair on its own. A training step of
+# several sequences already gives each thread its own sequences (model.py,
+# parallel.map_shards). A long step of one sequence runs under
 # parallel.share_products(), and there the heads are cut into one group per
 # thread (the batch rows, when there is a single head): each thread runs the
 # whole core on its group. (BLAS's threads could not share these products

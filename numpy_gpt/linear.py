@@ -15,8 +15,9 @@ Backward, given g = dL/dout:
        db = sum of g over every leading position
 
 Each product goes through parallel.matmul, which is plain `a @ b` except
-in a long step of fewer sequences than threads (parallel.share_products):
-there it cuts the product into one block of rows or columns per thread.
+in a long step of a single sequence on several threads
+(parallel.share_products): there it cuts the product into one block of rows
+or columns per thread.
 """
 from __future__ import annotations
 

@@ -184,8 +184,8 @@ class GPT:
         decoding (inference only; see generate).
 
         With several threads (numpy_gpt.parallel) the batch is cut into one shard
-        per thread and each thread runs _forward, then _backward, on its rows. With
-        fewer sequences than threads and at least parallel.SHARE_MIN_ROWS tokens, the
+        per thread (at most B) and each thread runs _forward, then _backward, on its
+        rows. A single sequence of at least parallel.SHARE_MIN_ROWS tokens has the
         threads share each big matrix product and attention's heads instead
         (parallel.share_products).
         """
