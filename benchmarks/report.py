@@ -576,9 +576,13 @@ def _plot_layers(res, plt):
             ax.set_xticks(range(len(names)), names, rotation=20)
             ax.set_ylabel("ms per call")
             ax.set_title(f"{cfg} sizes, {n} thread(s)")
-    handles, labels = axes[0][0].get_legend_handles_labels()      # one legend for all panels, below them
+    legend = {}                                  # one legend for all panels, below them (compile may miss some)
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=len(handles) // 2, fontsize=8, bbox_to_anchor=(0.5, 0))
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=max(1, len(legend) // 2), fontsize=8,
+               bbox_to_anchor=(0.5, 0))
     return fig
 
 

@@ -406,19 +406,21 @@ def main(argv: list[str] | None = None) -> dict:
     pngs = report.plots(res, out, a.mode)
     print(md)
     log(f"wrote {out / (a.mode + '.md')}, {out / (a.mode + '.json')}, " + ", ".join(p.name for p in pngs))
-    problem = incomplete(res, sections, a.threads, [p.name for p in pngs], a.mode)
+    problem = incomplete(res, sections, a.threads, out, a.mode)
     if problem:                                   # CI runs --quick to catch this
         sys.exit(f"benchmarks.run: {problem}")
     return res
 
 
-def incomplete(res: dict, sections: list[str], threads: list[int], plotted: list[str], mode: str) -> str | None:
-    """What a finished run is missing: a section that measured nothing, or a plot not written."""
+def incomplete(res: dict, sections: list[str], threads: list[int], out: Path, mode: str) -> str | None:
+    """What a finished run is missing: a section that measured nothing, or a report, JSON file
+    or plot that is absent or empty in out."""
     skipped = set() if 1 in threads else {"products"}         # products runs at 1 thread only
     empty = [s for s in sections if not res.get(s) and s not in skipped]
-    unplotted = [s for s in sections if res.get(s) and f"{mode}_{s}.png" not in plotted]
-    if empty or unplotted:
-        return f"incomplete run: sections with no results {empty}, sections without a plot {unplotted}"
+    files = [f"{mode}.md", f"{mode}.json"] + [f"{mode}_{s}.png" for s in sections if res.get(s)]
+    missing = [f for f in files if not (out / f).is_file() or (out / f).stat().st_size == 0]
+    if empty or missing:
+        return f"incomplete run: sections with no results {empty}, files missing or empty {missing}"
     return None
 
 

@@ -310,11 +310,15 @@ def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
     assert _disturbed_rounds(res) == ["small@2t: 2 of 4 rounds (105, 119 GFLOP/s against 200)"]
 
 
-def test_a_run_missing_a_section_or_a_plot_is_incomplete():
+def test_a_run_missing_a_section_or_a_file_is_incomplete(tmp_path):
     from benchmarks.run import incomplete
     res = {"step": [{}], "products": [], "layers": [{}]}
-    plots = ["quick_step.png", "quick_layers.png"]
-    assert incomplete(res, ["step", "layers"], [1, 2], plots, "quick") is None
-    assert "no results ['products']" in incomplete(res, ["step", "products"], [1, 2], plots, "quick")
-    assert incomplete(res, ["step", "products"], [2], plots, "quick") is None       # products needs 1 thread
-    assert "without a plot ['layers']" in incomplete(res, ["step", "layers"], [1], plots[:1], "quick")
+    for name in ("quick.md", "quick.json", "quick_step.png", "quick_layers.png"):
+        (tmp_path / name).write_text("x")
+    assert incomplete(res, ["step", "layers"], [1, 2], tmp_path, "quick") is None
+    assert "no results ['products']" in incomplete(res, ["step", "products"], [1, 2], tmp_path, "quick")
+    assert incomplete(res, ["step", "products"], [2], tmp_path, "quick") is None    # products needs 1 thread
+    (tmp_path / "quick_layers.png").write_text("")                                  # written, but empty
+    assert "missing or empty ['quick_layers.png']" in incomplete(res, ["step", "layers"], [1], tmp_path, "quick")
+    (tmp_path / "quick.md").unlink()
+    assert "quick.md" in incomplete(res, ["step"], [1], tmp_path, "quick")
