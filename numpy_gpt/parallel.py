@@ -263,8 +263,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     of at least SPLIT_MACS multiply-adds, with at least 16 rows or columns per
     thread, is cut into one block per thread, along the longer of M and N (rows
     of a, or columns of b), each block a one-thread BLAS product written
-    straight into its part of the result. Every entry still sums over the whole K, in BLAS's
-    order for its block.
+    straight into its part of the result. Every entry still sums over the
+    whole K, in BLAS's order for its block.
     """
     M, N = a.shape[0], b.shape[1]
     n = get_num_threads()
