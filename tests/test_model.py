@@ -262,9 +262,10 @@ def test_one_sequence_with_products_and_heads_shared_matches_torch(data, T, dtyp
     parallel.share_products(), each product cut in two and attention's heads shared out.
 
     At T = 100 in float32 the model is GPT-2's shape (pre-LN) with 8 channels, as
-    test_long_sequences_with_query_blocked_attention's: drawn over every option, some float32
-    models' gradients came out 3-8x further from float64 than torch's and past the float32
-    tolerance, with or without sharing (README, known limits). float64 draws every option."""
+    test_long_sequences_with_query_blocked_attention's. Without a layer norm and with dropout,
+    both sides' float32 gradients reach ~1e-3 from float64 there, and in a few draws numpy_gpt's
+    is more than 4x torch's, the most the float64-truth rule forgives (README, known limits);
+    with or without sharing alike. float64 draws every option."""
     any_option = T is None or dtype == np.float64
     cfg = data.draw(configs(dropout=True, n_embd=None if any_option else 8, norm=None if any_option else "pre"),
                     label="cfg")
