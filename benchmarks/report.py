@@ -173,13 +173,16 @@ def _disturbed_rounds(res: dict) -> list[str]:
     """Step rows at > 1 thread where some round's matmul read below SLOW_ROUND of the peak
     table's best at that thread count, as "small@2t: 1 of 7 rounds (107 GFLOP/s against 205)"."""
     peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res.get("matmul_peak", []) if p.get("numpy")}
+    if not peaks:
+        return []
+    flops = 2 * _peak_n(res) ** 3                       # of one n^3 matmul, as run.py's matmul_fn counts it
     out = []
     for r in res.get("step", []):
         samples = ((r.get("raw") or {}).get("samples_s") or {}).get("matmul")
         peak = peaks.get(r["threads"])
         if r["threads"] <= 1 or not samples or not peak:
             continue
-        rates = [2 * _peak_n(res) ** 3 / s / 1e9 for s in samples]
+        rates = [flops / s / 1e9 for s in samples]
         slow = [g for g in rates if g < SLOW_ROUND * peak]
         if slow:
             out.append(f"{r['config']}@{r['threads']}t: {len(slow)} of {len(rates)} rounds "
