@@ -1,0 +1,84 @@
+"""How far numpy_gpt's and torch's float32 gradients each fall from the float64 result,
+over many random models of one sequence: the study behind the README's known limit on long
+sequences in float32.
+
+    python -m tests.float32_accuracy [--draws 90] [--T 100] [--norm none] [--dropout 0.5]
+
+Each draw is a randomized 2-layer model (tests/model_strategies.randomized, 8 channels, 2 heads,
+the activation cycling through relu, gelu and gelu_exact) and one sequence of T tokens. numpy_gpt
+and torch run it in float32 with the same dropout masks, torch again in float64 on the same
+float32 weights: the truth. For every gradient whose error (rel_error, floored at the problem's
+scale as in the tests) is above --big on either side, it prints the ratio numpy_gpt / torch of the
+two errors: its quantiles, and how often either side is more than 4x further off than the other
+(tolerances.AS_ACCURATE_AS_TORCH, the most a single draw in the tests forgives).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from numpy_gpt import GPTConfig
+from numpy_gpt.gradcheck import rel_error
+from tests.model_strategies import randomized, torch_twin
+from tests.tolerances import AS_ACCURATE_AS_TORCH, scale_floor
+
+ACTIVATIONS = ("relu", "gelu", "gelu_exact")
+
+
+def torch_grads(model, idx, targets, dloss, dtype) -> dict[str, np.ndarray]:
+    t = torch_twin(model, dtype)
+    t.train()
+    masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
+    _, loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=masks)
+    (loss * dloss).backward()
+    return {k: p.grad.numpy() for k, p in t.named_parameters()}
+
+
+def errors(cfg: GPTConfig, seed: int, T: int) -> list[tuple[str, float, float]]:
+    """(parameter, numpy_gpt's error, torch's error) against torch float64, for one draw."""
+    r = np.random.default_rng(seed)
+    model = randomized(cfg, seed, np.float32)
+    idx, targets = r.integers(0, cfg.vocab_size, (2, 1, T))
+    dloss = float(r.standard_normal())
+    model.forward(idx, targets)
+    ours = model.backward(dloss)
+    theirs = torch_grads(model, idx, targets, dloss, np.float32)
+    truth = torch_grads(model, idx, targets, dloss, np.float64)
+    floor = scale_floor(np.float32) * max(np.abs(a).max() for a in [*theirs.values(), *model.params.values()])
+    return [(k, rel_error(ours[k], truth[k], floor), rel_error(theirs[k], truth[k], floor)) for k in ours]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--draws", type=int, default=90)
+    ap.add_argument("--T", type=int, default=100)
+    ap.add_argument("--norm", default="none", choices=["none", "pre", "post"])
+    ap.add_argument("--dropout", type=float, default=0.5)
+    ap.add_argument("--big", type=float, default=3e-5, help="count gradients with an error above this")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    rows, draws_with_big = [], set()
+    for i in range(args.draws):
+        cfg = GPTConfig(vocab_size=12, block_size=args.T, n_layer=2, n_head=2, n_embd=8, norm=args.norm,
+                        activation=ACTIVATIONS[i % 3], dropout=args.dropout, pos_encoding="learned")
+        for k, ours, theirs in errors(cfg, 5000 + i, args.T):
+            if max(ours, theirs) > args.big:
+                rows.append((ours, theirs))
+                draws_with_big.add(i)
+    print(f"{args.draws} draws, T = {args.T}, norm {args.norm}, dropout {args.dropout}: "
+          f"{len(rows)} gradients in {len(draws_with_big)} draws with an error above {args.big:g}")
+    if not rows:
+        return
+    ours, theirs = np.array(rows).T
+    ratio = ours / theirs
+    qs = [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1]
+    print("numpy_gpt / torch error ratio, quantiles", ", ".join(f"{q:g}: {v:.2f}" for q, v in zip(qs, np.quantile(ratio, qs))))
+    k = AS_ACCURATE_AS_TORCH
+    print(f"numpy_gpt more than {k:g}x further off: {np.mean(ratio > k):.1%}; torch more than {k:g}x: {np.mean(ratio < 1 / k):.1%}")
+    print(f"largest errors: numpy_gpt {ours.max():.1e}, torch {theirs.max():.1e}")
+
+
+if __name__ == "__main__":
+    main()
