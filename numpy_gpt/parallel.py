@@ -50,6 +50,7 @@ as with several); setting NUMPY_GPT_KEEP_MEMORY=0 turns that off.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -99,7 +100,7 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
     def worker(i):
         for lo, hi in blocks[i::n]:
             kernel(lo, hi)
-    futures = [_pool().submit(worker, i) for i in range(1, n)]
+    futures = [_submit(worker, i) for i in range(1, n)]
     worker(0)                               # the calling thread takes the first share itself
     for f in futures:
         f.result()
@@ -143,6 +144,12 @@ def _pool() -> ThreadPoolExecutor:
         keep_freed_memory_once()
         _state["pool"] = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="numpy_gpt")
     return _state["pool"]
+
+
+def _submit(fn, *args, **kwargs):
+    """_pool().submit(fn, ...), run in a copy of the caller's context: NumPy keeps np.errstate
+    in a context variable, so a kernel on a pool thread warns (or not) as it would on the caller."""
+    return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 def _blas_controller():
@@ -214,7 +221,7 @@ def map_shards(fn, items: list) -> list:
     if len(items) > get_num_threads():
         raise ValueError(f"{len(items)} shards for {get_num_threads()} threads")
     with _one_blas_thread():
-        futures = [_pool().submit(_run_serial, fn, item) for item in items[1:]]
+        futures = [_submit(_run_serial, fn, item) for item in items[1:]]
         try:
             first = _run_serial(fn, items[0])        # the calling thread takes the first shard
         finally:
@@ -278,7 +285,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         parts = [(a[lo:hi], b, out[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
     else:
         parts = [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
-    futures = [_pool().submit(np.matmul, x, y, out=o) for x, y, o in parts[1:]]
+    futures = [_submit(np.matmul, x, y, out=o) for x, y, o in parts[1:]]
     try:
         np.matmul(*parts[0][:2], out=parts[0][2])           # the calling thread takes the first block
     finally:

@@ -118,8 +118,9 @@ class _Worker:
             raise
 
     def send(self, msg) -> None:
+        """msg = (kind, args); the worker also gets this thread's np.errstate, to run under it."""
         try:
-            pickle.dump(msg, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((*msg, np.geterr()), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self._died()
@@ -305,33 +306,34 @@ def _serve(inp, out) -> None:
     keep_freed_memory()
     model = cache = None
     while True:
-        kind, args = pickle.load(inp)
+        kind, args, *errstate = pickle.load(inp)
         try:
-            if kind == "exit":
-                return
-            if kind == "init":
-                maps = [mmap.mmap(args[k], args["size"]) for k in ("param_fd", "grad_fd")]
-                for k in ("param_fd", "grad_fd"):
-                    os.close(args[k])
-                params, grads = (_views(m, args["layout"], np.dtype(args["dtype"])) for m in maps)
-                model = GPT(args["config"], dtype=np.dtype(args["dtype"]), params=params)
-                reply = "ready"
-            elif kind == "forward":
-                with one_thread():
-                    logits, loss, cache = model._forward(*args)
-                reply = (logits, loss, cache["loss"][3] if "loss" in cache else 0)
-            elif kind == "backward":
-                if cache is None:
-                    raise RuntimeError("backward before forward")
-                c, cache = cache, None
-                with one_thread():
-                    g = model._backward(c, *args)
-                for name, value in g.items():
-                    grads[name][...] = value
-                reply = None
-            else:
-                raise RuntimeError(f"unknown request {kind!r}")
-            msg = ("ok", reply)
+            with np.errstate(**(errstate[0] if errstate else {})):    # warn (or not) as the parent does
+                if kind == "exit":
+                    return
+                if kind == "init":
+                    maps = [mmap.mmap(args[k], args["size"]) for k in ("param_fd", "grad_fd")]
+                    for k in ("param_fd", "grad_fd"):
+                        os.close(args[k])
+                    params, grads = (_views(m, args["layout"], np.dtype(args["dtype"])) for m in maps)
+                    model = GPT(args["config"], dtype=np.dtype(args["dtype"]), params=params)
+                    reply = "ready"
+                elif kind == "forward":
+                    with one_thread():
+                        logits, loss, cache = model._forward(*args)
+                    reply = (logits, loss, cache["loss"][3] if "loss" in cache else 0)
+                elif kind == "backward":
+                    if cache is None:
+                        raise RuntimeError("backward before forward")
+                    c, cache = cache, None
+                    with one_thread():
+                        g = model._backward(c, *args)
+                    for name, value in g.items():
+                        grads[name][...] = value
+                    reply = None
+                else:
+                    raise RuntimeError(f"unknown request {kind!r}")
+                msg = ("ok", reply)
         except Exception as exc:                      # reported to the parent, which raises it
             traceback.print_exc(file=sys.stderr)
             msg = ("error", f"{type(exc).__name__}: {exc}")

@@ -43,10 +43,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = sorted(parity.WORST.items())
     tr = terminalreporter
     tr.section("worst relative error per layer, tensor, dtype and oracle")
-    wl, wt = (max(len(r[0][i]) for r in rows) + 2 for i in (0, 1))   # columns as wide as their longest name
-    tr.write_line(f"{'layer':<{wl}}{'tensor':<{wt}}{'dtype':<9}{'oracle':<15}worst rel error")
+    # Each column as wide as its longest entry or its heading, and two spaces.
+    wl, wt, wo = (max(len(head), *(len(r[0][i]) for r in rows)) + 2
+                  for i, head in ((0, "layer"), (1, "tensor"), (3, "oracle")))
+    tr.write_line(f"{'layer':<{wl}}{'tensor':<{wt}}{'dtype':<9}{'oracle':<{wo}}worst rel error")
     for (layer, tensor, dtype, oracle), err in rows:
-        tr.write_line(f"{layer:<{wl}}{tensor:<{wt}}{dtype:<9}{oracle:<15}{err:.2e}")
+        tr.write_line(f"{layer:<{wl}}{tensor:<{wt}}{dtype:<9}{oracle:<{wo}}{err:.2e}")
     path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
     if path:
         with open(path, "w") as f:

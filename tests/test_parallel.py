@@ -296,3 +296,25 @@ def test_a_one_sequence_step_on_two_threads_agrees_with_one_thread(threads, monk
     np.testing.assert_allclose(l2, l1, rtol=SHARDED_LOSS)
     for k in p1:
         np.testing.assert_allclose(p2[k], p1[k], **SHARDED_PARAMS_THREADS, err_msg=k)
+
+
+@pytest.mark.parametrize("how", ["for_row_blocks", "map_shards"])
+def test_pool_threads_follow_the_callers_errstate(threads, how):
+    # np.errstate is per context: the CLI silences overflow while training (a diverging run is
+    # reported in one line), and kernels on the pool's threads must be silenced with it.
+    import warnings
+    threads(2)
+    x = np.full((4096, 64), 1e30, np.float32)        # 4 blocks of 64 KB: 2 for each thread
+
+    def overflow(lo, hi):
+        x[lo:hi] *= np.float32(1e30)
+    run = ((lambda: parallel.for_row_blocks(overflow, x.shape[0], x[:1].nbytes)) if how == "for_row_blocks"
+           else (lambda: parallel.map_shards(lambda s: overflow(s.start, s.stop), [slice(0, 2048), slice(2048, 4096)])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore"):
+            run()
+    assert np.isinf(x).all()
+    x[...] = 1e30
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        run()

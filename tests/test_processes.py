@@ -135,6 +135,27 @@ def test_a_failing_worker_names_its_error(threads):
         assert np.isfinite(loss)
 
 
+def test_workers_follow_the_callers_errstate(threads):
+    # The CLI silences overflow while training and reports a diverged run in one line; the
+    # workers must run under the same np.errstate as the process that sends them a shard.
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    model.params["h.0.attn.c_attn.weight"][...] = 1e30      # scores overflow to inf, softmax gives NaN
+    x, y = batch()
+    with ShardProcesses(model) as workers:
+        worker = workers.workers[0]
+        with np.errstate(all="ignore"):
+            model.forward(x, y)                             # hands the workers the parameters
+        with np.errstate(all="raise"):                      # send() takes the sender's errstate
+            worker.send(("forward", (x, y, {}, False)))
+        with pytest.raises(ShardProcessError, match="FloatingPointError"):
+            worker.recv()
+        with np.errstate(all="ignore"):
+            worker.send(("forward", (x, y, {}, False)))
+        logits, loss, _ = worker.recv()
+    assert not np.isfinite(logits).all() and not np.isfinite(loss)
+
+
 def test_close_stops_the_workers(threads):
     threads(2)
     model = GPT(GPTConfig(**CFG), seed=0)
