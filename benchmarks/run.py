@@ -50,8 +50,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description="numpy_gpt vs PyTorch on the CPU.")
+def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
+               parser: type = argparse.ArgumentParser) -> argparse.Namespace:
+    """prog and parser: `numpy-gpt bench` passes its own, whose errors are one line."""
+    p = parser(prog=prog, description="numpy_gpt vs PyTorch on the CPU.")
     p.add_argument("--quick", action="store_true",
                    help="CI smoke run: tiny config, small sizes, no compile (< 2 min)")
     p.add_argument("--threads", default=None,
@@ -82,7 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="total seconds of waiting for a quiet machine in the whole run (default 300)")
     a = p.parse_args(argv)
     cores = available_cores()
-    a.threads = sorted({int(t) for t in a.threads.split(",")}) if a.threads else sorted({1, cores})
+    try:
+        a.threads = sorted({int(t) for t in a.threads.split(",")}) if a.threads else sorted({1, cores})
+    except ValueError:
+        p.error(f"--threads {a.threads!r}: expected thread counts separated by commas, such as 1,2")
+    if min(a.threads) < 1:
+        p.error(f"--threads {','.join(map(str, a.threads))}: thread counts must be at least 1")
     a.configs = a.configs.split(",") if a.configs else (["tiny"] if a.quick else list(CONFIGS))
     unknown = [c for c in a.configs if c not in CONFIGS]
     if unknown:
@@ -371,8 +378,8 @@ def _clean(x):
     return x
 
 
-def main(argv: list[str] | None = None) -> dict:
-    a = parse_args(argv)
+def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
+    a = parse_args(argv, **parse_kwargs)
     import torch  # noqa: F401 - loaded up front so describe() and thread_limit() see its pools
     # numpy_gpt's thread pool tells glibc's malloc to keep freed blocks (numpy_gpt.parallel);
     # that is process-wide, so set it before anything runs: torch gets it in every cell too.

@@ -571,8 +571,14 @@ def load_impl(text: str, default_name: str) -> tuple[Callable, str, str]:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001
-        where = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
-        raise InputError(f"--impl: importing {path} failed: {type(e).__name__}: {e}{where}") from None
+        if isinstance(e, SyntaxError):               # its str() repeats the file and line; say them once
+            msg, line = e.msg, e.lineno
+        else:                                        # the learner's line that raised, not numpy's
+            msg = str(e)
+            line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                         if os.path.abspath(f.filename) == os.path.abspath(path)), None)
+        where = f" (line {line})" if line else ""
+        raise InputError(f"--impl: importing {path} failed: {type(e).__name__}: {msg}{where}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)

@@ -192,10 +192,11 @@ def _remove_stale_temps(path: str) -> None:
 
 
 # --------------------------------------------------------------------------------- loading
-def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
+def read_header(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict, dict]:
     """(tensor table, metadata) of a safetensors file, checking its length against the header.
 
-    Raises CheckpointNotFoundError or CheckpointCorruptError (truncated, not safetensors).
+    Raises CheckpointNotFoundError or CheckpointCorruptError (truncated, not safetensors), whose
+    messages call the file `what` ("checkpoint", or "GPT-2 weights" for gpt2.read_state_dict).
     """
     path = os.fspath(path)
     try:
@@ -205,17 +206,17 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
             n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
             raw = f.read(n) if n is not None and 0 < n <= min(size - 8, _MAX_HEADER) else None
     except FileNotFoundError:
-        raise CheckpointNotFoundError(path) from None
+        raise CheckpointNotFoundError(path, what) from None
     except IsADirectoryError:
-        raise CheckpointCorruptError(f"checkpoint {path} is a folder, not a file", path) from None
+        raise CheckpointCorruptError(f"{what} {path} is a folder, not a file", path) from None
     except PermissionError as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror}", path) from None
+        raise CheckpointError(f"{what} {path} cannot be read: {e.strerror}", path) from None
     if size == 0:
-        raise CheckpointCorruptError(f"checkpoint {path} is empty (0 bytes)", path)
+        raise CheckpointCorruptError(f"{what} {path} is empty (0 bytes)", path)
     if n is None or raw is None:
         why = (f"it is truncated ({size} bytes, shorter than its own header of {n} bytes)"
                if n is not None and 8 + n > size and n <= _MAX_HEADER else "it is not a safetensors file")
-        raise CheckpointCorruptError(f"checkpoint {path} is unreadable: {why}", path)
+        raise CheckpointCorruptError(f"{what} {path} is unreadable: {why}", path)
     try:
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
@@ -223,13 +224,13 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
         meta = header.pop("__metadata__", None) or {}
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
     except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
-        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: its header cannot be parsed ({e})",
+        raise CheckpointCorruptError(f"{what} {path} is corrupt: its header cannot be parsed ({e})",
                                      path) from None
     if 8 + n + end > size:
-        raise CheckpointCorruptError(f"checkpoint {path} is truncated: {size} bytes, but its header "
+        raise CheckpointCorruptError(f"{what} {path} is truncated: {size} bytes, but its header "
                                      f"describes {8 + n + end}", path)
     if 8 + n + end < size:
-        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {size - 8 - n - end} bytes follow "
+        raise CheckpointCorruptError(f"{what} {path} is corrupt: {size - 8 - n - end} bytes follow "
                                      "the last tensor", path)
     return header, meta
 

@@ -269,7 +269,7 @@ def _describe(cfg) -> str:
 def cmd_train(args) -> int:
     from .checkpoint import load_checkpoint
     from .data import DataTooShortError, demo_corpus, load_text, train_val_split
-    from .train import TrainingDivergedError
+    from .train import TrainingDivergedError, eval_line
 
     be = backend(args.backend)                       # a missing torch fails before any work
     if args.processes and be.name != "numpy":
@@ -355,9 +355,7 @@ def cmd_train(args) -> int:
         if not be.all_finite(model):
             raise TrainingDivergedError(f"training diverged at step {tr.step - 1}: a parameter became NaN or inf")
         if not args.progress and tr.history.eval and tr.history.eval[-1]["step"] == tr.step:
-            ev = tr.history.eval[-1]
-            print(f"step {tr.step}: loss {tr.history.loss[-1]:.4f}" +
-                  (f"  val {ev['val_loss']:.4f}  ppl {ev['val_ppl']:.2f}" if "val_loss" in ev else ""), flush=True)
+            print(eval_line(tr.history.eval[-1]), flush=True)     # as the progress bar prints it
         if args.save_interval and tr.step % args.save_interval == 0 and tr.step < tcfg.steps:
             save()
         if stop["signal"] is not None:
@@ -394,9 +392,12 @@ def cmd_train(args) -> int:
             workers.close()
     save()
     h = trainer.history
-    last = next((e for e in reversed(h.eval) if "val_loss" in e), None)
-    print(f"done: step {trainer.step}, train loss {h.loss[-1]:.4f}"
-          + (f", val loss {last['val_loss']:.4f} (perplexity {last['val_ppl']:.2f})" if last else "")
+    last = h.eval[-1] if h.eval and h.eval[-1]["step"] == trainer.step else {}
+    # The losses of the last evaluation, as the step lines print them (means over the eval
+    # batches); without one, the last training batch's loss, named as such.
+    print(f"done: step {trainer.step}, "
+          + (f"train loss {last['train_loss']:.4f}" if "train_loss" in last else f"last batch loss {h.loss[-1]:.4f}")
+          + (f", val loss {last['val_loss']:.4f} (perplexity {last['val_ppl']:.2f})" if "val_loss" in last else "")
           + f", {h.tokens_per_s:,.0f} tokens/s")
     print(f"  checkpoint: {out}")
     if not args.no_plot:
@@ -527,7 +528,7 @@ def cmd_bench(argv: list[str]) -> int:
         if e.name and e.name.split(".")[0] == "torch":
             raise DependencyError("the benchmarks need PyTorch: pip install 'numpy-gpt[torch]'") from None
         raise
-    run.main(argv)
+    run.main(argv, prog=f"{PROG} bench", parser=ArgumentParser)      # usage errors in one line
     return 0
 
 
@@ -624,7 +625,7 @@ def build_parser() -> ArgumentParser:
     src.add_argument("--gpt2", metavar="PATH", help="GPT-2 weights: model.safetensors (Hugging Face names) or its "
                                                     "folder, with vocab.json, merges.txt (and config.json) beside")
     p.add_argument("--prompt", required=True, help="the text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N")
+    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="tokens to generate (default 200)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--greedy", action="store_true", help="always the most likely token")
     how.add_argument("--beam-width", type=int, metavar="K", help="beam search with K beams (printed at the end)")
@@ -667,7 +668,11 @@ def build_parser() -> ArgumentParser:
                    add_help=False)
 
     # demo
-    p = sub.add_parser("demo", help="train tiny GPTs in numpy (and torch) and generate text")
+    p = sub.add_parser("demo", help="train tiny GPTs in numpy (and torch) and generate text",
+                       description="The README's main job: train the two seed models (d_model = 2) and a "
+                                   "character-level GPT on the demo corpus in numpy_gpt (and in torch_gpt from the "
+                                   "same weights on the same batches, when torch is installed), print the answers "
+                                   "and a generated sample, and write the loss curve to --out.")
     p.add_argument("--steps", type=int, default=500, help="training steps of the character model")
     p.add_argument("--out", default="out", help="folder for the pictures")
     p.add_argument("--seed", type=int, default=0)
@@ -705,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
         if command == "bench":
             i = argv.index("bench")
             return cmd_bench(argv[i + 1:])
+        unknown = [a for a in argv if a not in ("-h", "--help")]
+        if command is None and unknown:            # argparse would only say that COMMAND is missing
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; expected a COMMAND first "
+                             f"(see '{PROG} --help')")
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:

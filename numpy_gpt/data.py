@@ -38,7 +38,7 @@ DEMO_CORPUS = "demo_corpus.txt"
 
 
 class CorpusNotFoundError(DataError, FileNotFoundError):
-    """The text file does not exist; `filename` holds the path."""
+    """No text file at the path (nothing there, or a folder); `filename` holds the path."""
 
 
 class CorpusDecodeError(DataError, ValueError):
@@ -79,6 +79,8 @@ def load_text(path: str | os.PathLike) -> str:
             raw = f.read()
     except FileNotFoundError:
         raise CorpusNotFoundError(errno.ENOENT, "corpus file not found", path) from None
+    except IsADirectoryError:
+        raise CorpusNotFoundError(errno.EISDIR, "corpus is a folder, not a text file", path) from None
     skip = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
         text = raw[skip:].decode("utf-8")

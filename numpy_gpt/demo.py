@@ -73,6 +73,7 @@ def torch_backend():
 def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt: str = "The ",
         with_torch: bool = True, seed: int = 0, processes: bool = True) -> dict:
     """Run the demo, printing as it goes. Returns what it measured (for tests and notes)."""
+    tok, train, val, cfg, tcfg = char_setup(steps=steps)   # bad settings fail here, before any training
     backend = torch_backend() if with_torch else None
     result: dict = {"seeds": {}}
     print("== 1. The seed problems: d_model=2, one head, Adam lr 0.1, 30 epochs ==")
@@ -87,7 +88,6 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
         result["seeds"][name] = (answers, t_answers)
 
     print(f"\n== 2. A character-level GPT on the demo corpus ({steps} steps) ==")
-    tok, train, val, cfg, tcfg = char_setup(steps=steps)
     model = GPT(cfg, seed=seed, dtype=np.float32)
     print(f"  vocab {tok.vocab_size} chars, {len(train):,} train / {len(val):,} val tokens, "
           f"{model.num_params():,} parameters, config {cfg.n_layer} layers x {cfg.n_head} heads x {cfg.n_embd}")

@@ -64,8 +64,8 @@ class CheckpointError(NumpyGPTError):
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The checkpoint file does not exist."""
 
-    def __init__(self, path: str):
-        super().__init__(f"checkpoint {path} not found", path)
+    def __init__(self, path: str, what: str = "checkpoint"):
+        super().__init__(f"{what} {path} not found", path)
         self.filename = path
 
     def __str__(self) -> str:          # OSError's own __str__ would print "[Errno ...]"

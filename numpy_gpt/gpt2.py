@@ -68,7 +68,7 @@ def read_state_dict(source) -> tuple[dict[str, np.ndarray], str | None]:
     if os.path.isdir(path):
         path = os.path.join(path, "model.safetensors")
     from .checkpoint import read_header
-    read_header(path)                            # missing / truncated / not safetensors: CheckpointError
+    read_header(path, "GPT-2 weights")          # missing / truncated / not safetensors: CheckpointError
     st_numpy = require("safetensors.numpy", "loading GPT-2 weights", "pip install safetensors")
     try:
         tensors = st_numpy.load_file(path)

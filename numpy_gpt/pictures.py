@@ -60,7 +60,7 @@ def _tick(ch: str) -> str:
     return {" ": "\u2423", "\n": "\\n", "\t": "\\t"}.get(ch, ch)
 
 
-def make_pictures(out_dir: str = os.path.join("docs", "img"), steps: int = 300, seed: int = 0,
+def make_pictures(out_dir: str = os.path.join("out", "pictures"), steps: int = 300, seed: int = 0,
                   prompt: str = DEFAULT_PROMPT, progress: bool = True, with_torch: bool = True,
                   eval_batches: int | None = None, out=None) -> dict:
     """Train, draw, and return {"paths": {name: path}, "histories": ..., "seed_attention": ...,
@@ -132,7 +132,8 @@ def handler(args) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=os.path.join("docs", "img"), help="folder for the PNGs (default docs/img)")
+    p.add_argument("--out", default=os.path.join("out", "pictures"),
+                   help="folder for the PNGs (default out/pictures; --out docs/img redraws the docs' own)")
     p.add_argument("--steps", type=int, default=300, help="training steps of the character model (default 300)")
     p.add_argument("--seed", type=int, default=0, help="initialization seed of both models")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="the text the attention heatmaps read "

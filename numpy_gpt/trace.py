@@ -380,8 +380,11 @@ def run(problem="apple", sentence=None, batch=False, trained=False, epochs=30, s
 def handler(args) -> int:
     if not 1 <= args.digits <= 17:
         raise ConfigError(f"--digits must be between 1 and 17, got {args.digits}")
-    result = run(problem=args.problem, sentence=args.sentence, batch=args.batch, trained=args.trained,
-                 epochs=args.epochs, seed=args.seed, digits=args.digits, with_torch=not args.no_torch,
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    trained = args.trained or args.epochs is not None              # --epochs N alone trains, too
+    result = run(problem=args.problem, sentence=args.sentence, batch=args.batch, trained=trained,
+                 epochs=30 if args.epochs is None else args.epochs, seed=args.seed, digits=args.digits, with_torch=not args.no_torch,
                  width=args.width)
     return 0 if result["ok"] else 1
 
@@ -393,7 +396,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'what is apple <EOS> healthy <EOS>'); inputs are all words but the last")
     p.add_argument("--batch", action="store_true", help="trace the seed's whole training batch (both sentences)")
     p.add_argument("--trained", action="store_true", help="train the seed model first (30 epochs, as the demo)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of training with --trained")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train the seed model for this many epochs first (implies --trained; default 30)")
     p.add_argument("--seed", type=int, default=0, help="the initialization seed")
     p.add_argument("--digits", type=int, default=4, help="significant digits printed (default 4)")
     p.add_argument("--width", type=int, default=None,

@@ -177,8 +177,7 @@ class TrainLoop:
                 if self.config.eval_interval and (self.step % self.config.eval_interval == 0 or self.step == total):
                     ev = self.evaluate()
                     if bar is not None and "val_loss" in ev:
-                        bar.write(f"step {self.step}: train {ev.get('train_loss', float('nan')):.4f}  "
-                                  f"val {ev['val_loss']:.4f}  ppl {ev['val_ppl']:.2f}")
+                        bar.write(eval_line(ev))
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
                     bar.update(1)
@@ -188,6 +187,15 @@ class TrainLoop:
             if bar is not None:
                 bar.close()
         return self.history
+
+
+def eval_line(ev: dict) -> str:
+    """One evaluation as printed during training: 'step 200: train 2.2770  val 2.3100  ppl 10.07'.
+    Both losses are means over the same eval batches (TrainLoop.evaluate), not one training batch."""
+    parts = [f"train {ev['train_loss']:.4f}"] if "train_loss" in ev else []
+    if "val_loss" in ev:
+        parts += [f"val {ev['val_loss']:.4f}", f"ppl {ev['val_ppl']:.2f}"]
+    return f"step {ev['step']}: " + "  ".join(parts)
 
 
 class Trainer(TrainLoop):

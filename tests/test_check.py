@@ -178,8 +178,12 @@ def test_list_and_bad_input(capsys, tmp_path):
     with pytest.raises(InputError, match="no function 'nope'"):
         run_check(capsys, "linear", "--impl", path + ":nope")
     bad = write(tmp_path, "bad.py", "def linear_backward(dout, cache)\n    return dout\n")
-    with pytest.raises(InputError, match="SyntaxError"):
+    with pytest.raises(InputError, match="SyntaxError") as e:
         run_check(capsys, "linear", "--impl", bad)
+    assert str(e.value).count("line 1") == 1, e.value                 # the line, said once
+    broken = write(tmp_path, "broken.py", "import numpy as np\n\nscale = undefined_name\n")
+    with pytest.raises(InputError, match=r"NameError: name 'undefined_name' is not defined \(line 3\)"):
+        run_check(capsys, "linear", "--impl", broken)
     with pytest.raises(ConfigError):
         run_check(capsys)
 

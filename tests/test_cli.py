@@ -69,6 +69,25 @@ def test_train_prints_progress_saves_a_checkpoint_and_a_loss_curve(tmp_path, cap
     assert os.path.getsize("out/model_loss.png") > 1000
 
 
+def test_with_or_without_the_progress_bar_the_losses_printed_are_the_evaluations(tmp_path, capsys):
+    # The step lines and the done line print the same train loss (the mean over the eval batches),
+    # with the progress bar or without; the last training batch's loss is only ever named as such.
+    lines = {}
+    for bar in (True, False):
+        argv = ["train", "--steps", "8", "--eval-interval", "4", "--out", str(tmp_path / f"{bar}.safetensors"),
+                *[a for a in TINY if a != "--no-progress" or not bar]]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        lines[bar] = [line for line in out.splitlines() if line.startswith(("step ", "done:"))]
+    same = [[line.rsplit(", ", 1)[0] if line.startswith("done:") else line for line in lines[bar]] for bar in (True, False)]
+    assert same[0] == same[1]                                         # all but the tokens/s
+    step8, done = lines[False][-2:]
+    train8 = step8.split("train ")[1].split()[0]
+    assert step8.startswith("step 8: train ") and done.startswith(f"done: step 8, train loss {train8}, val loss ")
+    assert main(["train", "--steps", "3", "--eval-interval", "0", "--out", str(tmp_path / "x.safetensors"), *TINY]) == 0
+    assert "done: step 3, last batch loss " in capsys.readouterr().out
+
+
 def test_config_files_json_and_toml_and_flags_win(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"model": {"n_layer": 1, "n_embd": 24, "n_head": 3,
                                                            "block_size": 8, "norm": "post"},
@@ -187,7 +206,7 @@ def test_gradcheck_passes_and_fails(monkeypatch, capsys):
 def test_bench_dispatches_to_the_benchmark_suite(monkeypatch, capsys):
     seen = []
     fake = types.ModuleType("benchmarks.run")
-    fake.main = lambda argv: seen.append(argv) or {}
+    fake.main = lambda argv, **kw: seen.append(argv) or {}
     monkeypatch.setitem(sys.modules, "benchmarks.run", fake)
     assert main(["bench", "--quick", "--threads", "1"]) == 0
     assert main(["--debug", "bench", "--help"]) == 0

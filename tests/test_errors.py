@@ -165,6 +165,10 @@ def snapshot(folder):
     (["train", "--norm", "sideways"], 2, "argument --norm: invalid choice: 'sideways'"),
     (["train", "--steps", "many"], 2, "argument --steps: invalid int value: 'many'"),
     (["train", "--bogus"], 2, "unrecognized arguments: --bogus"),
+    (["--bogus"], 2, "unrecognized arguments: --bogus; expected a COMMAND first"),
+    (["bench", "--nonsense"], 2, "unrecognized arguments: --nonsense (see 'numpy-gpt bench --help')"),
+    (["bench", "--configs", "huge"], 2, "unknown config(s) ['huge']"),
+    (["bench", "--threads", "two"], 2, "--threads 'two': expected thread counts separated by commas"),
     (["generate", "--prompt", "x"], 2, "one of the arguments --checkpoint --gpt2 is required"),
     (["train", "--n-embd", "10", "--n-head", "3"], 1, "n_embd=10 is not divisible by n_head=3"),
     (["train", "--n-layer", "0"], 1, "n_layer must be a positive integer, got 0"),
@@ -175,6 +179,10 @@ def snapshot(folder):
     (["train", "--dropout", "-0.5"], 1, "dropout must be in [0, 1), got -0.5"),
     (["train", "--weight-decay", "-1"], 1, "weight_decay must be a finite number >= 0, got -1.0"),
     (["train", "--data", "{d}/missing.txt"], 1, "corpus file not found: {d}/missing.txt"),
+    (["train", "--data", "{d}"], 1, "corpus is a folder, not a text file: {d}"),
+    (["demo", "--steps", "0", "--no-torch"], 1, "steps must be a positive integer, got 0"),
+    (["generate", "--gpt2", "{d}/nothing.safetensors", "--prompt", "x"], 1,
+     "GPT-2 weights {d}/nothing.safetensors not found"),
     (["train", "--data", "{d}/empty.txt"], 1, "empty.txt is empty"),
     (["train", "--data", "{d}/latin1.txt"], 1, "latin1.txt is not valid UTF-8: invalid continuation byte at "
                                              "byte offset 3"),
@@ -227,8 +235,11 @@ def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved
     assert snapshot(d) == before, "a failed command touched the user's files"
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the NaN and overflow it makes on purpose
-def test_divergence_keeps_the_last_good_checkpoint(tmp_path, capsys):
+# The NaN and overflow it makes on purpose are the one-line error's to report: no NumPy warning
+# may escape, from the calling thread or from the pool's (np.errstate reaches both).
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, capsys, threads):
+    threads(2)
     out = str(tmp_path / "run.safetensors")
     argv = ["train", "--out", out, "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--schedule",
             "constant", "--steps", "20", "--save-interval", "1", *TINY]

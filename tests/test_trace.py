@@ -154,3 +154,7 @@ def test_through_the_numpy_gpt_command_line(capsys):
     assert "[attention 5]" in capsys.readouterr().out
     assert cli.main(["trace", "--sentence", "what is banana"]) == 1
     assert "unknown word 'banana'" in capsys.readouterr().err
+    assert cli.main(["trace", "--epochs", "3"]) == 0                # --epochs alone trains too
+    assert "after 3 epochs" in capsys.readouterr().out
+    assert cli.main(["trace", "--epochs", "0"]) == 1
+    assert "--epochs must be at least 1, got 0" in capsys.readouterr().err

@@ -1,6 +1,7 @@
-"""Your causal self-attention backward (the whole layer). Fill in the body, then grade it:
+"""Your causal self-attention backward (the whole layer). Save it, fill in the body, then grade it:
 
-    numpy-gpt check attention --impl attention_backward.py
+    numpy-gpt check attention --template > my_attention_backward.py      (this file)
+    numpy-gpt check attention --impl my_attention_backward.py
 
 The cache comes from numpy_gpt.attention.attention_forward (read numpy_gpt/attention.py);
 the derivation is in docs/attention.md. Forward:

@@ -1,6 +1,7 @@
-"""Your backward of attention's core (steps 3 to 6). Fill in the body, then grade it:
+"""Your backward of attention's core (steps 3 to 6). Save it, fill in the body, then grade it:
 
-    numpy-gpt check attention_core --impl causal_attention_backward.py
+    numpy-gpt check attention_core --template > my_causal_attention_backward.py      (this file)
+    numpy-gpt check attention_core --impl my_causal_attention_backward.py
 
 The cache comes from numpy_gpt.attention.causal_attention_forward (numpy_gpt/attention.py);
 the derivation is in docs/attention.md. Forward, for each batch row and head:

@@ -1,6 +1,7 @@
-"""Your cross-entropy backward (softmax fused in). Fill in the body, then grade it:
+"""Your cross-entropy backward (softmax fused in). Save it, fill in the body, then grade it:
 
-    numpy-gpt check cross_entropy --impl cross_entropy_backward.py
+    numpy-gpt check cross_entropy --template > my_cross_entropy_backward.py      (this file)
+    numpy-gpt check cross_entropy --impl my_cross_entropy_backward.py
 
 The cache comes from numpy_gpt.loss.cross_entropy_forward (read numpy_gpt/loss.py);
 docs/cross_entropy.md has the derivation. Forward, over the M positions n whose target

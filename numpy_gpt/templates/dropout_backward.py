@@ -1,6 +1,7 @@
-"""Your (inverted) dropout backward. Fill in the body, then grade it:
+"""Your (inverted) dropout backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check dropout --impl dropout_backward.py
+    numpy-gpt check dropout --template > my_dropout_backward.py      (this file)
+    numpy-gpt check dropout --impl my_dropout_backward.py
 
 The cache comes from numpy_gpt.dropout.dropout_forward (read numpy_gpt/dropout.py);
 docs/dropout.md has the derivation. Forward, in training, with a boolean keep-mask m:

@@ -1,6 +1,7 @@
-"""Your token-embedding backward. Fill in the body, then grade it:
+"""Your token-embedding backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check embedding --impl embedding_backward.py
+    numpy-gpt check embedding --template > my_embedding_backward.py      (this file)
+    numpy-gpt check embedding --impl my_embedding_backward.py
 
 The cache comes from numpy_gpt.embedding.embedding_forward (read numpy_gpt/embedding.py);
 the derivation and its trap are in docs/embedding.md. Forward:  out[b, t] = wte[idx[b, t]].

@@ -1,6 +1,7 @@
-"""Your feed-forward network (MLP) backward. Fill in the body, then grade it:
+"""Your feed-forward network (MLP) backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check ffn --impl ffn_backward.py
+    numpy-gpt check ffn --template > my_ffn_backward.py      (this file)
+    numpy-gpt check ffn --impl my_ffn_backward.py
 
 The cache comes from numpy_gpt.ffn.ffn_forward (read numpy_gpt/ffn.py); docs/ffn.md walks
 it through. Forward, with H = 4C:

@@ -1,6 +1,7 @@
-"""Your backward of GELU, tanh approximation (GPT-2's). Fill in the body, then grade it:
+"""Your backward of GELU, tanh approximation (GPT-2's). Save it, fill in the body, then grade it:
 
-    numpy-gpt check gelu --impl gelu_backward.py
+    numpy-gpt check gelu --template > my_gelu_backward.py      (this file)
+    numpy-gpt check gelu --impl my_gelu_backward.py
 
 The cache comes from numpy_gpt.activations.gelu_forward (numpy_gpt/activations.py);
 the derivation is in docs/activations.md. Forward, elementwise:

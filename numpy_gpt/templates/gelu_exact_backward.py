@@ -1,6 +1,7 @@
-"""Your backward of the exact GELU (with erf). Fill in the body, then grade it:
+"""Your backward of the exact GELU (with erf). Save it, fill in the body, then grade it:
 
-    numpy-gpt check gelu_exact --impl gelu_exact_backward.py
+    numpy-gpt check gelu_exact --template > my_gelu_exact_backward.py      (this file)
+    numpy-gpt check gelu_exact --impl my_gelu_exact_backward.py
 
 The cache comes from numpy_gpt.activations.gelu_exact_forward (numpy_gpt/activations.py);
 the derivation is in docs/activations.md. Forward, elementwise:

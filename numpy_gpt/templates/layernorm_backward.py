@@ -1,6 +1,7 @@
-"""Your layer-norm backward. Fill in the body, then grade it:
+"""Your layer-norm backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check layernorm --impl layernorm_backward.py
+    numpy-gpt check layernorm --template > my_layernorm_backward.py      (this file)
+    numpy-gpt check layernorm --impl my_layernorm_backward.py
 
 The cache comes from numpy_gpt.layernorm.layernorm_forward (read numpy_gpt/layernorm.py);
 the derivation, line by line, is in docs/layernorm.md. Forward, per row x of C numbers:

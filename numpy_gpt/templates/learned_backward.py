@@ -1,6 +1,7 @@
-"""Your backward of learned positions (GPT-2's wpe). Fill in the body, then grade it:
+"""Your backward of learned positions (GPT-2's wpe). Save it, fill in the body, then grade it:
 
-    numpy-gpt check positional --impl learned_backward.py
+    numpy-gpt check positional --template > my_learned_backward.py      (this file)
+    numpy-gpt check positional --impl my_learned_backward.py
 
 The cache comes from numpy_gpt.positional.learned_forward (read numpy_gpt/positional.py);
 docs/positional.md has the derivation. Forward:

@@ -1,6 +1,7 @@
-"""Your linear-layer backward. Fill in the body, then grade it:
+"""Your linear-layer backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check linear --impl linear_backward.py
+    numpy-gpt check linear --template > my_linear_backward.py      (this file)
+    numpy-gpt check linear --impl my_linear_backward.py
 
 The cache comes from numpy_gpt.linear.linear_forward (read numpy_gpt/linear.py);
 the derivation is in docs/linear.md. Forward:  out = x @ w + b,  w stored (C_in, C_out).

@@ -1,6 +1,7 @@
-"""Your ReLU backward. Fill in the body, then grade it:
+"""Your ReLU backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check relu --impl relu_backward.py
+    numpy-gpt check relu --template > my_relu_backward.py      (this file)
+    numpy-gpt check relu --impl my_relu_backward.py
 
 The cache comes from numpy_gpt.activations.relu_forward (numpy_gpt/activations.py);
 docs/activations.md has the one-line derivation. Forward: out = max(x, 0), elementwise.

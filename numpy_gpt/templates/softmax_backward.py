@@ -1,6 +1,7 @@
-"""Your softmax backward. Fill in the body, then grade it:
+"""Your softmax backward. Save it, fill in the body, then grade it:
 
-    numpy-gpt check softmax --impl softmax_backward.py
+    numpy-gpt check softmax --template > my_softmax_backward.py      (this file)
+    numpy-gpt check softmax --impl my_softmax_backward.py
 
 The cache comes from numpy_gpt.softmax.softmax_forward (read numpy_gpt/softmax.py);
 the derivation is in docs/softmax.md. Forward, per row x of K numbers:
