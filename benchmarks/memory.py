@@ -12,7 +12,10 @@ so a transient peak during `import torch` cannot hide a smaller model's peak; wh
 not possible the baseline is ru_maxrss after the imports instead ("method" says which).
 For --impl compile, the peak includes torch.compile's own work in this process (its worker
 subprocesses are not counted). For --impl procs (numpy_gpt with shard processes), each shard
-worker's own peak is added, less the shared parameter and gradient blocks counted in both.
+worker's memory above its own imports is added as this process's is counted: its high-water mark
+is reset once it has started (imports done, model built on the shared blocks), and its peak less
+its resident memory then is its part; the shared parameter and gradient blocks, which this
+process's peak already holds, are taken out of it.
 """
 from __future__ import annotations
 
@@ -56,16 +59,18 @@ def _rss_mb() -> float | None:
     return _status_mb("VmRSS")
 
 
-def reset_peak() -> tuple[float, str]:
-    """Reset the RSS high-water mark if the kernel allows; return (baseline MiB, method)."""
+def reset_peak(pid: str = "self") -> tuple[float, str]:
+    """Reset the RSS high-water mark of process pid if the kernel allows; return (baseline MiB, method)."""
     try:
-        with open("/proc/self/clear_refs", "w") as f:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
-        rss = _rss_mb()
+        rss = _status_mb("VmRSS", pid)
         if rss is not None:
             return rss, "peak reset after imports (clear_refs 5); baseline = VmRSS"
     except OSError:
         pass
+    if pid != "self":
+        return _status_mb("VmHWM", pid) or 0.0, "baseline = VmHWM after imports"
     return maxrss_mb(), "baseline = ru_maxrss after imports"
 
 
@@ -80,35 +85,54 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     from numpy_gpt.parallel import keep_freed_memory
 
     from .machine import available_cores
-    keep_freed_memory()                       # as in the timing run (benchmarks/run.py), for every impl
+    if impl in ("numpy", PROCS):
+        keep_freed_memory()                   # as numpy_gpt's first forward would; torch keeps malloc's defaults
     baseline, method = reset_peak()
     with thread_limit(threads or available_cores()):
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
+        started = _worker_baselines() if impl == PROCS else None      # the workers are up, no step yet
         losses = [step() for _ in range(steps)]
-        workers = _worker_peaks(CONFIGS[config], np.dtype(dtype)) if impl == PROCS else None
+        workers = _worker_peaks(started, CONFIGS[config], np.dtype(dtype)) if impl == PROCS else None
         step.close()
     peak = maxrss_mb()
     out = {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
            "last_loss": losses[-1]}
     if workers is not None:
-        # Each worker's whole peak counts (its interpreter and NumPy too), less the shared
-        # parameter and gradient blocks, which this process's peak already holds.
-        peaks, shared_mb = workers
-        out.update(workers_peak_mb=peaks, shared_mb=shared_mb,
-                   delta_mb=peak - baseline + sum(peaks) - shared_mb * len(peaks),
-                   method=method + "; plus each shard worker's VmHWM, less the shared blocks counted twice")
+        deltas, shared_mb, worker_method = workers
+        out.update(workers_delta_mb=deltas, shared_mb=shared_mb,
+                   delta_mb=peak - baseline + sum(deltas),
+                   method=f"{method}; plus each shard worker's peak above its start ({worker_method}), "
+                          "less the shared blocks this process holds")
     return out
 
 
-def _worker_peaks(w, dtype) -> tuple[list[float], float]:
-    """(VmHWM of each running child process in MiB, MiB of the shared blocks one worker maps).
-
-    The shared blocks are the parameters and the gradients (numpy_gpt.processes)."""
+def _worker_baselines() -> dict[str, tuple[float, float, str]]:
+    """For each running child (the shard workers, started and idle): reset its high-water mark
+    and return {pid: (resident MiB, of which shared memory MiB, method)}."""
     from .timing import child_pids
+    out = {}
+    for pid in child_pids():
+        rss, method = reset_peak(pid)
+        out[pid] = (rss, _status_mb("RssShmem", pid) or 0.0, method)
+    return out
+
+
+def _worker_peaks(started, w, dtype) -> tuple[list[float], float, str]:
+    """(each worker's peak above its start, less the shared blocks it touched since, in MiB;
+    the MiB of shared blocks one worker maps; how the baselines were taken).
+
+    The shared blocks are the parameters and the gradients (numpy_gpt.processes): a worker
+    reads all of the one and writes all of the other, and this process holds both already."""
     from .workloads import n_params
-    peaks = [_status_mb("VmHWM", pid) for pid in child_pids()]
-    return [p for p in peaks if p is not None], 2 * n_params(w) * dtype.itemsize / 2 ** 20
+    shared = 2 * n_params(w) * dtype.itemsize / 2 ** 20
+    deltas = []
+    for pid, (rss, shmem, _) in started.items():
+        hwm = _status_mb("VmHWM", pid)
+        if hwm is not None:
+            deltas.append(max(hwm - rss - max(shared - shmem, 0.0), 0.0))
+    methods = sorted({m for _, _, m in started.values()})
+    return deltas, shared, "; ".join(methods) or "no workers found"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,7 +95,7 @@ def step_table(res: dict) -> str:
                      fmt_ratio(r["speedup_vs_torch"]), fmt_ratio(r["speedup_vs_compile"]), gf, round_peak, pct, rss, whole, _load(r)])
     header = ["config", "threads", "params", "tokens/step", "numpy_gpt ms/step", "torch eager ms/step",
               "torch.compile ms/step", "speedup vs eager", "speedup vs compile",
-              "GFLOP/s (np / eager / compile)", "matmul GFLOP/s in the same rounds",
+              "GFLOP/s (np / eager / compile)", "faster matmul GFLOP/s in the same rounds",
               "% of that peak (np [min-max] / eager / compile)",
               "peak RSS above imports MB (np / eager / compile)",
               "whole-process peak RSS MB (np / eager / compile)", "other load %"]
@@ -108,18 +108,21 @@ def step_table(res: dict) -> str:
         "",
         SPEEDUP_CAPTION,
         f"GFLOP/s = model FLOPs per step / median step time, FLOPs = {FLOPS_FORMULA}. "
-        "% of peak: every round of a step measurement also times the peak table's square matmul (NumPy "
-        "BLAS, same threads), and each round's step GFLOP/s is divided by that round's matmul GFLOP/s "
-        "(median [min-max] over the rounds): the step and its yardstick are timed in the same stretch of the "
-        "run. On a shared machine the two still move apart from round to round, hence the wide ranges; the "
-        "share of the peak table's best-of is GFLOP/s divided by that table's figure.",
+        "% of peak: every round of a step measurement also times the peak table's square matmul, in NumPy's "
+        "BLAS and in torch's (same threads), and each round's step GFLOP/s is divided by the faster of the "
+        "two in that round (median [min-max] over the rounds): every implementation is judged against the "
+        "machine's best matmul, timed in the same stretch of the run. On a shared machine the two still "
+        "move apart from round to round, hence the wide ranges; the share of the peak table's best-of is "
+        "GFLOP/s divided by that table's faster figure.",
         "Peak RSS above imports = the process's peak resident memory (VmHWM) over building the model and "
         "optimizer and 3 steps, minus its resident memory after the imports (the high-water mark is reset "
         "there): the model's weights, gradients, optimizer state and activations, plus whatever the library "
         "allocates once it first runs (for torch, its thread pools and kernel workspaces, which the imports "
         "do not start). Whole-process peak = the same VmHWM with the imports' own memory left in (the "
         "interpreter, NumPy, and torch for the torch columns). Each (implementation, config) runs in its "
-        "own subprocess (`python -m benchmarks.memory`), at all cores.",
+        "own subprocess (`python -m benchmarks.memory`), at all cores; there torch keeps glibc malloc's "
+        "default settings, and numpy_gpt sets its own as its first forward does (numpy_gpt.parallel."
+        "keep_freed_memory; in the timed rounds that setting holds for the whole process, torch included).",
         LOAD_NOTE,
     ]
     disturbed = _disturbed_rounds(res)
@@ -160,9 +163,9 @@ def procs_table(res: dict) -> str:
             "`ShardProcesses(model)`: every shard after the first runs in a worker process instead of a thread, "
             "so the shards do not hand Python's lock to each other at every NumPy call. The results are bit for "
             "bit the threaded step's (tests/test_processes.py). Speedups are paired per round as above, > 1 "
-            "meaning the process version is faster. Peak memory = this process's peak as in the table above, "
-            "plus each worker's whole peak (its own interpreter and NumPy included), less the shared parameter "
-            "and gradient blocks that both processes count. Worker CPU time counts as the step's own, not as "
+            "meaning the process version is faster. Peak memory = this process's peak above its imports as in "
+            "the table above, plus each worker's peak above its own start (its imports done), less the shared "
+            "parameter and gradient blocks that this process already counts (benchmarks/memory.py). Worker CPU time counts as the step's own, not as "
             "other load.")
 
 

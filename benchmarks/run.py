@@ -36,11 +36,12 @@ from numpy_gpt.parallel import keep_freed_memory
 
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
-from .timing import interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
+from .timing import best_per_round, interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
 from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attention_flops, make_generate, make_step,
                         n_params, step_flops)
 
 SECTIONS = ("step", "products", "layers", "generate", "scaling")
+MATMULS = ("matmul", "matmul_torch")   # the square matmul timed in every step round, NumPy's BLAS and torch's
 MIN_REPEATS = 5                # timed rounds per measurement, at the least
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,9 +213,11 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                     except Exception as exc:                      # noqa: BLE001 - reported as n/a
                         errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                         log(f"  {impl} n/a: {errors[impl]}")
-                # The peak again, as one more entry in every round: % of peak is then taken
-                # round by round against the peak of that round (drift hits both alike).
+                # The peak again, in NumPy's BLAS and in torch's, as two more entries in every
+                # round: % of peak is then taken round by round against the faster of the two in
+                # that round (drift hits all alike).
                 fns["matmul"], mm_flops = matmul_fn(_peak_n(a), a.dtype)
+                fns["matmul_torch"], _ = matmul_fn(_peak_n(a), a.dtype, "torch")
                 try:
                     m = _time(a, fns, t)
                 finally:
@@ -234,9 +237,11 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                 row[PROCS]["error"] = m.errors.get(PROCS)
             row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
             row["pct_peak"] = {i: 100 * g / peaks[t] for i, g in row["gflops"].items() if t in peaks}
-            row["pct_round_peak"] = {i: paired_rate_ratio(m, i, flops, "matmul", mm_flops) for i in row_impls}
-            mm = m.samples.get("matmul")
-            row["round_peak_gflops"] = summarize([mm_flops / s / 1e9 for s in mm]) if mm else None
+            row["pct_round_peak"] = {i: paired_rate_ratio(m, i, flops, MATMULS, mm_flops) for i in row_impls}
+            mms = [m.samples[k] for k in MATMULS if m.samples.get(k)]
+            row["round_peak_gflops"] = summarize([mm_flops / s / 1e9 for s in best_per_round(mms)]) if mms else None
+            row["round_matmul_gflops"] = {lib: summarize([mm_flops / s / 1e9 for s in m.samples[k]])
+                                          for lib, k in zip(("numpy", "torch"), MATMULS) if m.samples.get(k)}
             log("  ms/step " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
             rows.append(row)
     return rows
@@ -398,7 +403,10 @@ def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
     res["complete"] = False
     res["matmul_peak"] = run_peak(a)
-    peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res["matmul_peak"]}
+    # The machine's peak at each thread count: the faster library's best-of.
+    peaks = {p["threads"]: max(p[lib]["peak_gflops"] for lib in ("numpy", "torch")
+                               if (p.get(lib) or {}).get("peak_gflops"))
+             for p in res["matmul_peak"]}
     runners = {"step": lambda: run_step(a, peaks), "products": lambda: run_products(a), "layers": lambda: run_layers(a),
                "generate": lambda: run_generate(a), "scaling": lambda: run_scaling(a)}
     for section in sections:

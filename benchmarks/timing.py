@@ -70,20 +70,29 @@ def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, 
     return summarize([a[i] / b[i] for i in range(n)])
 
 
-def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str, ref_work: float
+def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str | tuple[str, ...], ref_work: float
                       ) -> dict[str, float] | None:
     """Statistics over rounds i of 100 x (work / m[name][i]) / (ref_work / m[ref][i]), in percent.
 
     The rate (work per second) of `name` as a share of the rate of `ref` timed in the
     same round: with ref = a square matmul, each round's % of peak is taken against
     the matmul rate the machine gave in that round, rather than one peak read at
-    another time. None if either is n/a.
+    another time. ref may name several entries doing the same work (the matmul in
+    NumPy's BLAS and in torch's): each round then takes the fastest of them. None if
+    name or every ref is n/a.
     """
-    a, b = m.samples.get(name), m.samples.get(ref)
-    if not a or not b:
+    a = m.samples.get(name)
+    refs = [m.samples[r] for r in ((ref,) if isinstance(ref, str) else ref) if m.samples.get(r)]
+    if not a or not refs:
         return None
+    b = best_per_round(refs)
     n = min(len(a), len(b))
     return summarize([100.0 * (work / a[i]) / (ref_work / b[i]) for i in range(n)])
+
+
+def best_per_round(samples: list[list[float]]) -> list[float]:
+    """The shortest time of each round among entries timed in the same rounds."""
+    return [min(times) for times in zip(*samples)]
 
 
 def child_pids() -> list[str]:

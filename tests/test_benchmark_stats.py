@@ -40,6 +40,18 @@ def test_paired_rate_ratio_divides_rates_within_each_round():
     assert st["max"] == pytest.approx(100.0)
 
 
+def test_the_yardstick_of_each_round_is_the_faster_of_the_two_matmuls():
+    # The same matmul in NumPy's BLAS and in torch's; each round takes the shorter time:
+    # round 0: 1.0 (numpy), round 1: 0.5 (torch), round 2: 2.0 (torch): rates 20, 40, 10 per s
+    # against the step's 5, 5, 5: 25%, 12.5%, 50%. NumPy's matmul alone would give 25, 25, 12.5.
+    m = Measurement(samples={"numpy": [2.0, 2.0, 2.0], "matmul": [1.0, 1.0, 4.0], "matmul_torch": [1.5, 0.5, 2.0]})
+    st = paired_rate_ratio(m, "numpy", 10.0, ("matmul", "matmul_torch"), 20.0)
+    assert (st["min"], st["median"], st["max"]) == pytest.approx((12.5, 25.0, 50.0))
+    # One library n/a (torch's matmul failed): the other alone.
+    m = Measurement(samples={"numpy": [2.0], "matmul": [1.0]})
+    assert paired_rate_ratio(m, "numpy", 10.0, ("matmul", "matmul_torch"), 20.0)["median"] == pytest.approx(25.0)
+
+
 def test_missing_implementation_gives_none():
     m = Measurement(samples={"numpy": [1.0]})
     assert paired_rate_ratio(m, "numpy", 1.0, "matmul", 1.0) is None
