@@ -27,6 +27,23 @@ torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 np.seterr(over="raise", invalid="raise", divide="raise", under="ignore")
 
+# Kernels that work in row blocks (numpy_gpt.parallel.for_row_blocks: GELU, attention's softmax
+# rows, cross-entropy, the optimizers) cut an array into blocks of _BLOCK_BYTES (256 KB). The
+# tests' arrays are a few KB, so at that size every kernel would run as one block and a slip in
+# the block arithmetic (a block reading its neighbour's rows, say) would pass every parity test.
+# Blocks of 256 bytes cut them as a real step cuts its MB arrays: into many blocks, shared out
+# among the threads; the smallest draws still fit in one. Tests marked real_row_blocks keep the
+# real size: those comparing this process with shard worker processes, which import numpy_gpt
+# afresh (a row's rounding can depend on where it sits in its block, so both sides must cut alike).
+TEST_BLOCK_BYTES = 256
+
+
+@pytest.fixture(autouse=True)
+def small_row_blocks(request, monkeypatch):
+    if request.node.get_closest_marker("real_row_blocks") is None:
+        from numpy_gpt import parallel
+        monkeypatch.setattr(parallel, "_BLOCK_BYTES", TEST_BLOCK_BYTES)
+
 
 @pytest.fixture
 def threads():

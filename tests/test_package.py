@@ -34,6 +34,7 @@ def test_demo_runs_and_answers_the_seeds(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shard processes need Linux")
+@pytest.mark.real_row_blocks                     # the workers import numpy_gpt with its own block size
 def test_demo_trains_in_shard_processes_with_the_losses_of_threads(tmp_path, threads):
     pytest.importorskip("threadpoolctl")
     from numpy_gpt.demo import run

@@ -149,6 +149,7 @@ def test_one_thread_runs_blas_and_kernels_on_the_caller(threads):
     assert len(seen) == 2
 
 
+@pytest.mark.real_row_blocks
 def test_one_block_is_one_call(threads):
     calls = []
     threads(2)

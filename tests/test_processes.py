@@ -16,6 +16,8 @@ from numpy_gpt.loss import IGNORE_INDEX
 from numpy_gpt.optim import AdamW
 
 pytest.importorskip("threadpoolctl")
+# The workers import numpy_gpt afresh, with its 256 KB row blocks; this process keeps them too.
+pytestmark = pytest.mark.real_row_blocks
 if not sys.platform.startswith("linux"):
     pytest.skip("shard processes need Linux", allow_module_level=True)
 
