@@ -63,14 +63,16 @@ def _as_tuple(grads) -> tuple:
 def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch_forward: Callable,
                   args: dict[str, object], wrt: Sequence[str], rng: np.random.Generator,
                   kwargs: dict | None = None, dout: np.ndarray | None = None,
-                  inputs_in_scale: bool = True) -> dict[str, np.ndarray]:
+                  inputs_in_scale: bool = True, out_in_grad_scale: bool = True) -> dict[str, np.ndarray]:
     """Run both sides on the same inputs and a random upstream gradient; compare everything.
 
     args: every positional argument of the forward, by name, in order (arrays or other values).
     wrt: the names of the differentiable ones, in the order np_backward returns their gradients.
     inputs_in_scale=False leaves the inputs out of the problem's scale (tolerances.SCALE_FLOOR),
     a stricter check for where their size says nothing of the results' (softmax of logits
-    around 1e3 gives weights of at most 1).
+    around 1e3 gives weights of at most 1). out_in_grad_scale=False judges the gradients at
+    their own scale and the upstream gradient's, without the output's: a cross-entropy loss near
+    1e4 (logits of 1e4) says nothing of its gradient, softmax - onehot, whose entries are at most 1.
     Returns numpy_gpt's gradients by name.
     """
     kwargs = kwargs or {}
@@ -95,10 +97,13 @@ def against_torch(layer: str, np_forward: Callable, np_backward: Callable, torch
 
     scale_of = [t_out, *t_grads.values(), np.asarray(dout),
                 *(v for v in args.values() if inputs_in_scale and isinstance(v, np.ndarray) and v.dtype.kind == "f")]
-    floor = tolerances.scale_floor(dtype) * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in scale_of)
+    def floor_of(tensors):
+        return tolerances.scale_floor(dtype) * max(np.abs(np.asarray(t, np.float64)).max(initial=0.0) for t in tensors)
+    floor = floor_of(scale_of)
+    grad_floor = floor if out_in_grad_scale else floor_of(scale_of[1:])
     assert_close(layer, "out", out, t_out, tol, truth=truth_out, floor=floor)
     for k in wrt:
-        assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=floor)
+        assert_close(layer, f"d{k}", grads[k], t_grads[k], tol, truth=truth_grads.get(k), floor=grad_floor)
     return grads
 
 

@@ -23,14 +23,22 @@ class Pinned:
 
     def __init__(self, **values):
         self.values = values
+        self.drawn: set[str] = set()
 
     def draw(self, strategy, label=None):
         if label in self.values:
+            self.drawn.add(label)
             return self.values[label]
         key = repr(strategy)
         if key not in _SIMPLEST:
             _SIMPLEST[key] = find(strategy, lambda _: True)
         return _SIMPLEST[key]
+
+    def assert_all_drawn(self) -> None:
+        """A pinned label that the test never draws (misspelt, or renamed in the strategy) would
+        leave the case at the simplest shape without a word; this says so."""
+        missing = sorted(set(self.values) - self.drawn)
+        assert not missing, f"pinned values never drawn: {missing} (drawn: {sorted(self.drawn)})"
 
 
 _SIMPLEST: dict[str, object] = {}

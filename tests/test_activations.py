@@ -36,7 +36,9 @@ def test_matches_torch(data, dtype, name):
 @pytest.mark.parametrize("name", NAME_LIST)
 @pytest.mark.parametrize("shape", S.EDGE_SHAPES + [dict(B=1, T=1, C=1)], ids=str)
 def test_smallest_shapes_match_torch(shape, dtype, name):
-    check_against_torch(S.Pinned(scale=1.0, **shape), dtype, name)
+    pinned = S.Pinned(scale=1.0, **shape)
+    check_against_torch(pinned, dtype, name)
+    pinned.assert_all_drawn()
 
 
 def check_against_torch(data, dtype, name):

@@ -48,7 +48,9 @@ def test_matches_torch(data, dtype, bias):
 @pytest.mark.parametrize("shape", [dict(s, n_head=h) for s in S.EDGE_SHAPES for h in (1, 2)]
                          + [dict(B=1, T=1, C=1, n_head=1)], ids=str)
 def test_smallest_shapes_match_torch(shape, dtype, bias):
-    check_against_torch(S.Pinned(scale=1.0, **shape), dtype, bias)
+    pinned = S.Pinned(scale=1.0, **shape)
+    check_against_torch(pinned, dtype, bias)
+    pinned.assert_all_drawn()
 
 
 def check_against_torch(data, dtype, bias):

@@ -45,6 +45,13 @@ def test_matches_torch_with_an_id_past_rank_rounds_beside_singletons(data, dtype
     wte = S.normal(r, (V, data.draw(st.integers(1, 6), label="C")), dtype)
     against_torch("embedding", embedding_forward, embedding_backward, t_embedding, dict(idx=idx, wte=wte),
                   ["wte"], r)
+    # The tied head's path: added into the head's own gradient of wte (out=), where writing the
+    # ids seen once with = instead of += would pass the comparison above, whose out starts at 0.
+    out, cache = embedding_forward(idx, wte)
+    dout, head = S.normal(r, out.shape, dtype), S.normal(r, wte.shape, dtype)
+    want = head + embedding_backward(dout, cache)
+    tol = SUMMATION_ORDER[np.dtype(dtype)]
+    np.testing.assert_allclose(embedding_backward(dout, cache, out=head), want, rtol=tol, atol=tol)
 
 
 @given(data=st.data())

@@ -39,7 +39,9 @@ def test_matches_torch(data, dtype, bias, activation):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("shape", S.EDGE_SHAPES + [dict(B=1, T=1, C=1, H=1)], ids=str)
 def test_smallest_shapes_match_torch(shape, dtype, bias, activation):
-    check_against_torch(S.Pinned(scale=1.0, **shape), dtype, bias, activation)
+    pinned = S.Pinned(scale=1.0, **shape)
+    check_against_torch(pinned, dtype, bias, activation)
+    pinned.assert_all_drawn()
 
 
 def check_against_torch(data, dtype, bias, activation):

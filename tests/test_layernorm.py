@@ -7,9 +7,9 @@ from tests.parity import against_finite_differences, against_torch
 from torch_gpt.layernorm import layernorm_forward as t_layernorm
 
 
-def draw_case(data, dtype, bias=True, min_c=2):
+def draw_case(data, dtype, bias=True, min_c=2, max_c=12):
     r = S.rng(data)
-    B, T, C = S.btc(data, min_c=min_c)
+    B, T, C = S.btc(data, min_c=min_c, max_c=max_c)
     s = S.scale(data)
     x = S.normal(r, (B, T, C), dtype, s)
     if data.draw(st.booleans(), label="shift rows"):
@@ -81,25 +81,40 @@ def test_single_channel_gives_bias_and_zero_gradient(data, dtype):
 
 @given(data=st.data())
 def test_two_channels_match_the_closed_form(data):
-    # With C = 2 and d = (x1 - x2) / 2:  xhat = (d, -d) / sqrt(d^2 + eps), so
-    # dL/dx1 = -dL/dx2 = (g1 - g2) * w * eps / (2 (d^2 + eps)^(3/2))  (g = dL/dout, w = 1 here).
+    # With C = 2 and d = (x1 - x2) / 2:  xhat = (d, -d) / sqrt(d^2 + eps), out = xhat * w + b, so
+    # dL/dx1 = -dL/dx2 = (g1 w1 - g2 w2) * eps / (2 (d^2 + eps)^(3/2))  (g = dL/dout), and
+    # dw = sum over rows of g * xhat, db = sum over rows of g.
     # Rounding: the row mean is off by ~eps * |x|, which xhat magnifies by rstd, and dx is a
-    # cancellation of terms of size rstd * g; the bounds below are those sizes times 100 eps.
+    # cancellation of terms of size rstd * g * w; the bounds below are those sizes times 100 eps.
     r = S.rng(data)
     dtype = np.float64
     eps = 1e-5
     x = S.normal(r, (3, 4, 2), dtype, S.scale(data))
-    out, cache = layernorm_forward(x, np.ones(2, dtype), None, eps=eps)
-    x64 = x.astype(np.float64)
-    d = (x64[..., 0] - x64[..., 1]) / 2
+    w, b = S.normal(r, 2, dtype), S.normal(r, 2, dtype)
+    out, cache = layernorm_forward(x, w, b, eps=eps)
+    d = (x[..., 0] - x[..., 1]) / 2
     xhat1 = d / np.sqrt(d * d + eps)
     rstd = cache[1][..., 0]
-    out_bound = 100 * np.finfo(dtype).eps * np.abs(x).max() * rstd
-    assert_within("out[..., 0] - xhat1", out[..., 0] - xhat1, out_bound)
-    assert_within("out[..., 1] + xhat1", out[..., 1] + xhat1, out_bound)
+    out_bound = 100 * np.finfo(dtype).eps * np.abs(x).max() * rstd * np.abs(w).max()
+    assert_within("out[..., 0] - (xhat1 w1 + b1)", out[..., 0] - (xhat1 * w[0] + b[0]), out_bound)
+    assert_within("out[..., 1] - (-xhat1 w2 + b2)", out[..., 1] - (-xhat1 * w[1] + b[1]), out_bound)
     g = S.normal(r, x.shape, dtype)
-    dx, _, _ = layernorm_backward(g, cache)
-    dx1 = (g[..., 0].astype(np.float64) - g[..., 1]) * eps / (2 * (d * d + eps) ** 1.5)
-    bound = 100 * np.finfo(dtype).eps * np.abs(cache[1] * g).max() * (1 + np.abs(x).max() * rstd.max())
+    dx, dw, db = layernorm_backward(g, cache)
+    dx1 = (g[..., 0] * w[0] - g[..., 1] * w[1]) * eps / (2 * (d * d + eps) ** 1.5)
+    bound = (100 * np.finfo(dtype).eps * np.abs(cache[1] * g).max() * np.abs(w).max()
+             * (1 + np.abs(x).max() * rstd.max()))
     assert_within("dx[..., 0] - dx1", dx[..., 0] - dx1, bound)
     assert_within("dx[..., 1] + dx1", dx[..., 1] + dx1, bound)
+    xhat = np.stack([xhat1, -xhat1], axis=-1)
+    sums_bound = 100 * np.finfo(dtype).eps * g.size * np.abs(g).max() * (1 + np.abs(x).max() * rstd.max())
+    assert_within("dw - sum(g * xhat)", dw - (g * xhat).sum(axis=(0, 1)), sums_bound)
+    assert_within("db - sum(g)", db - g.sum(axis=(0, 1)), sums_bound)
+
+
+@given(data=st.data(), dtype=S.DTYPES)
+def test_two_channels_out_dw_and_db_match_torch(data, dtype):
+    # At C = 2 only dx is degenerate (a cancellation down to eps; the test above checks it in
+    # float64). The output, ±xhat * w + b, and dw and db are well conditioned in both dtypes.
+    r, args = draw_case(data, dtype, bias=True, min_c=2, max_c=2)
+    against_torch("layernorm[C=2]", layernorm_forward, lambda d, c: layernorm_backward(d, c)[1:],
+                  lambda x, w, b: t_layernorm(x.detach(), w, b), args, ["w", "b"], r)

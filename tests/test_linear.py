@@ -29,7 +29,9 @@ def test_matches_torch(data, dtype, bias):
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape", S.EDGE_SHAPES + [dict(B=1, T=1, C=1, C_out=1)], ids=str)
 def test_smallest_shapes_match_torch(shape, dtype, bias):
-    check_against_torch(S.Pinned(**{"scale": 1.0, "C_out": 2, **shape}), dtype, bias)
+    pinned = S.Pinned(**{"scale": 1.0, "C_out": 2, **shape})
+    check_against_torch(pinned, dtype, bias)
+    pinned.assert_all_drawn()
 
 
 def check_against_torch(data, dtype, bias):
