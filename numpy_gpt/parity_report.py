@@ -244,18 +244,21 @@ def layer_gradchecks(seed: int = 0, h: float = FD_STEP) -> list[Row]:
     return rows
 
 
-def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = FD_STEP) -> list[Row]:
+def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = FD_STEP,
+                    batch: tuple[np.ndarray, np.ndarray] | None = None) -> list[Row]:
     """The whole model's loss gradient, every parameter, against central differences in float64.
 
     samples > 0 checks that many random entries of each parameter (all of them when 0).
+    batch: (idx, targets) to check on; by default two random sequences of block_size tokens.
     ReLU has a kink at 0: an entry whose nudge moves a pre-activation across it can miss,
     which is finite differences' limit, not the backward's.
     """
     model = GPT(cfg, seed=seed, dtype=np.float64, params=perturbed_params(cfg, seed, np.float64))
     model.training = False
     r = np.random.default_rng(seed)
-    idx = r.integers(0, cfg.vocab_size, (2, cfg.block_size))
-    targets = r.integers(0, cfg.vocab_size, (2, cfg.block_size))
+    if batch is None:
+        batch = r.integers(0, cfg.vocab_size, (2, 2, cfg.block_size))
+    idx, targets = batch
     _, loss = model.forward(idx, targets)
     grads = model.backward()
     floor = SCALE_FLOOR[np.dtype(np.float64)] * max(np.abs(g).max() for g in grads.values())

@@ -241,14 +241,15 @@ def test_a_new_model_holds_its_parameters_in_one_block():
     assert len({id(v.base) for v in params.values()}) == 1
 
 
-@given(cfg=configs(max_layer=2), seed=st.integers(0, 1000))
-def test_whole_model_loss_gradient_matches_finite_differences(cfg, seed):
+@given(data=st.data(), cfg=configs(max_layer=2), seed=st.integers(0, 1000))
+def test_whole_model_loss_gradient_matches_finite_differences(data, cfg, seed):
     # The second oracle for the whole model, no torch involved: three random entries of every
-    # parameter, d loss / d entry by central differences in float64 (numpy-gpt gradcheck's check).
+    # parameter, d loss / d entry by central differences in float64 (numpy-gpt gradcheck's check),
+    # on a drawn batch (B = 1 and T = 1 among them, repeated ids, ignored targets).
     from numpy_gpt.parity_report import model_gradcheck
     from tests.parity import record
     from tests.tolerances import FD
-    rows = model_gradcheck(cfg, samples=3, seed=seed)
+    rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
     assert len(rows) == len(param_shapes(cfg))
     for row in rows:
         record("model", row.name, np.float64, "finite diff", row.rel)
