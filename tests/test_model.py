@@ -47,8 +47,10 @@ def compare(name, model, grads, logits, loss, run):
     assert_close(name, "logits", logits, t_logits, tol, truth=truth[0])
     if loss is not None:
         # The loss is log-sum-exp(z) - z_target, a difference of numbers as large as the logits;
-        # a confident model makes it tiny, so judge it at the scale of the logits it came from.
-        assert_close(name, "loss", loss, t_loss, tol, truth=truth[1], floor=np.abs(logits).max())
+        # a confident model makes it tiny, so judge it at the scale of the logits it came from,
+        # floored as every other tensor is (tolerances.SCALE_FLOOR).
+        assert_close(name, "loss", loss, t_loss, tol, truth=truth[1],
+                     floor=scale_floor(model.dtype) * np.abs(logits).max())
     for k, g in grads.items():
         assert g.shape == model.params[k].shape and g.dtype == model.dtype, k
         assert_close(name, k.split(".", 2)[-1] if k.startswith("h.") else k, g, t_grads[k], tol,
