@@ -20,9 +20,11 @@ def draw_case(data, dtype, bias=True, s=None, T=None):
     n_head = S.heads(data, C)
     if s is None and dtype == np.float32:
         # Inputs of scale 10 give scores near 100: softmax saturates and g - sum(g * y)
-        # cancels, so float32 gradients (torch's as much as ours) carry errors near 1e-4 and
-        # which side is closer to the truth is a coin toss. That regime is checked tightly in
-        # float64 and for finiteness in float32 (test_extreme_scores_stay_finite_in_float32).
+        # cancels, so float32 gradients (torch's as much as ours) carry errors up to 5e-5 to 5e-4.
+        # numpy_gpt is the closer to float64 in most draws, but in a few (0.4-1% of gradients,
+        # python -m tests.float32_accuracy --attention) it is more than 4x further off than torch,
+        # which a single draw cannot forgive. That regime is checked tightly in float64 and for
+        # finiteness in float32 (test_extreme_scores_stay_finite_in_float32).
         s = data.draw(st.sampled_from([0.01, 1.0]), label="scale")
     s = S.scale(data) if s is None else s
     w = lambda *shape: S.normal(r, shape, dtype, 1 / np.sqrt(shape[0]))

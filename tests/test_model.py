@@ -289,7 +289,7 @@ def test_one_sequence_with_products_and_heads_shared_matches_torch(data, T, dtyp
 
 def test_the_float32_accuracy_study_runs(capsys):
     # The study behind the README's known limit on long float32 sequences, kept from rotting.
-    from tests.float32_accuracy import errors, main
+    from tests.float32_accuracy import attention_errors, errors, main
     cfg = GPTConfig(vocab_size=5, block_size=6, n_layer=1, n_head=1, n_embd=4, norm="pre")
     rows = errors(cfg, seed=0, T=6)
     assert [k for k, _, _ in rows] == list(param_shapes(cfg))
@@ -297,3 +297,6 @@ def test_the_float32_accuracy_study_runs(capsys):
     main(["--draws", "3", "--T", "6", "--big", "0"])
     out = capsys.readouterr().out
     assert "3 draws, T = 6" in out and "error ratio, quantiles" in out
+    assert all(0 <= ours < 1e-4 and 0 <= theirs < 1e-4 for _, ours, theirs in attention_errors(0, 1.0))
+    main(["--attention", "--scale", "1", "--draws", "2", "--big", "0"])
+    assert "2 draws, attention, inputs of scale 1" in capsys.readouterr().out
