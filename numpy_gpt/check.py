@@ -571,13 +571,18 @@ def load_impl(text: str, default_name: str) -> tuple[Callable, str, str]:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001
+        mine = os.path.abspath(path)
         if isinstance(e, SyntaxError):               # its str() repeats the file and line; say them once
-            msg, line = e.msg, e.lineno
+            msg, file, line = e.msg, e.filename, e.lineno
         else:                                        # the learner's line that raised, not numpy's
             msg = str(e)
-            line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
-                         if os.path.abspath(f.filename) == os.path.abspath(path)), None)
-        where = f" (line {line})" if line else ""
+            frames = traceback.extract_tb(e.__traceback__)
+            own = [f for f in frames if os.path.abspath(f.filename) == mine]
+            file, line = (own[-1].filename, own[-1].lineno) if own else (None, None)
+        if file and os.path.abspath(file) != mine:   # in a module the learner's file imports
+            where = f" ({file}, line {line})"
+        else:
+            where = f" (line {line})" if line else ""
         raise InputError(f"--impl: importing {path} failed: {type(e).__name__}: {msg}{where}") from None
     finally:
         if sys.path and sys.path[0] == folder:

@@ -101,7 +101,10 @@ def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
         for lo, hi in blocks[i::n]:
             kernel(lo, hi)
     futures = [_submit(worker, i) for i in range(1, n)]
-    worker(0)                               # the calling thread takes the first share itself
+    try:
+        worker(0)                           # the calling thread takes the first share itself
+    finally:
+        wait(futures)                       # never return while a share still writes
     for f in futures:
         f.result()
 
@@ -147,8 +150,9 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _submit(fn, *args, **kwargs):
-    """_pool().submit(fn, ...), run in a copy of the caller's context: NumPy keeps np.errstate
-    in a context variable, so a kernel on a pool thread warns (or not) as it would on the caller."""
+    """_pool().submit(fn, ...), run in a copy of the caller's context: NumPy (2.0 on) keeps
+    np.errstate in a context variable, so a kernel on a pool thread warns, raises or stays
+    quiet as it would on the caller."""
     return _pool().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 

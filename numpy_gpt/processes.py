@@ -118,9 +118,11 @@ class _Worker:
             raise
 
     def send(self, msg) -> None:
-        """msg = (kind, args); the worker also gets this thread's np.errstate, to run under it."""
+        """msg = (kind, args); the worker also gets this thread's np.errstate, to run under it
+        ("call" and "log" become "warn": their handler stays in this process)."""
+        errstate = {k: "warn" if v in ("call", "log") else v for k, v in np.geterr().items()}
         try:
-            pickle.dump((*msg, np.geterr()), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((*msg, errstate), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self._died()

@@ -176,7 +176,7 @@ class TrainLoop:
                 self.history.tokens_per_s = rate
                 if self.config.eval_interval and (self.step % self.config.eval_interval == 0 or self.step == total):
                     ev = self.evaluate()
-                    if bar is not None and "val_loss" in ev:
+                    if bar is not None:
                         bar.write(eval_line(ev))
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")

@@ -184,6 +184,10 @@ def test_list_and_bad_input(capsys, tmp_path):
     broken = write(tmp_path, "broken.py", "import numpy as np\n\nscale = undefined_name\n")
     with pytest.raises(InputError, match=r"NameError: name 'undefined_name' is not defined \(line 3\)"):
         run_check(capsys, "linear", "--impl", broken)
+    write(tmp_path, "helper_mod.py", "def f(:\n    pass\n")
+    uses = write(tmp_path, "uses_helper.py", "import helper_mod\n")
+    with pytest.raises(InputError, match=r"SyntaxError: .* \(.*helper_mod\.py, line 1\)"):
+        run_check(capsys, "linear", "--impl", uses)
     with pytest.raises(ConfigError):
         run_check(capsys)
 

@@ -302,20 +302,29 @@ def test_a_one_sequence_step_on_two_threads_agrees_with_one_thread(threads, monk
 @pytest.mark.parametrize("how", ["for_row_blocks", "map_shards"])
 def test_pool_threads_follow_the_callers_errstate(threads, how):
     # np.errstate is per context: the CLI silences overflow while training (a diverging run is
-    # reported in one line), and kernels on the pool's threads must be silenced with it.
+    # reported in one line), and kernels on the pool's threads must be silenced with it. Only
+    # the rows the pool's thread takes overflow here, so the caller's own share proves nothing.
     import warnings
     threads(2)
-    x = np.full((4096, 64), 1e30, np.float32)        # 4 blocks of 64 KB: 2 for each thread
+    x = np.ones((4096, 64), np.float32)
+    row_bytes = x[:1].nbytes
+    rows = max(1, parallel._BLOCK_BYTES // row_bytes)         # rows per block; blocks alternate between threads
+    pool_rows = (np.arange(x.shape[0]) // rows) % 2 == 1 if how == "for_row_blocks" else np.arange(x.shape[0]) >= 2048
 
     def overflow(lo, hi):
         x[lo:hi] *= np.float32(1e30)
-    run = ((lambda: parallel.for_row_blocks(overflow, x.shape[0], x[:1].nbytes)) if how == "for_row_blocks"
+    run = ((lambda: parallel.for_row_blocks(overflow, x.shape[0], row_bytes)) if how == "for_row_blocks"
            else (lambda: parallel.map_shards(lambda s: overflow(s.start, s.stop), [slice(0, 2048), slice(2048, 4096)])))
+
+    def fill():
+        x[...] = 1.0
+        x[pool_rows] = 1e30
+    fill()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(over="ignore"):
             run()
-    assert np.isinf(x).all()
-    x[...] = 1e30
+    assert np.isinf(x[pool_rows]).all() and np.isfinite(x[~pool_rows]).all()
+    fill()
     with np.errstate(over="raise"), pytest.raises(FloatingPointError):
         run()
