@@ -54,11 +54,6 @@ def maxrss_mb() -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 1024 ** 2
 
 
-def _rss_mb() -> float | None:
-    """Current resident set size in MiB, or None."""
-    return _status_mb("VmRSS")
-
-
 def reset_peak(pid: str = "self") -> tuple[float, str]:
     """Reset the RSS high-water mark of process pid if the kernel allows; return (baseline MiB, method)."""
     try:

@@ -26,19 +26,12 @@ import torch
 
 from numpy_gpt import GPTConfig
 from numpy_gpt.gradcheck import rel_error
-from tests.model_strategies import randomized, torch_twin
+from tests.model_strategies import randomized
+from tests.parity import _torch_run
+from tests.test_model import torch_run, training_run
 from tests.tolerances import AS_ACCURATE_AS_TORCH, scale_floor
 
 ACTIVATIONS = ("relu", "gelu", "gelu_exact")
-
-
-def torch_grads(model, idx, targets, dloss, dtype) -> dict[str, np.ndarray]:
-    t = torch_twin(model, dtype)
-    t.train()
-    masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
-    _, loss = t(torch.from_numpy(idx), torch.from_numpy(targets), masks=masks)
-    (loss * dloss).backward()
-    return {k: p.grad.numpy() for k, p in t.named_parameters()}
 
 
 def errors(cfg: GPTConfig, seed: int, T: int) -> list[tuple[str, float, float]]:
@@ -49,8 +42,8 @@ def errors(cfg: GPTConfig, seed: int, T: int) -> list[tuple[str, float, float]]:
     dloss = float(r.standard_normal())
     model.forward(idx, targets)
     ours = model.backward(dloss)
-    theirs = torch_grads(model, idx, targets, dloss, np.float32)
-    truth = torch_grads(model, idx, targets, dloss, np.float64)
+    run = training_run(model, idx, targets, dloss)                 # torch with the same dropout masks
+    theirs, truth = (torch_run(model, run, dtype)[2] for dtype in (np.float32, np.float64))
     floor = scale_floor(np.float32) * max(np.abs(a).max() for a in [*theirs.values(), *model.params.values()])
     return [(k, rel_error(ours[k], truth[k], floor), rel_error(theirs[k], truth[k], floor)) for k in ours]
 
@@ -68,14 +61,8 @@ def attention_errors(seed: int, scale: float, B: int = 2, T: int = 8, C: int = 8
     out, cache = attention_forward(*args.values(), n_head=n_head)
     dout = r.standard_normal(out.shape).astype(f)
     ours = dict(zip(args, attention_backward(dout, cache)))
-
-    def torch_grads(dtype):
-        ts = {k: torch.tensor(v, dtype=dtype, requires_grad=True) for k, v in args.items()}
-        t_out = t_attention(*ts.values(), n_head=n_head)
-        t_out.backward(torch.tensor(dout, dtype=dtype))
-        return t_out.detach().numpy(), {k: t.grad.numpy() for k, t in ts.items()}
-    t_out, theirs = torch_grads(torch.float32)
-    _, truth = torch_grads(torch.float64)
+    t_out, theirs = _torch_run(t_attention, args, list(args), dout, {"n_head": n_head}, np.float32)
+    _, truth = _torch_run(t_attention, args, list(args), dout, {"n_head": n_head}, np.float64)
     floor = scale_floor(f) * max(np.abs(a).max() for a in [t_out, dout, *theirs.values(), *args.values()])
     return [(k, rel_error(ours[k], truth[k], floor), rel_error(theirs[k], truth[k], floor)) for k in args]
 
