@@ -11,8 +11,22 @@ Forward:
 
 Backward, walking 3 -> 1 with linear_backward, the activation's backward,
 and linear_backward again.
+
+Memory. Kept as they are, the caches hold h's activation twice over: a, for
+step 3's dc_proj_w = a^T dout, and the activation's own cache (GELU keeps h
+and s, with a = h * s), each (B, T, H) with H = 4C, the widest arrays of the
+model. With recompute=True (the model's choice from 2 MB hidden layers up:
+numpy_gpt/block.py, RECOMPUTE_MIN_BYTES) the cache keeps h alone, and
+ffn_backward runs step 2 again to get a and the activation's cache back, bit
+for bit: activation recomputation (Chen et al., "Training Deep Nets with
+Sublinear Memory Cost", 2016), here on the one layer whose recomputation is
+cheap and whose arrays are the largest. It saves 2H numbers per position
+(GELU) at the price of one more activation forward in the backward.
+docs/performance.md has what that came to in a training step.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -20,21 +34,38 @@ from .activations import ACTIVATIONS
 from .linear import linear_backward, linear_forward
 
 
+class Recompute(NamedTuple):
+    """In place of the activation's cache when ffn_forward ran with recompute=True."""
+    act_forward: Callable
+    h: np.ndarray                                               # the activation's input, (B, T, H)
+
+
 def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
                 c_proj_w: np.ndarray, c_proj_b: np.ndarray | None,
-                activation: str = "gelu") -> tuple[np.ndarray, tuple]:
-    """x: (B, T, C). Returns out (B, T, C) and the cache for ffn_backward."""
+                activation: str = "gelu", recompute: bool = False) -> tuple[np.ndarray, tuple]:
+    """x: (B, T, C). Returns out (B, T, C) and the cache for ffn_backward.
+
+    The cache is (fc_cache, act_backward, act_cache, proj_cache), as
+    numpy_gpt/templates/ffn_backward.py spells out; with recompute=True,
+    act_cache is Recompute(act_forward, h) and proj_cache holds None for a."""
     act_forward, act_backward = ACTIVATIONS[activation]
     h, fc_cache = linear_forward(x, c_fc_w, c_fc_b)             # 1.
     a, act_cache = act_forward(h)                               # 2.
     out, proj_cache = linear_forward(a, c_proj_w, c_proj_b)     # 3.
+    if recompute:                                               # keep h, not a and act_cache
+        act_cache, proj_cache = Recompute(act_forward, h), (None, *proj_cache[1:])
     return out, (fc_cache, act_backward, act_cache, proj_cache)
 
 
 def ffn_backward(dout: np.ndarray, cache: tuple) -> tuple:
     """dout: (B, T, C). Returns (dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b)."""
     fc_cache, act_backward, act_cache, proj_cache = cache
+    if isinstance(act_cache, Recompute):                           # 2. again, the same numbers
+        a, act_cache = act_cache.act_forward(act_cache.h)
+        proj_cache = (a, *proj_cache[1:])
+        del a
     da, dc_proj_w, dc_proj_b = linear_backward(dout, proj_cache)   # 3.
+    del proj_cache                                                 # a recomputed is freed here
     dh = act_backward(da, act_cache)                               # 2.
     dx, dc_fc_w, dc_fc_b = linear_backward(dh, fc_cache)           # 1.
     return dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b

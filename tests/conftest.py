@@ -45,6 +45,15 @@ def small_row_blocks(request, monkeypatch):
         monkeypatch.setattr(parallel, "_BLOCK_BYTES", TEST_BLOCK_BYTES)
 
 
+# The model recomputes the MLP's activation in the backward from 2 MB hidden layers up
+# (numpy_gpt.block.RECOMPUTE_MIN_BYTES), which no test's model reaches; from 0 bytes every model
+# test takes that path. test_model checks it against the path that keeps everything, bit for bit.
+@pytest.fixture(autouse=True)
+def recompute_in_every_model(monkeypatch):
+    from numpy_gpt import block
+    monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", 0)
+
+
 @pytest.fixture
 def threads():
     """numpy_gpt.parallel.set_num_threads, for setting the thread count inside a test; restored after it."""

@@ -58,3 +58,37 @@ def test_matches_finite_differences(data, activation):
     r, args = draw_case(data, np.float64)
     against_finite_differences(f"ffn[{activation}]", ffn_forward, ffn_backward, args, list(args), r,
                                dict(activation=activation))
+
+
+@given(data=st.data(), dtype=S.DTYPES, activation=st.sampled_from(ACTIVATIONS), bias=st.booleans())
+def test_recompute_gives_the_same_numbers_and_keeps_less(data, dtype, activation, bias):
+    # The model runs the FFN with recompute=True (numpy_gpt/block.py), and the model's parity tests
+    # cover that path against torch; here it must equal the default path bit for bit, and keep
+    # neither a nor the activation's cache, only h.
+    r, args = draw_case(data, dtype, bias)
+    out, kept = ffn_forward(**args, activation=activation)
+    out_r, cache_r = ffn_forward(**args, activation=activation, recompute=True)
+    np.testing.assert_array_equal(out_r, out)
+    dout = S.normal(r, out.shape, dtype)
+    for g_r, g in zip(ffn_backward(dout, cache_r), ffn_backward(dout, kept)):
+        assert (g_r is None) == (g is None)
+        if g is not None:
+            np.testing.assert_array_equal(g_r, g)
+    fc_cache, _, act_cache, proj_cache = cache_r
+    assert proj_cache[0] is None
+    h_shape = (*args["x"].shape[:-1], args["c_fc_w"].shape[1])
+    assert act_cache.h.shape == h_shape
+
+    def arrays(c):                                  # every array a cache holds, once each
+        if isinstance(c, np.ndarray):
+            return {id(c): c}
+        if isinstance(c, tuple):
+            return {k: v for part in c for k, v in arrays(part).items()}
+        return {}
+    assert arrays(cache_r).keys() == arrays((fc_cache, proj_cache, act_cache.h)).keys()
+    kept_bytes = sum(a.nbytes for a in arrays(kept).values())
+    recompute_bytes = sum(a.nbytes for a in arrays(cache_r).values())
+    # GELU kept a and s beside h (the exact GELU float64 copies): two arrays of h's size or more.
+    # ReLU keeps a and a mask of bools, and h replaces a: the mask is saved.
+    saved = act_cache.h.nbytes * (2 if activation != "relu" else 1 / act_cache.h.itemsize)
+    assert recompute_bytes <= kept_bytes - saved

@@ -140,6 +140,32 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     compare("model[dropout]", model, grads, logits, loss, training_run(model, idx, targets, dloss))
 
 
+@given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
+def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
+    # The suite runs every model with the MLP's activation recomputed in the backward
+    # (tests/conftest.py); a real step does so only from 2 MB hidden layers up. Both ways must
+    # give the same logits, loss and gradients, bit for bit, and the recomputing way keeps less.
+    from numpy_gpt import block
+    r = S.rng(data)
+    seed = int(r.integers(1 << 30))
+    idx, targets = batch(data, cfg, r)
+    dloss = float(r.standard_normal())
+    results = []
+    for min_bytes in (0, 1 << 62):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(block, "RECOMPUTE_MIN_BYTES", min_bytes)
+            model = randomized(cfg, seed, dtype)
+            logits, loss = model.forward(idx, targets)
+            mlp_caches = [c["mlp"] for _, shard in model._cache for c in shard["h"] if "mlp" in c]
+            results.append((logits, loss, model.backward(dloss), mlp_caches))
+    (logits, loss, grads, recomputing), (logits_k, loss_k, grads_k, keeping) = results
+    np.testing.assert_array_equal(logits, logits_k)
+    np.testing.assert_array_equal(loss, loss_k)
+    for k in grads_k:
+        np.testing.assert_array_equal(grads[k], grads_k[k], err_msg=k)
+    assert all(c[3][0] is None for c in recomputing) and all(c[3][0] is not None for c in keeping)
+
+
 def training_run(model, idx, targets, dloss):
     """run(twin) for compare: torch's training forward with model's dropout masks, loss * dloss backward."""
     t_masks = {k: torch.from_numpy(m) for k, m in model.masks.items()}
