@@ -6,10 +6,18 @@ Run in its own process, because ru_maxrss is a high-water mark of the whole proc
 main benchmark it would mix every implementation and config. Prints one JSON line:
     baseline_mb  resident memory after the imports (numpy_gpt; torch and torch_gpt for torch impls)
     peak_mb      peak RSS (VmHWM, else ru_maxrss) after building the model and optimizer and running --steps steps
-    delta_mb     peak_mb - baseline_mb: weights, gradients, AdamW state, activations, workspace
-On Linux the high-water mark is reset after the imports (writing 5 to /proc/self/clear_refs),
-so a transient peak during `import torch` cannot hide a smaller model's peak; where that is
-not possible the baseline is ru_maxrss after the imports instead ("method" says which).
+    delta_mb     peak_mb - baseline_mb: weights, gradients, AdamW state, activations, workspace,
+                 and the library's runtime, which starts at its first step (thread pools, BLAS buffers)
+    warm_baseline_mb, warm_delta_mb
+                 the same after a warm-up that starts that runtime first: two training steps of
+                 WARM_UP, a model of a few thousand parameters, and a 512^3 matmul, on the same
+                 threads. warm_delta_mb is the model's own memory: what the implementation
+                 keeps and allocates for this config, without either library's fixed costs.
+                 (torch's runtime takes about 80 MB here, numpy_gpt's a few.)
+On Linux the high-water mark is reset after the imports and again after the warm-up (writing 5
+to /proc/self/clear_refs), so a transient peak during `import torch` cannot hide a smaller
+model's peak; where that is not possible the baseline is ru_maxrss after the imports instead
+("method" says which), and warm_delta_mb is left out.
 For --impl compile, the peak includes torch.compile's own work in this process (its worker
 subprocesses are not counted). For --impl procs (numpy_gpt with shard processes), each shard
 worker's memory above its own imports is added as this process's is counted: its high-water mark
@@ -26,7 +34,10 @@ import sys
 
 import numpy as np
 
-from .workloads import IMPLS, PROCS
+from .workloads import IMPLS, PROCS, Workload
+
+# The warm-up before warm_baseline_mb: a model of 15k parameters, two shards at two threads.
+WARM_UP = Workload("warm-up", vocab_size=64, block_size=16, n_embd=32, n_layer=1, n_head=2, batch_size=4)
 
 
 def _status_mb(field: str, pid: str = "self") -> float | None:
@@ -84,6 +95,8 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
         keep_freed_memory()                   # as numpy_gpt's first forward would; torch keeps malloc's defaults
     baseline, method = reset_peak()
     with thread_limit(threads or available_cores()):
+        _warm_up(impl, np.dtype(dtype))
+        warm_baseline, warm_method = reset_peak()
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
         started = _worker_baselines() if impl == PROCS else None      # the workers are up, no step yet
         losses = [step() for _ in range(steps)]
@@ -93,13 +106,33 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     out = {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
            "last_loss": losses[-1]}
+    if warm_method.startswith("peak reset"):
+        out.update(warm_baseline_mb=warm_baseline, warm_delta_mb=peak - warm_baseline)
     if workers is not None:
         deltas, shared_mb, worker_method = workers
         out.update(workers_delta_mb=deltas, shared_mb=shared_mb,
                    delta_mb=peak - baseline + sum(deltas),
                    method=f"{method}; plus each shard worker's peak above its start ({worker_method}), "
                           "less the shared blocks this process holds")
+        if "warm_delta_mb" in out:                  # the workers' own runtime is not warmed up
+            out["warm_delta_mb"] += sum(deltas)
     return out
+
+
+def _warm_up(impl: str, dtype) -> None:
+    """Start impl's runtime (see the module docstring): WARM_UP's steps and a 512^3 matmul."""
+    from .workloads import make_step
+    step, _ = make_step(impl if impl != PROCS else "numpy", WARM_UP, dtype)
+    for _ in range(2):
+        step()
+    step.close()
+    a = np.ones((512, 512), dtype)
+    if impl in ("numpy", PROCS):
+        a @ a
+    else:
+        import torch
+        t = torch.from_numpy(a)
+        t @ t
 
 
 def _worker_baselines() -> dict[str, tuple[float, float, str]]:

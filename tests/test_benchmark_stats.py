@@ -144,13 +144,16 @@ def test_the_targets_table_gives_each_target_its_verdict():
         "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0, "peak_mb": 60.0},
                    {"config": "tiny", "impl": "torch", "delta_mb": 100.0, "peak_mb": 400.0},
                    {"config": "tiny", "impl": "procs", "delta_mb": 120.0},
+                   {"config": "small", "impl": "numpy", "delta_mb": 130.0, "warm_delta_mb": 120.0},
+                   {"config": "small", "impl": "torch", "delta_mb": 240.0, "warm_delta_mb": 110.0},
+                   {"config": "small", "impl": "procs", "delta_mb": 180.0, "warm_delta_mb": 105.0},
                    {"config": "medium", "impl": "numpy", "delta_mb": 700.0},
                    {"config": "medium", "impl": "torch", "delta_mb": 650.0}],
     }
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in targets_table(res).splitlines()
             if line.startswith("| ") and not line.startswith("| target")]
     got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
-    assert len(got) == len(rows) == 7
+    assert len(got) == len(rows) == 8
     assert got[("training step >= 1.2x torch eager", "tiny")] == ("1.10x; with shard processes 1.30x",
                                                                    "with shard processes only")
     assert got[("training step >= 1.2x torch eager", "medium")] == (
@@ -162,6 +165,10 @@ def test_the_targets_table_gives_each_target_its_verdict():
     assert got[("peak memory <= torch eager's", "tiny")] == (
         "30 vs 100 MB above imports (whole process 60 vs 400); with shard processes 120 MB", "with threads only")
     assert got[("peak memory <= torch eager's", "medium")] == ("700 vs 650 MB above imports", "no")
+    # Where both sides have it, the warmed-up figure is the verdict's, however the other one compares.
+    assert got[("peak memory <= torch eager's", "small")] == (
+        "120 vs 110 MB above a warmed-up runtime; 130 vs 240 above imports; with shard processes 105 MB",
+        "with shard processes only")
 
 
 def test_the_targets_table_names_failures_instead_of_dropping_them():
