@@ -13,7 +13,7 @@ main benchmark it would mix every implementation and config. Prints one JSON lin
                  WARM_UP, a model of a few thousand parameters, and a 512^3 matmul, on the same
                  threads. warm_delta_mb is the model's own memory: what the implementation
                  keeps and allocates for this config, without either library's fixed costs.
-                 (torch's runtime takes about 80 MB here, numpy_gpt's a few.)
+                 (torch's runtime took about 87 MB in the run at 1da9183, numpy_gpt's about 11.)
 On Linux the high-water mark is reset after the imports and again after the warm-up (writing 5
 to /proc/self/clear_refs), so a transient peak during `import torch` cannot hide a smaller
 model's peak; where that is not possible the baseline is ru_maxrss after the imports instead
@@ -28,6 +28,7 @@ process's peak already holds, are taken out of it.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -65,14 +66,17 @@ def maxrss_mb() -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 1024 ** 2
 
 
-def reset_peak(pid: str = "self") -> tuple[float, str]:
+RESET = "peak reset"        # how reset_peak's method begins where the reset worked
+
+
+def reset_peak(pid: str = "self", when: str = "after imports") -> tuple[float, str]:
     """Reset the RSS high-water mark of process pid if the kernel allows; return (baseline MiB, method)."""
     try:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
         rss = _status_mb("VmRSS", pid)
         if rss is not None:
-            return rss, "peak reset after imports (clear_refs 5); baseline = VmRSS"
+            return rss, f"{RESET} {when} (clear_refs 5); baseline = VmRSS"
     except OSError:
         pass
     if pid != "self":
@@ -96,7 +100,7 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     baseline, method = reset_peak()
     with thread_limit(threads or available_cores()):
         _warm_up(impl, np.dtype(dtype))
-        warm_baseline, warm_method = reset_peak()
+        warm_baseline, warm_method = reset_peak(when="after the warm-up")
         step, _ = make_step(impl, CONFIGS[config], np.dtype(dtype))
         started = _worker_baselines() if impl == PROCS else None      # the workers are up, no step yet
         losses = [step() for _ in range(steps)]
@@ -106,7 +110,7 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     out = {"impl": impl, "config": config, "dtype": dtype, "steps": steps,
            "baseline_mb": baseline, "peak_mb": peak, "delta_mb": peak - baseline, "method": method,
            "last_loss": losses[-1]}
-    if warm_method.startswith("peak reset"):
+    if warm_method.startswith(RESET):
         out.update(warm_baseline_mb=warm_baseline, warm_delta_mb=peak - warm_baseline)
     if workers is not None:
         deltas, shared_mb, worker_method = workers
@@ -133,6 +137,23 @@ def _warm_up(impl: str, dtype) -> None:
         import torch
         t = torch.from_numpy(a)
         t @ t
+        del t
+    del a, step
+    gc.collect()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Give the heap's free memory back to the kernel (glibc's malloc_trim), where there is one.
+
+    Without it the warm-up's freed arrays would stay resident, in the baseline, and the model's
+    first arrays would reuse them without raising the peak: more so for numpy_gpt, whose
+    malloc keeps freed blocks (numpy_gpt.parallel.keep_freed_memory)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _worker_baselines() -> dict[str, tuple[float, float, str]]:

@@ -33,19 +33,27 @@ def _attn(x, p, cfg, kv_cache=None, drop=None):
                              p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache, drop)
 
 
-# The MLP recomputes its activation in the backward (numpy_gpt/ffn.py, recompute=True) when its
-# hidden layer, (B, T, 4C), takes at least this many bytes in one forward (in one shard, with
-# threads): from the small benchmark config up, where it lowers a training step's peak memory by
-# 14-19% for 1-2% more time. Below, the memory saved is a few MB and the time relatively more
-# (tiny: 2-6%). Measured in docs/performance.md. The numbers are the same either way.
+# A training forward has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
+# recompute=True) when the whole batch's hidden layer, (B, T, 4C), takes at least this many bytes
+# and the activation is cheap to run again. With tanh GELU, from the small benchmark config up, that
+# lowered a step's peak memory by 14-20% for 1-2% more time; below, the memory saved is a few MB
+# and the time relatively more (tiny: 2-6%). gelu_exact, which calls math.erf element by element,
+# would take half as long again per step. Measured in docs/performance.md. The numbers are the
+# same either way.
 RECOMPUTE_MIN_BYTES = 2 << 20
+RECOMPUTED_ACTIVATIONS = ("gelu", "relu")
 
 
-def _mlp(x, p, cfg):
-    w_fc = p["mlp.c_fc.weight"]
-    recompute = x.size // x.shape[-1] * w_fc.shape[1] * x.itemsize >= RECOMPUTE_MIN_BYTES
-    return ffn_forward(x, w_fc, p.get("mlp.c_fc.bias"), p["mlp.c_proj.weight"], p.get("mlp.c_proj.bias"),
-                       cfg.activation, recompute=recompute)
+def recompute_mlp_for(cfg: GPTConfig, n_tokens: int, itemsize: int) -> bool:
+    """Whether a training forward over n_tokens positions (the whole batch: its shards' caches
+    are all alive at once) keeps only the MLP's hidden layer (see RECOMPUTE_MIN_BYTES)."""
+    return (cfg.mlp and cfg.activation in RECOMPUTED_ACTIVATIONS
+            and n_tokens * 4 * cfg.n_embd * itemsize >= RECOMPUTE_MIN_BYTES)
+
+
+def _mlp(x, p, cfg, recompute=False):
+    return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"),
+                       p["mlp.c_proj.weight"], p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute)
 
 
 def _put(grads, names, values):
@@ -55,10 +63,11 @@ def _put(grads, names, values):
 
 
 def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training: bool = True,
-                  kv_cache: KVCache | None = None) -> tuple[np.ndarray, dict]:
+                  kv_cache: KVCache | None = None, recompute_mlp: bool = False) -> tuple[np.ndarray, dict]:
     """x: (B, T, C). masks: dropout keep-masks by name, drawn where missing if masks has an
     "rng" entry: "attn_weights" (B, nh, T, T) on the attention weights, then "attn" and
-    "mlp" (B, T, C) on the residual branches. Returns the new x (B, T, C) and the cache."""
+    "mlp" (B, T, C) on the residual branches. recompute_mlp: the MLP keeps only its hidden
+    layer for the backward (see recompute_mlp_for). Returns the new x (B, T, C) and the cache."""
     c = {}
     dropping = training and cfg.dropout > 0.0
 
@@ -86,7 +95,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
         x = x + a
         if cfg.mlp:
             h, c["ln_2"] = _ln(x, p, "ln_2")
-            m, c["mlp"] = _mlp(h, p, cfg)
+            m, c["mlp"] = _mlp(h, p, cfg, recompute_mlp)
             m, c["drop_mlp"] = drop(m, "mlp")
             x = x + m
     elif cfg.norm == "post":
@@ -94,7 +103,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
         a, c["drop_attn"] = drop(a, "attn")
         x, c["ln_1"] = _ln(x + a, p, "ln_1")
         if cfg.mlp:
-            m, c["mlp"] = _mlp(x, p, cfg)
+            m, c["mlp"] = _mlp(x, p, cfg, recompute_mlp)
             m, c["drop_mlp"] = drop(m, "mlp")
             x, c["ln_2"] = _ln(x + m, p, "ln_2")
     else:
@@ -102,7 +111,7 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
         a, c["drop_attn"] = drop(a, "attn")
         x = x + a
         if cfg.mlp:
-            m, c["mlp"] = _mlp(x, p, cfg)
+            m, c["mlp"] = _mlp(x, p, cfg, recompute_mlp)
             m, c["drop_mlp"] = drop(m, "mlp")
             x = x + m
     return x, c

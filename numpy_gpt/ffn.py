@@ -15,18 +15,21 @@ and linear_backward again.
 Memory. Kept as they are, the caches hold h's activation twice over: a, for
 step 3's dc_proj_w = a^T dout, and the activation's own cache (GELU keeps h
 and s, with a = h * s), each (B, T, H) with H = 4C, the widest arrays of the
-model. With recompute=True (the model's choice from 2 MB hidden layers up:
-numpy_gpt/block.py, RECOMPUTE_MIN_BYTES) the cache keeps h alone, and
+model. With recompute=True (the model's choice for tanh GELU and ReLU from
+2 MB hidden layers up: numpy_gpt/block.py) the cache keeps h alone, and
 ffn_backward runs step 2 again to get a and the activation's cache back, bit
 for bit: activation recomputation (Chen et al., "Training Deep Nets with
 Sublinear Memory Cost", 2016), here on the one layer whose recomputation is
-cheap and whose arrays are the largest. It saves 2H numbers per position
-(GELU) at the price of one more activation forward in the backward.
+cheap and whose arrays are the largest. With tanh GELU it saves 2H numbers
+per position at the price of one more activation forward in the backward.
+(gelu_exact would save more, float64 copies, but its forward calls math.erf
+element by element: running it twice costs far more than it saves.)
 docs/performance.md has what that came to in a training step.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -34,7 +37,8 @@ from .activations import ACTIVATIONS
 from .linear import linear_backward, linear_forward
 
 
-class Recompute(NamedTuple):
+@dataclass(frozen=True)
+class Recompute:
     """In place of the activation's cache when ffn_forward ran with recompute=True."""
     act_forward: Callable
     h: np.ndarray                                               # the activation's input, (B, T, H)

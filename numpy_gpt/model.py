@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from .attention import KVCache
-from .block import block_backward, block_forward
+from .block import block_backward, block_forward, recompute_mlp_for
 from .config import GPTConfig
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .embedding import embedding_backward, embedding_forward
@@ -201,18 +201,20 @@ class GPT:
             if bad.any():
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
         training = self.training and kv_caches is None
+        # Decided on the whole batch, not per shard: every shard's cache is alive at once.
+        recompute = training and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)
         keep_freed_memory_once()                     # malloc keeps big freed blocks (numpy_gpt.parallel)
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
         if len(shards) == 1:                         # one shard: the threads share products instead
             with share_products(idx.size):
-                logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0)
+                logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0, recompute)
             self._cache = None if kv_caches is not None else [(slice(None), c)]
             return logits, loss
         # Data parallel (numpy_gpt.parallel): each thread runs steps 1-6 on its own rows.
         self._draw_masks(idx.shape, training)        # the masks one whole-batch forward would draw
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
-                 training) for s in shards]
+                 training, None, 0, recompute) for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
             outs = self.shard_processes.forward(self, args)
         else:
@@ -226,8 +228,10 @@ class GPT:
             loss = sum(o[1].astype(np.float64) * n for o, n in zip(outs, kept) if n) / np.float64(sum(kept))
         return logits, np.asarray(loss, dtype=self.dtype)
 
-    def _forward(self, idx, targets, masks: dict, training: bool, kv_caches=None, pos0: int = 0):
-        """Steps 1-6 on validated inputs. Returns (logits, loss or None, cache)."""
+    def _forward(self, idx, targets, masks: dict, training: bool, kv_caches=None, pos0: int = 0,
+                 recompute_mlp: bool = False):
+        """Steps 1-6 on validated inputs. Returns (logits, loss or None, cache).
+        recompute_mlp: see numpy_gpt.block.recompute_mlp_for."""
         cfg, p = self.config, self.params
         c = {}
         x, c["wte"] = embedding_forward(idx, p["wte.weight"])                     # 1.
@@ -242,7 +246,7 @@ class GPT:
             block_masks["rng"] = self.rng
             bp = {short: p[name] for short, name in self._block_names[i]}    # as block_params(p, i)
             x, bc = block_forward(x, bp, cfg, block_masks, training,
-                                  None if kv_caches is None else kv_caches[i])
+                                  None if kv_caches is None else kv_caches[i], recompute_mlp)
             masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
             c["h"].append(bc)
         if cfg.norm == "pre":                                                     # 4.

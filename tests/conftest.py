@@ -47,7 +47,8 @@ def small_row_blocks(request, monkeypatch):
 
 # The model recomputes the MLP's activation in the backward from 2 MB hidden layers up
 # (numpy_gpt.block.RECOMPUTE_MIN_BYTES), which no test's model reaches; from 0 bytes every model
-# test takes that path. test_model checks it against the path that keeps everything, bit for bit.
+# test with tanh GELU or ReLU takes that path (the parent decides for its shard workers too).
+# test_model checks it against the path that keeps everything, bit for bit.
 @pytest.fixture(autouse=True)
 def recompute_in_every_model(monkeypatch):
     from numpy_gpt import block

@@ -141,7 +141,8 @@ def test_the_targets_table_gives_each_target_its_verdict():
         ],
         "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": _med(1.6)},
                      {"config": "small", "threads": 2, "use_cache": False, "speedup": _med(0.1)}],
-        "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0, "peak_mb": 60.0},
+        "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0, "peak_mb": 60.0,
+                    "warm_delta_mb": 5.0},                        # torch's is missing: above imports judges
                    {"config": "tiny", "impl": "torch", "delta_mb": 100.0, "peak_mb": 400.0},
                    {"config": "tiny", "impl": "procs", "delta_mb": 120.0},
                    {"config": "small", "impl": "numpy", "delta_mb": 130.0, "warm_delta_mb": 120.0},
@@ -341,3 +342,53 @@ def test_a_run_missing_a_section_or_a_file_is_incomplete(tmp_path):
     assert "missing or empty ['quick_layers.png']" in incomplete(res, ["step", "layers"], [1], tmp_path, "quick")
     (tmp_path / "quick.md").unlink()
     assert "quick.md" in incomplete(res, ["step"], [1], tmp_path, "quick")
+
+
+def test_the_step_and_process_tables_show_each_memory_figure_in_its_own_column():
+    import json
+    from pathlib import Path
+    from benchmarks.report import procs_table, step_table
+    res = json.loads((Path(__file__).parents[1] / "benchmarks/results/full.json").read_text())
+    figures = {"numpy": (11, 22, 33), "torch": (44, 55, 66), "compile": (77, 88, 99), "procs": (12, 23, None)}
+    res["memory"] = [{"config": c, "impl": impl, "warm_delta_mb": w, "delta_mb": d, "peak_mb": p}
+                     for c in ("tiny", "small", "medium") for impl, (w, d, p) in figures.items()]
+
+    def cells(table, first):
+        lines = [line for line in table.splitlines() if line.startswith(f"| {first} |")]
+        return [c.strip() for c in lines[0].strip("|").split("|")]
+    step = cells(step_table(res), "tiny")
+    assert step[12:15] == ["11 / 44 / 77", "22 / 55 / 88", "33 / 66 / 99"]   # warmed-up, above imports, whole
+    assert cells(procs_table(res), "tiny")[8] == "12 / 23"
+
+
+@pytest.mark.parametrize("impl", ["numpy", "procs"])
+def test_memory_is_measured_above_the_imports_and_above_a_warmed_up_runtime(monkeypatch, impl):
+    # measure() with the steps and the kernel's counters stubbed out: the order of events decides
+    # which baseline each figure is taken from.
+    from benchmarks import memory, workloads
+    events, rss = [], iter([100.0, 130.0])                  # resident MiB at the two resets
+
+    def reset_peak(pid="self", when="after imports"):
+        events.append(f"reset {when}")
+        return next(rss), f"{memory.RESET} {when}"
+
+    def make_step(impl, w, dtype):
+        events.append(f"build {w.name}")
+
+        def step():
+            events.append(f"step {w.name}")
+            return 1.0
+        step.close = lambda: None
+        return step, {}
+    monkeypatch.setattr(memory, "reset_peak", reset_peak)
+    monkeypatch.setattr(workloads, "make_step", make_step)
+    monkeypatch.setattr(memory, "maxrss_mb", lambda: 175.0)
+    monkeypatch.setattr(memory, "_trim_heap", lambda: events.append("trim"))
+    # Shard workers: their peaks above their own start add to both figures.
+    monkeypatch.setattr(memory, "_worker_baselines", lambda: {})
+    monkeypatch.setattr(memory, "_worker_peaks", lambda started, w, dtype: ([5.0, 7.0], 10.0, "stub"))
+    out = memory.measure(impl, "tiny", steps=2, threads=1)
+    assert events == ["reset after imports", "build warm-up", "step warm-up", "step warm-up", "trim",
+                      "reset after the warm-up", "build tiny", "step tiny", "step tiny"]
+    workers = 12.0 if impl == "procs" else 0.0
+    assert (out["delta_mb"], out["warm_delta_mb"]) == (75.0 + workers, 45.0 + workers)

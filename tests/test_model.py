@@ -142,9 +142,9 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
 
 @given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
 def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
-    # The suite runs every model with the MLP's activation recomputed in the backward
-    # (tests/conftest.py); a real step does so only from 2 MB hidden layers up. Both ways must
-    # give the same logits, loss and gradients, bit for bit, and the recomputing way keeps less.
+    # The suite runs every model with tanh GELU or ReLU with the MLP's activation recomputed in
+    # the backward (tests/conftest.py); a real step does so only from 2 MB hidden layers up. Both
+    # ways must give the same logits, loss and gradients, bit for bit.
     from numpy_gpt import block
     r = S.rng(data)
     seed = int(r.integers(1 << 30))
@@ -163,7 +163,30 @@ def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
     np.testing.assert_array_equal(loss, loss_k)
     for k in grads_k:
         np.testing.assert_array_equal(grads[k], grads_k[k], err_msg=k)
-    assert all(c[3][0] is None for c in recomputing) and all(c[3][0] is not None for c in keeping)
+    recomputed = cfg.activation in block.RECOMPUTED_ACTIVATIONS            # not gelu_exact
+    assert all((c[3][0] is None) == recomputed for c in recomputing)
+    assert all(c[3][0] is not None for c in keeping)
+
+
+def test_the_whole_batch_s_hidden_layer_decides_whether_the_mlp_recomputes(threads, monkeypatch):
+    from numpy_gpt import block
+
+    def recomputing(cfg, min_bytes, training=True):
+        monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", min_bytes)
+        model = GPT(cfg, dtype=np.float64)
+        model.training = training
+        idx = np.zeros((2, 4), np.int64)
+        model.forward(idx, idx)
+        return [c["mlp"][3][0] is None for _, shard in model._cache for c in shard["h"]]
+
+    cfg = GPTConfig(vocab_size=8, block_size=4, n_layer=2, n_head=1, n_embd=4)
+    threads(2)                              # two shards of one sequence each
+    whole = 2 * 4 * (4 * 4) * 8             # the batch's hidden layer: B * T * 4C * 8 bytes, 1024
+    assert recomputing(cfg, whole) == [True] * 4          # each shard's is half of it
+    assert recomputing(cfg, whole + 1) == [False] * 4
+    assert recomputing(cfg, 0, training=False) == [False] * 4             # no backward to save for
+    for activation, recomputed in (("relu", True), ("gelu_exact", False)):
+        assert recomputing(dataclasses.replace(cfg, activation=activation), 0) == [recomputed] * 4
 
 
 def training_run(model, idx, targets, dloss):
