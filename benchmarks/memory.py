@@ -13,7 +13,7 @@ main benchmark it would mix every implementation and config. Prints one JSON lin
                  WARM_UP, a model of a few thousand parameters, and a 512^3 matmul, on the same
                  threads. warm_delta_mb is the model's own memory: what the implementation
                  keeps and allocates for this config, without either library's fixed costs.
-                 (torch's runtime took about 87 MB in the run at 1da9183, numpy_gpt's about 11.)
+                 (torch's runtime took about 86 MB in the run at 12cb0ba, numpy_gpt's about 9.)
 On Linux the high-water mark is reset after the imports and again after the warm-up (writing 5
 to /proc/self/clear_refs), so a transient peak during `import torch` cannot hide a smaller
 model's peak; where that is not possible the baseline is ru_maxrss after the imports instead
