@@ -3,10 +3,11 @@ over many random models of one sequence: the study behind the README's known lim
 sequences in float32.
 
     python -m tests.float32_accuracy [--draws 90] [--T 100] [--norm none] [--dropout 0.5]
+                                     [--channels 8] [--heads 2]
     python -m tests.float32_accuracy --attention [--scale 10] [--draws 90]
 
-Each draw is a randomized 2-layer model (tests/model_strategies.randomized, 8 channels, 2 heads,
-the activation cycling through relu, gelu and gelu_exact) and one sequence of T tokens. numpy_gpt
+Each draw is a randomized 2-layer model (tests/model_strategies.randomized, --channels 8 and
+--heads 2 unless given, the activation cycling through relu, gelu and gelu_exact) and one sequence of T tokens. numpy_gpt
 and torch run it in float32 with the same dropout masks, torch again in float64 on the same
 float32 weights: the truth. For every gradient whose error (rel_error, floored at the problem's
 scale as in the tests) is above --big on either side, it prints the ratio numpy_gpt / torch of the
@@ -73,6 +74,8 @@ def main(argv=None) -> None:
     ap.add_argument("--T", type=int, default=100)
     ap.add_argument("--norm", default="none", choices=["none", "pre", "post"])
     ap.add_argument("--dropout", type=float, default=0.5)
+    ap.add_argument("--channels", type=int, default=8, help="n_embd of the drawn models")
+    ap.add_argument("--heads", type=int, default=2, help="n_head of the drawn models")
     ap.add_argument("--big", type=float, default=3e-5, help="count gradients with an error above this")
     ap.add_argument("--attention", action="store_true", help="the attention layer alone (see above)")
     ap.add_argument("--scale", type=float, default=10.0, help="with --attention: the inputs' scale")
@@ -83,7 +86,8 @@ def main(argv=None) -> None:
         if args.attention:
             draw = attention_errors(5000 + i, args.scale)
         else:
-            cfg = GPTConfig(vocab_size=12, block_size=args.T, n_layer=2, n_head=2, n_embd=8, norm=args.norm,
+            cfg = GPTConfig(vocab_size=12, block_size=args.T, n_layer=2, n_head=args.heads, n_embd=args.channels,
+                            norm=args.norm,
                             activation=ACTIVATIONS[i % 3], dropout=args.dropout, pos_encoding="learned")
             draw = errors(cfg, 5000 + i, args.T)
         for k, ours, theirs in draw:
@@ -91,7 +95,8 @@ def main(argv=None) -> None:
                 rows.append((ours, theirs))
                 draws_with_big.add(i)
     what = (f"attention, inputs of scale {args.scale:g}" if args.attention
-            else f"T = {args.T}, norm {args.norm}, dropout {args.dropout}")
+            else f"T = {args.T}, norm {args.norm}, dropout {args.dropout}, {args.channels} channels, "
+                 f"{args.heads} head(s)")
     print(f"{args.draws} draws, {what}: "
           f"{len(rows)} gradients in {len(draws_with_big)} draws with an error above {args.big:g}")
     if not rows:

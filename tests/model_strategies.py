@@ -19,7 +19,8 @@ def configs(draw, dropout=False, max_layer=2, norm=None, n_embd=None):
         # Layer norm over 1 or 2 channels is degenerate (its output is 0 or +-1 whatever the
         # input; see docs/layernorm.md), so its input gradient exists only through eps and
         # float32 cannot resolve it. Drawn configs take n_embd = 1 and 2 with norm="none", the
-        # seeds' model; test_model.py checks n_embd = 2 with a layer norm in float64.
+        # seeds' model; test_model.py checks n_embd = 2 with a layer norm in float64. At 3
+        # channels float32 resolves it only roughly: see float32_resolves.
         min_c = 3 if norm != "none" else 1
         head_size = draw(st.integers(-(-min_c // n_head), 4), label="head_size")
     else:
@@ -35,6 +36,20 @@ def configs(draw, dropout=False, max_layer=2, norm=None, n_embd=None):
         norm=norm,
         mlp=draw(st.booleans()), bias=draw(st.booleans()), tie_weights=draw(st.booleans()),
         dropout=draw(st.sampled_from([0.1, 0.5])) if dropout else 0.0)
+
+
+def float32_resolves(cfg: GPTConfig) -> bool:
+    """Whether a drawn model's float32 gradients can be held to the float32 model tolerance.
+
+    Not with a layer norm over 3 channels: one position's 3 numbers can sit close together, and
+    the layer norm's backward then magnifies the forward's float32 rounding into gradient errors
+    of about 1e-4, the tolerance, on both sides. `python -m tests.float32_accuracy --T 1 --channels 3
+    --heads 1 --dropout 0 --big 1e-5 --draws 1000` (2026-12-04): largest errors 1.2e-4 for
+    numpy_gpt and 1.1e-4 for torch with pre-LN (8.8e-5 and 8.3e-5 post-LN), against 4.5e-5 and
+    3.7e-5 at 4 channels. (1 and 2 channels are degenerate in every dtype: configs() leaves their
+    layer norms out, and test_model checks 2 channels in float64.) float64 draws them all.
+    """
+    return cfg.norm == "none" or cfg.n_embd >= 4
 
 
 def randomized(cfg: GPTConfig, seed: int, dtype) -> GPT:
