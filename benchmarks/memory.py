@@ -10,8 +10,8 @@ main benchmark it would mix every implementation and config. Prints one JSON lin
                  and the library's runtime, which starts at its first step (thread pools, BLAS buffers)
     warm_baseline_mb, warm_delta_mb
                  the same after a warm-up that starts that runtime first: two training steps of
-                 WARM_UP, a model of a few thousand parameters, and a 512^3 matmul, on the same
-                 threads. warm_delta_mb is the model's own memory: what the implementation
+                 WARM_UP, a model of 15k parameters, and a 512^3 matmul, on the same threads,
+                 after which the heap's free memory goes back to the kernel. warm_delta_mb is the model's own memory: what the implementation
                  keeps and allocates for this config, without either library's fixed costs.
                  (torch's runtime took about 86 MB in the run at 12cb0ba, numpy_gpt's about 9.)
 On Linux the high-water mark is reset after the imports and again after the warm-up (writing 5

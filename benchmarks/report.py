@@ -87,9 +87,8 @@ def step_table(res: dict) -> str:
         med = r["median_s"]
         gf = " / ".join(_num(r["gflops"].get(i), "{:.2f}") for i in IMPLS)
         pct, round_peak = _round_peak_cells(r)
-        rss = " / ".join(_num(mem.get((r["config"], i), {}).get("delta_mb"), "{:.0f}") for i in IMPLS)
-        warm = " / ".join(_num(mem.get((r["config"], i), {}).get("warm_delta_mb"), "{:.0f}") for i in IMPLS)
-        whole = " / ".join(_num(mem.get((r["config"], i), {}).get("peak_mb"), "{:.0f}") for i in IMPLS)
+        warm, rss, whole = (" / ".join(_num(mem.get((r["config"], i), {}).get(key), "{:.0f}") for i in IMPLS)
+                            for key in ("warm_delta_mb", "delta_mb", "peak_mb"))
         compile_cell = _compile_cell(r)
         rows.append([r["config"], str(r["threads"]), f"{r['params'] / 1e6:.2f}M", str(r["tokens"]),
                      fmt_ms(med["numpy"]), fmt_ms(med["torch"]), compile_cell,

@@ -38,8 +38,8 @@ def _attn(x, p, cfg, kv_cache=None, drop=None):
 # and the activation is cheap to run again. With tanh GELU, from the small benchmark config up, that
 # lowered a step's peak memory by 14-20% for 1-2% more time; below, the memory saved is a few MB
 # and the time relatively more (tiny: 2-6%). gelu_exact, which calls math.erf element by element,
-# would take half as long again per step. Measured in docs/performance.md. The numbers are the
-# same either way.
+# would make small's step about 1.8 times as long. Measured in docs/performance.md. The numbers
+# are the same either way.
 RECOMPUTE_MIN_BYTES = 2 << 20
 RECOMPUTED_ACTIVATIONS = ("gelu", "relu")
 
