@@ -1,7 +1,9 @@
 """Elementwise activations, forward and backward by hand.
 
 Each forward returns (out, cache); each backward takes (dout, cache) and
-returns dx = dout * f'(x), the local derivative written beside it.
+returns dx = dout * f'(x), the local derivative written beside it. A
+backward's optional out= is where dx goes: the FFN passes dout itself, so
+the hidden layer's gradient takes no second (B, T, 4C) array.
 
 ReLU:        f(x) = max(x, 0)                         f'(x) = 1 if x > 0 else 0
 GELU (exact, erf):
@@ -39,9 +41,9 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(x, 0), x > 0
 
 
-def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
+def relu_backward(dout: np.ndarray, cache: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     positive = cache
-    return dout * positive
+    return np.multiply(dout, positive, out=out)
 
 
 def gelu_exact_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -50,10 +52,14 @@ def gelu_exact_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
     return (x64 * cdf).astype(x.dtype), (x64, cdf)
 
 
-def gelu_exact_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+def gelu_exact_backward(dout: np.ndarray, cache: tuple, out: np.ndarray | None = None) -> np.ndarray:
     x64, cdf = cache
     pdf = np.exp(-0.5 * x64 * x64) / math.sqrt(2.0 * math.pi)        # phi(x)
-    return (dout * (cdf + x64 * pdf)).astype(dout.dtype)
+    dx = (dout * (cdf + x64 * pdf)).astype(dout.dtype)
+    if out is None:
+        return dx
+    out[...] = dx
+    return out
 
 
 def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -90,7 +96,7 @@ def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
     np.multiply(x, s, out=out)           # out = x s
 
 
-def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+def gelu_backward(dout: np.ndarray, cache: tuple, out: np.ndarray | None = None) -> np.ndarray:
     """dx = dout * (s + 2 x s (1 - s) du/dx), blockwise as the forward.
 
     With s = (1 + t) / 2, t = tanh u, the textbook derivative
@@ -102,7 +108,7 @@ def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     (|x| > 1e13 in float32) and 0 times it would be NaN.
     """
     x, s = cache
-    dx = np.empty_like(dout)
+    dx = np.empty_like(dout) if out is None else out
     C = x.shape[-1]
     x2, s2, g2, dx2 = (a.reshape(-1, C) for a in (x, s, dout, dx))
     for_row_blocks(lambda lo, hi: _gelu_backward_kernel(x2[lo:hi], s2[lo:hi], g2[lo:hi], dx2[lo:hi]),
@@ -111,16 +117,17 @@ def gelu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
 
 def _gelu_backward_kernel(x, s, g, dx) -> None:
+    """One block of rows; dx may be g itself (the block's factor is made apart, then g times it)."""
     f = x.dtype.type
     d = x * x
     d *= f(6.0 * _GELU_K * _GELU_C)
     d += f(2.0 * _GELU_C)                # 2 du/dx = 2c (1 + 3k x^2)
-    np.subtract(f(1.0), s, out=dx)
-    dx *= s                              # s (1 - s), 0 far out in both tails
-    dx *= d
-    dx *= x                              # 2 x s (1 - s) du/dx
-    dx += s                              # s + 2 x s (1 - s) du/dx
-    dx *= g
+    t = np.subtract(f(1.0), s)
+    t *= s                               # s (1 - s), 0 far out in both tails
+    t *= d
+    t *= x                               # 2 x s (1 - s) du/dx
+    t += s                               # s + 2 x s (1 - s) du/dx
+    np.multiply(t, g, out=dx)
 
 
 ACTIVATIONS = {

@@ -119,23 +119,26 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
 
 def block_backward(dx: np.ndarray, c: dict, cfg: GPTConfig) -> tuple[np.ndarray, dict]:
     """dx: (B, T, C), dL/d(block output). Returns dL/d(block input) and the
-    block's gradients under the same short names as its parameters."""
+    block's gradients under the same short names as its parameters.
+
+    Each part of the cache c is taken out of it as its backward runs, so what the
+    MLP kept is freed before the attention's backward starts (c ends up empty)."""
     g = {}
 
     def ln_back(d, name):
-        d, dw, db = layernorm_backward(d, c[name])
+        d, dw, db = layernorm_backward(d, c.pop(name))
         _put(g, [f"{name}.weight", f"{name}.bias"], [dw, db])
         return d
 
     def attn_back(d):
-        d = dropout_backward(d, c["drop_attn"])
-        d, *dp = attention_backward(d, c["attn"])
+        d = dropout_backward(d, c.pop("drop_attn"))
+        d, *dp = attention_backward(d, c.pop("attn"))
         _put(g, ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"], dp)
         return d
 
     def mlp_back(d):
-        d = dropout_backward(d, c["drop_mlp"])
-        d, *dp = ffn_backward(d, c["mlp"])
+        d = dropout_backward(d, c.pop("drop_mlp"))
+        d, *dp = ffn_backward(d, c.pop("mlp"))
         _put(g, ["mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"], dp)
         return d
 

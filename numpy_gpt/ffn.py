@@ -70,6 +70,6 @@ def ffn_backward(dout: np.ndarray, cache: tuple) -> tuple:
         del a
     da, dc_proj_w, dc_proj_b = linear_backward(dout, proj_cache)   # 3.
     del proj_cache                                                 # a recomputed is freed here
-    dh = act_backward(da, act_cache)                               # 2.
+    dh = act_backward(da, act_cache, out=da)                       # 2. dh over da, no longer needed
     dx, dc_fc_w, dc_fc_b = linear_backward(dh, fc_cache)           # 1.
     return dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b

@@ -330,7 +330,7 @@ class GPT:
         dx = matmul(g, w_head_t.T).reshape(x.shape)                               # g @ W_head
         del dlogits, g, x
         if cfg.norm == "pre":                                                     # 4.
-            dx, dw, db = layernorm_backward(dx, c["ln_f"])
+            dx, dw, db = layernorm_backward(dx, c.pop("ln_f"))
             grads["ln_f.weight"] = dw
             if db is not None:
                 grads["ln_f.bias"] = db

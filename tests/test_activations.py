@@ -63,6 +63,26 @@ def test_matches_finite_differences(data, name):
     against_finite_differences(name, forward, backward, args, ["x"], r)
 
 
+@pytest.mark.parametrize("name", NAME_LIST)
+@given(data=st.data(), dtype=S.DTYPES, rows=st.sampled_from([1, 3, 700]))
+def test_backward_written_over_dout_gives_the_same_numbers(data, dtype, name, rows):
+    """out=dout (as ffn_backward calls it) returns dout itself, holding what out=None returns.
+
+    700 rows of 128 are several of parallel.for_row_blocks' blocks, each reading and
+    writing its own rows of the one array."""
+    r = S.rng(data)
+    x = S.normal(r, (rows, 128), dtype, data.draw(st.sampled_from([0.1, 3.0, 30.0]), label="scale"))
+    dout = S.normal(r, x.shape, dtype)
+    forward, backward = ACTIVATIONS[name]
+    _, cache = forward(x)
+    want = backward(dout.copy(), cache)
+    given_dout = dout.copy()
+    got = backward(given_dout, cache, out=given_dout)
+    assert got is given_dout
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, dout)          # the backward did change what it was given
+
+
 @given(dtype=S.DTYPES)
 def test_gelus_agree_closely_but_not_exactly(dtype):
     # The tanh form approximates the erf form to within about 1e-3 on ordinary inputs.

@@ -1,5 +1,6 @@
 """Whole-model parity: logits, loss and every gradient by name, against torch autograd."""
 import dataclasses
+import weakref
 
 import numpy as np
 import pytest
@@ -190,6 +191,33 @@ def test_the_whole_batch_s_hidden_layer_decides_whether_the_mlp_recomputes(threa
     assert recomputing(cfg, 0, training=False) == [False] * 4             # no backward to save for
     for activation, recomputed in (("relu", True), ("gelu_exact", False)):
         assert recomputing(dataclasses.replace(cfg, activation=activation), 0) == [recomputed] * 4
+
+
+@pytest.mark.parametrize("norm", ["pre", "post", "none"])
+@pytest.mark.parametrize("recompute", [True, False])
+def test_each_block_frees_what_its_mlp_kept_before_its_attention_backward(monkeypatch, norm, recompute):
+    """block_backward takes each part of a block's cache out as it uses it, so the MLP's hidden
+    layer, the widest arrays of the model, is given back before the attention's backward runs."""
+    from numpy_gpt import block
+    monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", 0 if recompute else 1 << 62)
+    cfg = GPTConfig(vocab_size=8, block_size=4, n_layer=3, n_head=1, n_embd=4, norm=norm)
+    model = GPT(cfg, dtype=np.float64)
+    idx = np.zeros((1, 4), np.int64)                        # one sequence: one shard
+    model.forward(idx, idx)
+    (_, c), = model._cache
+    act_caches = [b["mlp"][2] for b in c["h"]]              # Recompute(h), or GELU's (h, s)
+    hidden = [weakref.ref(a.h if recompute else a[1]) for a in act_caches]
+    del act_caches, c
+    alive = []
+    attention_backward = block.attention_backward
+
+    def spy(d, cache):
+        alive.append([ref() is not None for ref in hidden])
+        return attention_backward(d, cache)
+
+    monkeypatch.setattr(block, "attention_backward", spy)
+    model.backward()
+    assert alive == [[True, True, False], [True, False, False], [False, False, False]]
 
 
 def training_run(model, idx, targets, dloss):
