@@ -324,6 +324,7 @@ def _serve(inp, out) -> None:
                     with one_thread():
                         logits, loss, cache = model._forward(*args)
                     reply = (logits, loss, cache["loss"][3] if "loss" in cache else 0)
+                    del logits
                 elif kind == "backward":
                     if cache is None:
                         raise RuntimeError("backward before forward")
@@ -332,6 +333,7 @@ def _serve(inp, out) -> None:
                         g = model._backward(c, *args)
                     for name, value in g.items():
                         grads[name][...] = value
+                    del g, c                          # or they would stay through the next forward
                     reply = None
                 else:
                     raise RuntimeError(f"unknown request {kind!r}")
@@ -341,6 +343,7 @@ def _serve(inp, out) -> None:
             msg = ("error", f"{type(exc).__name__}: {exc}")
         pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
+        msg = reply = None                            # the logits sent: not kept through the next request
 
 
 def _worker_main(reply_fd: int) -> None:
