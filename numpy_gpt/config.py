@@ -43,6 +43,11 @@ class GPTConfig:
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
+    @property
+    def mlp_width(self) -> int:
+        """H, the MLP's hidden width: 4 n_embd, as in GPT-2 (and the original transformer)."""
+        return 4 * self.n_embd
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -69,8 +69,8 @@ def param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
         if cfg.mlp:
             if cfg.norm != "none":
                 norm(f"h.{i}.ln_2")
-            linear(f"h.{i}.mlp.c_fc", C, 4 * C)
-            linear(f"h.{i}.mlp.c_proj", 4 * C, C)
+            linear(f"h.{i}.mlp.c_fc", C, cfg.mlp_width)
+            linear(f"h.{i}.mlp.c_proj", cfg.mlp_width, C)
     if cfg.norm == "pre":
         norm("ln_f")
     if not cfg.tie_weights:

@@ -38,8 +38,8 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.c_fc = Linear(cfg.n_embd, 4 * cfg.n_embd, cfg.bias)
-        self.c_proj = Linear(4 * cfg.n_embd, cfg.n_embd, cfg.bias)
+        self.c_fc = Linear(cfg.n_embd, cfg.mlp_width, cfg.bias)
+        self.c_proj = Linear(cfg.mlp_width, cfg.n_embd, cfg.bias)
         self.activation = cfg.activation
 
     def forward(self, x):
