@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import torch_gpt
 from numpy_gpt import GPT, GPTConfig
+from numpy_gpt.ffn import Recompute
 from tests import strategies as S
 
 
@@ -50,6 +51,29 @@ def float32_resolves(cfg: GPTConfig) -> bool:
     layer norms out, and test_model checks 2 channels in float64.) float64 draws them all.
     """
     return cfg.norm == "none" or cfg.n_embd >= 4
+
+
+def relu_decided(model: GPT, margin: float = 1e-5) -> bool:
+    """Whether every ReLU input of model's last forward (training, before its backward) lies clear
+    of the kink at 0, so that float32 rounding cannot decide which side it falls on: farther
+    than margin times the largest input of its layer.
+
+    A thorough-profile draw (one sequence of 100 tokens, 8 channels) had an input at 4.4e-8 in
+    float64; in float32 numpy_gpt put it on one side and torch on the other, and every gradient
+    below that layer moved by up to 1.2e-2 (numpy_gpt from the float64 run; torch 1e-6 from it).
+    Which side is right is a matter of the last bit, so the float32 model tests draw again
+    there; float64 and the float32 layer tests keep every input.
+    """
+    if not (model.config.mlp and model.config.activation == "relu"):
+        return True
+    for _, c in model._cache:
+        for b in c["h"]:
+            act = b["mlp"][2]
+            assert isinstance(act, Recompute), "needs the recompute path, which keeps h (tests/conftest.py)"
+            h = np.abs(act.h)
+            if h.size and h.min() <= margin * h.max():
+                return False
+    return True
 
 
 def randomized(cfg: GPTConfig, seed: int, dtype) -> GPT:
