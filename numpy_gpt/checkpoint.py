@@ -137,10 +137,37 @@ def _checksum(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:
     return sha.hexdigest()
 
 
+def check_writable(path: str) -> None:
+    """Make path's folder and try a file in it: a CheckpointError now, before a long run, if a
+    checkpoint could not be written at path later (a file where a folder should be, no permission)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    _make_folder(path, folder)
+    if os.path.isdir(path):
+        raise CheckpointError(f"cannot write {path}: it is a folder", path)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror}", path) from None
+
+
+def _make_folder(path: str, folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        parent = folder
+        while parent != os.path.dirname(parent) and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        why = f"{parent} is a file, not a folder" if os.path.exists(parent) and not os.path.isdir(parent) \
+            else e.strerror
+        raise CheckpointError(f"cannot write {path}: {why}", path) from None
+
+
 def _atomic_write(path: str, data: bytes) -> None:
     """Write data to path so that a crash at any moment leaves either the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    _make_folder(path, folder)
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:

@@ -267,7 +267,7 @@ def _describe(cfg) -> str:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import load_checkpoint
+    from .checkpoint import check_writable, load_checkpoint
     from .data import DataTooShortError, demo_corpus, load_text, train_val_split
     from .train import TrainingDivergedError, eval_line
 
@@ -286,6 +286,7 @@ def cmd_train(args) -> int:
     if ckpt is None and os.path.exists(out) and not args.force:
         raise UsageError(f"{out} already exists: pass --resume {out} to continue it, --force to overwrite "
                          "it, or --out for a new file")
+    check_writable(out)                            # before the training, not after it
 
     # Data and tokenizer: a resumed run keeps its own unless told otherwise.
     run = dict(ckpt.run) if ckpt else {}

@@ -57,6 +57,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .errors import ConfigError
+
 _BLOCK_BYTES = 256 * 1024           # per block: fits a core's L2 with room for a few temporaries
 _state: dict = {"n": None, "pool": None, "blas": None, "kept": None}
 _local = threading.local()          # .serial: this thread runs its kernels inline (a shard worker)
@@ -67,8 +69,22 @@ SHARE_MIN_ROWS = 512                # share_products() shares the products of st
 
 def get_num_threads() -> int:
     if _state["n"] is None:
-        _state["n"] = max(1, int(os.environ.get("NUMPY_GPT_NUM_THREADS", os.cpu_count() or 1)))
+        _state["n"] = _threads_from_env()
     return _state["n"]
+
+
+def _threads_from_env() -> int:
+    """NUMPY_GPT_NUM_THREADS if set (a positive integer, else ConfigError), else the machine's cores."""
+    value = os.environ.get("NUMPY_GPT_NUM_THREADS", "").strip()
+    if not value:
+        return os.cpu_count() or 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"NUMPY_GPT_NUM_THREADS must be a positive integer, got {value!r}")
+    return n
 
 
 def set_num_threads(n: int) -> None:

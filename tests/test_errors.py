@@ -205,6 +205,8 @@ def snapshot(folder):
      "was made for n_layer=1, but --n-layer 2 was given"),
     (["parity", "--checkpoint", "{ckpt}", "--n-embd", "16"], 1, "was made for n_embd=8, but --n-embd 16"),
     (["train", "--out", "{ckpt}"], 2, "already exists: pass --resume"),
+    (["train", "--out", "{d}/short.txt/model.safetensors"], 1,       # found before the training, not after
+     "cannot write {d}/short.txt/model.safetensors: {d}/short.txt is a file, not a folder"),
     (["generate", "--gpt2", "{d}/gpt2_bad.safetensors", "--prompt", "x"], 1, "missing transformer.h.0.mlp.c_fc.bias"),
 ])
 def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved, capsys, monkeypatch, tmp_path,

@@ -328,3 +328,15 @@ def test_pool_threads_follow_the_callers_errstate(threads, how):
     fill()
     with np.errstate(over="raise"), pytest.raises(FloatingPointError):
         run()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5"])
+def test_a_bad_thread_count_in_the_environment_is_a_config_error_naming_it(monkeypatch, value):
+    from numpy_gpt import ConfigError
+    monkeypatch.setenv("NUMPY_GPT_NUM_THREADS", value)
+    with pytest.raises(ConfigError, match=f"NUMPY_GPT_NUM_THREADS.*{value!r}"):
+        parallel._threads_from_env()
+    monkeypatch.setenv("NUMPY_GPT_NUM_THREADS", " 3 ")
+    assert parallel._threads_from_env() == 3
+    monkeypatch.delenv("NUMPY_GPT_NUM_THREADS")
+    assert parallel._threads_from_env() == (os.cpu_count() or 1)
