@@ -342,6 +342,9 @@ def scaling_table(res: dict) -> str:
 STEP_VS_EAGER, STEP_VS_COMPILE, MEDIUM_PEAK_PCT, DECODE_VS_EAGER = 1.2, 1.0, 70.0, 1.5
 
 
+QUICK_VERDICT = "not judged (--quick)"
+
+
 def _verdict(value: float | None, goal: float, higher_is_better: bool = True) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
@@ -382,6 +385,12 @@ def targets_table(res: dict) -> str:
     one that failed is listed as n/a with the error.
     """
     top = max(res["settings"]["threads"])
+    quick = res["settings"].get("mode") == "quick"
+
+    def speed(verdict: str) -> str:
+        """A speed verdict, unless this is a --quick run (a few short rounds, no retry of a busy one)."""
+        return QUICK_VERDICT if quick and verdict != "n/a" else verdict
+
     rows = []
     step_rows = [r for r in res.get("step", []) if r["threads"] == top]
     speed_targets = [(STEP_VS_EAGER, "speedup_vs_torch", "torch", "torch eager"),
@@ -408,19 +417,19 @@ def targets_table(res: dict) -> str:
             again = _same_step_in_scaling(res, r)
             if again:
                 measured += "; the same step in the scaling sweeps " + ", ".join(f"{x:.2f}x" for x in again)
-        rows.append([name, r["config"], measured, _both_ways(_verdict(threads, goal), procs_verdict)])
+        rows.append([name, r["config"], measured, speed(_both_ways(_verdict(threads, goal), procs_verdict))])
     for r in step_rows:
         if r["config"] == "medium":
             pct = ((r.get("pct_round_peak") or {}).get("numpy") or {}).get("median")
             measured = _error(r["errors"]) if pct is None and r.get("errors") else _num(pct, "{:.1f}%")
             rows.append([f"model FLOPs >= {MEDIUM_PEAK_PCT:g}% of the matmul in the same rounds", "medium",
-                         measured, _verdict(pct, MEDIUM_PEAK_PCT)])
+                         measured, speed(_verdict(pct, MEDIUM_PEAK_PCT))])
     for g in res.get("generate", []):
         if g["threads"] == top and g["use_cache"] and g["config"] == "small":
             sp = (g.get("speedup") or {}).get("median")
             measured = _error(g["errors"]) if sp is None and g.get("errors") else _num(sp, "{:.2f}x")
             rows.append([f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager tokens/s", "small",
-                         measured, _verdict(sp, DECODE_VS_EAGER)])
+                         measured, speed(_verdict(sp, DECODE_VS_EAGER))])
     mem = {(m["config"], m["impl"]): m for m in res.get("memory", [])}
     for config in dict.fromkeys(m["config"] for m in res.get("memory", [])):
         ours, theirs, procs = (mem.get((config, i), {}) for i in ("numpy", "torch", PROCS))
@@ -463,7 +472,10 @@ def targets_table(res: dict) -> str:
             "table's. "
             "\"with shard processes only\" means the threaded step misses the target and the opt-in "
             "`ShardProcesses` meets it; \"with threads only\", the other way round. Targets whose config "
-            "or section this run left out are not listed." + caveat)
+            "or section this run left out are not listed." + caveat
+            + (" This is a --quick run: its few short rounds, none measured again when the machine was "
+               "busy, keep the suite from rotting but cannot judge a speed, so the speed targets say "
+               f"\"{QUICK_VERDICT}\"; `make bench` (the full run) judges them." if quick else ""))
 
 
 def markdown(res: dict) -> str:

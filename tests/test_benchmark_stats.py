@@ -172,6 +172,25 @@ def test_the_targets_table_gives_each_target_its_verdict():
         "with shard processes only")
 
 
+def test_a_quick_run_judges_no_speed_target():
+    from benchmarks.report import QUICK_VERDICT, targets_table
+    res = {"settings": {"threads": [2], "mode": "quick"},
+           "step": [{"config": "tiny", "threads": 2, "speedup_vs_torch": _med(23.3), "speedup_vs_compile": None,
+                     "errors": {"compile": "skipped (--quick)"}}],
+           "generate": [{"config": "small", "threads": 2, "use_cache": True, "speedup": _med(0.4)}],
+           "memory": [{"config": "tiny", "impl": "numpy", "delta_mb": 30.0},
+                      {"config": "tiny", "impl": "torch", "delta_mb": 100.0}]}
+    table = targets_table(res)
+    verdicts = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line.strip(" |").rsplit("|", 1)[1].strip()
+                for line in table.splitlines() if line.startswith("| ") and not line.startswith("| target")}
+    assert verdicts == {("training step >= 1.2x torch eager", "tiny"): QUICK_VERDICT,
+                        ("KV-cache generation >= 1.5x torch eager tokens/s", "small"): QUICK_VERDICT,
+                        ("peak memory <= torch eager's", "tiny"): "yes"}
+    assert "This is a --quick run" in table
+    res["settings"]["mode"] = "full"
+    assert QUICK_VERDICT not in targets_table(res) and "This is a --quick run" not in targets_table(res)
+
+
 def test_the_targets_table_names_failures_instead_of_dropping_them():
     from benchmarks.report import markdown, targets_table
     res = {
