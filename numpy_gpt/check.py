@@ -117,14 +117,22 @@ def _normal(rng, shape, s=1.0):
 
 
 def _build_linear(p, rng):
-    B, T, C_in, C_out, s = p["B"], p["T"], p["C_in"], p["C_out"], p["scale"]
-    return dict(x=_normal(rng, (B, T, C_in), s), w=_normal(rng, (C_in, C_out), 1 / math.sqrt(C_in)),
+    C_in, C_out, s = p["C_in"], p["C_out"], p["scale"]
+    return dict(x=_normal(rng, (*_leading(p), C_in), s), w=_normal(rng, (C_in, C_out), 1 / math.sqrt(C_in)),
                 b=None if p["no_bias"] else _normal(rng, C_out)), {}
 
 
+def _leading(p) -> tuple:
+    """The axes before the last, for layers written for (..., C): (B, T) at ndim 3, the case
+    hypothesis shrinks toward; (B * T,) at 2; (B, 2, T) at 4. A backward that sums over
+    axes (0, 1) instead of every axis but the last passes at 3 only."""
+    B, T = p["B"], p["T"]
+    return {3: (B, T), 2: (B * T,), 4: (B, 2, T)}[p["ndim"]]
+
+
 def _build_layernorm(p, rng):
-    B, T, C, s = p["B"], p["T"], p["C"], p["scale"]
-    x = _normal(rng, (B, T, C), s)
+    C, s = p["C"], p["scale"]
+    x = _normal(rng, (*_leading(p), C), s)
     if p["shift"]:
         x += 5.0 * s                           # a mean large next to the spread
     return dict(x=x, w=_normal(rng, C), b=None if p["no_bias"] else _normal(rng, C)), {}
@@ -135,7 +143,7 @@ def _build_elementwise(p, rng):
 
 
 def _build_softmax(p, rng):
-    return dict(x=_normal(rng, (p["B"], p["T"], p["K"]), p["scale"])), {}
+    return dict(x=_normal(rng, (*_leading(p), p["K"]), p["scale"])), {}
 
 
 def _build_embedding(p, rng):
@@ -191,21 +199,23 @@ def _build_positional(p, rng):
 
 
 BTC = {"B": ("int", 1, 2), "T": ("int", 1, 4), "C": ("int", 1, 5)}
+NDIM = ("choice", [3, 2, 4])            # the input's number of axes (_leading)
 
 LAYERS: dict[str, LayerSpec] = {s.name: s for s in [
     LayerSpec("linear", "numpy_gpt.linear", "linear_forward", "linear_backward",
               ("dx", "dw", "db"), ("x", "w", "b"),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "C_in": ("int", 1, 5), "C_out": ("int", 1, 5),
-               "scale": SCALE, "no_bias": ("bool",), "seed": SEED},
+               "scale": SCALE, "no_bias": ("bool",), "ndim": NDIM, "seed": SEED},
               _build_linear, "out = x @ w + b, w stored (C_in, C_out); b may be None (return db = None)"),
     LayerSpec("layernorm", "numpy_gpt.layernorm", "layernorm_forward", "layernorm_backward",
               ("dx", "dw", "db"), ("x", "w", "b"),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "C": ("int", 3, 6), "scale": SCALE,
-               "shift": ("bool",), "no_bias": ("bool",), "seed": SEED},
+               "shift": ("bool",), "no_bias": ("bool",), "ndim": NDIM, "seed": SEED},
               _build_layernorm, "layer norm over the last axis, eps = 1e-5 (C >= 3: see docs/layernorm.md)"),
     LayerSpec("softmax", "numpy_gpt.softmax", "softmax_forward", "softmax_backward",
               ("dx",), ("x",),
-              {"B": ("int", 1, 2), "T": ("int", 1, 4), "K": ("int", 1, 6), "scale": SCALE, "seed": SEED},
+              {"B": ("int", 1, 2), "T": ("int", 1, 4), "K": ("int", 1, 6), "scale": SCALE, "ndim": NDIM,
+               "seed": SEED},
               _build_softmax, "softmax over the last axis"),
     LayerSpec("embedding", "numpy_gpt.embedding", "embedding_forward", "embedding_backward",
               ("dwte",), ("wte",),
@@ -401,11 +411,17 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
     forward = spec.forward_fn()
     inputs = _copies(case.args)                 # the cache may hold references to these
     out, cache = forward(*inputs.values(), **case.kwargs)
+    dout = case.dout.copy()
+    dout.flags.writeable = False                # a caller may pass the same dout on (a residual's two branches)
     try:
-        returned = backward(case.dout.copy(), cache)
+        returned = backward(dout, cache)
     except NotImplementedError as e:
         raise NotImplementedYet(str(e)) from None
     except Exception as e:  # noqa: BLE001 - any error in the learner's code is a failed check
+        if isinstance(e, ValueError) and "read-only" in str(e):
+            raise CheckFailure(case, "in-place", "the backward wrote into dout in place; leave it as it came "
+                               "(a caller may pass the same dout on: the residual stream gives it to two "
+                               f"branches)  ({_learner_frames(e, impl_path)})") from None
         raise CheckFailure(case, "crash", f"{type(e).__name__}: {e}  ({_learner_frames(e, impl_path)})") from None
 
     # the shape of the answer
@@ -416,7 +432,16 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
     if problem:
         hint = " (the cache says has_bias = False)" if "should be None" in problem else ""
         raise CheckFailure(case, "signature", problem + hint)
-    grads = {name: np.asarray(g) for name, g, shape in zip(spec.grads, got, shapes) if shape is not None}
+    for name, g, arg, shape in zip(spec.grads, got, spec.wrt, shapes):
+        if shape is None:
+            continue
+        if not isinstance(g, np.ndarray):
+            raise CheckFailure(case, "signature", f"{name} is a {type(g).__name__}; expected a NumPy array")
+        want = np.asarray(case.args[arg]).dtype
+        if g.dtype != want:
+            raise CheckFailure(case, "signature", f"{name} is {g.dtype}; expected {want}, the dtype of {arg} "
+                                                  "(a cast drops digits the check compares)")
+    grads = {name: g for name, g, shape in zip(spec.grads, got, shapes) if shape is not None}
     for k, v in inputs.items():
         if isinstance(v, np.ndarray) and not np.array_equal(v, case.args[k]):
             raise CheckFailure(case, "in-place", f"the backward changed the forward's input {k} in place "
@@ -599,7 +624,7 @@ def load_impl(text: str, default_name: str) -> tuple[Callable, str, str]:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}"
+    return f"{x:.10g}"                  # enough digits to show a difference of 1e-8, the torch tolerance
 
 
 def format_report(report: CheckReport, spec: LayerSpec) -> str:

@@ -140,6 +140,36 @@ def test_signature_crash_and_in_place_problems_are_reported(capsys, tmp_path):
     assert "FAIL (in-place)" in out and "input x" in out
 
 
+@pytest.mark.parametrize("change, words", [
+    ("dx = dx.astype(np.float32)", "FAIL (signature): dx is float32; expected float64, the dtype of x"),
+    ("dx = dx.tolist()", "FAIL (signature): dx is a list; expected a NumPy array"),
+    ("dout *= 1.0", "FAIL (in-place): the backward wrote into dout in place"),
+])
+def test_a_gradient_of_another_type_or_a_dout_written_over_is_named(capsys, tmp_path, change, words):
+    out = wrong_report(capsys, tmp_path, "layernorm", f"""
+        import numpy as np
+        from numpy_gpt.layernorm import layernorm_backward as right
+        def layernorm_backward(dout, cache):
+            dx, dw, db = right(dout.copy(), cache)
+            {change}
+            return dx, dw, db
+        """)
+    assert words in out
+
+
+def test_inputs_of_two_three_and_four_axes_are_drawn(capsys, tmp_path):
+    # (..., C) layers: a backward that sums over axes (0, 1) passes on 3-D inputs only.
+    out = wrong_report(capsys, tmp_path, "linear", """
+        from numpy_gpt.linear import linear_backward as right
+        def linear_backward(dout, cache):
+            dx, dw, db = right(dout, cache)
+            return dx, dw, None if db is None else dout.sum(axis=(0, 1))
+        """, examples="20")
+    assert "FAIL (signature): db has shape" in out and "ndim=2" in out
+    shapes = {np.shape(check.make_case("layernorm", B=2, T=3, ndim=n).args["x"]) for n in (2, 3, 4)}
+    assert shapes == {(6, 3), (2, 3, 3), (2, 2, 3, 3)}
+
+
 @pytest.mark.parametrize("layer", list(check.LAYERS))
 def test_templates_say_not_implemented(capsys, tmp_path, layer):
     code, template = run_check(capsys, layer, "--template")
