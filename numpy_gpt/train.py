@@ -15,6 +15,7 @@ the step, before the bad update reaches the parameters.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -161,11 +162,14 @@ class TrainLoop:
     def run(self, steps: int | None = None, progress: bool = True, on_step=None) -> History:
         """Train until `steps` (default config.steps) steps in total have been taken.
 
-        progress shows a tqdm bar (when tqdm is installed) with loss and tokens/s.
+        progress shows a tqdm bar with loss and tokens/s on a terminal; where the output goes
+        to a file or a pipe (or tqdm is not installed) it prints one line per evaluation instead,
+        as a bar's redraws would fill a log.
         on_step(trainer) is called after each step (checkpointing, plots, Ctrl-C handling).
         """
         total = self.config.steps if steps is None else steps
         bar = _progress(total, self.step, progress)
+        lines = progress and bar is None
         tokens = self.config.batch_size * self.model.config.block_size
         t0, done = time.perf_counter(), 0
         try:
@@ -178,6 +182,8 @@ class TrainLoop:
                     ev = self.evaluate()
                     if bar is not None:
                         bar.write(eval_line(ev))
+                    elif lines:
+                        print(eval_line(ev), flush=True)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
                     bar.update(1)
@@ -261,7 +267,8 @@ class Trainer(TrainLoop):
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
+    """A tqdm bar, or None: not enabled, tqdm not installed, or stderr (where it draws) not a terminal."""
+    if not enabled or not sys.stderr.isatty():
         return None
     try:
         from tqdm.auto import tqdm
