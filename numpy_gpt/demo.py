@@ -80,12 +80,14 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
     for name in SEEDS:
         _, _, h, answers = train_seed(name, seed=seed)
         t_answers = backend.seed_answers(name, seed) if backend else None
+        result["seeds"][name] = (answers, t_answers)
+    width = max(len(repr(a)) for answers, _ in result["seeds"].values() for a in answers.values())
+    for answers, t_answers in result["seeds"].values():                 # the torch column lines up
         for p, a in answers.items():
-            line = f"  {p!r:28} numpy -> {a!r}"
+            line = f"  {p!r:28} numpy -> {a!r:{width}}"
             if t_answers is not None:
                 line += f"   torch -> {t_answers[p]!r}"
-            print(line)
-        result["seeds"][name] = (answers, t_answers)
+            print(line.rstrip())
 
     print(f"\n== 2. A character-level GPT on the demo corpus ({steps} steps) ==")
     model = GPT(cfg, seed=seed, dtype=np.float32)
