@@ -73,12 +73,31 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # Each column as wide as its longest entry or its heading, and two spaces.
     wl, wt, wo = (max(len(head), *(len(r[0][i]) for r in rows)) + 2
                   for i, head in ((0, "layer"), (1, "tensor"), (3, "oracle")))
-    tr.write_line(f"{'layer':<{wl}}{'tensor':<{wt}}{'dtype':<9}{'oracle':<{wo}}worst rel error")
-    for (layer, tensor, dtype, oracle), err in rows:
-        tr.write_line(f"{layer:<{wl}}{tensor:<{wt}}{dtype:<9}{oracle:<{wo}}{err:.2e}")
+    tr.write_line(f"{'layer':<{wl}}{'tensor':<{wt}}{'dtype':<9}{'oracle':<{wo}}"
+                  f"{'worst rel error':>15}{'limit':>10}{'headroom':>10}")
+    for (layer, tensor, dtype, oracle), (err, limit) in rows:
+        tr.write_line(f"{layer:<{wl}}{tensor:<{wt}}{dtype:<9}{oracle:<{wo}}{err:>15.2e}"
+                      f"{'' if limit is None else f'{limit:.1e}':>10}{_headroom(err, limit):>10}")
+    tr.write_line("limit: the bound that draw was held to (torch: the test's tolerance for the dtype; float64 truth: 4x "
+                  "torch float32's own error, at most 1e-2; finite diff: 1e-6). headroom: limit / error.")
+    tr.write_line("finite diff errors count only the part above the differences' own rounding noise, so "
+                  "0 means within it (docs/parity_tests.md).")
+    for dtype in sorted({k[2] for k in parity.WORST}):
+        judged = [(err / limit, k) for k, (err, limit) in parity.WORST.items() if k[2] == dtype and limit]
+        if judged:
+            share, (layer, tensor, _, oracle) = max(judged)
+            tr.write_line(f"{dtype}: {len(judged)} rows judged, all within their limits; the closest, "
+                          f"{layer} {tensor} against {oracle}, used {share:.0%} of it"
+                          if share <= 1 else f"{dtype}: {layer} {tensor} against {oracle} is over its limit")
     path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
     if path:
         with open(path, "w") as f:
-            json.dump([dict(layer=l, tensor=t, dtype=d, oracle=o, worst_rel_error=e)
-                       for (l, t, d, o), e in rows], f, indent=1)
+            json.dump([dict(layer=l, tensor=t, dtype=d, oracle=o, worst_rel_error=e, limit=lim)
+                       for (l, t, d, o), (e, lim) in rows], f, indent=1)
         tr.write_line(f"written to {path}")
+
+
+def _headroom(err: float, limit: float | None) -> str:
+    if limit is None:
+        return ""
+    return "inf" if err == 0 else f"{limit / err:.3g}x"

@@ -337,7 +337,7 @@ def test_whole_model_loss_gradient_matches_finite_differences(data, cfg, seed):
     rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
     assert len(rows) == len(param_shapes(cfg))
     for row in rows:
-        record("model", row.name, np.float64, "finite diff", row.rel)
+        record("model", row.name, np.float64, "finite diff", row.rel, FD)
         assert row.rel <= FD, f"{row.name}: rel error {row.rel:.3e} > {FD:.0e} (abs diff {row.max_abs:.3e}) for {cfg}"
 
 
