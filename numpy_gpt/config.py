@@ -17,7 +17,7 @@ class GPTConfig:
     n_layer: int = 2               # transformer blocks
     n_head: int = 4                # attention heads; must divide n_embd
     n_embd: int = 64               # channels C of the residual stream
-    pos_encoding: str = "sinusoidal"   # "sinusoidal" (fixed table) or "learned" (GPT-2's wpe)
+    pos_encoding: str = "learned"      # "learned" (GPT-2's wpe) or "sinusoidal" (a fixed table; trains slower here: docs/positional.md)
     activation: str = "gelu"       # "gelu" (tanh form, GPT-2), "gelu_exact" (erf), "relu"
     norm: str = "pre"              # "pre" (GPT-2), "post" (original Add & Norm), "none"
     mlp: bool = True               # False drops the feed-forward sublayer (the seeds' model)

@@ -124,7 +124,7 @@ def test_to_gpt2_exports_parameters_and_gradients_and_round_trips():
                            tie_weights=False))
     assert "lm_head.weight" in to_gpt2(untied)
     with pytest.raises(ConfigError, match="pos_encoding='sinusoidal'"):
-        to_gpt2(GPT(GPTConfig(n_embd=64)))
+        to_gpt2(GPT(GPTConfig(n_embd=64, pos_encoding="sinusoidal")))
     with pytest.raises(StateDictError, match="missing wte.weight"):
         to_gpt2(model, {k: v for k, v in model.params.items() if k != "wte.weight"})
 
