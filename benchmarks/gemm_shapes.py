@@ -28,9 +28,9 @@ from .workloads import CONFIGS, Workload
 def layer_shapes(config: str | Workload) -> list[tuple[str, int, int, int]]:
     """(layer, N, C_in, C_out) for each distinct linear layer of the config."""
     w = CONFIGS[config] if isinstance(config, str) else config
-    C, N = w.n_embd, w.tokens
-    return [("attn.c_attn", N, C, 3 * C), ("attn.c_proj", N, C, C), ("mlp.c_fc", N, C, 4 * C),
-            ("mlp.c_proj", N, 4 * C, C), ("lm_head", N, C, w.vocab_size)]
+    C, N, H = w.n_embd, w.tokens, w.config().mlp_width
+    return [("attn.c_attn", N, C, 3 * C), ("attn.c_proj", N, C, C), ("mlp.c_fc", N, C, H),
+            ("mlp.c_proj", N, H, C), ("lm_head", N, C, w.vocab_size)]
 
 
 def _operands(N: int, c_in: int, c_out: int, head: bool, dtype, rng) -> tuple[np.ndarray, ...]:

@@ -3,7 +3,8 @@
 Each forward returns (out, cache); each backward takes (dout, cache) and
 returns dx = dout * f'(x), the local derivative written beside it. A
 backward's optional out= is where dx goes: the FFN passes dout itself, so
-the hidden layer's gradient takes no second (B, T, 4C) array.
+with ReLU and tanh GELU the hidden layer's gradient takes no second
+(B, T, 4C) array (gelu_exact works in float64 and copies its result in).
 
 ReLU:        f(x) = max(x, 0)                         f'(x) = 1 if x > 0 else 0
 GELU (exact, erf):

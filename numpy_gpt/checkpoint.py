@@ -138,18 +138,23 @@ def _checksum(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:
 
 
 def check_writable(path: str) -> None:
-    """Make path's folder and try a file in it: a CheckpointError now, before a long run, if a
-    checkpoint could not be written at path later (a file where a folder should be, no permission)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    _make_folder(path, folder)
+    """A CheckpointError now, before a long run, if a checkpoint could not be written at path
+    later: a file where a folder should be, no permission. Creates nothing that stays: the
+    nearest existing folder on the way gets a probe file, removed at once; missing folders are
+    made when the checkpoint is saved."""
     if os.path.isdir(path):
         raise CheckpointError(f"cannot write {path}: it is a folder", path)
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and folder != os.path.dirname(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"cannot write {path}: {folder} is a file, not a folder", path)
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".numpy_gpt.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e.strerror}", path) from None
+        raise CheckpointError(f"cannot write {path}: {e.strerror} ({folder})", path) from None
 
 
 def _make_folder(path: str, folder: str) -> None:

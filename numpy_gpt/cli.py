@@ -272,6 +272,8 @@ def cmd_train(args) -> int:
     from .train import TrainingDivergedError, eval_line
 
     be = backend(args.backend)                       # a missing torch fails before any work
+    from .parallel import get_num_threads
+    get_num_threads()                                # a bad NUMPY_GPT_NUM_THREADS, too
     if args.processes and be.name != "numpy":
         raise UsageError(f"--processes works with --backend numpy only, not {be.name}")
     if args.val_fraction is not None and not 0.0 <= args.val_fraction < 1.0:
@@ -496,8 +498,8 @@ def cmd_gradcheck(args) -> int:
         raise ConfigError(f"--samples must be >= 0 (0 checks every entry), got {args.samples}")
     cfg = model_config(args, GRADCHECK_MODEL_DEFAULTS)
     color = use_color(sys.stdout, args.color)
-    print(f"gradcheck: hand-written backward vs central finite differences, float64, h = {FD_STEP:g}, "
-          f"tolerance {FD_TOL:g}")
+    print(f"gradcheck: hand-written backward vs central finite differences (the model's five-point), "
+          f"float64, h = {FD_STEP:g}, tolerance {FD_TOL:g}")
     rows = []
     if not args.model_only:
         rows += layer_gradchecks(args.seed)

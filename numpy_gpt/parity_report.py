@@ -222,7 +222,8 @@ def layer_gradchecks(seed: int = 0, h: float = FD_STEP) -> list[Row]:
                       [n(B, T, C), n(C, 4 * C, scale=0.5), n(4 * C), n(4 * C, C, scale=0.5), n(C), act],
                       [0, 1, 2, 3, 4], ["dx", "dc_fc_w", "dc_fc_b", "dc_proj_w", "dc_proj_b"], {}))
     for norm in ("pre", "post", "none"):              # smaller still: a block has ~250 parameter entries
-        cfg = GPTConfig(vocab_size=V, block_size=3, n_layer=1, n_head=2, n_embd=4, norm=norm)
+        cfg = GPTConfig(vocab_size=V, block_size=3, n_layer=1, n_head=2, n_embd=4, norm=norm,
+                        pos_encoding="sinusoidal")          # the blocks' cases as before the default changed
         p = block_params(perturbed_params(cfg, seed, np.float64), 0)
         names = list(p)
 
@@ -289,7 +290,8 @@ def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = 
             numeric[n] = (loss_at[-2] - 8 * loss_at[-1] + 8 * loss_at[1] - loss_at[2]) / (12 * h)
         analytic = grads[name].reshape(-1)[picks]
         # As check_backward: the part of the difference above the differences' own rounding
-        # noise (eps * |L| / h), over the gradient's scale (floored as the parity tests do).
+        # noise (1.5 eps |L| / h for the five-point difference), over the gradient's scale
+        # (floored as the parity tests do).
         diff = float(np.abs(analytic - numeric).max(initial=0.0))
         scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), floor, 1e-300)
         err = max(diff - NOISE_FACTOR * noise, 0.0) / scale

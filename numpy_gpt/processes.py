@@ -331,9 +331,9 @@ def _serve(inp, out) -> None:
                     c, cache = cache, None
                     with one_thread():
                         g = model._backward(c, *args)
-                    for name, value in g.items():
-                        grads[name][...] = value
-                    del g, c                          # or they would stay through the next forward
+                    for name in list(g):              # popped: nothing of them stays through the next forward
+                        grads[name][...] = g.pop(name)
+                    del c
                     reply = None
                 else:
                     raise RuntimeError(f"unknown request {kind!r}")

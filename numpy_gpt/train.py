@@ -267,8 +267,10 @@ class Trainer(TrainLoop):
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    """A tqdm bar, or None: not enabled, tqdm not installed, or stderr (where it draws) not a terminal."""
-    if not enabled or not sys.stderr.isatty():
+    """A tqdm bar, or None: not enabled, tqdm not installed, or nowhere to draw it: stderr is not a
+    terminal (a file, a pipe) and this is not a Jupyter kernel (whose widget tqdm.auto picks)."""
+    terminal = getattr(sys.stderr, "isatty", lambda: False)()
+    if not enabled or not (terminal or "ipykernel" in sys.modules):
         return None
     try:
         from tqdm.auto import tqdm

@@ -87,7 +87,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if judged:
             share, (layer, tensor, _, oracle) = max(judged)
             tr.write_line(f"{dtype}: {len(judged)} rows judged, all within their limits; the closest, "
-                          f"{layer} {tensor} against {oracle}, used {share:.0%} of it"
+                          f"{layer} {tensor} against {oracle}, reached {share:.2g} of its limit"
                           if share <= 1 else f"{dtype}: {layer} {tensor} against {oracle} is over its limit")
     path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
     if path:

@@ -342,11 +342,11 @@ def test_torch_trainer_state_dict_resumes_itself_exactly(optimizer):
     assert all(torch.equal(p, q) for p, q in zip(second.parameters(), straight.parameters()))
 
 
-def test_check_writable_makes_the_folder_leaves_nothing_behind_and_names_what_is_wrong(tmp_path):
+def test_check_writable_creates_nothing_and_names_what_is_wrong(tmp_path):
     from numpy_gpt.checkpoint import check_writable
-    target = tmp_path / "a" / "b" / "model.safetensors"
-    check_writable(str(target))
-    assert os.listdir(tmp_path / "a" / "b") == []                  # the probe file is gone
+    check_writable(str(tmp_path / "a" / "b" / "model.safetensors"))   # folders made at save time
+    assert os.listdir(tmp_path) == []                                  # nor is the probe file left
+    (tmp_path / "a").mkdir()
     with pytest.raises(CheckpointError, match="it is a folder"):
         check_writable(str(tmp_path / "a"))
     (tmp_path / "f.txt").write_text("x")

@@ -207,6 +207,8 @@ def snapshot(folder):
     (["train", "--out", "{ckpt}"], 2, "already exists: pass --resume"),
     (["train", "--out", "{d}/short.txt/model.safetensors"], 1,       # found before the training, not after
      "cannot write {d}/short.txt/model.safetensors: {d}/short.txt is a file, not a folder"),
+    (["train", "--data", "{d}/missing.txt", "--out", "{d}/new/model.safetensors"], 1,  # and no folder made
+     "corpus file not found"),
     (["generate", "--gpt2", "{d}/gpt2_bad.safetensors", "--prompt", "x"], 1, "missing transformer.h.0.mlp.c_fc.bias"),
 ])
 def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved, capsys, monkeypatch, tmp_path,

@@ -158,3 +158,22 @@ def test_bad_training_settings_are_config_errors(kwargs, word):
     with pytest.raises(ConfigError, match=word) as e:
         TrainConfig(**kwargs)
     assert repr(kwargs[word]) in str(e.value)              # the message names the bad value
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_or_in_jupyter_only(monkeypatch):
+    import sys
+    import types
+    from numpy_gpt.train import _progress
+    pytest.importorskip("tqdm")
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", types.SimpleNamespace(isatty=lambda: False, write=sys.stderr.write,
+                                                             flush=lambda: None))
+    assert _progress(10, 0, True) is None                          # a file or a pipe: lines instead
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    bar = _progress(10, 0, True)                                    # a notebook: tqdm.auto's widget
+    assert bar is not None
+    bar.close()
+    assert _progress(10, 0, False) is None
+    monkeypatch.delitem(sys.modules, "ipykernel")
+    monkeypatch.setattr(sys, "stderr", None)                        # pythonw: no stderr at all
+    assert _progress(10, 0, True) is None
