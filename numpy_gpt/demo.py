@@ -90,6 +90,9 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
             print(line.rstrip())
 
     print(f"\n== 2. A character-level GPT on the demo corpus ({steps} steps) ==")
+    note = busy_note(other_load())
+    if note:
+        print(note)
     model = GPT(cfg, seed=seed, dtype=np.float32)
     print(f"  vocab {tok.vocab_size} chars, {len(train):,} train / {len(val):,} val tokens, "
           f"{model.num_params():,} parameters, config {cfg.n_layer} layers x {cfg.n_head} heads x {cfg.n_embd}")
@@ -122,6 +125,35 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
     print(f"\n== 3. numpy_gpt writes ({sample_chars} characters, temperature 0.8, top-k 20) ==\n{sample}\n")
     result.update(histories=histories, sample=sample, png=png)
     return result
+
+
+BUSY = 0.25                # other processes' share of all cores from which the demo says so
+
+
+def other_load(seconds: float = 0.3) -> float | None:
+    """The share of all cores that other processes used over `seconds` (this process sleeps),
+    from /proc/stat; None where there is none."""
+    def busy():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")   # less idle, iowait
+    start, t0 = busy(), time.perf_counter()
+    if start is None:
+        return None
+    time.sleep(seconds)
+    end = busy()
+    return max(0.0, (end - start) / ((time.perf_counter() - t0) * (os.cpu_count() or 1)))
+
+
+def busy_note(share: float | None) -> str | None:
+    """A line for the demo to print when other processes keep the CPU busy, else None."""
+    if share is None or share < BUSY:
+        return None
+    return (f"  note: other processes are using {share:.0%} of the CPU; the tokens/s below will be low, "
+            "torch's most (its threads wait on each other). Run the demo on an idle machine to compare.")
 
 
 def model_init(cfg: GPTConfig, seed: int):

@@ -267,3 +267,11 @@ def test_report_thresholds_are_the_test_suites():
     assert parity_report.PARITY_TOL == tolerances.MODEL_PARITY
     assert parity_report.SCALE_FLOOR == tolerances.SCALE_FLOOR
     assert (parity_report.FD_STEP, parity_report.FD_TOL) == (tolerances.FD_STEP, tolerances.FD)
+
+
+def test_the_demo_says_when_other_processes_keep_the_cpu_busy():
+    from numpy_gpt import demo
+    assert demo.busy_note(None) is None and demo.busy_note(0.1) is None
+    assert "other processes are using 60% of the CPU" in demo.busy_note(0.6)
+    share = demo.other_load(0.05)                          # this machine now, whatever it is
+    assert share is None or 0.0 <= share <= 1.0
