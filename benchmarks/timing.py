@@ -136,14 +136,11 @@ class ForeignLoad:
 
     @staticmethod
     def _snapshot() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
+        from numpy_gpt.parallel import machine_busy_seconds
+        busy = machine_busy_seconds()
+        if busy is None:
             return None
         hz = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
-        busy = (sum(fields[:8]) - idle) / hz                              # user..steal, seconds
         t = os.times()
         # ours: this process, its children that have exited (reaped) and those still running
         own = t.user + t.system + t.children_user + t.children_system + _children_cpu(hz)

@@ -144,9 +144,7 @@ def check_writable(path: str) -> None:
     made when the checkpoint is saved."""
     if os.path.isdir(path):
         raise CheckpointError(f"cannot write {path}: it is a folder", path)
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder) and folder != os.path.dirname(folder):
-        folder = os.path.dirname(folder)
+    folder = _nearest_existing(os.path.dirname(os.path.abspath(path)))
     if not os.path.isdir(folder):
         raise CheckpointError(f"cannot write {path}: {folder} is a file, not a folder", path)
     try:
@@ -157,13 +155,18 @@ def check_writable(path: str) -> None:
         raise CheckpointError(f"cannot write {path}: {e.strerror} ({folder})", path) from None
 
 
+def _nearest_existing(folder: str) -> str:
+    """folder, or its nearest ancestor that exists."""
+    while not os.path.exists(folder) and folder != os.path.dirname(folder):
+        folder = os.path.dirname(folder)
+    return folder
+
+
 def _make_folder(path: str, folder: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        parent = folder
-        while parent != os.path.dirname(parent) and not os.path.exists(parent):
-            parent = os.path.dirname(parent)
+        parent = _nearest_existing(folder)
         why = f"{parent} is a file, not a folder" if os.path.exists(parent) and not os.path.isdir(parent) \
             else e.strerror
         raise CheckpointError(f"cannot write {path}: {why}", path) from None

@@ -133,18 +133,12 @@ BUSY = 0.25                # other processes' share of all cores from which the 
 def other_load(seconds: float = 0.3) -> float | None:
     """The share of all cores that other processes used over `seconds` (this process sleeps),
     from /proc/stat; None where there is none."""
-    def busy():
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")   # less idle, iowait
-    start, t0 = busy(), time.perf_counter()
+    from .parallel import machine_busy_seconds
+    start, t0 = machine_busy_seconds(), time.perf_counter()
     if start is None:
         return None
     time.sleep(seconds)
-    end = busy()
+    end = machine_busy_seconds()
     return max(0.0, (end - start) / ((time.perf_counter() - t0) * (os.cpu_count() or 1)))
 
 

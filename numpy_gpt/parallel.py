@@ -67,6 +67,19 @@ SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many 
 SHARE_MIN_ROWS = 512                # share_products() shares the products of steps of at least this many tokens
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (all cores, less idle and iowait),
+    from /proc/stat; None where there is none. The difference of two readings over a wall time,
+    less this process's own CPU time, is the load of other processes."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")        # user..steal
+
+
 def get_num_threads() -> int:
     if _state["n"] is None:
         _state["n"] = _threads_from_env()
