@@ -269,10 +269,10 @@ def _describe(cfg) -> str:
 def cmd_train(args) -> int:
     from .checkpoint import check_writable, load_checkpoint
     from .data import DataTooShortError, demo_corpus, load_text, train_val_split
-    from .train import TrainingDivergedError, eval_line
+    from .parallel import get_num_threads
+    from .train import TrainingDivergedError
 
     be = backend(args.backend)                       # a missing torch fails before any work
-    from .parallel import get_num_threads
     get_num_threads()                                # a bad NUMPY_GPT_NUM_THREADS, too
     if args.processes and be.name != "numpy":
         raise UsageError(f"--processes works with --backend numpy only, not {be.name}")
@@ -357,8 +357,6 @@ def cmd_train(args) -> int:
     def on_step(tr):
         if not be.all_finite(model):
             raise TrainingDivergedError(f"training diverged at step {tr.step - 1}: a parameter became NaN or inf")
-        if not args.progress and tr.history.eval and tr.history.eval[-1]["step"] == tr.step:
-            print(eval_line(tr.history.eval[-1]), flush=True)     # as the progress bar prints it
         if args.save_interval and tr.step % args.save_interval == 0 and tr.step < tcfg.steps:
             save()
         if stop["signal"] is not None:
@@ -377,7 +375,7 @@ def cmd_train(args) -> int:
         pass
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # divergence is reported below
-            trainer.run(progress=args.progress, on_step=on_step)
+            trainer.run(progress=True if args.progress else "lines", on_step=on_step)
     except _Stopped:
         save()
         name = signal.Signals(stop["signal"]).name

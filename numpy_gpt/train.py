@@ -159,17 +159,18 @@ class TrainLoop:
         self.history.eval.append(out)
         return out
 
-    def run(self, steps: int | None = None, progress: bool = True, on_step=None) -> History:
+    def run(self, steps: int | None = None, progress: bool | str = True, on_step=None) -> History:
         """Train until `steps` (default config.steps) steps in total have been taken.
 
-        progress shows a tqdm bar with loss and tokens/s on a terminal; where the output goes
-        to a file or a pipe (or tqdm is not installed) it prints one line per evaluation instead,
-        as a bar's redraws would fill a log.
+        progress=True shows a tqdm bar with loss and tokens/s on a terminal; where the output
+        goes to a file or a pipe (or tqdm is not installed) it prints one line per evaluation
+        instead, as a bar's redraws would fill a log. progress="lines" prints those lines and
+        draws no bar anywhere; False prints nothing.
         on_step(trainer) is called after each step (checkpointing, plots, Ctrl-C handling).
         """
         total = self.config.steps if steps is None else steps
-        bar = _progress(total, self.step, progress)
-        lines = progress and bar is None
+        bar = _progress(total, self.step, progress is True)
+        lines = bool(progress) and bar is None
         tokens = self.config.batch_size * self.model.config.block_size
         t0, done = time.perf_counter(), 0
         try:
