@@ -149,11 +149,8 @@ def _trim_heap() -> None:
     Without it the warm-up's freed arrays would stay resident, in the baseline, and the model's
     first arrays would reuse them without raising the peak: more so for numpy_gpt, whose
     malloc keeps freed blocks (numpy_gpt.parallel.keep_freed_memory)."""
-    try:
-        import ctypes
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    from numpy_gpt.parallel import trim_freed_memory
+    trim_freed_memory()
 
 
 def _worker_baselines() -> dict[str, tuple[float, float, str]]:

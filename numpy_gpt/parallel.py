@@ -165,6 +165,20 @@ def keep_freed_memory() -> bool:
                 mallopt(M_ARENA_MAX, 1)])
 
 
+def trim_freed_memory() -> bool:
+    """Give the heap's free memory back to the kernel (glibc's malloc_trim); False where there is none.
+
+    The other side of keep_freed_memory: for a moment when no training step is near,
+    such as the end of a run, so that what is allocated next can take those pages
+    rather than new ones. A later step faults its pages in again, once."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def keep_freed_memory_once() -> None:
     """keep_freed_memory(), the first time only (GPT.forward calls this every time)."""
     if _state["kept"] is None:

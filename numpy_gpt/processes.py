@@ -17,20 +17,28 @@ thread; `python -m benchmarks.process_shards` measures the difference.
 How. Each worker is a fresh Python interpreter that imports this numpy_gpt
 (subprocess, not multiprocessing, whose "spawn" re-imports the user's __main__
 and would run an unguarded training script again). It keeps a GPT of the same
-config and dtype whose parameters are views into memory shared with this
-process (a Linux memfd passed at start). At every forward:
-  - this process copies model.params into the shared memory (so an optimizer
-    that updates the arrays in place, or code that replaces them, is seen);
-  - it sends each worker its rows (and their dropout masks) down a pipe and runs
-    the first shard itself, meanwhile;
+config and dtype whose parameters are this process's own: at start the model's
+parameters move into memory shared with the workers (a Linux memfd), so the
+workers read them where the optimizer updates them, with no copy per step.
+At every forward:
+  - this process sends each worker its rows (and their dropout masks) down a
+    pipe and runs the first shard itself, meanwhile;
   - each worker runs GPT._forward on its rows, keeps the cache, and sends back
     its logits and loss.
 At backward, each worker runs GPT._backward and writes its gradients into a
-second shared block; this process adds them to its own, in shard order, as
-the threads do. So the results are bit for bit those of the threaded step.
-(One difference: a worker's backward uses the parameters of its forward, so
-changing them in place between forward and backward, which no optimizer does,
-is seen by the threads' backward but not by the workers'.)
+block shared with this process; this process adds them to its own, in shard
+order, as the threads do. So the results are bit for bit those of the threaded
+step.
+
+Moving the parameters. ShardProcesses(model) copies each array of model.params
+into the shared block and puts the copy in the dict in its place; close() moves
+them back into one block of this process's own memory (numpy_gpt.model.
+packed_params). An optimizer, a checkpoint or a loop that takes
+model.params[name] when it needs it follows both moves. An array taken out of
+the dict before a move is left behind: it is made read-only, so that an update
+of it, which the model would no longer see, fails instead of being lost. An
+array that code puts into model.params while the workers run is copied into the
+shared block at every forward.
 
 What runs where: every forward cut into shards goes to the workers (training
 steps, evaluation, generation without the KV cache on several rows). Forwards
@@ -76,6 +84,16 @@ def _layout(shapes: dict, dtype) -> tuple[dict, int]:
     return out, max(offset, _ALIGN)
 
 
+def _move(params: dict, into: dict) -> None:
+    """Copy params[k] into into[k] and put into[k] in params in its place, for each k of into;
+    the arrays left behind become read-only (see "Moving the parameters" above)."""
+    for name, dest in into.items():
+        old = params[name]
+        np.copyto(dest, old)
+        params[name] = dest
+        old.flags.writeable = False
+
+
 def _views(buf, layout: dict, dtype) -> dict:
     return {name: np.ndarray(shape, dtype, buffer=buf, offset=off) for name, (off, shape) in layout.items()}
 
@@ -106,7 +124,7 @@ class _Worker:
                    OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         # A session of its own: Ctrl-C in a terminal reaches this process alone, which can then
         # finish its step and save (numpy-gpt train) while the worker serves on.
-        self.params = self.grads = None
+        self.grads = None
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT.format(parent=_PACKAGE_PARENT)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds, env=env,
                                      start_new_session=True)
@@ -170,17 +188,14 @@ class _Worker:
                 pass
 
 
-def _stop_all(workers: list, maps: list, kill: bool = False) -> None:
+def _stop_all(workers: list, kill: bool = False) -> None:
+    """Stop (or kill) the workers. Their shared blocks are not closed here: an array made on an
+    mmap does not stop mmap.close(), and would be left pointing at unmapped memory. Each block is
+    unmapped when the last array on it goes (the arrays hold their mmap as their base)."""
     for w in workers:
-        w.params = w.grads = None                     # views into the mappings closed below
+        w.grads = None
         w.kill() if kill else w.stop()
     workers.clear()
-    for m in maps:
-        try:
-            m.close()
-        except BufferError:                           # someone still holds a view: the GC frees it later
-            pass
-    maps.clear()
 
 
 class ShardProcesses:
@@ -205,24 +220,30 @@ class ShardProcesses:
             raise ShardProcessError("this model already has shard processes; close() them first")
         self.model = model
         shapes = param_shapes(model.config)
+        if model.params.keys() != shapes.keys():
+            raise ShardProcessError(f"model.params' names are not those of its config: "
+                                    f"missing {sorted(shapes.keys() - model.params.keys())}, "
+                                    f"unexpected {sorted(model.params.keys() - shapes.keys())}")
         self.layout, size = _layout(shapes, model.dtype)
         self.workers: list[_Worker] = []
-        self._maps: list = []
         self._token = None                            # names the forward whose caches the workers hold
-        self._finalizer = weakref.finalize(self, _stop_all, self.workers, self._maps)
+        self._finalizer = weakref.finalize(self, _stop_all, self.workers)
         try:
-            for _ in range(n):
-                (pfd, pmap), (gfd, gmap) = _shared(size), _shared(size)
-                self._maps += [pmap, gmap]
-                init = {"config": model.config, "dtype": model.dtype.str, "layout": self.layout,
-                        "size": size, "param_fd": pfd, "grad_fd": gfd}
-                try:
-                    self.workers.append(_Worker(init, (pfd, gfd)))
-                finally:
-                    os.close(pfd)                     # the mappings (and the worker's) keep the memory
-                    os.close(gfd)
-                self.workers[-1].params = _views(pmap, self.layout, model.dtype)
-                self.workers[-1].grads = _views(gmap, self.layout, model.dtype)
+            pfd, pmap = _shared(size)                 # the parameters, one block for every worker
+            try:
+                self.params = _views(pmap, self.layout, model.dtype)
+                _move(model.params, self.params)
+                for _ in range(n):
+                    gfd, gmap = _shared(size)         # a worker's gradients
+                    init = {"config": model.config, "dtype": model.dtype.str, "layout": self.layout,
+                            "size": size, "param_fd": pfd, "grad_fd": gfd}
+                    try:
+                        self.workers.append(_Worker(init, (pfd, gfd)))
+                    finally:
+                        os.close(gfd)                 # the mappings (ours, the worker's) keep the memory
+                    self.workers[-1].grads = _views(gmap, self.layout, model.dtype)
+            finally:
+                os.close(pfd)
         except BaseException:
             self.close()
             raise
@@ -232,7 +253,24 @@ class ShardProcesses:
         """Stop the workers and free the shared memory (idempotent)."""
         if getattr(self.model, "shard_processes", None) is self:
             self.model.shard_processes = None
+        self._move_params_back()
+        self.params = {}                              # so that the shared block can be unmapped
         self._finalizer()
+
+    def _move_params_back(self) -> None:
+        """The model's parameters that are still ours, moved into this process's own memory.
+
+        The heap's free memory goes back to the kernel first: the training steps' freed
+        arrays, which malloc keeps (parallel.keep_freed_memory), would otherwise stay resident
+        beside the new block, which then made the run's peak (medium config: 598 MB against
+        517 in its steps)."""
+        from .model import packed_params
+        from .parallel import trim_freed_memory
+        params = self.model.params
+        ours = [k for k, v in getattr(self, "params", {}).items() if params.get(k) is v]
+        if ours:
+            trim_freed_memory()
+            _move(params, packed_params({k: params[k] for k in ours}))
 
     def __enter__(self) -> "ShardProcesses":
         return self
@@ -242,7 +280,7 @@ class ShardProcesses:
 
     def _abort(self) -> None:
         """Kill the workers after a failed or interrupted exchange; the model goes back to threads."""
-        _stop_all(self.workers, self._maps, kill=True)
+        _stop_all(self.workers, kill=True)
         self.close()
 
     def _check(self, model) -> None:
@@ -261,9 +299,9 @@ class ShardProcesses:
         if len(shard_args) - 1 > len(self.workers):
             raise ShardProcessError(f"{len(shard_args)} shards for {len(self.workers)} workers and this process")
         remote = list(zip(self.workers, shard_args[1:]))
-        for w, _ in remote:
-            for name, p in model.params.items():
-                np.copyto(w.params[name], p)          # the parameters as they are now
+        for name, p in model.params.items():
+            if p is not self.params[name]:            # an array put in place of ours: copied as it is now
+                np.copyto(self.params[name], p)
         self._token = token = object()
         try:
             for w, args in remote:

@@ -86,6 +86,59 @@ def test_workers_see_replaced_parameter_arrays(threads):
     assert_same(train(True, 2, np.float64, replace=True), train(False, 2, np.float64, replace=True))
 
 
+def _in_shared_memory(a: np.ndarray) -> bool:
+    """Whether a lies in an mmap (the shared block) rather than in memory NumPy allocated."""
+    import mmap
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return isinstance(a, mmap.mmap)
+
+
+def test_parameters_move_into_shared_memory_and_back_with_their_values(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    before = {k: p.copy() for k, p in model.params.items()}
+    held = model.params["h.0.attn.c_attn.weight"]
+    with ShardProcesses(model) as workers:
+        assert all(_in_shared_memory(p) for p in model.params.values())
+        assert all(np.array_equal(model.params[k], before[k]) for k in before)
+        with pytest.raises(ValueError, match="read-only"):    # left behind: an update would be lost
+            held[...] = 0.0
+        shared = dict(workers.params)
+    assert not any(_in_shared_memory(p) for p in model.params.values())
+    assert all(p.flags.writeable and p.flags.c_contiguous for p in model.params.values())
+    assert all(np.array_equal(model.params[k], before[k]) for k in before)
+    with pytest.raises(ValueError, match="read-only"):
+        shared["wte.weight"][...] = 0.0
+
+
+def test_workers_read_the_parameters_where_they_are_updated(threads):
+    """A change made in place between forward and backward reaches the workers' backward, as it
+    reaches the threads': both read model.params' arrays, with no copy made at the forward."""
+    threads(2)
+    x, y = batch()
+    results = []
+    for procs in (True, False):
+        model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float64)
+        workers = ShardProcesses(model) if procs else None
+        model.forward(x, y)
+        for p in model.params.values():
+            p *= 1.5
+        results.append(model.backward())
+        if workers:
+            workers.close()
+    assert all(np.array_equal(results[0][k], results[1][k]) for k in results[1])
+
+
+def test_parameters_named_unlike_the_config_are_refused(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    model.params["extra"] = np.zeros(3, np.float32)
+    with pytest.raises(ShardProcessError, match=r"unexpected \['extra'\]"):
+        ShardProcesses(model)
+    assert model.shard_processes is None
+
+
 def test_process_shards_agree_with_one_thread(threads):
     """Not only with the threaded step: with the whole batch on one thread, to rounding."""
     (a, _), (b, _) = train(True, 2, np.float64, steps=1), train(False, 1, np.float64, steps=1)
