@@ -38,7 +38,12 @@ model.params[name] when it needs it follows both moves. An array taken out of
 the dict before a move is left behind: it is made read-only, so that an update
 of it, which the model would no longer see, fails instead of being lost. An
 array that code puts into model.params while the workers run is copied into the
-shared block at every forward.
+shared block at every forward; so, for such an array only, a change made in
+place between forward and backward (which no optimizer does) reaches the
+threads' backward but not the workers'. While the workers run, the parameters
+are in shared memory, which a fork() shares with the child instead of copying:
+a child forked then (multiprocessing's "fork" start method) that changes them
+changes this process's model too.
 
 What runs where: every forward cut into shards goes to the workers (training
 steps, evaluation, generation without the KV cache on several rows). Forwards
@@ -224,6 +229,10 @@ class ShardProcesses:
             raise ShardProcessError(f"model.params' names are not those of its config: "
                                     f"missing {sorted(shapes.keys() - model.params.keys())}, "
                                     f"unexpected {sorted(model.params.keys() - shapes.keys())}")
+        for name, p in model.params.items():
+            if tuple(np.shape(p)) != tuple(shapes[name]) or np.asarray(p).dtype != model.dtype:
+                raise ShardProcessError(f"model.params[{name!r}] is {np.asarray(p).dtype}{tuple(np.shape(p))}; "
+                                        f"the model's config and dtype need {model.dtype}{tuple(shapes[name])}")
         self.layout, size = _layout(shapes, model.dtype)
         self.workers: list[_Worker] = []
         self._token = None                            # names the forward whose caches the workers hold
@@ -232,7 +241,6 @@ class ShardProcesses:
             pfd, pmap = _shared(size)                 # the parameters, one block for every worker
             try:
                 self.params = _views(pmap, self.layout, model.dtype)
-                _move(model.params, self.params)
                 for _ in range(n):
                     gfd, gmap = _shared(size)         # a worker's gradients
                     init = {"config": model.config, "dtype": model.dtype.str, "layout": self.layout,
@@ -244,6 +252,7 @@ class ShardProcesses:
                     self.workers[-1].grads = _views(gmap, self.layout, model.dtype)
             finally:
                 os.close(pfd)
+            _move(model.params, self.params)          # once every worker is up: a failed start moves nothing
         except BaseException:
             self.close()
             raise
@@ -253,9 +262,11 @@ class ShardProcesses:
         """Stop the workers and free the shared memory (idempotent)."""
         if getattr(self.model, "shard_processes", None) is self:
             self.model.shard_processes = None
-        self._move_params_back()
-        self.params = {}                              # so that the shared block can be unmapped
-        self._finalizer()
+        try:
+            self._move_params_back()
+        finally:
+            self.params = {}                          # so that the shared block can be unmapped
+            self._finalizer()
 
     def _move_params_back(self) -> None:
         """The model's parameters that are still ours, moved into this process's own memory.

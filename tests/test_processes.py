@@ -130,6 +130,37 @@ def test_workers_read_the_parameters_where_they_are_updated(threads):
     assert all(np.array_equal(results[0][k], results[1][k]) for k in results[1])
 
 
+def test_parameters_of_another_dtype_are_refused(threads):
+    threads(2)
+    model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float32)
+    model.params["wte.weight"] = model.params["wte.weight"].astype(np.float64)
+    with pytest.raises(ShardProcessError, match=r"model.params\['wte.weight'\] is float64\(50, 16\)"):
+        ShardProcesses(model)
+    assert model.params["wte.weight"].dtype == np.float64 and model.params["wte.weight"].flags.writeable
+
+
+def test_a_worker_that_fails_to_start_leaves_the_parameters_alone(threads, monkeypatch):
+    from numpy_gpt import processes
+    threads(3)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    before = dict(model.params)
+    started = []
+
+    class Failing(processes._Worker):
+        def __init__(self, *args):
+            if started:
+                raise ShardProcessError("the second worker did not start")
+            super().__init__(*args)
+            started.append(self)
+
+    monkeypatch.setattr(processes, "_Worker", Failing)
+    with pytest.raises(ShardProcessError, match="did not start"):
+        ShardProcesses(model)
+    assert all(model.params[k] is before[k] and before[k].flags.writeable for k in before)
+    assert started[0].proc.poll() is not None               # the first one was stopped
+    assert model.shard_processes is None
+
+
 def test_parameters_named_unlike_the_config_are_refused(threads):
     threads(2)
     model = GPT(GPTConfig(**CFG), seed=0)
