@@ -21,6 +21,7 @@ when every case passes.
 
     numpy-gpt check --list                        the layers and their signatures
     numpy-gpt check layernorm --template > my_ln.py   a starter file to fill in
+    numpy-gpt check layernorm --template --no-hints   the same without the formulas, to derive them
     numpy-gpt check layernorm --impl my_ln.py     check my_ln.py's layernorm_backward
     numpy-gpt check layernorm                     check numpy_gpt's own backward
 
@@ -272,10 +273,17 @@ def get_layer(name: str) -> LayerSpec:
     return LAYERS[name]
 
 
-def template_text(layer: str) -> str:
-    """The starter file for a layer's backward (numpy_gpt/templates/<backward>.py)."""
+def template_text(layer: str, hints: bool = True) -> str:
+    """The starter file for a layer's backward (numpy_gpt/templates/<backward>.py).
+
+    hints=False leaves out the comments inside the function, which give the formulas,
+    for a learner who wants to derive them first."""
     spec = get_layer(layer)
-    return (resources.files("numpy_gpt") / "templates" / spec.template).read_text(encoding="utf-8")
+    text = (resources.files("numpy_gpt") / "templates" / spec.template).read_text(encoding="utf-8")
+    if hints:
+        return text
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not (line[:1].isspace() and line.lstrip().startswith("#")))
 
 
 # ---------------------------------------------------------------------------------------
@@ -648,6 +656,9 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
         for g in spec.grads:
             cells = (f"{report.worst[(g, o)]:<14.1e}" if (g, o) in report.worst else f"{'-':<14}" for o in used)
             lines.append((f"  {g:<17}" + "".join(cells)).rstrip())
+        if "finite diff" in used:
+            lines.append("  (finite diff: the error above the differences' own rounding noise, so 0 means "
+                         "within it; docs/parity_tests.md)")
         return "\n".join(lines)
 
     f = report.failure
@@ -694,9 +705,15 @@ def handler(args) -> int:
         return 0
     if not args.layer:
         raise ConfigError("name a layer (numpy-gpt check --list shows them), or pass --list")
+    if args.layer not in LAYERS:                  # a malformed command line, as an unknown option is
+        from .errors import UsageError
+        raise UsageError(f"unknown layer {args.layer!r}; choose one of {', '.join(LAYERS)} "
+                         "(numpy-gpt check --list)")
     spec = get_layer(args.layer)
+    if args.no_hints and not args.template:
+        raise ConfigError("--no-hints goes with --template")
     if args.template:
-        sys.stdout.write(template_text(args.layer))
+        sys.stdout.write(template_text(args.layer, hints=not args.no_hints))
         return 0
     if args.examples < 1:
         raise ConfigError(f"--examples must be at least 1, got {args.examples}")
@@ -717,6 +734,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "backward, e.g. layernorm_backward); without --impl numpy_gpt's own is checked")
     p.add_argument("--list", action="store_true", help="list the layers and their backward signatures")
     p.add_argument("--template", action="store_true", help="print a starter file for LAYER's backward")
+    p.add_argument("--no-hints", action="store_true",
+                   help="with --template: leave out the comments that give the formulas")
     p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
                    help=f"hypothesis cases to try (default {DEFAULT_EXAMPLES}; shrinking a failure runs more)")
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed: the same seed draws the same cases")

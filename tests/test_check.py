@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numpy_gpt import check
-from numpy_gpt.errors import ConfigError, InputError
+from numpy_gpt.errors import ConfigError, InputError, UsageError
 
 
 def run_check(capsys, *argv):
@@ -32,6 +32,7 @@ def test_numpy_gpts_own_backward_passes(capsys, layer):
     code, out = run_check(capsys, layer, "--examples", "4")
     assert code == 0, out
     assert "PASS" in out and "torch" in out and "finite diff" in out
+    assert "so 0 means within it" in out              # a 0 in the finite-diff column is explained
 
 
 def wrong_report(capsys, tmp_path, layer, body, examples="6"):
@@ -181,6 +182,23 @@ def test_templates_say_not_implemented(capsys, tmp_path, layer):
 
 
 @pytest.mark.parametrize("layer", list(check.LAYERS))
+def test_templates_without_hints_keep_the_code_and_drop_the_formulas(capsys, tmp_path, layer):
+    _, full = run_check(capsys, layer, "--template")
+    code, bare = run_check(capsys, layer, "--template", "--no-hints")
+    assert code == 0
+    body = full.split(f"def {check.LAYERS[layer].backward}(", 1)[1]
+    hints = [ln for ln in body.splitlines() if ln.lstrip().startswith("#")]
+    assert hints, "every template gives hints inside its function"
+    assert not any(ln in bare.splitlines() for ln in hints)
+    kept = [ln for ln in full.splitlines() if ln not in hints]
+    assert bare.splitlines() == kept                  # the docstrings and the code, untouched
+    path = tmp_path / check.LAYERS[layer].template
+    path.write_text(bare)
+    code, out = run_check(capsys, layer, "--impl", str(path), "--no-torch")
+    assert code == 1 and "NOT IMPLEMENTED" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("layer", list(check.LAYERS))
 def test_template_unpacks_the_real_cache(layer):
     # The template's first lines unpack numpy_gpt's cache; if the cache layout changes, this
     # fails with a ValueError instead of reaching NotImplementedError: update the template.
@@ -198,8 +216,10 @@ def test_template_unpacks_the_real_cache(layer):
 def test_list_and_bad_input(capsys, tmp_path):
     code, out = run_check(capsys, "--list")
     assert code == 0 and all(name in out for name in check.LAYERS) and "layernorm_backward(dout, cache)" in out
-    with pytest.raises(ConfigError, match="unknown layer 'layernrom'"):
+    with pytest.raises(UsageError, match="unknown layer 'layernrom'"):     # exit code 2, as argparse's
         run_check(capsys, "layernrom")
+    with pytest.raises(ConfigError, match="--no-hints goes with --template"):
+        run_check(capsys, "relu", "--no-hints")
     with pytest.raises(InputError, match="not found"):
         run_check(capsys, "linear", "--impl", str(tmp_path / "missing.py"))
     path = write(tmp_path, "other.py", "def helper(dout, cache):\n    return dout\n")
