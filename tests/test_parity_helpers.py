@@ -51,3 +51,47 @@ def test_the_float64_truth_forgives_only_a_result_as_close_as_torch_and_near_the
     far = truth * (1 + 0.05)                              # torch itself 5% off: no pass at 4x that
     with pytest.raises(AssertionError, match="rel error"):
         assert_close("helper", "beyond the cap", truth * (1 + 0.1), far, 1e-4, truth=truth)
+
+
+def test_only_the_spurious_matmul_flag_earns_a_rerun():
+    from hypothesis.errors import FlakyFailure
+
+    from tests.conftest import SPURIOUS_MATMUL, spurious_matmul_flag
+    spurious = FloatingPointError(SPURIOUS_MATMUL)
+    assert spurious_matmul_flag(spurious)
+    assert spurious_matmul_flag(FlakyFailure("flaky", [spurious]))
+    assert spurious_matmul_flag(ExceptionGroup("two", [spurious, FloatingPointError(SPURIOUS_MATMUL)]))
+    for other in (FloatingPointError("overflow encountered in matmul"),
+                  FloatingPointError("invalid value encountered in exp"),
+                  AssertionError(SPURIOUS_MATMUL), ValueError("x"),
+                  FlakyFailure("flaky", [spurious, AssertionError("wrong dx")]),
+                  ExceptionGroup("empty?", [AssertionError("no")])):
+        assert not spurious_matmul_flag(other), other
+
+
+def test_a_spurious_matmul_flag_reruns_the_test_and_a_real_nan_still_fails(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "conftest.py").write_text("from tests.conftest import pytest_runtest_call, pytest_terminal_summary  # noqa\n")
+    (tmp_path / "test_inner.py").write_text(
+        "import numpy as np\n"
+        "CALLS = []\n"
+        "def test_flag_once():\n"
+        "    CALLS.append(1)\n"
+        "    if len(CALLS) == 1:\n"
+        "        raise FloatingPointError('invalid value encountered in matmul')\n"
+        "def test_real_nan():\n"
+        "    out = np.array([np.inf], np.float32) @ np.array([0.0], np.float32)\n"
+        "    assert np.isfinite(out)\n"
+        "def test_other_error():\n"
+        "    raise FloatingPointError('invalid value encountered in exp')\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": root},
+                          timeout=120)
+    out = done.stdout
+    assert done.returncode == 1 and "2 failed, 1 passed" in out, out
+    section = out.split("re-run after a spurious")[1].split("short test summary")[0]
+    assert "test_flag_once" in section and "test_real_nan" in section and "test_other_error" not in section, out
+    assert "FAILED" in out and "test_real_nan - AssertionError" in out, out
