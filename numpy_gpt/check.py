@@ -280,10 +280,19 @@ def template_text(layer: str, hints: bool = True) -> str:
     for a learner who wants to derive them first."""
     spec = get_layer(layer)
     text = (resources.files("numpy_gpt") / "templates" / spec.template).read_text(encoding="utf-8")
-    if hints:
-        return text
-    return "".join(line for line in text.splitlines(keepends=True)
-                   if not (line[:1].isspace() and line.lstrip().startswith("#")))
+    return text if hints else strip_hints(text)
+
+
+def strip_hints(text: str) -> str:
+    """text without its indented comment lines: the lines holding a comment and nothing else,
+    inside a function. A "#" inside a docstring is part of a string, not a comment, and stays."""
+    import io
+    import tokenize
+    lines = text.splitlines(keepends=True)
+    drop = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+            if tok.type == tokenize.COMMENT and tok.start[1] > 0
+            and not lines[tok.start[0] - 1][:tok.start[1]].strip()}
+    return "".join(line for i, line in enumerate(lines, 1) if i not in drop)
 
 
 # ---------------------------------------------------------------------------------------
@@ -647,7 +656,8 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
     if report.not_implemented is not None:
         lines += ["", f"NOT IMPLEMENTED: {report.impl} raises NotImplementedError"
                       + (f" ({report.not_implemented})" if report.not_implemented else "") + ".",
-                  "  Fill in the function body (the template's comments give the math) and run again."]
+                  "  Fill in the function body (the template's comments give the math, unless you took it "
+                  "with --no-hints) and run again."]
         return "\n".join(lines)
     if report.passed:
         used = [o for o in ("torch", "finite diff") if any(k[1] == o for k in report.worst)]
@@ -703,15 +713,17 @@ def handler(args) -> int:
     if args.list:
         print(format_list())
         return 0
+    from .errors import UsageError               # a malformed command line exits 2, as argparse's errors do
     if not args.layer:
-        raise ConfigError("name a layer (numpy-gpt check --list shows them), or pass --list")
-    if args.layer not in LAYERS:                  # a malformed command line, as an unknown option is
-        from .errors import UsageError
+        raise UsageError("name a layer (numpy-gpt check --list shows them), or pass --list")
+    if args.layer not in LAYERS:
         raise UsageError(f"unknown layer {args.layer!r}; choose one of {', '.join(LAYERS)} "
                          "(numpy-gpt check --list)")
     spec = get_layer(args.layer)
     if args.no_hints and not args.template:
-        raise ConfigError("--no-hints goes with --template")
+        raise UsageError("--no-hints goes with --template")
+    if args.template and args.impl:
+        raise UsageError("--template prints a starter file and --impl checks one: give one of them")
     if args.template:
         sys.stdout.write(template_text(args.layer, hints=not args.no_hints))
         return 0

@@ -2,6 +2,7 @@
 bad input are reported cleanly. Runs the command's handler through its argparse registration
 with few hypothesis examples (--examples), so the whole file takes seconds."""
 import argparse
+import ast
 import importlib.util
 import re
 import textwrap
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from numpy_gpt import check
-from numpy_gpt.errors import ConfigError, InputError, UsageError
+from numpy_gpt.errors import InputError, UsageError
 
 
 def run_check(capsys, *argv):
@@ -192,10 +193,17 @@ def test_templates_without_hints_keep_the_code_and_drop_the_formulas(capsys, tmp
     assert not any(ln in bare.splitlines() for ln in hints)
     kept = [ln for ln in full.splitlines() if ln not in hints]
     assert bare.splitlines() == kept                  # the docstrings and the code, untouched
+    assert ast.dump(ast.parse(bare)) == ast.dump(ast.parse(full))
     path = tmp_path / check.LAYERS[layer].template
     path.write_text(bare)
     code, out = run_check(capsys, layer, "--impl", str(path), "--no-torch")
     assert code == 1 and "NOT IMPLEMENTED" in out and "Traceback" not in out
+
+
+def test_no_hints_keeps_a_hash_inside_a_docstring():
+    text = 'def f(x):\n    """Args:\n        # x: (B, T)\n    """\n    # a hint\n    y = x  # kept\n    return y\n'
+    stripped = check.strip_hints(text)
+    assert "# x: (B, T)" in stripped and "# a hint" not in stripped and "y = x  # kept" in stripped
 
 
 @pytest.mark.parametrize("layer", list(check.LAYERS))
@@ -218,8 +226,12 @@ def test_list_and_bad_input(capsys, tmp_path):
     assert code == 0 and all(name in out for name in check.LAYERS) and "layernorm_backward(dout, cache)" in out
     with pytest.raises(UsageError, match="unknown layer 'layernrom'"):     # exit code 2, as argparse's
         run_check(capsys, "layernrom")
-    with pytest.raises(ConfigError, match="--no-hints goes with --template"):
+    with pytest.raises(UsageError, match="--no-hints goes with --template"):
         run_check(capsys, "relu", "--no-hints")
+    with pytest.raises(UsageError, match="give one of them"):
+        run_check(capsys, "relu", "--template", "--impl", "mine.py")
+    with pytest.raises(UsageError, match="name a layer"):
+        run_check(capsys)
     with pytest.raises(InputError, match="not found"):
         run_check(capsys, "linear", "--impl", str(tmp_path / "missing.py"))
     path = write(tmp_path, "other.py", "def helper(dout, cache):\n    return dout\n")
@@ -238,7 +250,7 @@ def test_list_and_bad_input(capsys, tmp_path):
     uses = write(tmp_path, "uses_helper.py", "import helper_mod\n")
     with pytest.raises(InputError, match=r"SyntaxError: .* \(.*helper_mod\.py, line 1\)"):
         run_check(capsys, "linear", "--impl", uses)
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):
         run_check(capsys)
 
 
