@@ -716,10 +716,10 @@ def handler(args) -> int:
     from .errors import UsageError               # a malformed command line exits 2, as argparse's errors do
     if not args.layer:
         raise UsageError("name a layer (numpy-gpt check --list shows them), or pass --list")
-    if args.layer not in LAYERS:
-        raise UsageError(f"unknown layer {args.layer!r}; choose one of {', '.join(LAYERS)} "
-                         "(numpy-gpt check --list)")
-    spec = get_layer(args.layer)
+    try:
+        spec = get_layer(args.layer)
+    except ConfigError as e:                     # on the command line, an unknown LAYER is malformed usage
+        raise UsageError(str(e)) from None
     if args.no_hints and not args.template:
         raise UsageError("--no-hints goes with --template")
     if args.template and args.impl:
