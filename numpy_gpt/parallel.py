@@ -110,25 +110,45 @@ def set_num_threads(n: int) -> None:
     _state["n"] = n
 
 
+def block_rows(row_bytes: int, block_bytes: int | None = None) -> int:
+    """Rows of row_bytes each in one block of about block_bytes (_BLOCK_BYTES by default; at least 1 row)."""
+    return max(1, (block_bytes or _BLOCK_BYTES) // max(row_bytes, 1))
+
+
+def row_blocks(n_rows: int, row_bytes: int, block_bytes: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive (lo, hi) row ranges covering [0, n_rows), of about block_bytes each (as block_rows)."""
+    rows = block_rows(row_bytes, block_bytes)
+    return [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
+
+
 def for_row_blocks(kernel, n_rows: int, row_bytes: int) -> None:
     """Call kernel(lo, hi) on consecutive row ranges covering [0, n_rows).
 
     Ranges hold about _BLOCK_BYTES each and are shared out among the threads.
     """
-    rows = max(1, _BLOCK_BYTES // max(row_bytes, 1))
-    if n_rows <= rows:                      # one block (a decoding step, say): no bookkeeping
+    if n_rows <= block_rows(row_bytes):     # one block (a decoding step, say): no bookkeeping
         kernel(0, n_rows)
         return
-    blocks = [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
-    n = 1 if getattr(_local, "serial", False) else min(get_num_threads(), len(blocks))
+    for_blocks(kernel, row_blocks(n_rows, row_bytes))
+
+
+def for_blocks(kernel, blocks: list[tuple], max_threads: int | None = None) -> None:
+    """Call kernel(*args) for every args tuple in blocks, shared out among the threads
+    (at most max_threads of them, when given).
+
+    The calls must be independent of each other (they may run in any order, at
+    the same time). One call of this for many small arrays' blocks (an
+    optimizer's update of every parameter) wakes the threads once, not once per array.
+    """
+    n = 1 if getattr(_local, "serial", False) else min(get_num_threads(), len(blocks), max_threads or len(blocks))
     if n <= 1:
-        for lo, hi in blocks:
-            kernel(lo, hi)
+        for args in blocks:
+            kernel(*args)
         return
 
     def worker(i):
-        for lo, hi in blocks[i::n]:
-            kernel(lo, hi)
+        for args in blocks[i::n]:
+            kernel(*args)
     futures = [_submit(worker, i) for i in range(1, n)]
     try:
         worker(0)                           # the calling thread takes the first share itself

@@ -58,21 +58,25 @@ def pytest_runtest_call(item):
 
 
 # Kernels that work in row blocks (numpy_gpt.parallel.for_row_blocks: GELU, attention's softmax
-# rows, cross-entropy, the optimizers) cut an array into blocks of _BLOCK_BYTES (256 KB). The
-# tests' arrays are a few KB, so at that size every kernel would run as one block and a slip in
-# the block arithmetic (a block reading its neighbour's rows, say) would pass every parity test.
-# Blocks of 256 bytes cut them as a real step cuts its MB arrays: into many blocks, shared out
-# among the threads; the smallest draws still fit in one. Tests marked real_row_blocks keep the
-# real size: those comparing this process with shard worker processes, which import numpy_gpt
-# afresh (a row's rounding can depend on where it sits in its block, so both sides must cut alike).
+# rows, cross-entropy; the optimizers through for_blocks) cut an array into blocks of
+# _BLOCK_BYTES (256 KB; optim.BLOCK_BYTES, 512 KB, for Adam and AdamW). The tests' arrays are a
+# few KB, so at that size every kernel would run as one block and a slip in the block arithmetic
+# (a block reading its neighbour's rows, say) would pass every parity test. Blocks of 256 bytes
+# cut them as a real step cuts its MB arrays: into many blocks, shared out among the threads
+# (an optimizer's update too, however few its bytes); the smallest draws still fit in one. Tests
+# marked real_row_blocks keep the real sizes: those comparing this process with shard worker
+# processes, which import numpy_gpt afresh (a row's rounding can depend on where it sits in its
+# block, so both sides must cut alike).
 TEST_BLOCK_BYTES = 256
 
 
 @pytest.fixture(autouse=True)
 def small_row_blocks(request, monkeypatch):
     if request.node.get_closest_marker("real_row_blocks") is None:
-        from numpy_gpt import parallel
+        from numpy_gpt import optim, parallel
         monkeypatch.setattr(parallel, "_BLOCK_BYTES", TEST_BLOCK_BYTES)
+        monkeypatch.setattr(optim, "BLOCK_BYTES", TEST_BLOCK_BYTES)
+        monkeypatch.setattr(optim, "SHARE_MIN_BYTES", 0)
 
 
 # The model recomputes the MLP's activation in the backward from 2 MB hidden layers up

@@ -444,3 +444,38 @@ def test_fused_torch_adamw_the_benchmarks_use_takes_numpy_gpts_steps(dtype):
         assert_close("adamw fused", k, ours.params[k], p.detach().numpy(), parity_tol(dtype))
     with pytest.raises(ValueError, match="fused=True is for adam and adamw, not 'sgd'"):
         T.make_optimizer("sgd", tensors, 0.1, fused=True)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_adam_blocks_shared_among_threads_update_as_on_one_thread(kind, threads, monkeypatch):
+    """Adam's update is elementwise, so its blocks may go to any thread: bit for bit the same
+    steps on 2 threads as on 1. An update of fewer than SHARE_MIN_BYTES stays on the calling
+    thread (conftest sets it to 0 and the blocks to 256 bytes, so this model's is shared)."""
+    import threading
+    r = np.random.default_rng(7)
+    init = {"h.0.mlp.c_fc.weight": r.standard_normal((24, 96)), "h.0.mlp.c_fc.bias": r.standard_normal(96),
+            "wte.weight": r.standard_normal((40, 24))}
+    grads_seq = [{k: r.standard_normal(v.shape) for k, v in init.items()} for _ in range(3)]
+    where = set()
+    adam = Adam._adam
+    monkeypatch.setattr(Adam, "_adam", lambda *a: where.add(threading.get_ident()) or adam(*a))
+
+    def run(n, share_min_bytes=0):
+        threads(n)
+        where.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(optim, "SHARE_MIN_BYTES", share_min_bytes)
+            params = {k: v.copy() for k, v in init.items()}
+            opt = OPTIMIZERS[kind](params, lr=0.01, weight_decay=0.1)
+            for grads in grads_seq:
+                opt.step(grads)
+        return params, opt.state_dict(), len(where)
+
+    one, one_state, _ = run(1)
+    two, two_state, used = run(2)
+    assert used == 2
+    for k in init:
+        assert np.array_equal(one[k], two[k]), k
+        assert all(np.array_equal(one_state[b][k], two_state[b][k]) for b in ("exp_avg", "exp_avg_sq")), k
+    *_, used = run(2, share_min_bytes=1 << 20)
+    assert used == 1

@@ -101,6 +101,22 @@ def test_blocks_cover_every_row_once(threads):
     assert (seen == 1).all()
 
 
+def test_for_blocks_calls_each_block_once_on_the_threads_allowed(threads):
+    import threading
+    threads(2)
+    calls, where = [], set()
+
+    def kernel(name, n):
+        calls.append((name, n))
+        where.add(threading.get_ident())
+    blocks = [("a", i) for i in range(5)] + [("b", 0)]
+    parallel.for_blocks(kernel, blocks)
+    assert sorted(calls) == sorted(blocks) and len(where) == 2
+    calls.clear(), where.clear()
+    parallel.for_blocks(kernel, blocks, max_threads=1)
+    assert calls == blocks and where == {threading.get_ident()}     # in order, on the caller
+
+
 def test_bad_thread_count():
     with pytest.raises(ValueError, match="0"):
         parallel.set_num_threads(0)
