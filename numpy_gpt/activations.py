@@ -82,8 +82,12 @@ def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
     """out = x (1 + tanh u) / 2 and s = (1 + tanh u) / 2, by way of one exp.
 
     (1 + tanh u) / 2 is the logistic sigmoid of 2u, s = 1 / (1 + exp(-2u)).
-    NumPy's exp is about twice as fast as its tanh, and x * s has no
-    cancellation deep in the negative tail, where 1 + tanh u does.
+    x * s has no cancellation deep in the negative tail, where 1 + tanh u does.
+    (Speed does not decide it: NumPy's exp ran about twice as fast as its
+    tanh where this was first written; on the Zen 4 host float32 exp took
+    0.47 ns per value and tanh 0.37.)
+    1 / s is a division, not np.reciprocal: the same correctly rounded
+    quotient, and 0.12 against 0.21 ns per float32 on the Zen 4 host.
     """
     f = x.dtype.type
     np.multiply(x, x, out=s)             # x^2
@@ -93,7 +97,7 @@ def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
     with np.errstate(over="ignore"):     # exp(-2u) = inf for x << 0 gives s = 0: the limit
         np.exp(s, out=s)
     s += f(1.0)
-    np.reciprocal(s, out=s)              # s = 1 / (1 + exp(-2u)) = (1 + tanh u) / 2
+    np.divide(f(1.0), s, out=s)          # s = 1 / (1 + exp(-2u)) = (1 + tanh u) / 2
     np.multiply(x, s, out=out)           # out = x s
 
 
