@@ -52,8 +52,9 @@ def recompute_mlp_for(cfg: GPTConfig, n_tokens: int, itemsize: int) -> bool:
 
 
 def _mlp(x, p, cfg, recompute=False):
-    return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"),
-                       p["mlp.c_proj.weight"], p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute)
+    # rebuild=True: with tanh GELU the cache leaves out the activation's output (ffn.py, Memory)
+    return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"), p["mlp.c_proj.weight"],
+                       p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute, rebuild=True)
 
 
 def _put(grads, names, values):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_gpt.ffn import Recompute, ffn_backward, ffn_forward
+from numpy_gpt.ffn import Rebuild, Recompute, ffn_backward, ffn_forward
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.ffn import ffn_forward as t_ffn
@@ -60,14 +60,16 @@ def test_matches_finite_differences(data, activation):
                                dict(activation=activation))
 
 
+@pytest.mark.parametrize("option", ["recompute", "rebuild"])
 @given(data=st.data(), dtype=S.DTYPES, activation=st.sampled_from(ACTIVATIONS), bias=st.booleans())
-def test_recompute_gives_the_same_numbers_and_keeps_less(data, dtype, activation, bias):
-    # The model runs the FFN with recompute=True (numpy_gpt/block.py), and the model's parity tests
-    # cover that path against torch; here it must equal the default path bit for bit, and keep
-    # neither a nor the activation's cache, only h.
+def test_keeping_less_gives_the_same_numbers(data, dtype, activation, bias, option):
+    # The model runs the FFN with rebuild=True, and with recompute=True from 2 MB hidden layers up
+    # (numpy_gpt/block.py); the model's parity tests cover those paths against torch. Here each must
+    # equal the default path bit for bit, and keep what ffn.py's Memory section says: recompute,
+    # h alone (neither a nor the activation's cache); rebuild, with tanh GELU, everything but a.
     r, args = draw_case(data, dtype, bias)
     out, kept = ffn_forward(**args, activation=activation)
-    out_r, cache_r = ffn_forward(**args, activation=activation, recompute=True)
+    out_r, cache_r = ffn_forward(**args, activation=activation, **{option: True})
     np.testing.assert_array_equal(out_r, out)
     dout = S.normal(r, out.shape, dtype)
     for g_r, g in zip(ffn_backward(dout, cache_r), ffn_backward(dout, kept)):
@@ -75,9 +77,6 @@ def test_recompute_gives_the_same_numbers_and_keeps_less(data, dtype, activation
         if g is not None:
             np.testing.assert_array_equal(g_r, g)
     fc_cache, _, act_cache, proj_cache = cache_r
-    assert proj_cache[0] is None
-    h_shape = (*args["x"].shape[:-1], args["c_fc_w"].shape[1])
-    assert act_cache.h.shape == h_shape
 
     def arrays(c):                                  # every array a cache holds, once each
         if isinstance(c, np.ndarray):
@@ -87,10 +86,18 @@ def test_recompute_gives_the_same_numbers_and_keeps_less(data, dtype, activation
         if isinstance(c, Recompute):
             return arrays(c.h)
         return {}
-    assert arrays(cache_r).keys() == arrays((fc_cache, proj_cache, act_cache.h)).keys()
     kept_bytes = sum(a.nbytes for a in arrays(kept).values())
-    recompute_bytes = sum(a.nbytes for a in arrays(cache_r).values())
+    less_bytes = sum(a.nbytes for a in arrays(cache_r).values())
+    h_bytes = args["x"][..., :1].size * args["c_fc_w"].shape[1] * args["x"].itemsize
+    if option == "rebuild":
+        rebuilt = activation == "gelu"
+        assert isinstance(proj_cache[0], Rebuild) == rebuilt
+        assert less_bytes == kept_bytes - (h_bytes if rebuilt else 0)   # a, of h's size, left out
+        return
+    assert proj_cache[0] is None
+    assert act_cache.h.shape == (*args["x"].shape[:-1], args["c_fc_w"].shape[1])
+    assert arrays(cache_r).keys() == arrays((fc_cache, proj_cache, act_cache.h)).keys()
     # GELU kept a and s beside h (the exact GELU float64 copies): two arrays of h's size or more.
     # ReLU keeps a and a mask of bools, and h replaces a: the mask is saved.
-    saved = act_cache.h.nbytes * (2 if activation != "relu" else 1 / act_cache.h.itemsize)
-    assert recompute_bytes <= kept_bytes - saved
+    saved = h_bytes * (2 if activation != "relu" else 1 / args["x"].itemsize)
+    assert less_bytes <= kept_bytes - saved

@@ -10,6 +10,7 @@ from hypothesis import assume, given, strategies as st
 import torch_gpt
 from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
 from numpy_gpt.model import param_shapes
+from numpy_gpt.ffn import Rebuild
 from tests import strategies as S
 from tests.model_strategies import configs, float32_resolves, randomized, relu_decided, torch_twin
 from tests.parity import assert_close
@@ -172,6 +173,8 @@ def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
         np.testing.assert_array_equal(grads[k], grads_k[k], err_msg=k)
     recomputed = cfg.activation in block.RECOMPUTED_ACTIVATIONS            # not gelu_exact
     assert all((c[3][0] is None) == recomputed for c in recomputing)
+    # Keeping, the MLP still leaves tanh GELU's output out of its cache (ffn.py's rebuild=True)
+    assert all(isinstance(c[3][0], Rebuild) == (cfg.activation == "gelu") for c in keeping)
     assert all(c[3][0] is not None for c in keeping)
 
 
