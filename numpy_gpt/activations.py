@@ -147,7 +147,8 @@ ACTIVATIONS = {
     "gelu_exact": (gelu_exact_forward, gelu_exact_backward),
 }
 
-# An activation whose out can be had again from its own cache in one pass (ffn_forward's
-# rebuild=True). ReLU's cache is a mask of bools, which does not give out back; the exact
+# Forwards whose out can be had again from their own cache in one pass (ffn_forward's
+# rebuild=True), keyed by the forward function itself, so the rebuild always matches the
+# cache it reads. ReLU's cache is a mask of bools, which does not give out back; the exact
 # GELU's would, but it is float64 and seldom used, so that is left out.
-OUTPUTS = {"gelu": gelu_output}
+OUTPUTS = {gelu_forward: gelu_output}

@@ -64,7 +64,7 @@ def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
     The cache is (fc_cache, act_backward, act_cache, proj_cache), as
     numpy_gpt/templates/ffn_backward.py spells out. With recompute=True,
     act_cache is Recompute(act_forward, h) and proj_cache holds None for a;
-    otherwise, with rebuild=True and an activation in activations.OUTPUTS,
+    otherwise, with rebuild=True and an activation whose forward is in activations.OUTPUTS,
     proj_cache holds Rebuild(output) for a (the Memory section above)."""
     act_forward, act_backward = ACTIVATIONS[activation]
     h, fc_cache = linear_forward(x, c_fc_w, c_fc_b)             # 1.
@@ -72,8 +72,8 @@ def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
     out, proj_cache = linear_forward(a, c_proj_w, c_proj_b)     # 3.
     if recompute:                                               # keep h, not a and act_cache
         act_cache, proj_cache = Recompute(act_forward, h), (None, *proj_cache[1:])
-    elif rebuild and activation in OUTPUTS:                     # keep act_cache, not a
-        proj_cache = (Rebuild(OUTPUTS[activation]), *proj_cache[1:])
+    elif rebuild and act_forward in OUTPUTS:                    # keep act_cache, not a
+        proj_cache = (Rebuild(OUTPUTS[act_forward]), *proj_cache[1:])
     return out, (fc_cache, act_backward, act_cache, proj_cache)
 
 

@@ -35,7 +35,8 @@ from .parallel import for_blocks, row_blocks
 PACK_SIZE = 1 << 16
 # ... and in blocks of this many bytes per array. Smaller blocks cost more NumPy calls
 # and, on several threads, more hand-overs of Python's lock: at 2 threads, medium's
-# update took 1.1x as long in 256 KB blocks and 1.5x in 128 KB (docs/optimizers.md).
+# update took 1.1x as long in 256 KB blocks as in 512 KB, and 128 KB blocks 1.5x as long
+# as 256 KB (docs/performance.md).
 BLOCK_BYTES = 512 * 1024
 # An update of fewer bytes of parameters than this runs on the calling thread alone: waking
 # another costs more than it saves (tiny's 0.44 MB took 0.25 ms alone, 0.31 ms on 2 threads).
@@ -82,7 +83,8 @@ class Optimizer:
         self.lr = float(lr)
         self.t = 0                                  # steps taken: the t of the bias corrections
         # One flat scratch array per dtype, as long as the largest parameter: every
-        # temporary of an update is a view of it, so a step allocates nothing.
+        # temporary of SGD's update is a view of it, so its step allocates nothing. (Adam's
+        # works in blocks, each with a temporary of its own; np.empty touches no memory.)
         self._scratch: dict[np.dtype, np.ndarray] = {}
         for p in params.values():
             have = self._scratch.get(p.dtype)
@@ -262,11 +264,13 @@ class Adam(Optimizer):
         blocks = [(i, lo, hi) for i, (p, *_) in enumerate(arrays)
                   for lo, hi in row_blocks(p.size, p.itemsize, BLOCK_BYTES)]
         small = sum(p.nbytes for p, *_ in arrays) < SHARE_MIN_BYTES
-        for_blocks(update, blocks, max_threads=1 if small else None)
-        for names, _, pack in self._plan:
-            if pack is not None:
-                for n, (lo, hi) in zip(names, pack["spans"]):
-                    self.params[n].reshape(-1)[...] = pack["p"][lo:hi]    # back into the model's arrays
+        try:
+            for_blocks(update, blocks, max_threads=1 if small else None)
+        finally:                                              # even after an error: p as far as m, v went
+            for names, _, pack in self._plan:
+                if pack is not None:
+                    for n, (lo, hi) in zip(names, pack["spans"]):
+                        self.params[n].reshape(-1)[...] = pack["p"][lo:hi]    # back into the model's arrays
 
     def _adam(self, p, g, m, v, decay: bool, step_size: float, bc2_sqrt: float) -> None:
         """The update of the class docstring on 1-D arrays p, g, m, v, in place (g is only read)."""

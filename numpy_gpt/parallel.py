@@ -112,7 +112,7 @@ def set_num_threads(n: int) -> None:
 
 def block_rows(row_bytes: int, block_bytes: int | None = None) -> int:
     """Rows of row_bytes each in one block of about block_bytes (_BLOCK_BYTES by default; at least 1 row)."""
-    return max(1, (block_bytes or _BLOCK_BYTES) // max(row_bytes, 1))
+    return max(1, (_BLOCK_BYTES if block_bytes is None else block_bytes) // max(row_bytes, 1))
 
 
 def row_blocks(n_rows: int, row_bytes: int, block_bytes: int | None = None) -> list[tuple[int, int]]:
@@ -140,6 +140,8 @@ def for_blocks(kernel, blocks: list[tuple], max_threads: int | None = None) -> N
     the same time). One call of this for many small arrays' blocks (an
     optimizer's update of every parameter) wakes the threads once, not once per array.
     """
+    if max_threads is not None and max_threads < 1:
+        raise ValueError(f"max_threads must be >= 1 or None, got {max_threads}")
     n = 1 if getattr(_local, "serial", False) else min(get_num_threads(), len(blocks), max_threads or len(blocks))
     if n <= 1:
         for args in blocks:

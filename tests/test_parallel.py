@@ -356,3 +356,8 @@ def test_a_bad_thread_count_in_the_environment_is_a_config_error_naming_it(monke
     assert parallel._threads_from_env() == 3
     monkeypatch.delenv("NUMPY_GPT_NUM_THREADS")
     assert parallel._threads_from_env() == (os.cpu_count() or 1)
+
+
+def test_for_blocks_refuses_a_thread_limit_below_one():
+    with pytest.raises(ValueError, match="max_threads must be >= 1 or None, got 0"):
+        parallel.for_blocks(lambda: None, [()], max_threads=0)
