@@ -64,8 +64,9 @@ def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
     The cache is (fc_cache, act_backward, act_cache, proj_cache), as
     numpy_gpt/templates/ffn_backward.py spells out. With recompute=True,
     act_cache is Recompute(act_forward, h) and proj_cache holds None for a;
-    otherwise, with rebuild=True and an activation whose forward is in activations.OUTPUTS,
-    proj_cache holds Rebuild(output) for a (the Memory section above)."""
+    otherwise, with rebuild=True and an activation whose forward is in
+    activations.OUTPUTS, proj_cache holds Rebuild(output) for a (the Memory
+    section above)."""
     act_forward, act_backward = ACTIVATIONS[activation]
     h, fc_cache = linear_forward(x, c_fc_w, c_fc_b)             # 1.
     a, act_cache = act_forward(h)                               # 2.
