@@ -715,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
         if command is None and unknown:            # argparse would only say that COMMAND is missing
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; expected a COMMAND first "
                              f"(see '{PROG} --help')")
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:                                  # argparse would point at the top-level help
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{PROG} {args.command} --help')")
         return args.func(args)
     except KeyboardInterrupt:
         if debug:

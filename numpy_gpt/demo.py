@@ -132,14 +132,15 @@ BUSY = 0.25                # other processes' share of all cores from which the 
 
 def other_load(seconds: float = 0.3) -> float | None:
     """The share of all cores that other processes used over `seconds` (this process sleeps),
-    from /proc/stat; None where there is none."""
+    from /proc/stat; None where there is none. /proc/stat counts in clock ticks (1/100 s), so on a
+    fully busy machine a short window can read a little over 1: the share is capped at 1."""
     from .parallel import machine_busy_seconds
     start, t0 = machine_busy_seconds(), time.perf_counter()
     if start is None:
         return None
     time.sleep(seconds)
     end = machine_busy_seconds()
-    return max(0.0, (end - start) / ((time.perf_counter() - t0) * (os.cpu_count() or 1)))
+    return min(1.0, max(0.0, (end - start) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))))
 
 
 def busy_note(share: float | None) -> str | None:

@@ -240,6 +240,8 @@ class Adam(Optimizer):
         self._plan = None                                      # _make_plan, at the first step
 
     def _update(self, grads):
+        # Bookkeeping: which arrays, in which blocks, on which threads. The update itself,
+        # the formulas of the class docstring, is _adam below.
         b1, b2 = self.betas
         step_size = self.lr / (1.0 - b1 ** self.t)            # lr / (1 - b1^t), a Python float
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)              # sqrt(1 - b2^t)
@@ -266,7 +268,7 @@ class Adam(Optimizer):
         small = sum(p.nbytes for p, *_ in arrays) < SHARE_MIN_BYTES
         try:
             for_blocks(update, blocks, max_threads=1 if small else None)
-        finally:                                              # even after an error: p as far as m, v went
+        finally:                                              # even if a block raised, so p keeps up with m, v
             for names, _, pack in self._plan:
                 if pack is not None:
                     for n, (lo, hi) in zip(names, pack["spans"]):
