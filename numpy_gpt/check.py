@@ -644,6 +644,21 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}"                  # enough digits to show a difference of 1e-8, the torch tolerance
 
 
+def _there(spec: LayerSpec, case: Case | None, r: GradResult) -> str:
+    """What a learner needs to redo the worst entry by hand: the input the gradient belongs to at
+    that index, and the upstream gradient there when it has the input's shape (elementwise layers)."""
+    if case is None or r.grad not in spec.grads:
+        return ""
+    name = spec.wrt[spec.grads.index(r.grad)]
+    a = case.args.get(name)
+    if not isinstance(a, np.ndarray) or a.shape != tuple(r.shape) or len(r.worst_index) != a.ndim:
+        return ""
+    there = f"; there {name} = {_fmt(float(a[r.worst_index]))}"
+    if np.shape(case.dout) == a.shape:
+        there += f", dout = {_fmt(float(case.dout[r.worst_index]))}"
+    return there
+
+
 def format_report(report: CheckReport, spec: LayerSpec) -> str:
     lines = [f"check {spec.name}: {report.impl}",
              f"  signature  {spec.signature}",
@@ -685,7 +700,7 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
         lines += ["", f"  {'gradient':<11}{'shape':<15}{'oracle':<13}{'rel error':<11}verdict"]
         for r in f.results:
             verdict = "ok" if r.ok else (f"WRONG  worst at {r.worst_index}: expected {_fmt(r.expected)}, "
-                                         f"got {_fmt(r.got)}")
+                                         f"got {_fmt(r.got)}{_there(spec, f.case, r)}")
             err = "inf" if math.isinf(r.rel_error) else f"{r.rel_error:.2e}"
             lines.append(f"  {r.grad:<11}{str(r.shape):<15}{r.oracle:<13}{err:<11}{verdict}".rstrip())
     if f.case is not None:

@@ -85,6 +85,36 @@ def test_gelu_with_a_wrong_constant_fails(capsys, tmp_path):
     assert verdicts(out)[("dx", "finite diff")] == "WRONG"
 
 
+def test_a_wrong_entry_is_shown_with_its_input_and_upstream_gradient(tmp_path):
+    # To redo the worst entry by hand a learner needs x and dout there (elementwise layers); for
+    # a weight's gradient, the weight there, and no dout (its shape is not the weight's).
+    path = write(tmp_path, "mine.py", """
+        def gelu_backward(dout, cache):
+            x, s = cache
+            return 2 * dout * s                                             # the derivative's first term only, doubled
+        """)
+    fn, _, _ = check.load_impl(path, "gelu_backward")
+    report = check.check_backward("gelu", fn, examples=3, impl_path=path)
+    text = check.format_report(report, check.get_layer("gelu"))
+    case = check.make_case("gelu", **report.failure.case.params)
+    r = next(r for r in report.failure.results if not r.ok)
+    x, dout = case.args["x"][r.worst_index], case.dout[r.worst_index]
+    assert f"there x = {check._fmt(float(x))}, dout = {check._fmt(float(dout))}" in text, text
+    path = write(tmp_path, "mine_linear.py", """
+        def linear_backward(dout, cache):
+            x, w, has_bias = cache
+            g = dout.reshape(-1, w.shape[1])
+            return (g @ w.T).reshape(x.shape), 2 * x.reshape(-1, w.shape[0]).T @ g, g.sum(0)
+        """)
+    fn, _, _ = check.load_impl(path, "linear_backward")
+    report = check.check_backward("linear", fn, examples=3, impl_path=path)
+    text = check.format_report(report, check.get_layer("linear"))
+    case = check.make_case("linear", **report.failure.case.params)
+    r = next(r for r in report.failure.results if not r.ok)
+    assert r.grad == "dw" and f"there w = {check._fmt(float(case.args['w'][r.worst_index]))}" in text, text
+    assert "dout =" not in text.split("there w =")[1].splitlines()[0]
+
+
 def test_embedding_trap_is_found_and_shrunk_by_hypothesis(capsys, tmp_path):
     # The smallest case (one position) passes; only a repeated id exposes dW[idx] += g.
     out = wrong_report(capsys, tmp_path, "embedding", """
