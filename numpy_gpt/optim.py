@@ -82,18 +82,6 @@ class Optimizer:
         self.params = params
         self.lr = float(lr)
         self.t = 0                                  # steps taken: the t of the bias corrections
-        # One flat scratch array per dtype, as long as the largest parameter: every
-        # temporary of SGD's update is a view of it, so its step allocates nothing. (Adam's
-        # works in blocks, each with a temporary of its own; np.empty touches no memory.)
-        self._scratch: dict[np.dtype, np.ndarray] = {}
-        for p in params.values():
-            have = self._scratch.get(p.dtype)
-            if have is None or have.size < p.size:
-                self._scratch[p.dtype] = np.empty(p.size, p.dtype)
-
-    def _tmp(self, p: np.ndarray) -> np.ndarray:
-        """A scratch array shaped like p, contents undefined."""
-        return self._scratch[p.dtype][: p.size].reshape(p.shape)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """One update of every parameter from grads (same keys, shapes and dtypes; not modified)."""
@@ -173,6 +161,18 @@ class SGD(Optimizer):
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
         self.momentum_buffer: dict[str, np.ndarray] = {}      # filled at the first step
+        # One flat scratch array per dtype, as long as the largest parameter: every temporary
+        # of an update is a view of it, so a step allocates nothing. (Adam's update works in
+        # blocks, each with a temporary of its own.)
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+        for p in params.values():
+            have = self._scratch.get(p.dtype)
+            if have is None or have.size < p.size:
+                self._scratch[p.dtype] = np.empty(p.size, p.dtype)
+
+    def _tmp(self, p: np.ndarray) -> np.ndarray:
+        """A scratch array shaped like p, contents undefined."""
+        return self._scratch[p.dtype][: p.size].reshape(p.shape)
 
     def _update(self, grads):
         mu, wd = self.momentum, self.weight_decay
