@@ -53,7 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .dropout import dropout_backward, dropout_forward
-from .linear import linear_backward, linear_forward
+from .linear import Rebuild, linear_backward, linear_forward
 from .parallel import for_row_blocks, map_shards, shares
 from .reductions import row_dots, row_max, row_sums
 
@@ -284,17 +284,18 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
 
 def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray | None,
                       c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int,
-                      kv_cache: "KVCache | None" = None, drop: tuple | None = None
-                      ) -> tuple[np.ndarray, tuple]:
+                      kv_cache: "KVCache | None" = None, drop: tuple | None = None,
+                      keep: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
     """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache.
 
     kv_cache (inference only): keys and values of earlier positions; this call's
     are appended to it and its queries attend to all of them.
     drop (training only): (keep, p), attention dropout on the weights (step 5b),
     keep a boolean (B, nh, T, T) mask.
+    keep: what step 1's cache holds for x (linear_forward's keep).
     """
     B, T, C = x.shape
-    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b)   # 1. (B, T, 3C)
+    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b, keep=keep)   # 1. (B, T, 3C)
     # 2. one copy into (3, B, nh, T, hs): q, k and v each contiguous, as matmul likes
     q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4))
     if kv_cache is not None:
@@ -308,14 +309,18 @@ def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray 
 def attention_backward(dout: np.ndarray, cache: tuple) -> tuple:
     """dout: (B, T, C). Returns (dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b).
 
-    A bias gradient is None where the forward had no bias.
+    A bias gradient is None where the forward had no bias. Each part of the cache
+    is let go once used, so q, k, v and the weights are freed before step 1's backward.
     """
     c_attn_cache, core_cache, c_proj_cache = cache
+    del cache
     dy, dc_proj_w, dc_proj_b = linear_backward(dout, c_proj_cache)          # 8.
+    del c_proj_cache
     B, T, C = dy.shape
     n_head = core_cache[0].shape[1]
     dqkv = np.empty((3, B, n_head, T, C // n_head), dtype=dy.dtype)        # dq, dk, dv side by side
     shared_core_backward(split_heads(dy, n_head), core_cache, out=dqkv)     # 7-3.
+    del core_cache, dy
     dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)              # 2. back to (B, T, 3C)
     dx, dc_attn_w, dc_attn_b = linear_backward(dqkv, c_attn_cache)          # 1.
     return dx, dc_attn_w, dc_attn_b, dc_proj_w, dc_proj_b

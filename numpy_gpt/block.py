@@ -21,16 +21,25 @@ from .attention import KVCache, attention_backward, attention_forward
 from .config import GPTConfig
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .ffn import ffn_backward, ffn_forward
-from .layernorm import layernorm_backward, layernorm_forward
+from .layernorm import layernorm_backward, layernorm_forward, layernorm_output
+from .linear import Rebuild
 
 
 def _ln(x, p, name):
     return layernorm_forward(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
 
 
-def _attn(x, p, cfg, kv_cache=None, drop=None):
+def ln_rebuild(ln_cache: tuple, b: np.ndarray | None) -> Rebuild:
+    """For the layer that reads a layer norm's output: its cache keeps this instead of the
+    output, which layernorm_output makes again in the backward (numpy_gpt/linear.py, Memory).
+    The layer norm keeps xhat anyway; out = xhat * w + b is the same numbers again."""
+    return Rebuild(layernorm_output, (ln_cache, b))
+
+
+def _attn(x, p, cfg, kv_cache=None, drop=None, keep=None):
     return attention_forward(x, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"),
-                             p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache, drop)
+                             p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache, drop,
+                             keep)
 
 
 # A training forward has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
@@ -51,10 +60,10 @@ def recompute_mlp_for(cfg: GPTConfig, n_tokens: int, itemsize: int) -> bool:
             and n_tokens * cfg.mlp_width * itemsize >= RECOMPUTE_MIN_BYTES)
 
 
-def _mlp(x, p, cfg, recompute=False):
+def _mlp(x, p, cfg, recompute=False, keep=None):
     # rebuild=True: with tanh GELU the cache leaves out the activation's output (ffn.py, Memory)
     return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"), p["mlp.c_proj.weight"],
-                       p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute, rebuild=True)
+                       p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute, rebuild=True, keep=keep)
 
 
 def _put(grads, names, values):
@@ -82,21 +91,21 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
             return z, None
         return dropout_forward(z, cfg.dropout, mask(name, z.shape))
 
-    def attn(z):
+    def attn(z, keep=None):
         weights = None
         if dropping:
             B, T, _ = z.shape
             weights = (mask("attn_weights", (B, cfg.n_head, T, T)), cfg.dropout)
-        return _attn(z, p, cfg, kv_cache, weights)
+        return _attn(z, p, cfg, kv_cache, weights, keep)
 
-    if cfg.norm == "pre":
+    if cfg.norm == "pre":                   # attn and mlp keep a Rebuild of h, not h (ln_rebuild)
         h, c["ln_1"] = _ln(x, p, "ln_1")
-        a, c["attn"] = attn(h)
+        a, c["attn"] = attn(h, ln_rebuild(c["ln_1"], p.get("ln_1.bias")))
         a, c["drop_attn"] = drop(a, "attn")
         x = x + a
         if cfg.mlp:
             h, c["ln_2"] = _ln(x, p, "ln_2")
-            m, c["mlp"] = _mlp(h, p, cfg, recompute_mlp)
+            m, c["mlp"] = _mlp(h, p, cfg, recompute_mlp, ln_rebuild(c["ln_2"], p.get("ln_2.bias")))
             m, c["drop_mlp"] = drop(m, "mlp")
             x = x + m
     elif cfg.norm == "post":

@@ -16,10 +16,11 @@ Memory. Kept as they are, the caches hold h's activation twice over: a, for
 step 3's dc_proj_w = a^T dout, and the activation's own cache (GELU keeps h
 and s, with a = h * s), each (B, T, H) with H = 4C, the widest arrays of the
 model. Two options keep less, with the same numbers bit for bit:
-  - rebuild=True: for tanh GELU, step 3's cache leaves a out, and
-    ffn_backward makes it again as h * s, one multiply (activations.OUTPUTS).
-    It saves H numbers per position, for next to no time. The model always
-    asks for it; other activations keep a as before.
+  - rebuild=True: for tanh GELU, step 3's cache holds a linear.Rebuild in
+    place of a, and step 3's backward makes a again as h * s, one multiply
+    (activations.OUTPUTS), freeing it again before da takes its place. It
+    saves H numbers per position, for next to no time. The model always asks
+    for it; other activations keep a as before.
   - recompute=True (the model's choice for tanh GELU and ReLU from 2 MB
     hidden layers up: numpy_gpt/block.py): the cache keeps h alone, and
     ffn_backward runs step 2 again to get a and the activation's cache back:
@@ -39,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from .activations import ACTIVATIONS, OUTPUTS
-from .linear import linear_backward, linear_forward
+from .linear import Rebuild, linear_backward, linear_forward
 
 
 @dataclass(frozen=True)
@@ -49,46 +50,43 @@ class Recompute:
     h: np.ndarray                                               # the activation's input, (B, T, H)
 
 
-@dataclass(frozen=True)
-class Rebuild:
-    """In place of a in step 3's cache when ffn_forward ran with rebuild=True: a = output(act_cache)."""
-    output: Callable
-
-
 def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
                 c_proj_w: np.ndarray, c_proj_b: np.ndarray | None,
-                activation: str = "gelu", recompute: bool = False, rebuild: bool = False
-                ) -> tuple[np.ndarray, tuple]:
+                activation: str = "gelu", recompute: bool = False, rebuild: bool = False,
+                keep: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
     """x: (B, T, C). Returns out (B, T, C) and the cache for ffn_backward.
 
     The cache is (fc_cache, act_backward, act_cache, proj_cache), as
     numpy_gpt/templates/ffn_backward.py spells out. With recompute=True,
     act_cache is Recompute(act_forward, h) and proj_cache holds None for a;
     otherwise, with rebuild=True and an activation whose forward is in
-    activations.OUTPUTS, proj_cache holds Rebuild(output) for a (the Memory
-    section above)."""
+    activations.OUTPUTS, proj_cache holds a linear.Rebuild for a (the Memory
+    section above). keep: what step 1's cache holds for x (linear_forward's keep)."""
     act_forward, act_backward = ACTIVATIONS[activation]
-    h, fc_cache = linear_forward(x, c_fc_w, c_fc_b)             # 1.
+    h, fc_cache = linear_forward(x, c_fc_w, c_fc_b, keep=keep)  # 1.
     a, act_cache = act_forward(h)                               # 2.
     out, proj_cache = linear_forward(a, c_proj_w, c_proj_b)     # 3.
     if recompute:                                               # keep h, not a and act_cache
         act_cache, proj_cache = Recompute(act_forward, h), (None, *proj_cache[1:])
     elif rebuild and act_forward in OUTPUTS:                    # keep act_cache, not a
-        proj_cache = (Rebuild(OUTPUTS[act_forward]), *proj_cache[1:])
+        proj_cache = (Rebuild(OUTPUTS[act_forward], (act_cache,)), *proj_cache[1:])
     return out, (fc_cache, act_backward, act_cache, proj_cache)
 
 
 def ffn_backward(dout: np.ndarray, cache: tuple) -> tuple:
-    """dout: (B, T, C). Returns (dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b)."""
+    """dout: (B, T, C). Returns (dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b).
+
+    Each part of the cache is let go once used (the model hands the cache over and
+    keeps no reference), so h and s are freed before step 1 allocates dx."""
     fc_cache, act_backward, act_cache, proj_cache = cache
+    del cache
     if isinstance(act_cache, Recompute):                           # 2. again, the same numbers
         a, act_cache = act_cache.act_forward(act_cache.h)
         proj_cache = (a, *proj_cache[1:])
         del a
-    elif isinstance(proj_cache[0], Rebuild):                       # a from the activation's cache
-        proj_cache = (proj_cache[0].output(act_cache), *proj_cache[1:])
-    da, dc_proj_w, dc_proj_b = linear_backward(dout, proj_cache)   # 3.
-    del proj_cache                                                 # a recomputed or rebuilt is freed here
+    da, dc_proj_w, dc_proj_b = linear_backward(dout, proj_cache)   # 3. (a Rebuild makes a here)
+    del proj_cache                                                 # a recomputed is freed here
     dh = act_backward(da, act_cache, out=da)                       # 2. dh over da, no longer needed
+    del act_cache, da
     dx, dc_fc_w, dc_fc_b = linear_backward(dh, fc_cache)           # 1.
     return dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b

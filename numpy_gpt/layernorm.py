@@ -57,12 +57,25 @@ def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     var = row_dots(xc, xc) * x.dtype.type(1.0 / C)              # 3. (N, 1), mean(xc * xc)
     rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))               # 4. (N, 1)
     xhat = np.multiply(xc, rstd, out=xc)                        # 5. (N, C), in xc's memory
-    out = xhat * w                                              # 6. (N, C)
-    if b is not None:
-        out += b
+    out = _scale_shift(xhat, w, b)                              # 6. (N, C)
     lead = x.shape[:-1]
     cache = (xhat.reshape(x.shape), rstd.reshape(*lead, 1), w, b is not None)
     return out.reshape(x.shape), cache
+
+
+def _scale_shift(xhat: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    out = xhat * w                                              # 6. out = xhat * w + b
+    if b is not None:
+        out += b
+    return out
+
+
+def layernorm_output(cache: tuple, b: np.ndarray | None) -> np.ndarray:
+    """layernorm_forward's out again, from its cache and the bias b it was given: step 6
+    once more, the very same numbers. The model keeps a linear.Rebuild of this in the next
+    layer's cache rather than out itself (numpy_gpt/linear.py, Memory)."""
+    xhat, _, w, _ = cache
+    return _scale_shift(xhat, w, b)
 
 
 def layernorm_backward(dout: np.ndarray, cache: tuple

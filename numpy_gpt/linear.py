@@ -18,8 +18,19 @@ Each product goes through parallel.matmul, which is plain `a @ b` except
 in a long step of a single sequence on several threads
 (parallel.share_products): there it cuts the product into one block of rows
 or columns per thread.
+
+Memory. The backward needs x for dw, so the cache keeps it. When x is the
+output of a layer whose own cache can make it again in one or two passes (a
+layer norm's out = xhat * w + b from its xhat; GELU's out = x * s), keeping
+x as well holds the same numbers twice. The model then passes
+keep=Rebuild(...): the cache holds that recipe instead of x, linear_backward
+makes x from it for dw, and lets it go before dx takes its place. The same
+operations in the same order give x back bit for bit.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -27,19 +38,36 @@ from .parallel import matmul
 from .reductions import col_sums
 
 
-def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None
+@dataclass(frozen=True)
+class Rebuild:
+    """x for linear_backward, made again when needed: make(*args), which must give the very
+    array the forward had (numpy_gpt/layernorm.py's layernorm_output, activations.gelu_output)."""
+    make: Callable
+    args: tuple = ()
+
+    def __call__(self) -> np.ndarray:
+        return self.make(*self.args)
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                   out: np.ndarray | None = None, keep: Rebuild | None = None
                    ) -> tuple[np.ndarray, tuple]:
     """x: (..., C_in); w: (C_in, C_out); b: (C_out,) or None.
 
+    out: a C-contiguous (..., C_out) array to write the result into (the model's
+    shards write their logits into one array this way), or None for a new one.
+    keep: what the cache holds for x; x itself by default (see Memory above).
     Returns out (..., C_out) and the cache for linear_backward.
     """
     C_in, C_out = w.shape
     x2 = x.reshape(-1, C_in)                 # a 2-D view goes straight to BLAS
-    out = matmul(x2, w)                                         # 1. (N, C_out): x2 @ w
+    if out is not None and not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous, so that its 2-D reshape is a view")
+    out2 = matmul(x2, w, out=None if out is None else out.reshape(-1, C_out))   # 1. (N, C_out): x2 @ w
     if b is not None:
-        out += b
-    cache = (x, w, b is not None)
-    return out.reshape(*x.shape[:-1], C_out), cache
+        out2 += b
+    cache = (x if keep is None else keep, w, b is not None)
+    return out2.reshape(*x.shape[:-1], C_out), cache
 
 
 def linear_backward(dout: np.ndarray, cache: tuple
@@ -48,7 +76,11 @@ def linear_backward(dout: np.ndarray, cache: tuple
     x, w, has_bias = cache
     C_in, C_out = w.shape
     g = dout.reshape(-1, C_out)
-    dx = matmul(g, w.T).reshape(x.shape)     # 1. g @ w.T: d(x @ w)/dx contracts with w's C_out
+    if isinstance(x, Rebuild):
+        x = x()                              # made again for dw (see Memory above)
     dw = matmul(x.reshape(-1, C_in).T, g)    # 1. x.T @ g: each position adds its outer product x g^T
+    x_shape = x.shape
+    del x                                    # a rebuilt x is freed before dx is allocated
+    dx = matmul(g, w.T).reshape(x_shape)     # 1. g @ w.T: d(x @ w)/dx contracts with w's C_out
     db = col_sums(g) if has_bias else None   # 1. = g.sum(axis=0), as ones(N) @ g in BLAS
     return dx, dw, db

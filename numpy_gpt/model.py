@@ -32,13 +32,13 @@ import math
 import numpy as np
 
 from .attention import KVCache
-from .block import block_backward, block_forward, recompute_mlp_for
+from .block import block_backward, block_forward, ln_rebuild, recompute_mlp_for
 from .config import GPTConfig
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .embedding import embedding_backward, embedding_forward
 from .errors import InputError
 from .layernorm import layernorm_backward, layernorm_forward
-from .linear import linear_forward
+from .linear import Rebuild, linear_forward
 from .loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from .parallel import batch_shards, keep_freed_memory_once, map_shards, matmul, share_products
 from .positional import learned_backward, learned_forward, sinusoidal_backward, sinusoidal_forward
@@ -215,11 +215,13 @@ class GPT:
         self._draw_masks(idx.shape, training)        # the masks one whole-batch forward would draw
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
                  training, None, 0, recompute) for s in shards]
+        # Each shard writes its logits into its rows of one array: no second copy of them all.
+        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=self.dtype)
+        into = [logits[s] for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
-            outs = self.shard_processes.forward(self, args)
+            outs = self.shard_processes.forward(self, args, into)
         else:
-            outs = map_shards(lambda a: self._forward(*a), args)
-        logits = np.concatenate([o[0] for o in outs])
+            outs = map_shards(lambda a: self._forward(*a[0], logits_out=a[1]), list(zip(args, into)))
         self._cache = [(s, o[2]) for s, o in zip(shards, outs)]
         if targets is None:
             return logits, None
@@ -229,9 +231,10 @@ class GPT:
         return logits, np.asarray(loss, dtype=self.dtype)
 
     def _forward(self, idx, targets, masks: dict, training: bool, kv_caches=None, pos0: int = 0,
-                 recompute_mlp: bool = False):
+                 recompute_mlp: bool = False, logits_out: np.ndarray | None = None):
         """Steps 1-6 on validated inputs. Returns (logits, loss or None, cache).
-        recompute_mlp: see numpy_gpt.block.recompute_mlp_for."""
+        recompute_mlp: see numpy_gpt.block.recompute_mlp_for. logits_out: a C-contiguous
+        (B, T, V) array for the logits, or None for a new one."""
         cfg, p = self.config, self.params
         c = {}
         x, c["wte"] = embedding_forward(idx, p["wte.weight"])                     # 1.
@@ -249,10 +252,12 @@ class GPT:
                                   None if kv_caches is None else kv_caches[i], recompute_mlp)
             masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
             c["h"].append(bc)
+        keep = None
         if cfg.norm == "pre":                                                     # 4.
             x, c["ln_f"] = layernorm_forward(x, p["ln_f.weight"], p.get("ln_f.bias"))
+            keep = ln_rebuild(c["ln_f"], p.get("ln_f.bias"))                     # the head keeps this, not x
         w_head = p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]      # (V, C)
-        logits, c["head"] = linear_forward(x, w_head.T)                           # 5. (B, T, V)
+        logits, c["head"] = linear_forward(x, w_head.T, out=logits_out, keep=keep)   # 5. (B, T, V)
         loss = None
         if targets is not None:
             loss, c["loss"] = cross_entropy_forward(logits, targets)              # 6.
@@ -323,12 +328,16 @@ class GPT:
         # 5. logits = x @ W_head^T: dx = dlogits @ W_head, and W_head's gradient is
         #    dlogits^T @ x, summed over all positions inside the matmul, (V, C) as W_head is
         x, w_head_t, _ = c.pop("head")                                            # w_head_t = W_head^T
+        if isinstance(x, Rebuild):
+            x = x()                                                               # ln_f's output again
         C, V = w_head_t.shape
         g = dlogits.reshape(-1, V)
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
         grads[head] = matmul(g.T, x.reshape(-1, C))                              # g.T @ x
-        dx = matmul(g, w_head_t.T).reshape(x.shape)                               # g @ W_head
-        del dlogits, g, x
+        x_shape = x.shape
+        del x
+        dx = matmul(g, w_head_t.T).reshape(x_shape)                               # g @ W_head
+        del dlogits, g
         if cfg.norm == "pre":                                                     # 4.
             dx, dw, db = layernorm_backward(dx, c.pop("ln_f"))
             grads["ln_f.weight"] = dw

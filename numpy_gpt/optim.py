@@ -248,15 +248,19 @@ class Adam(Optimizer):
         if self._plan is None:
             self._plan = self._make_plan()
         arrays = []                                           # (p, g, m, v, decayed?), all 1-D
+        gathered = []                                         # the packs' p, to copy back
         for names, decay, pack in self._plan:
             if pack is None:                                  # one parameter, updated where it lies
                 name, = names
                 p, g = _flat(self.params[name]), _flat(grads[name])
                 m, v = _flat(self.exp_avg[name]), _flat(self.exp_avg_sq[name])
             else:                                             # small ones, gathered into one array
-                p, g, m, v = pack["p"], pack["g"], pack["m"], pack["v"]
-                np.concatenate([self.params[n].reshape(-1) for n in names], out=p)
-                np.concatenate([grads[n].reshape(-1) for n in names], out=g)
+                # p and g are gathered anew each step, so that they take no memory between
+                # steps (where the backward's peak lies); m and v live in the pack.
+                m, v = pack["m"], pack["v"]
+                p = np.concatenate([self.params[n].reshape(-1) for n in names])
+                g = np.concatenate([grads[n].reshape(-1) for n in names])
+                gathered.append((names, pack["spans"], p))
             arrays.append((p, g, m, v, decay))
 
         def update(i, lo, hi):                                # entries lo..hi-1 of arrays[i]
@@ -269,10 +273,9 @@ class Adam(Optimizer):
         try:
             for_blocks(update, blocks, max_threads=1 if small else None)
         finally:                                              # even if a block raised, so p keeps up with m, v
-            for names, _, pack in self._plan:
-                if pack is not None:
-                    for n, (lo, hi) in zip(names, pack["spans"]):
-                        self.params[n].reshape(-1)[...] = pack["p"][lo:hi]    # back into the model's arrays
+            for names, spans, p in gathered:
+                for n, (lo, hi) in zip(names, spans):
+                    self.params[n].reshape(-1)[...] = p[lo:hi]        # back into the model's arrays
 
     def _adam(self, p, g, m, v, decay: bool, step_size: float, bc2_sqrt: float) -> None:
         """The update of the class docstring on 1-D arrays p, g, m, v, in place (g is only read)."""
@@ -303,7 +306,7 @@ class Adam(Optimizer):
         A parameter larger than PACK_SIZE is updated on its own, where it lies.
         Smaller ones are packed, one pack per dtype and decay group: their m and
         v become views of one flat array each, and at every step p and g are
-        gathered into two more, updated, and p copied back. Same numbers, since
+        gathered into two new arrays, updated, and p copied back. Same numbers, since
         every entry is updated alone; far fewer NumPy calls for a model's many
         biases and layer norms; and a pack big enough to split is shared among
         the threads. Fixed at the first step: decay groups do not change later.
@@ -318,7 +321,7 @@ class Adam(Optimizer):
         for (dtype, decay), names in packs.items():
             ends = np.cumsum([self.params[n].size for n in names]).tolist()
             spans = list(zip([0] + ends[:-1], ends))
-            pack = {"spans": spans, "p": np.empty(ends[-1], dtype), "g": np.empty(ends[-1], dtype)}
+            pack = {"spans": spans}
             for buf, key in (("exp_avg", "m"), ("exp_avg_sq", "v")):
                 state = getattr(self, buf)
                 pack[key] = np.concatenate([state[n].reshape(-1) for n in names])    # values so far

@@ -332,8 +332,8 @@ def shares(n: int, macs: int) -> list[slice]:
     return batch_shards(n)
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for 2-D a (M, K) and b (K, N); a new (M, N) array.
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b for 2-D a (M, K) and b (K, N); a new (M, N) array, or written into out.
 
     Inside share_products() (and not inside a shard or one_thread()) a product
     of at least SPLIT_MACS multiply-adds, with at least 16 rows or columns per
@@ -346,8 +346,9 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = get_num_threads()
     if (not getattr(_local, "sharing", False) or getattr(_local, "serial", False) or n <= 1
             or M * N * a.shape[1] < SPLIT_MACS or max(M, N) < 16 * n):
-        return a @ b
-    out = np.empty((M, N), dtype=np.result_type(a, b))
+        return a @ b if out is None else np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((M, N), dtype=np.result_type(a, b))
     size = max(M, N)
     edges = [size * i // n // 16 * 16 for i in range(n)] + [size]     # multiples of 16 (whole SIMD tiles), none empty
     if M >= N:

@@ -302,8 +302,10 @@ class ShardProcesses:
             raise ShardProcessError("these shard processes are closed")
 
     # ------------------------------------------------ called by GPT.forward / GPT.backward
-    def forward(self, model, shard_args: list) -> list:
-        """[model._forward(*args) for args in shard_args], shards after the first in the workers.
+    def forward(self, model, shard_args: list, logits_out: list) -> list:
+        """[model._forward(*args, logits_out=out) for args, out in zip(shard_args, logits_out)],
+        shards after the first in the workers, whose logits come back down the pipe and are
+        copied into their out.
 
         For a remote shard the cache in the result is ("remote", worker index, kept targets, token)."""
         self._check(model)
@@ -318,14 +320,16 @@ class ShardProcesses:
             for w, args in remote:
                 w.send(("forward", args))
             with one_thread():
-                first = model._forward(*shard_args[0])
-            results = [w.recv() for w, _ in remote]
+                first = model._forward(*shard_args[0], logits_out=logits_out[0])
+            outs = [first]
+            for i, (w, _) in enumerate(remote):       # one reply's logits at a time
+                logits, loss, kept = w.recv()
+                logits_out[i + 1][...] = logits
+                outs.append((logits_out[i + 1], loss, ("remote", i, kept, token)))
+                del logits
         except BaseException:                         # a reply may be unread: start afresh
             self._abort()
             raise
-        outs = [first]
-        for i, (logits, loss, kept) in enumerate(results):
-            outs.append((logits, loss, ("remote", i, kept, token)))
         return outs
 
     def backward(self, model, first: tuple, remote: list) -> list:

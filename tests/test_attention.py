@@ -8,6 +8,7 @@ from numpy_gpt.attention import (EXP_SAFE, MIN_BLOCKED_T, BlockedCache, _core_pa
                                  blocked_causal_attention_forward, causal_attention_backward,
                                  causal_attention_forward, causal_bias, query_blocks)
 from tests import strategies as S
+from tests.lifetimes import alive_at_each_call
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt import attention as ta
 
@@ -403,3 +404,23 @@ def test_shared_heads_give_the_usual_cache(T):
     for a_s, a in pairs + list(zip(core_s[:3], core[:3])):
         assert a_s.shape == a.shape
         np.testing.assert_allclose(a_s, a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("T", [8, MIN_BLOCKED_T])
+def test_the_core_s_cache_is_freed_before_step_1_s_backward(monkeypatch, T):
+    """Handed its cache (as block_backward hands it), attention_backward lets go of q, k, v and
+    the attention weights once the core's backward has used them, before step 1's products."""
+    from numpy_gpt import attention
+    r = np.random.default_rng(0)
+    C = 8
+    x = r.standard_normal((2, T, C))
+    out, cache = attention_forward(x, r.standard_normal((C, 3 * C)), None, r.standard_normal((C, C)), None, 2)
+    core = cache[1]
+    weights = core.a_blocks if isinstance(core, BlockedCache) else [core[3]]
+    held = [core[0].base] + list(weights)           # q, k, v are views of one array
+    alive = alive_at_each_call(monkeypatch, attention, "linear_backward", held)
+    n = len(held)
+    caches = [cache]
+    del cache, core, weights, held
+    attention_backward(np.ones_like(out), caches.pop())
+    assert alive == [[True] * n, [False] * n]       # step 8, then step 1

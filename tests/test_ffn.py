@@ -4,6 +4,7 @@ from hypothesis import given, strategies as st
 
 from numpy_gpt.ffn import Rebuild, Recompute, ffn_backward, ffn_forward
 from tests import strategies as S
+from tests.lifetimes import alive_at_each_call
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.ffn import ffn_forward as t_ffn
 
@@ -101,3 +102,20 @@ def test_keeping_less_gives_the_same_numbers(data, dtype, activation, bias, opti
     # ReLU keeps a and a mask of bools, and h replaces a: the mask is saved.
     saved = h_bytes * (2 if activation != "relu" else 1 / args["x"].itemsize)
     assert less_bytes <= kept_bytes - saved
+
+
+@pytest.mark.parametrize("option", ["keep", "recompute", "rebuild"])
+def test_the_hidden_layer_is_freed_before_step_1_s_backward(monkeypatch, option):
+    """Handed its cache (as block_backward hands it: no other reference left), ffn_backward lets
+    go of h and s once the activation's backward has used them, before step 1's products."""
+    from numpy_gpt import ffn
+    r = np.random.default_rng(0)
+    x, w1, w2 = r.standard_normal((2, 3, 4)), r.standard_normal((4, 16)), r.standard_normal((16, 4))
+    out, cache = ffn_forward(x, w1, None, w2, None, "gelu", **({} if option == "keep" else {option: True}))
+    hidden = [cache[2].h] if option == "recompute" else list(cache[2])
+    alive = alive_at_each_call(monkeypatch, ffn, "linear_backward", hidden)
+    n = len(hidden)
+    caches = [cache]
+    del cache, hidden
+    ffn_backward(np.ones_like(out), caches.pop())
+    assert alive == [[True] * n, [False] * n]       # step 3, then step 1

@@ -1,7 +1,7 @@
 import numpy as np
 from hypothesis import given, strategies as st
 
-from numpy_gpt.layernorm import layernorm_backward, layernorm_forward
+from numpy_gpt.layernorm import layernorm_backward, layernorm_forward, layernorm_output
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.layernorm import layernorm_forward as t_layernorm
@@ -118,3 +118,15 @@ def test_two_channels_out_dw_and_db_match_torch(data, dtype):
     r, args = draw_case(data, dtype, bias=True, min_c=2, max_c=2)
     against_torch("layernorm[C=2]", layernorm_forward, lambda d, c: layernorm_backward(d, c)[1:],
                   lambda x, w, b: t_layernorm(x.detach(), w, b), args, ["w", "b"], r)
+
+
+@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
+def test_layernorm_output_gives_the_forward_s_out_again(data, dtype, bias):
+    # The model's next layer keeps a Rebuild of layernorm_output rather than out (linear.py,
+    # Memory): it must make the very same numbers from the cache, bit for bit.
+    _, args = draw_case(data, dtype, bias, min_c=1)
+    out, cache = layernorm_forward(**args)
+    again = layernorm_output(cache, args["b"])
+    assert again.shape == out.shape and again.dtype == out.dtype
+    np.testing.assert_array_equal(again, out)
+    assert not np.shares_memory(again, out)

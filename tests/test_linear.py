@@ -1,3 +1,5 @@
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -52,3 +54,46 @@ def test_no_bias_returns_none():
     out, cache = linear_forward(x, w)
     assert out.shape == (2, 3, 5)
     assert linear_backward(np.ones_like(out), cache)[2] is None
+
+
+@given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
+def test_a_rebuilt_input_gives_the_same_numbers_and_is_freed_before_dx(data, dtype, bias):
+    # keep=Rebuild(...) puts a recipe for x in the cache (the model's layers after a layer norm,
+    # and the MLP's second product): the backward makes x from it for dw, bit for bit the same
+    # gradients, and lets it go before the product that allocates dx.
+    from numpy_gpt import linear
+    r, args = draw_case(data, dtype, bias)
+    out, cache = linear_forward(**args)
+    made = []
+
+    def again():                                    # a copy: the same numbers in a new array
+        x = args["x"].copy()
+        made.append(weakref.ref(x))
+        return x
+    out_r, cache_r = linear_forward(**args, keep=linear.Rebuild(again))
+    np.testing.assert_array_equal(out_r, out)
+    assert isinstance(cache_r[0], linear.Rebuild) and not made      # kept as a recipe, not made yet
+    alive = []
+    matmul = linear.matmul
+    dout = S.normal(r, out.shape, dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(linear, "matmul", lambda a, b, **k: alive.append(made[0]() is not None) or matmul(a, b, **k))
+        grads_r = linear_backward(dout, cache_r)
+    for g_r, g in zip(grads_r, linear_backward(dout, cache)):
+        assert (g_r is None) == (g is None)
+        if g is not None:
+            np.testing.assert_array_equal(g_r, g)
+    assert alive == [True, False]                   # alive for dw = x^T g, gone for dx = g w^T
+
+
+def test_out_receives_the_result():
+    r = np.random.default_rng(0)
+    x, w, b = r.standard_normal((2, 3, 4)), r.standard_normal((4, 5)), r.standard_normal(5)
+    want, _ = linear_forward(x, w, b)
+    buf = np.full((4, 3, 5), np.nan)
+    got, _ = linear_forward(x, w, b, out=buf[1:3])            # rows of a bigger array, as the model's shards
+    np.testing.assert_array_equal(got, want)
+    assert np.shares_memory(got, buf) and np.array_equal(buf[1:3], want)
+    assert np.isnan(buf[0]).all() and np.isnan(buf[3]).all()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        linear_forward(x, w, b, out=np.empty((2, 3, 10))[..., ::2])

@@ -1,6 +1,5 @@
 """Whole-model parity: logits, loss and every gradient by name, against torch autograd."""
 import dataclasses
-import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from numpy_gpt.model import param_shapes
 from numpy_gpt.ffn import Rebuild
 from tests import strategies as S
 from tests.model_strategies import configs, float32_resolves, randomized, relu_decided, torch_twin
+from tests.lifetimes import alive_at_each_call
 from tests.parity import assert_close
 from tests.tolerances import MODEL_PARITY, scale_floor
 
@@ -161,29 +161,40 @@ def test_dropout_with_shared_masks_matches_torch(data, cfg, dtype):
     compare("model[dropout]", model, grads, logits, loss, training_run(model, idx, targets, dloss))
 
 
+def same_numbers_two_ways(data, cfg, dtype, ways, kept):
+    """Train the same drawn model on the same drawn batch once per entry of `ways` (a function
+    setting up a MonkeyPatch); the logits, loss and gradients must be equal bit for bit. Returns
+    kept(model) of each forward, taken before its backward."""
+    r = S.rng(data)
+    seed = int(r.integers(1 << 30))
+    idx, targets = batch(data, cfg, r)
+    dloss = float(r.standard_normal())
+    results = []
+    for way in ways:
+        with pytest.MonkeyPatch.context() as mp:
+            way(mp)
+            model = randomized(cfg, seed, dtype)
+            logits, loss = model.forward(idx, targets)
+            results.append((logits, loss, kept(model), model.backward(dloss)))
+    (logits, loss, _, grads), *others = results
+    for logits_k, loss_k, _, grads_k in others:
+        np.testing.assert_array_equal(logits, logits_k)
+        np.testing.assert_array_equal(loss, loss_k)
+        for k in grads_k:
+            np.testing.assert_array_equal(grads[k], grads_k[k], err_msg=k)
+    return [k for _, _, k, _ in results]
+
+
 @given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
 def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
     # The suite runs every model with tanh GELU or ReLU with the MLP's activation recomputed in
     # the backward (tests/conftest.py); a real step does so only from 2 MB hidden layers up. Both
     # ways must give the same logits, loss and gradients, bit for bit.
     from numpy_gpt import block
-    r = S.rng(data)
-    seed = int(r.integers(1 << 30))
-    idx, targets = batch(data, cfg, r)
-    dloss = float(r.standard_normal())
-    results = []
-    for min_bytes in (0, 1 << 62):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(block, "RECOMPUTE_MIN_BYTES", min_bytes)
-            model = randomized(cfg, seed, dtype)
-            logits, loss = model.forward(idx, targets)
-            mlp_caches = [c["mlp"] for _, shard in model._cache for c in shard["h"] if "mlp" in c]
-            results.append((logits, loss, model.backward(dloss), mlp_caches))
-    (logits, loss, grads, recomputing), (logits_k, loss_k, grads_k, keeping) = results
-    np.testing.assert_array_equal(logits, logits_k)
-    np.testing.assert_array_equal(loss, loss_k)
-    for k in grads_k:
-        np.testing.assert_array_equal(grads[k], grads_k[k], err_msg=k)
+    recomputing, keeping = same_numbers_two_ways(
+        data, cfg, dtype, [lambda mp: mp.setattr(block, "RECOMPUTE_MIN_BYTES", 0),
+                           lambda mp: mp.setattr(block, "RECOMPUTE_MIN_BYTES", 1 << 62)],
+        lambda model: [c["mlp"] for _, shard in model._cache for c in shard["h"] if "mlp" in c])
     recomputed = cfg.activation in block.RECOMPUTED_ACTIVATIONS            # not gelu_exact
     assert all((c[3][0] is None) == recomputed for c in recomputing)
     # Keeping, the MLP still leaves tanh GELU's output out of its cache (ffn.py's rebuild=True)
@@ -191,25 +202,47 @@ def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
     assert all(c[3][0] is not None for c in keeping)
 
 
-def test_the_whole_batch_s_hidden_layer_decides_whether_the_mlp_recomputes(threads, monkeypatch):
-    from numpy_gpt import block
+@given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
+def test_rebuilding_layer_norm_outputs_changes_no_number(data, cfg, dtype):
+    # With pre-LN, the layers reading a layer norm's output (attention's c_attn, the MLP's c_fc,
+    # the head) keep a Rebuild of it, not the output itself (block.ln_rebuild). Keeping the
+    # output instead must give the same logits, loss and gradients, bit for bit.
+    from numpy_gpt import block, model as model_module
 
-    def recomputing(cfg, min_bytes, training=True):
-        monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", min_bytes)
-        model = GPT(cfg, dtype=np.float64)
-        model.training = training
-        idx = np.zeros((2, 4), np.int64)
-        model.forward(idx, idx)
-        return [c["mlp"][3][0] is None for _, shard in model._cache for c in shard["h"]]
+    def keeping_outputs(mp):
+        for where in (block, model_module):
+            mp.setattr(where, "ln_rebuild", lambda cache, b: None)
 
-    cfg = GPTConfig(vocab_size=8, block_size=4, n_layer=2, n_head=1, n_embd=4)
-    threads(2)                              # two shards of one sequence each
-    whole = 2 * 4 * (4 * 4) * 8             # the batch's hidden layer: B * T * 4C * 8 bytes, 1024
-    assert recomputing(cfg, whole) == [True] * 4          # each shard's is half of it
-    assert recomputing(cfg, whole + 1) == [False] * 4
-    assert recomputing(cfg, 0, training=False) == [False] * 4             # no backward to save for
-    for activation, recomputed in (("relu", True), ("gelu_exact", False)):
-        assert recomputing(dataclasses.replace(cfg, activation=activation), 0) == [recomputed] * 4
+    def inputs_kept(model):
+        kept = [c["head"][0] for _, c in model._cache]
+        return kept + [b[k][0][0] for _, c in model._cache for b in c["h"] for k in ("attn", "mlp") if k in b]
+    rebuilt, kept = same_numbers_two_ways(data, cfg, dtype, [lambda mp: None, keeping_outputs], inputs_kept)
+    assert all(isinstance(x, Rebuild) == (cfg.norm == "pre") for x in rebuilt)
+    assert all(isinstance(x, np.ndarray) for x in kept)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_shards_write_their_logits_into_the_one_array_returned(threads, monkeypatch, n_threads):
+    """Cut into shards, the forward gives each shard its rows of one logits array to write into,
+    rather than joining the shards' own arrays into a new one (which held the logits twice)."""
+    cfg = GPTConfig(vocab_size=11, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model = GPT(cfg, dtype=np.float64)
+    idx = np.arange(20).reshape(5, 4) % 11
+    threads(1)
+    want, want_loss = model.forward(idx, idx)
+    threads(n_threads)
+    made = []
+    forward = model._forward
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        made.append(out[0])
+        return out
+    monkeypatch.setattr(model, "_forward", spy)
+    logits, loss = model.forward(idx, idx)
+    assert len(made) == n_threads and all(np.shares_memory(m, logits) for m in made)
+    np.testing.assert_allclose(logits, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
 
 
 @pytest.mark.parametrize("norm", ["pre", "post", "none"])
@@ -224,17 +257,9 @@ def test_each_block_frees_what_its_mlp_kept_before_its_attention_backward(monkey
     idx = np.zeros((1, 4), np.int64)                        # one sequence: one shard
     model.forward(idx, idx)
     (_, c), = model._cache
-    act_caches = [b["mlp"][2] for b in c["h"]]              # Recompute(h), or GELU's (h, s)
-    hidden = [weakref.ref(a.h if recompute else a[1]) for a in act_caches]
-    del act_caches, c
-    alive = []
-    attention_backward = block.attention_backward
-
-    def spy(d, cache):
-        alive.append([ref() is not None for ref in hidden])
-        return attention_backward(d, cache)
-
-    monkeypatch.setattr(block, "attention_backward", spy)
+    hidden = [b["mlp"][2].h if recompute else b["mlp"][2][1] for b in c["h"]]   # Recompute(h), or GELU's s
+    alive = alive_at_each_call(monkeypatch, block, "attention_backward", hidden)
+    del c, hidden
     model.backward()
     assert alive == [[True, True, False], [True, False, False], [False, False, False]]
 

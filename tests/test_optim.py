@@ -261,6 +261,28 @@ def test_packed_small_parameters_update_exactly_as_alone(data, dtype, kind):
         assert np.array_equal(resumed_params[name], other[name]), f"{name} differs after loading mid-run"
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_adam_keeps_only_m_and_v_between_steps(kind):
+    """Between steps Adam holds m and v and nothing the size of the parameters besides: the packs'
+    gathered p and g are made anew at each step, so they add nothing to the backward's peak."""
+    import gc
+    import tracemalloc
+    r = np.random.default_rng(0)
+    params = {f"p{i}": r.standard_normal(n) for i, n in enumerate([3, 100, 5000, 70000])}   # packed and not
+    grads = {k: r.standard_normal(p.shape) for k, p in params.items()}
+    nbytes = sum(p.nbytes for p in params.values())
+    tracemalloc.start()
+    try:
+        opt = OPTIMIZERS[kind](params, lr=0.01, weight_decay=0.1)
+        for _ in range(2):
+            opt.step(grads)
+            gc.collect()
+            held, _ = tracemalloc.get_traced_memory()
+            assert 2 * nbytes <= held < 2 * nbytes + 16384, f"{held} bytes held for {2 * nbytes} of m and v"
+    finally:
+        tracemalloc.stop()
+
+
 @given(data=st.data(), dtype=S.DTYPES)
 def test_clip_grad_norm_matches_torch(data, dtype):
     r = S.rng(data)

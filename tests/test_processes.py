@@ -287,7 +287,7 @@ def test_an_interrupted_step_kills_the_workers_and_the_model_goes_back_to_thread
     procs = [w.proc for w in workers.workers]
     real = getattr(model, "_" + where)
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     if where == "backward":
         model.forward(x, y)

@@ -1,0 +1,20 @@
+"""Which arrays are still alive when a function runs: for tests that a backward lets go of what
+it no longer needs (the model hands each cache over and keeps no reference to it)."""
+from __future__ import annotations
+
+import weakref
+
+
+def alive_at_each_call(monkeypatch, module, name: str, arrays: list) -> list[list[bool]]:
+    """Replace module.name by a spy that records, at each call, which of `arrays` are still alive
+    (by weak reference, so the spy holds none of them), then calls the real function. Returns the
+    list the records go into. The caller must drop its own references to the arrays."""
+    refs = [weakref.ref(a) for a in arrays]
+    records: list[list[bool]] = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        records.append([ref() is not None for ref in refs])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(module, name, spy)
+    return records
