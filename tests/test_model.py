@@ -221,6 +221,27 @@ def test_rebuilding_layer_norm_outputs_changes_no_number(data, cfg, dtype):
     assert all(isinstance(x, np.ndarray) for x in kept)
 
 
+def test_the_whole_batch_s_hidden_layer_decides_whether_the_mlp_recomputes(threads, monkeypatch):
+    from numpy_gpt import block
+
+    def recomputing(cfg, min_bytes, training=True):
+        monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", min_bytes)
+        model = GPT(cfg, dtype=np.float64)
+        model.training = training
+        idx = np.zeros((2, 4), np.int64)
+        model.forward(idx, idx)
+        return [c["mlp"][3][0] is None for _, shard in model._cache for c in shard["h"]]
+
+    cfg = GPTConfig(vocab_size=8, block_size=4, n_layer=2, n_head=1, n_embd=4)
+    threads(2)                              # two shards of one sequence each
+    whole = 2 * 4 * (4 * 4) * 8             # the batch's hidden layer: B * T * 4C * 8 bytes, 1024
+    assert recomputing(cfg, whole) == [True] * 4          # each shard's is half of it
+    assert recomputing(cfg, whole + 1) == [False] * 4
+    assert recomputing(cfg, 0, training=False) == [False] * 4             # no backward to save for
+    for activation, recomputed in (("relu", True), ("gelu_exact", False)):
+        assert recomputing(dataclasses.replace(cfg, activation=activation), 0) == [recomputed] * 4
+
+
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_shards_write_their_logits_into_the_one_array_returned(threads, monkeypatch, n_threads):
     """Cut into shards, the forward gives each shard its rows of one logits array to write into,
