@@ -100,7 +100,7 @@ def layer_cases(w: Workload, dtype, seed: int = 0) -> list[LayerCase]:
               torch_gpt.attention.attention_forward, randn(B, T, C)),
         # ffn_forward as a learner calls it (recompute=False, keeping the activation); a training
         # step of the model runs it with recompute=True where the whole batch's hidden layer takes
-        # 2 MB or more (numpy_gpt/block.py, recompute_mlp_for).
+        # 6 MB or more (numpy_gpt/block.py, recompute_mlp_for).
         _case("ffn (gelu)", f"({B},{T},{C}) H={4 * C}",
               [x, randn(C, 4 * C, std=0.02), randn(4 * C, std=0.02), randn(4 * C, C, std=0.02), randn(C, std=0.02)],
               ["gelu"], ffn.ffn_forward, ffn.ffn_backward, torch_gpt.ffn.ffn_forward, randn(B, T, C)),

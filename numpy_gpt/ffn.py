@@ -21,7 +21,7 @@ model. Two options keep less, with the same numbers bit for bit:
     (activations.OUTPUTS), freeing it again before da takes its place. It
     saves H numbers per position, for next to no time. The model always asks
     for it; other activations keep a as before.
-  - recompute=True (the model's choice for tanh GELU and ReLU from 2 MB
+  - recompute=True (the model's choice for tanh GELU and ReLU from 6 MB
     hidden layers up: numpy_gpt/block.py): the cache keeps h alone, and
     ffn_backward runs step 2 again to get a and the activation's cache back:
     activation recomputation (Chen et al., "Training Deep Nets with Sublinear

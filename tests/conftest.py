@@ -79,7 +79,7 @@ def small_row_blocks(request, monkeypatch):
         monkeypatch.setattr(optim, "SHARE_MIN_BYTES", 0)
 
 
-# The model recomputes the MLP's activation in the backward from 2 MB hidden layers up
+# The model recomputes the MLP's activation in the backward from 6 MB hidden layers up
 # (numpy_gpt.block.RECOMPUTE_MIN_BYTES), which no test's model reaches; from 0 bytes every model
 # test with tanh GELU or ReLU takes that path (the parent decides for its shard workers too).
 # test_model checks it against the path that keeps everything, bit for bit.

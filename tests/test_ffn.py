@@ -64,7 +64,7 @@ def test_matches_finite_differences(data, activation):
 @pytest.mark.parametrize("option", ["recompute", "rebuild"])
 @given(data=st.data(), dtype=S.DTYPES, activation=st.sampled_from(ACTIVATIONS), bias=st.booleans())
 def test_keeping_less_gives_the_same_numbers(data, dtype, activation, bias, option):
-    # The model runs the FFN with rebuild=True, and with recompute=True from 2 MB hidden layers up
+    # The model runs the FFN with rebuild=True, and with recompute=True from 6 MB hidden layers up
     # (numpy_gpt/block.py); the model's parity tests cover those paths against torch. Here each must
     # equal the default path bit for bit, and keep what ffn.py's Memory section says: recompute,
     # h alone (neither a nor the activation's cache); rebuild, with tanh GELU, everything but a.

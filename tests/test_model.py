@@ -69,7 +69,7 @@ def test_loss_gradients_match_torch(data, cfg, dtype):
 @given(data=st.data(), cfg=configs())
 def test_models_keeping_the_mlp_hidden_layer_match_torch(data, cfg, dtype):
     # Every other model test recomputes the MLP's activation in the backward (tests/conftest.py);
-    # a real step with a hidden layer under 2 MB keeps tanh GELU's cache instead and makes the
+    # a real step with a hidden layer under 6 MB keeps tanh GELU's cache instead and makes the
     # activation's output again from it (numpy_gpt/ffn.py, rebuild=True). That path against torch.
     from numpy_gpt import block
     cfg = dataclasses.replace(cfg, activation="gelu")
@@ -188,7 +188,7 @@ def same_numbers_two_ways(data, cfg, dtype, ways, kept):
 @given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)
 def test_recomputing_the_mlp_activation_changes_no_number(data, cfg, dtype):
     # The suite runs every model with tanh GELU or ReLU with the MLP's activation recomputed in
-    # the backward (tests/conftest.py); a real step does so only from 2 MB hidden layers up. Both
+    # the backward (tests/conftest.py); a real step does so only from 6 MB hidden layers up. Both
     # ways must give the same logits, loss and gradients, bit for bit.
     from numpy_gpt import block
     recomputing, keeping = same_numbers_two_ways(
