@@ -285,17 +285,17 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
 def attention_forward(x: np.ndarray, c_attn_w: np.ndarray, c_attn_b: np.ndarray | None,
                       c_proj_w: np.ndarray, c_proj_b: np.ndarray | None, n_head: int,
                       kv_cache: "KVCache | None" = None, drop: tuple | None = None,
-                      keep: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
+                      x_kept: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
     """Causal self-attention over x: (B, T, C). Returns out (B, T, C) and the cache.
 
     kv_cache (inference only): keys and values of earlier positions; this call's
     are appended to it and its queries attend to all of them.
     drop (training only): (keep, p), attention dropout on the weights (step 5b),
     keep a boolean (B, nh, T, T) mask.
-    keep: what step 1's cache holds for x (linear_forward's keep).
+    x_kept: what step 1's cache holds for x (linear_forward's x_kept).
     """
     B, T, C = x.shape
-    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b, keep=keep)   # 1. (B, T, 3C)
+    qkv, c_attn_cache = linear_forward(x, c_attn_w, c_attn_b, x_kept=x_kept)   # 1. (B, T, 3C)
     # 2. one copy into (3, B, nh, T, hs): q, k and v each contiguous, as matmul likes
     q, k, v = np.ascontiguousarray(qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4))
     if kv_cache is not None:

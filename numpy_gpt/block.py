@@ -36,10 +36,10 @@ def ln_rebuild(ln_cache: tuple, b: np.ndarray | None) -> Rebuild:
     return Rebuild(layernorm_output, (ln_cache, b))
 
 
-def _attn(x, p, cfg, kv_cache=None, drop=None, keep=None):
+def _attn(x, p, cfg, kv_cache=None, drop=None, x_kept=None):
     return attention_forward(x, p["attn.c_attn.weight"], p.get("attn.c_attn.bias"),
                              p["attn.c_proj.weight"], p.get("attn.c_proj.bias"), cfg.n_head, kv_cache, drop,
-                             keep)
+                             x_kept)
 
 
 # A training forward has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
@@ -62,10 +62,10 @@ def recompute_mlp_for(cfg: GPTConfig, n_tokens: int, itemsize: int) -> bool:
             and n_tokens * cfg.mlp_width * itemsize >= RECOMPUTE_MIN_BYTES)
 
 
-def _mlp(x, p, cfg, recompute=False, keep=None):
+def _mlp(x, p, cfg, recompute=False, x_kept=None):
     # rebuild=True: with tanh GELU the cache leaves out the activation's output (ffn.py, Memory)
     return ffn_forward(x, p["mlp.c_fc.weight"], p.get("mlp.c_fc.bias"), p["mlp.c_proj.weight"],
-                       p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute, rebuild=True, keep=keep)
+                       p.get("mlp.c_proj.bias"), cfg.activation, recompute=recompute, rebuild=True, x_kept=x_kept)
 
 
 def _put(grads, names, values):
@@ -93,12 +93,12 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
             return z, None
         return dropout_forward(z, cfg.dropout, mask(name, z.shape))
 
-    def attn(z, keep=None):
+    def attn(z, x_kept=None):
         weights = None
         if dropping:
             B, T, _ = z.shape
             weights = (mask("attn_weights", (B, cfg.n_head, T, T)), cfg.dropout)
-        return _attn(z, p, cfg, kv_cache, weights, keep)
+        return _attn(z, p, cfg, kv_cache, weights, x_kept)
 
     if cfg.norm == "pre":                   # attn and mlp keep a Rebuild of h, not h (ln_rebuild)
         h, c["ln_1"] = _ln(x, p, "ln_1")

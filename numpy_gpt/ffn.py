@@ -53,7 +53,7 @@ class Recompute:
 def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
                 c_proj_w: np.ndarray, c_proj_b: np.ndarray | None,
                 activation: str = "gelu", recompute: bool = False, rebuild: bool = False,
-                keep: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
+                x_kept: Rebuild | None = None) -> tuple[np.ndarray, tuple]:
     """x: (B, T, C). Returns out (B, T, C) and the cache for ffn_backward.
 
     The cache is (fc_cache, act_backward, act_cache, proj_cache), as
@@ -61,9 +61,9 @@ def ffn_forward(x: np.ndarray, c_fc_w: np.ndarray, c_fc_b: np.ndarray | None,
     act_cache is Recompute(act_forward, h) and proj_cache holds None for a;
     otherwise, with rebuild=True and an activation whose forward is in
     activations.OUTPUTS, proj_cache holds a linear.Rebuild for a (the Memory
-    section above). keep: what step 1's cache holds for x (linear_forward's keep)."""
+    section above). x_kept: what step 1's cache holds for x (linear_forward's x_kept)."""
     act_forward, act_backward = ACTIVATIONS[activation]
-    h, fc_cache = linear_forward(x, c_fc_w, c_fc_b, keep=keep)  # 1.
+    h, fc_cache = linear_forward(x, c_fc_w, c_fc_b, x_kept=x_kept)   # 1.
     a, act_cache = act_forward(h)                               # 2.
     out, proj_cache = linear_forward(a, c_proj_w, c_proj_b)     # 3.
     if recompute:                                               # keep h, not a and act_cache

@@ -23,7 +23,7 @@ Memory. The backward needs x for dw, so the cache keeps it. When x is the
 output of a layer whose own cache can make it again in one or two passes (a
 layer norm's out = xhat * w + b from its xhat; GELU's out = x * s), keeping
 x as well holds the same numbers twice. The model then passes
-keep=Rebuild(...): the cache holds that recipe instead of x, linear_backward
+x_kept=Rebuild(...): the cache holds that recipe instead of x, linear_backward
 makes x from it for dw, and lets it go before dx takes its place. The same
 operations in the same order give x back bit for bit.
 """
@@ -50,23 +50,26 @@ class Rebuild:
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                   out: np.ndarray | None = None, keep: Rebuild | None = None
+                   out: np.ndarray | None = None, x_kept: Rebuild | None = None
                    ) -> tuple[np.ndarray, tuple]:
     """x: (..., C_in); w: (C_in, C_out); b: (C_out,) or None.
 
     out: a C-contiguous (..., C_out) array to write the result into (the model's
     shards write their logits into one array this way), or None for a new one.
-    keep: what the cache holds for x; x itself by default (see Memory above).
+    x_kept: what the cache holds for x; x itself by default (see Memory above).
     Returns out (..., C_out) and the cache for linear_backward.
     """
     C_in, C_out = w.shape
     x2 = x.reshape(-1, C_in)                 # a 2-D view goes straight to BLAS
-    if out is not None and not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous, so that its 2-D reshape is a view")
+    if out is not None:
+        want = (x.shape[:-1] + (C_out,), np.result_type(x, w))
+        if (out.shape, out.dtype) != want or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {want[1]} array of shape {want[0]}, "
+                             f"got {out.dtype} {out.shape}{'' if out.flags.c_contiguous else ', not contiguous'}")
     out2 = matmul(x2, w, out=None if out is None else out.reshape(-1, C_out))   # 1. (N, C_out): x2 @ w
     if b is not None:
         out2 += b
-    cache = (x if keep is None else keep, w, b is not None)
+    cache = (x if x_kept is None else x_kept, w, b is not None)
     return out2.reshape(*x.shape[:-1], C_out), cache
 
 

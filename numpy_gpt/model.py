@@ -216,7 +216,9 @@ class GPT:
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
                  training, None, 0, recompute) for s in shards]
         # Each shard writes its logits into its rows of one array: no second copy of them all.
-        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=self.dtype)
+        # Their dtype is the one the forward computes in: the parameters' (GPT(params=...) keeps
+        # the arrays it is given, whatever its dtype argument says).
+        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=np.result_type(*self.params.values()))
         into = [logits[s] for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
             outs = self.shard_processes.forward(self, args, into)
@@ -252,12 +254,12 @@ class GPT:
                                   None if kv_caches is None else kv_caches[i], recompute_mlp)
             masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
             c["h"].append(bc)
-        keep = None
+        x_kept = None
         if cfg.norm == "pre":                                                     # 4.
             x, c["ln_f"] = layernorm_forward(x, p["ln_f.weight"], p.get("ln_f.bias"))
-            keep = ln_rebuild(c["ln_f"], p.get("ln_f.bias"))                     # the head keeps this, not x
+            x_kept = ln_rebuild(c["ln_f"], p.get("ln_f.bias"))                   # the head keeps this, not x
         w_head = p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]      # (V, C)
-        logits, c["head"] = linear_forward(x, w_head.T, out=logits_out, keep=keep)   # 5. (B, T, V)
+        logits, c["head"] = linear_forward(x, w_head.T, out=logits_out, x_kept=x_kept)   # 5. (B, T, V)
         loss = None
         if targets is not None:
             loss, c["loss"] = cross_entropy_forward(logits, targets)              # 6.

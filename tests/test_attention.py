@@ -8,7 +8,7 @@ from numpy_gpt.attention import (EXP_SAFE, MIN_BLOCKED_T, BlockedCache, _core_pa
                                  blocked_causal_attention_forward, causal_attention_backward,
                                  causal_attention_forward, causal_bias, query_blocks)
 from tests import strategies as S
-from tests.lifetimes import alive_at_each_call
+from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt import attention as ta
 
@@ -406,6 +406,7 @@ def test_shared_heads_give_the_usual_cache(T):
         np.testing.assert_allclose(a_s, a, rtol=1e-12, atol=1e-14)
 
 
+@HANDS_OVER_ARGUMENTS
 @pytest.mark.parametrize("T", [8, MIN_BLOCKED_T])
 def test_the_core_s_cache_is_freed_before_step_1_s_backward(monkeypatch, T):
     """Handed its cache (as block_backward hands it), attention_backward lets go of q, k, v and

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_gpt.ffn import Rebuild, Recompute, ffn_backward, ffn_forward
+from numpy_gpt.ffn import Recompute, ffn_backward, ffn_forward
+from numpy_gpt.linear import Rebuild
 from tests import strategies as S
-from tests.lifetimes import alive_at_each_call
+from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.ffn import ffn_forward as t_ffn
 
@@ -104,6 +105,7 @@ def test_keeping_less_gives_the_same_numbers(data, dtype, activation, bias, opti
     assert less_bytes <= kept_bytes - saved
 
 
+@HANDS_OVER_ARGUMENTS
 @pytest.mark.parametrize("option", ["keep", "recompute", "rebuild"])
 def test_the_hidden_layer_is_freed_before_step_1_s_backward(monkeypatch, option):
     """Handed its cache (as block_backward hands it: no other reference left), ffn_backward lets

@@ -58,7 +58,7 @@ def test_no_bias_returns_none():
 
 @given(data=st.data(), dtype=S.DTYPES, bias=st.booleans())
 def test_a_rebuilt_input_gives_the_same_numbers_and_is_freed_before_dx(data, dtype, bias):
-    # keep=Rebuild(...) puts a recipe for x in the cache (the model's layers after a layer norm,
+    # x_kept=Rebuild(...) puts a recipe for x in the cache (the model's layers after a layer norm,
     # and the MLP's second product): the backward makes x from it for dw, bit for bit the same
     # gradients, and lets it go before the product that allocates dx.
     from numpy_gpt import linear
@@ -70,7 +70,7 @@ def test_a_rebuilt_input_gives_the_same_numbers_and_is_freed_before_dx(data, dty
         x = args["x"].copy()
         made.append(weakref.ref(x))
         return x
-    out_r, cache_r = linear_forward(**args, keep=linear.Rebuild(again))
+    out_r, cache_r = linear_forward(**args, x_kept=linear.Rebuild(again))
     np.testing.assert_array_equal(out_r, out)
     assert isinstance(cache_r[0], linear.Rebuild) and not made      # kept as a recipe, not made yet
     alive = []
@@ -95,5 +95,6 @@ def test_out_receives_the_result():
     np.testing.assert_array_equal(got, want)
     assert np.shares_memory(got, buf) and np.array_equal(buf[1:3], want)
     assert np.isnan(buf[0]).all() and np.isnan(buf[3]).all()
-    with pytest.raises(ValueError, match="C-contiguous"):
-        linear_forward(x, w, b, out=np.empty((2, 3, 10))[..., ::2])
+    for bad in (np.empty((2, 3, 10))[..., ::2], np.empty(30), np.empty((2, 3, 5), np.float32)):
+        with pytest.raises(ValueError, match=r"C-contiguous float64 array of shape \(2, 3, 5\)"):
+            linear_forward(x, w, b, out=bad)         # not contiguous, the wrong shape, the wrong dtype

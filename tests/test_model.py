@@ -1,5 +1,6 @@
 """Whole-model parity: logits, loss and every gradient by name, against torch autograd."""
 import dataclasses
+import weakref
 
 import numpy as np
 import pytest
@@ -9,10 +10,10 @@ from hypothesis import assume, given, strategies as st
 import torch_gpt
 from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
 from numpy_gpt.model import param_shapes
-from numpy_gpt.ffn import Rebuild
+from numpy_gpt.linear import Rebuild
 from tests import strategies as S
 from tests.model_strategies import configs, float32_resolves, randomized, relu_decided, torch_twin
-from tests.lifetimes import alive_at_each_call
+from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import assert_close
 from tests.tolerances import MODEL_PARITY, scale_floor
 
@@ -264,6 +265,45 @@ def test_shards_write_their_logits_into_the_one_array_returned(threads, monkeypa
     assert len(made) == n_threads and all(np.shares_memory(m, logits) for m in made)
     np.testing.assert_allclose(logits, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+
+
+def test_sharded_logits_take_the_parameters_dtype(threads):
+    """GPT(params=...) computes in its arrays' dtype, whatever its dtype argument says: the one
+    array the shards write their logits into must have it too, or they would be rounded."""
+    cfg = GPTConfig(vocab_size=11, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model = GPT(cfg, params=GPT(cfg, dtype=np.float64).params)          # dtype left at float32
+    idx = np.arange(12).reshape(3, 4) % 11
+    threads(1)
+    want, _ = model.forward(idx, idx)
+    threads(2)
+    logits, _ = model.forward(idx, idx)
+    assert want.dtype == logits.dtype == np.float64
+    np.testing.assert_allclose(logits, want, rtol=1e-13, atol=1e-13)
+
+
+@HANDS_OVER_ARGUMENTS
+def test_the_head_frees_ln_f_s_rebuilt_output_before_dx(monkeypatch):
+    """The head's cache keeps a Rebuild of ln_f's output: the backward makes it for the weight
+    gradient and lets it go before the product that makes dx."""
+    from numpy_gpt import layernorm, model as model_module
+    cfg = GPTConfig(vocab_size=11, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model = GPT(cfg, dtype=np.float64)
+    idx = np.zeros((1, 4), np.int64)
+    model.forward(idx, idx)
+    made = []
+    output = model_module.Rebuild.__call__
+
+    def spy_call(self):
+        x = output(self)
+        if self.make is layernorm.layernorm_output and not made:      # the head's, the first made
+            made.append(weakref.ref(x))
+        return x
+    monkeypatch.setattr(model_module.Rebuild, "__call__", spy_call)
+    alive = []
+    matmul = model_module.matmul
+    monkeypatch.setattr(model_module, "matmul", lambda a, b, **k: alive.append(made[0]() is not None) or matmul(a, b, **k))
+    model.backward()
+    assert alive == [True, False]                   # the weight gradient, then dx
 
 
 @pytest.mark.parametrize("norm", ["pre", "post", "none"])

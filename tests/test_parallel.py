@@ -1,6 +1,7 @@
 """numpy_gpt.parallel: elementwise kernels split into row blocks on threads (each row computed
 as it would be alone, so bit-identical for any thread count), and data-parallel training steps
 (one batch shard per thread, gradients added), which agree with one thread to rounding."""
+import contextlib
 import os
 import sys
 
@@ -361,3 +362,19 @@ def test_a_bad_thread_count_in_the_environment_is_a_config_error_naming_it(monke
 def test_for_blocks_refuses_a_thread_limit_below_one():
     with pytest.raises(ValueError, match="max_threads must be >= 1 or None, got 0"):
         parallel.for_blocks(lambda: None, [()], max_threads=0)
+
+
+@pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (1, 3, 5)])
+def test_matmul_writes_into_out_shared_or_not(threads, monkeypatch, M, K, N):
+    """matmul(a, b, out=) puts the product in out and returns out, whether the product is cut
+    among the threads (inside share_products) or not."""
+    r = np.random.default_rng(1)
+    a, b = r.standard_normal((M, K)), r.standard_normal((K, N))
+    threads(2)
+    monkeypatch.setattr(parallel, "SPLIT_MACS", 0)
+    for sharing in (False, True):
+        out = np.full((M, N), np.nan)
+        with parallel.share_products(1 << 20) if sharing else contextlib.nullcontext():
+            got = parallel.matmul(a, b, out=out)
+        assert got is out
+        np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
