@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from .activations import ACTIVATIONS, OUTPUTS
-from .linear import Rebuild, linear_backward, linear_forward
+from .linear import Rebuild, handed_over, linear_backward, linear_forward
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,16 @@ def ffn_backward(dout: np.ndarray, cache: tuple) -> tuple:
     """dout: (B, T, C). Returns (dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b).
 
     Each part of the cache is let go once used (the model hands the cache over and
-    keeps no reference), so h and s are freed before step 1 allocates dx."""
+    keeps no reference): a, recomputed or rebuilt, before step 3 allocates da, and h
+    and s before step 1 allocates dx."""
     fc_cache, act_backward, act_cache, proj_cache = cache
     del cache
     if isinstance(act_cache, Recompute):                           # 2. again, the same numbers
         a, act_cache = act_cache.act_forward(act_cache.h)
-        proj_cache = (a, *proj_cache[1:])
+        proj_cache = (handed_over(a), *proj_cache[1:])             # freed in step 3, before da
         del a
     da, dc_proj_w, dc_proj_b = linear_backward(dout, proj_cache)   # 3. (a Rebuild makes a here)
-    del proj_cache                                                 # a recomputed is freed here
+    del proj_cache
     dh = act_backward(da, act_cache, out=da)                       # 2. dh over da, no longer needed
     del act_cache, da
     dx, dc_fc_w, dc_fc_b = linear_backward(dh, fc_cache)           # 1.

@@ -49,6 +49,14 @@ class Rebuild:
         return self.make(*self.args)
 
 
+def handed_over(x: np.ndarray) -> Rebuild:
+    """A Rebuild that gives back x itself, once, and keeps no reference to it after: for an x
+    made just for the backward (the MLP's recomputed activation), so that linear_backward's is
+    the last reference and x is freed before dx is allocated."""
+    box = [x]
+    return Rebuild(box.pop)
+
+
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                    out: np.ndarray | None = None, x_kept: Rebuild | None = None
                    ) -> tuple[np.ndarray, tuple]:

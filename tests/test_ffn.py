@@ -1,7 +1,10 @@
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from numpy_gpt import ffn
 from numpy_gpt.ffn import Recompute, ffn_backward, ffn_forward
 from numpy_gpt.linear import Rebuild
 from tests import strategies as S
@@ -110,7 +113,6 @@ def test_keeping_less_gives_the_same_numbers(data, dtype, activation, bias, opti
 def test_the_hidden_layer_is_freed_before_step_1_s_backward(monkeypatch, option):
     """Handed its cache (as block_backward hands it: no other reference left), ffn_backward lets
     go of h and s once the activation's backward has used them, before step 1's products."""
-    from numpy_gpt import ffn
     r = np.random.default_rng(0)
     x, w1, w2 = r.standard_normal((2, 3, 4)), r.standard_normal((4, 16)), r.standard_normal((16, 4))
     out, cache = ffn_forward(x, w1, None, w2, None, "gelu", **({} if option == "keep" else {option: True}))
@@ -121,3 +123,35 @@ def test_the_hidden_layer_is_freed_before_step_1_s_backward(monkeypatch, option)
     del cache, hidden
     ffn_backward(np.ones_like(out), caches.pop())
     assert alive == [[True] * n, [False] * n]       # step 3, then step 1
+
+
+@HANDS_OVER_ARGUMENTS
+@pytest.mark.parametrize("option", ["recompute", "rebuild"])
+def test_a_made_again_is_freed_before_da(monkeypatch, option):
+    """With recompute or rebuild, step 3's backward makes a for dc_proj_w = a^T dout and frees it
+    before the product that allocates da, so a and da are never held together."""
+    from numpy_gpt import activations, linear
+    r = np.random.default_rng(0)
+    x, w1, w2 = r.standard_normal((2, 3, 4)), r.standard_normal((4, 16)), r.standard_normal((16, 4))
+    made = []
+
+    def watched(make):                              # make's output, watched by a weak reference
+        def wrapper(*args):
+            out = make(*args)
+            a = out[0] if isinstance(out, tuple) else out
+            made.append(weakref.ref(a))
+            return out
+        return wrapper
+    if option == "recompute":
+        monkeypatch.setitem(ffn.ACTIVATIONS, "gelu", (watched(activations.gelu_forward), activations.gelu_backward))
+    else:
+        monkeypatch.setitem(ffn.OUTPUTS, activations.gelu_forward, watched(activations.gelu_output))
+    out, cache = ffn_forward(x, w1, None, w2, None, "gelu", **{option: True})
+    made.clear()                                    # the forward's own a: not the one to watch
+    alive = []
+    matmul = linear.matmul
+    monkeypatch.setattr(linear, "matmul", lambda a, b, **k: alive.append(made[0]() is not None) or matmul(a, b, **k))
+    caches = [cache]
+    del cache
+    ffn_backward(np.ones_like(out), caches.pop())
+    assert alive[:2] == [True, False]               # step 3's dc_proj_w, then its da
