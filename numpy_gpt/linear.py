@@ -38,25 +38,6 @@ from .parallel import matmul
 from .reductions import col_sums
 
 
-@dataclass(frozen=True)
-class Rebuild:
-    """x for linear_backward, made again when needed: make(*args), which must give the very
-    array the forward had (numpy_gpt/layernorm.py's layernorm_output, activations.gelu_output)."""
-    make: Callable
-    args: tuple = ()
-
-    def __call__(self) -> np.ndarray:
-        return self.make(*self.args)
-
-
-def handed_over(x: np.ndarray) -> Rebuild:
-    """A Rebuild that gives back x itself, once, and keeps no reference to it after: for an x
-    made just for the backward (the MLP's recomputed activation), so that linear_backward's is
-    the last reference and x is freed before dx is allocated."""
-    box = [x]
-    return Rebuild(box.pop)
-
-
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                    out: np.ndarray | None = None, x_kept: Rebuild | None = None
                    ) -> tuple[np.ndarray, tuple]:
@@ -70,10 +51,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     C_in, C_out = w.shape
     x2 = x.reshape(-1, C_in)                 # a 2-D view goes straight to BLAS
     if out is not None:
-        want = (x.shape[:-1] + (C_out,), np.result_type(x, w))
-        if (out.shape, out.dtype) != want or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous {want[1]} array of shape {want[0]}, "
-                             f"got {out.dtype} {out.shape}{'' if out.flags.c_contiguous else ', not contiguous'}")
+        _check_out(out, x.shape[:-1] + (C_out,), np.result_type(x, w))
     out2 = matmul(x2, w, out=None if out is None else out.reshape(-1, C_out))   # 1. (N, C_out): x2 @ w
     if b is not None:
         out2 += b
@@ -95,3 +73,32 @@ def linear_backward(dout: np.ndarray, cache: tuple
     dx = matmul(g, w.T).reshape(x_shape)     # 1. g @ w.T: d(x @ w)/dx contracts with w's C_out
     db = col_sums(g) if has_bias else None   # 1. = g.sum(axis=0), as ones(N) @ g in BLAS
     return dx, dw, db
+
+
+def _check_out(out: np.ndarray, shape: tuple, dtype) -> None:
+    """out= must take the result as it is: its shape and dtype, C-contiguous (so that its 2-D
+    reshape is a view, and the product lands in out itself)."""
+    if (out.shape, out.dtype) != (shape, dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {dtype} array of shape {shape}, got {out.dtype} "
+                         f"{out.shape}{'' if out.flags.c_contiguous else ', not contiguous'}")
+
+
+# ------------------------------------------------------------ keeping x once (Memory above)
+
+@dataclass(frozen=True)
+class Rebuild:
+    """x for linear_backward, made again when needed: make(*args), which must give the very
+    array the forward had (numpy_gpt/layernorm.py's layernorm_output, activations.gelu_output)."""
+    make: Callable
+    args: tuple = ()
+
+    def __call__(self) -> np.ndarray:
+        return self.make(*self.args)
+
+
+def handed_over(x: np.ndarray) -> Rebuild:
+    """A Rebuild that gives back x itself, once, and keeps no reference to it after: for an x
+    made just for the backward (the MLP's recomputed activation), so that linear_backward's is
+    the last reference and x is freed before dx is allocated."""
+    box = [x]
+    return Rebuild(box.pop)
