@@ -365,6 +365,7 @@ class GradResult:
     worst_index: tuple = ()
     expected: float = 0.0
     got: float = 0.0
+    hint: str = ""              # a wrong answer's simple relation to the right one, if it has one
 
     @property
     def ok(self) -> bool:
@@ -392,7 +393,27 @@ def compare(grad: str, oracle: str, got: np.ndarray, expected: np.ndarray, tol: 
     err = 0.0 if max_diff == 0.0 else max(max_diff - allowance, 0.0) / scale
     first_near_max = int(np.argmax(diff.reshape(-1) >= max_diff * (1.0 - 1e-6)))
     where = tuple(int(i) for i in np.unravel_index(first_near_max, diff.shape))
-    return GradResult(grad, oracle, err, tol, got.shape, where, float(expected[where]), float(got[where]))
+    hint = _hint(got, expected, tol * scale + allowance) if err > tol else ""
+    return GradResult(grad, oracle, err, tol, got.shape, where, float(expected[where]), float(got[where]), hint)
+
+
+def _hint(got: np.ndarray, expected: np.ndarray, atol: float) -> str:
+    """The classic slips, where got is the right answer transposed or scaled (by -1, 2, a missing
+    1/sqrt(d), ...): the relation, within the comparison's own tolerance atol, or "" if it is
+    none of those. A single number is a multiple of any other, so there the factor must be a
+    simple fraction (p/q, |p| and q up to 8) to count as a relation rather than chance."""
+    def near(a):
+        return float(np.abs(got - a).max()) <= atol
+    if got.ndim == 2 and got.shape[0] == got.shape[1] > 1 and not near(expected) and near(expected.T):
+        return "it equals the expected gradient transposed"
+    energy = float(np.vdot(expected, expected))
+    if energy == 0.0:
+        return ""
+    k = float(np.vdot(got, expected)) / energy
+    simple = any(abs(k * q - round(k * q)) <= 1e-6 * abs(k * q) and 0 < abs(round(k * q)) <= 8 for q in range(1, 9))
+    if abs(k - 1.0) <= 1e-3 or not near(k * expected) or (got.size < 2 and not simple):
+        return ""
+    return "it equals minus the expected gradient" if abs(k + 1.0) <= 1e-6 else f"it is {k:.4g} times the expected gradient"
 
 
 # ---------------------------------------------------------------------------------------
@@ -645,18 +666,20 @@ def _fmt(x: float) -> str:
 
 
 def _there(spec: LayerSpec, case: Case | None, r: GradResult) -> str:
-    """What a learner needs to redo the worst entry by hand: the input the gradient belongs to at
-    that index, and the upstream gradient there when it has the input's shape (elementwise layers)."""
+    """What a learner needs to redo the worst entry by hand, where one entry can be redone alone:
+    in an elementwise layer (the upstream gradient has the input's shape), the input and the
+    upstream gradient at that index. Then the wrong answer's relation to the right one, when it
+    is a simple one (compare's hint)."""
+    hint = f" ({r.hint})" if r.hint else ""
     if case is None or r.grad not in spec.grads:
-        return ""
+        return hint
     name = spec.wrt[spec.grads.index(r.grad)]
     a = case.args.get(name)
-    if not isinstance(a, np.ndarray) or a.shape != tuple(r.shape) or len(r.worst_index) != a.ndim:
-        return ""
-    there = f"; there {name} = {_fmt(float(a[r.worst_index]))}"
-    if np.shape(case.dout) == a.shape:
-        there += f", dout = {_fmt(float(case.dout[r.worst_index]))}"
-    return there
+    if (not isinstance(a, np.ndarray) or a.shape != tuple(r.shape) or len(r.worst_index) != a.ndim
+            or np.shape(case.dout) != a.shape):
+        return hint
+    return (f"; there {name} = {_fmt(float(a[r.worst_index]))}, "
+            f"dout = {_fmt(float(case.dout[r.worst_index]))}{hint}")
 
 
 def format_report(report: CheckReport, spec: LayerSpec) -> str:

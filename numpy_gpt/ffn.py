@@ -27,7 +27,8 @@ model. Two options keep less, with the same numbers bit for bit:
     activation recomputation (Chen et al., "Training Deep Nets with Sublinear
     Memory Cost", 2016), here on the one layer whose recomputation is cheap
     and whose arrays are the largest. With tanh GELU it saves 2H numbers per
-    position at the price of one more activation forward in the backward.
+    position against keeping everything (H against rebuild=True), at the
+    price of one more activation forward in the backward.
     (gelu_exact would save more, float64 copies, but its forward calls
     math.erf element by element: running it twice costs far more than it saves.)
 docs/performance.md has what these came to in a training step.
@@ -77,8 +78,8 @@ def ffn_backward(dout: np.ndarray, cache: tuple) -> tuple:
     """dout: (B, T, C). Returns (dx, dc_fc_w, dc_fc_b, dc_proj_w, dc_proj_b).
 
     Each part of the cache is let go once used (the model hands the cache over and
-    keeps no reference): a, recomputed or rebuilt, before step 3 allocates da, and h
-    and s before step 1 allocates dx."""
+    keeps no reference): a, recomputed or rebuilt, before step 3 allocates da, and the
+    activation's cache (GELU's h and s) before step 1 allocates dx."""
     fc_cache, act_backward, act_cache, proj_cache = cache
     del cache
     if isinstance(act_cache, Recompute):                           # 2. again, the same numbers

@@ -74,7 +74,10 @@ def layernorm_output(cache: tuple, b: np.ndarray | None) -> np.ndarray:
     """layernorm_forward's out again, from its cache and the bias b it was given: step 6
     once more, the very same numbers. The model keeps a linear.Rebuild of this in the next
     layer's cache rather than out itself (numpy_gpt/linear.py, Memory)."""
-    xhat, _, w, _ = cache
+    xhat, _, w, has_bias = cache
+    if (b is not None) != has_bias:
+        raise ValueError(f"this layer norm was run {'with' if has_bias else 'without'} a bias; "
+                         f"layernorm_output got {'none' if b is None else 'one'}")
     return _scale_shift(xhat, w, b)
 
 

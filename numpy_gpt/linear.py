@@ -101,4 +101,10 @@ def handed_over(x: np.ndarray) -> Rebuild:
     made just for the backward (the MLP's recomputed activation), so that linear_backward's is
     the last reference and x is freed before dx is allocated."""
     box = [x]
-    return Rebuild(box.pop)
+
+    def give_back() -> np.ndarray:
+        if not box:
+            raise RuntimeError("an array handed over to linear_backward was asked for twice "
+                               "(one backward per forward)")
+        return box.pop()
+    return Rebuild(give_back)

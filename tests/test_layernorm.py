@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 from numpy_gpt.layernorm import layernorm_backward, layernorm_forward, layernorm_output
@@ -130,3 +131,13 @@ def test_layernorm_output_gives_the_forward_s_out_again(data, dtype, bias):
     assert again.shape == out.shape and again.dtype == out.dtype
     np.testing.assert_array_equal(again, out)
     assert not np.shares_memory(again, out)
+
+
+def test_layernorm_output_refuses_a_bias_the_forward_did_not_have():
+    x, w, b = np.ones((1, 2, 3)), np.ones(3), np.ones(3)
+    _, with_bias = layernorm_forward(x, w, b)
+    _, without = layernorm_forward(x, w, None)
+    with pytest.raises(ValueError, match="with a bias; layernorm_output got none"):
+        layernorm_output(with_bias, None)
+    with pytest.raises(ValueError, match="without a bias; layernorm_output got one"):
+        layernorm_output(without, b)

@@ -98,3 +98,12 @@ def test_out_receives_the_result():
     for bad in (np.empty((2, 3, 10))[..., ::2], np.empty(30), np.empty((2, 3, 5), np.float32)):
         with pytest.raises(ValueError, match=r"C-contiguous float64 array of shape \(2, 3, 5\)"):
             linear_forward(x, w, b, out=bad)         # not contiguous, the wrong shape, the wrong dtype
+
+
+def test_a_handed_over_array_is_given_back_once():
+    from numpy_gpt.linear import handed_over
+    x = np.ones(3)
+    give = handed_over(x)
+    assert give() is x
+    with pytest.raises(RuntimeError, match="asked for twice"):
+        give()
