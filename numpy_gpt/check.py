@@ -84,6 +84,8 @@ class LayerSpec:
            Hypothesis shrinks ints toward lo, choices toward the first, bools toward False.
     build(params, rng) -> (args, kwargs): the forward's positional arguments by name, in order.
     wrt:   the arguments the backward differentiates, in the order it returns their gradients.
+    invariant(grads) -> str: a fact every right answer has, checked on a wrong one to say what
+           it breaks ("" when it holds), or None.
     """
     name: str
     module: str                      # numpy_gpt module holding forward and backward
@@ -95,6 +97,7 @@ class LayerSpec:
     build: Callable
     summary: str
     scalar_upstream: bool = False    # the forward returns a scalar (the loss)
+    invariant: Callable | None = None
 
     @property
     def signature(self) -> str:
@@ -199,6 +202,20 @@ def _build_positional(p, rng):
     return dict(x=_normal(rng, (B, T, C)), wpe=_normal(rng, (P, C)), pos0=p["pos0"]), {}
 
 
+def _rows_sum_to_zero(grads: dict) -> str:
+    """Layer norm and softmax: adding a constant to a row of x changes no output, so every row of
+    the right dx sums to 0. A dx that breaks this has lost the path through the row's mean."""
+    dx = grads.get("dx")
+    if dx is None or not dx.size:
+        return ""
+    sums = dx.reshape(-1, dx.shape[-1]).sum(axis=-1)
+    worst = int(np.argmax(np.abs(sums)))
+    if abs(sums[worst]) <= 1e-8 * max(float(np.abs(dx).max()) * dx.shape[-1], 1e-300):
+        return ""
+    return (f"your dx's rows do not sum to 0 (row {worst} sums to {_fmt(float(sums[worst]))}), as they must: "
+            "a constant added to a row of x changes no output. The path through the row's mean is missing")
+
+
 BTC = {"B": ("int", 1, 2), "T": ("int", 1, 4), "C": ("int", 1, 5)}
 NDIM = ("choice", [3, 2, 4])            # the input's number of axes (_leading)
 
@@ -212,12 +229,13 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in [
               ("dx", "dw", "db"), ("x", "w", "b"),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "C": ("int", 3, 6), "scale": SCALE,
                "shift": ("bool",), "no_bias": ("bool",), "ndim": NDIM, "seed": SEED},
-              _build_layernorm, "layer norm over the last axis, eps = 1e-5 (C >= 3: see docs/layernorm.md)"),
+              _build_layernorm, "layer norm over the last axis, eps = 1e-5 (C >= 3: see docs/layernorm.md)",
+              invariant=_rows_sum_to_zero),
     LayerSpec("softmax", "numpy_gpt.softmax", "softmax_forward", "softmax_backward",
               ("dx",), ("x",),
               {"B": ("int", 1, 2), "T": ("int", 1, 4), "K": ("int", 1, 6), "scale": SCALE, "ndim": NDIM,
                "seed": SEED},
-              _build_softmax, "softmax over the last axis"),
+              _build_softmax, "softmax over the last axis", invariant=_rows_sum_to_zero),
     LayerSpec("embedding", "numpy_gpt.embedding", "embedding_forward", "embedding_backward",
               ("dwte",), ("wte",),
               {"B": ("int", 1, 3), "T": ("int", 1, 5), "V": ("int", 1, 5), "C": ("int", 1, 4),
@@ -504,7 +522,8 @@ def run_case(spec: LayerSpec, case: Case, backward: Callable, oracle, impl_path:
                                allowance=NOISE_FACTOR * noise))
     if not all(r.ok for r in results):
         wrong = sorted({r.grad for r in results if not r.ok}, key=spec.grads.index)
-        raise CheckFailure(case, "wrong", f"wrong {', '.join(wrong)}", results)
+        broken = spec.invariant(grads) if spec.invariant else ""
+        raise CheckFailure(case, "wrong", f"wrong {', '.join(wrong)}" + (f"; {broken}" if broken else ""), results)
     return results
 
 

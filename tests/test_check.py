@@ -366,3 +366,30 @@ def test_a_gradient_for_a_missing_bias_is_caught(capsys, tmp_path, layer, body):
     # The checker draws cases without a bias too; the template says db is None there.
     out = wrong_report(capsys, tmp_path, layer, body, examples="30")
     assert "FAIL (signature): db should be None" in out and "no_bias=True" in out and "b None" in out
+
+
+def test_a_layer_norm_dx_that_lost_the_mean_is_told_so(tmp_path):
+    # Every right dx of layer norm (and softmax) sums to 0 over a row; a backward without the path
+    # through the mean breaks that, and the report says which fact it broke. One that drops the
+    # other term keeps the fact, and gets no such line.
+    lost_mean = write(tmp_path, "lost_mean.py", """
+        def layernorm_backward(dout, cache):
+            xhat, rstd, w, has_bias = cache
+            g = dout * w
+            dx = rstd * (g - xhat * (g * xhat).mean(-1, keepdims=True))
+            return dx, (dout * xhat).reshape(-1, w.size).sum(0), dout.reshape(-1, w.size).sum(0) if has_bias else None
+        """)
+    lost_other = write(tmp_path, "lost_other.py", """
+        def layernorm_backward(dout, cache):
+            xhat, rstd, w, has_bias = cache
+            g = dout * w
+            dx = rstd * (g - g.mean(-1, keepdims=True))
+            return dx, (dout * xhat).reshape(-1, w.size).sum(0), dout.reshape(-1, w.size).sum(0) if has_bias else None
+        """)
+    messages = []
+    for path in (lost_mean, lost_other):
+        fn, _, _ = check.load_impl(path, "layernorm_backward")
+        report = check.check_backward("layernorm", fn, examples=5, impl_path=path)
+        messages.append(report.failure.message)
+    assert messages[0].startswith("wrong dx; your dx's rows do not sum to 0"), messages[0]
+    assert messages[1] == "wrong dx", messages[1]
