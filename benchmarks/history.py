@@ -2,6 +2,7 @@
 
     python -m benchmarks.history              # markdown table on stdout, newest run first
     python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
+    python -m benchmarks.history --targets    # how steady each target's verdict is, run to run
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -11,6 +12,13 @@ CPU and BLAS kernels, the matmul each library reached, and numpy_gpt's speed rel
 eager for the training step and for KV-cache generation. A file with uncommitted changes is
 listed first, as "working tree". Quick runs (`--quick`) are never listed, and a run that
 stopped before its last section is marked "(incomplete)".
+
+--targets answers a different question: one run's verdict on a target that is close to its
+line can flip in the next run on the same host. For every target the report checks (at 2
+threads), it lists the figures of the newest five runs on the newest run's CPU (family/model),
+the lowest and highest over all runs on that CPU, and in how many of them the target was met.
+The code changed between those runs as well as the measurement, so a target met only lately
+shows in the newest figures, not in the count.
 
 Nothing here measures anything: it reads the stored JSON. Runs whose JSON lacks a field show
 "—" there (older runs did not record the CPU's family and model, nor the measured commit).
@@ -23,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .report import _table
+from .report import DECODE_VS_EAGER, MEDIUM_PEAK_PCT, STEP_VS_COMPILE, STEP_VS_EAGER, _table
 from .workloads import PROCS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,14 +179,96 @@ def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) ->
     return _table(HEADER, rows)
 
 
+# ------------------------------------------------------------- how steady each verdict is
+MEMORY_TARGET = "peak memory <= torch eager's (ours / torch's)"
+
+
+def target_values(res: dict, threads: int = 2) -> list[tuple[str, str, str, float | None, float, bool]]:
+    """Each target's figure in one run, as the report judges it (benchmarks.report.targets_table):
+    (target, config, how numpy_gpt ran, value, goal, higher is better).
+
+    Speeds are paired medians at `threads`; memory is numpy_gpt's peak above a warmed-up runtime
+    over torch eager's (goal <= 1), for runs that have that measure. A figure the run lacks is None.
+    """
+    rows = []
+    step = {r.get("config"): r for r in res.get("step", []) if r.get("threads") == threads}
+    for goal, key, label in ((STEP_VS_EAGER, "speedup_vs_torch", "torch eager"),
+                             (STEP_VS_COMPILE, "speedup_vs_compile", "torch.compile")):
+        for config in CONFIGS:
+            r = step.get(config, {})
+            rows.append((f"training step >= {goal:.1f}x {label}", config, "threads", _median(r.get(key)), goal, True))
+            rows.append((f"training step >= {goal:.1f}x {label}", config, "shard processes",
+                         _median((r.get(PROCS) or {}).get(key)), goal, True))
+    pct = _median((step.get("medium", {}).get("pct_round_peak") or {}).get("numpy"))
+    rows.append((f"model FLOPs >= {MEDIUM_PEAK_PCT:g}% of the same rounds' matmul", "medium", "threads", pct,
+                 MEDIUM_PEAK_PCT, True))
+    decode = next((_median(g.get("speedup")) for g in res.get("generate", [])
+                   if g.get("threads") == threads and g.get("use_cache") and g.get("config", "small") == "small"), None)
+    rows.append((f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager", "small", "threads", decode,
+                 DECODE_VS_EAGER, True))
+    mem = {(m.get("config"), m.get("impl")): m.get("warm_delta_mb") for m in res.get("memory", [])}
+    for config in CONFIGS:
+        theirs = mem.get((config, "torch"))
+        for impl, how in (("numpy", "threads"), (PROCS, "shard processes")):
+            ours = mem.get((config, impl))
+            ratio = ours / theirs if ours is not None and theirs else None
+            rows.append((MEMORY_TARGET, config, how, ratio, 1.0, False))
+    return rows
+
+
+def _fmt(target: str, value: float) -> str:
+    return f"{value:.0f}%" if "%" in target else f"{value:.2f}x"
+
+
+def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5) -> str:
+    """For each target: its figure in the newest `recent` full runs on the newest run's CPU
+    (family/model) at `threads` threads, its range over all of them, and in how many it was met.
+    Runs are named by the commit they measured (by the one that stored them, where not recorded)."""
+    full = []                                     # (name, CPU, results) of the complete full runs
+    for label, _, res in runs:
+        x = summarize(res)
+        if not x["quick"] and x["complete"] and x["top"] == threads:
+            full.append((x["commit"] or label, x["family_model"], res))      # the commit measured, if known
+    if not full:
+        return ""
+    cpu = full[0][1]
+    same = [(label, res) for label, family_model, res in full if family_model == cpu]
+    table = [target_values(res, threads) for _, res in same]
+    rows = []
+    for i, (target, config, how, *_, goal, higher) in enumerate(table[0]):
+        values = [t[i][3] for t in table]
+        known = [v for v in values if v is not None]
+        if not known:
+            continue
+        met = sum((v >= goal) if higher else (v <= goal) for v in known)
+        rows.append([target, config, how, ", ".join(DASH if v is None else _fmt(target, v) for v in values[:recent]),
+                     f"{_fmt(target, min(known))} - {_fmt(target, max(known))}", f"{met} of {len(known)}"])
+    header = ["target", "config", "numpy_gpt with",
+              f"newest {min(recent, len(same))} runs, newest first ({', '.join(label for label, _ in same[:recent])})",
+              f"lowest - highest, all {len(same)} runs on CPU {cpu or DASH}", "met in"]
+    return _table(header, rows)
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--all-runs", action="store_true",
                    help="also list runs whose largest thread count is not 2 (the targets are stated at 2)")
+    p.add_argument("--targets", action="store_true",
+                   help="for each target: the newest run's figure, its range over the runs on the same CPU, "
+                        "and in how many it was met")
     a = p.parse_args(argv)
     runs = git_runs()
     if not runs:
         sys.exit(f"no full run found: neither {RESULTS} nor its git history")
+    if a.targets:
+        table = steadiness_table(runs)
+        if not table:
+            sys.exit("no complete full run at 2 threads to judge the targets on")
+        print(table)
+        print("\nSpeeds are torch's time over numpy_gpt's (> 1x: numpy_gpt is faster), paired medians at 2 "
+              "threads; memory is numpy_gpt's peak above a warmed-up runtime over torch eager's (< 1x: "
+              "numpy_gpt takes less), in the runs that measured it that way. A target is counted over the "
+              "runs that have its figure.")
+        return
     print(history_table(runs, threads=None if a.all_runs else 2))
     print("\nRatios are torch's time over numpy_gpt's, the paired median of each run's rounds: "
           "> 1 means numpy_gpt is faster. float32.")

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from benchmarks.history import git_runs, history_table, summarize
+from benchmarks.history import git_runs, history_table, steadiness_table, summarize
 from tests.test_benchmark_stats import _med
 
 
@@ -151,3 +151,78 @@ def test_the_command_line_prints_the_table_and_filters_by_threads(monkeypatch, c
     monkeypatch.setattr(history, "git_runs", lambda: [])
     with pytest.raises(SystemExit, match="no full run found"):
         history.main([])
+
+
+# ------------------------------------------------------------------ --targets: steadiness
+def _with_targets(eager_tiny, cpu="25/1", memory=None, commit=None, **kw):
+    """_run() with tiny's 2-thread ratio to eager set, and (optionally) memory rows in MB
+    as {(config, impl): warm_delta_mb}; no measured commit unless given."""
+    res = _run(commit=commit, **kw)
+    res["machine"]["cpu_family_model"] = cpu
+    top = max(res["settings"]["threads"])
+    next(r for r in res["step"] if r["config"] == "tiny" and r["threads"] == top)["speedup_vs_torch"] = _med(eager_tiny)
+    res["memory"] = [{"config": c, "impl": i, "warm_delta_mb": mb} for (c, i), mb in (memory or {}).items()]
+    return res
+
+
+def _target_rows(table: str) -> dict[tuple[str, str, str], list[str]]:
+    return {tuple(r[:3]): r[3:] for r in _rows(table)}
+
+
+def test_targets_give_the_newest_figure_the_range_and_how_often_met():
+    runs = [("new", "d", _with_targets(0.9)), ("mid", "d", _with_targets(1.25)), ("old", "d", _with_targets(1.3))]
+    rows = _target_rows(steadiness_table(runs))
+    assert rows[("training step >= 1.2x torch eager", "tiny", "threads")] == ["0.90x, 1.25x, 1.30x", "0.90x - 1.30x",
+                                                                                      "2 of 3"]
+    # small's threaded ratio is 0.70 in every run, its shard processes' 1.50
+    assert rows[("training step >= 1.2x torch eager", "small", "threads")] == ["0.70x, 0.70x, 0.70x", "0.70x - 0.70x",
+                                                                                       "0 of 3"]
+    assert rows[("training step >= 1.2x torch eager", "small", "shard processes")] == ["1.50x, 1.50x, 1.50x",
+                                                                                               "1.50x - 1.50x", "3 of 3"]
+    assert rows[("model FLOPs >= 70% of the same rounds' matmul", "medium", "threads")][0] == "72%, 72%, 72%"
+    assert rows[("KV-cache generation >= 1.5x torch eager", "small", "threads")] == ["1.35x, 1.35x, 1.35x",
+                                                                                      "1.35x - 1.35x", "0 of 3"]
+    assert not any("torch.compile" in key[0] for key in rows)        # no run timed it: no row
+
+
+def test_targets_count_only_complete_full_runs_on_the_newest_runs_cpu():
+    runs = [("quick", "d", _with_targets(5.0, quick=True)), ("new", "d", _with_targets(1.0)),
+            ("other cpu", "d", _with_targets(9.0, cpu="6/167")), ("cut", "d", _with_targets(9.0, complete=False)),
+            ("four threads", "d", _with_targets(9.0, top=4)), ("old", "d", _with_targets(1.4))]
+    table = steadiness_table(runs)
+    assert "newest 2 runs, newest first (new, old)" in table and "all 2 runs on CPU 25/1" in table
+    runs[1] = ("stored in", "d", _with_targets(1.0, commit="measured at"))
+    assert "(measured at, old)" in steadiness_table(runs)                # the commit measured, where known
+    assert _target_rows(table)[("training step >= 1.2x torch eager", "tiny", "threads")] == ["1.00x, 1.40x",
+                                                                                            "1.00x - 1.40x", "1 of 2"]
+
+
+def test_memory_is_judged_as_a_ratio_to_torch_over_the_runs_that_measured_it():
+    runs = [("new", "d", _with_targets(1.0, memory={("tiny", "numpy"): 13.0, ("tiny", "torch"): 14.5 + 0.5,
+                                                     ("tiny", "procs"): 18.0})),
+            ("old", "d", _with_targets(1.0, memory={("tiny", "numpy"): 16.0, ("tiny", "torch"): 16.0})),
+            ("older", "d", _with_targets(1.0))]                        # before the measure existed
+    rows = _target_rows(steadiness_table(runs))
+    memory = "peak memory <= torch eager's (ours / torch's)"
+    assert rows[(memory, "tiny", "threads")] == ["0.87x, 1.00x, —", "0.87x - 1.00x", "2 of 2"]
+    assert rows[(memory, "tiny", "shard processes")] == ["1.20x, —, —", "1.20x - 1.20x", "0 of 1"]
+    assert (memory, "small", "threads") not in rows
+
+
+def test_the_command_line_prints_the_targets_table(monkeypatch, capsys):
+    from benchmarks import history
+    monkeypatch.setattr(history, "git_runs", lambda: [("a", "d", _with_targets(1.3))])
+    history.main(["--targets"])
+    assert _target_rows(capsys.readouterr().out.split("\n\n")[0])[
+        ("training step >= 1.2x torch eager", "tiny", "threads")] == ["1.30x", "1.30x - 1.30x", "1 of 1"]
+    monkeypatch.setattr(history, "git_runs", lambda: [("q", "d", _with_targets(1.3, quick=True))])
+    with pytest.raises(SystemExit, match="no complete full run"):
+        history.main(["--targets"])
+
+
+def test_targets_list_the_newest_five_runs_and_count_them_all():
+    runs = [(f"r{i}", "d", _with_targets(1.0 + i / 10)) for i in range(7)]       # r0 newest: 1.00x
+    table = steadiness_table(runs)
+    assert "newest 5 runs, newest first (r0, r1, r2, r3, r4)" in table and "all 7 runs" in table
+    assert _target_rows(table)[("training step >= 1.2x torch eager", "tiny", "threads")] == [
+        "1.00x, 1.10x, 1.20x, 1.30x, 1.40x", "1.00x - 1.60x", "5 of 7"]
