@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
     """prog and parser: `numpy-gpt bench` passes its own, whose errors are one line."""
     p = parser(prog=prog, description="numpy_gpt vs PyTorch on the CPU.")
     p.add_argument("--quick", action="store_true",
-                   help="CI smoke run: tiny config, small sizes, no compile (< 2 min)")
+                   help="CI smoke run: tiny config, small sizes, torch.compile in the step section at "
+                        "the fewest threads only (< 2 min)")
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts (default: 1 and all cores, so that --quick also "
                         "runs the multi-thread paths and numpy_gpt's shard processes)")
@@ -186,13 +187,22 @@ def run_peak(a) -> list[dict]:
     return out
 
 
+def step_compiles(a, t: int) -> bool:
+    """Whether the step section times torch.compile at t threads: at every thread count in a
+    full run; in --quick at the fewest threads only, one compile (16-17 s with an empty
+    inductor cache), so that CI runs the compiled path end to end without doubling its time."""
+    if a.no_compile:
+        return False
+    return a.compile or (a.quick and t == min(a.threads))
+
+
 def run_step(a, peaks: dict[int, float]) -> list[dict]:
     rows = []
-    impls = IMPLS if a.compile else IMPLS[:2]
     for name in a.configs:
         w = CONFIGS[name]
         flops = step_flops(w)
         for t in a.threads:
+            impls = IMPLS if step_compiles(a, t) else IMPLS[:2]
             row_impls = impls + ((PROCS,) if _with_procs(t) else ())
             log(f"step {name}, {t} thread(s): {', '.join(row_impls)}")
             fns, errors, info, first_loss, compile_time = {}, {}, {}, {}, None
@@ -225,8 +235,9 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
                         if impl in fns:
                             fns[impl].close()                    # shard workers stop here
             m.errors.update(errors)
-            if not a.compile:
-                m.errors.setdefault("compile", "skipped in --quick" if a.quick else "skipped (--no-compile)")
+            if not step_compiles(a, t):
+                m.errors.setdefault("compile", "skipped (--no-compile)" if a.no_compile else
+                                    "skipped in --quick, which compiles at its fewest threads only")
             row = {"config": name, "threads": t, "workload": w.__dict__, "params": n_params(w), "tokens": w.tokens,
                    "flops_per_step": flops, **_row_stats(m), "compile_time_s": compile_time,
                    "first_step_loss": first_loss, "info": info,

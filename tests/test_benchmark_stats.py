@@ -287,6 +287,17 @@ def test_repeats_are_at_least_five(capsys):
         assert f"--repeats {bad}: at least 5 rounds" in capsys.readouterr().err
 
 
+def test_the_step_section_compiles_everywhere_in_a_full_run_once_in_a_quick_one():
+    from benchmarks.run import parse_args, step_compiles
+    full, quick = parse_args(["--threads", "1,2"]), parse_args(["--quick", "--threads", "2,1"])
+    assert [step_compiles(full, t) for t in (1, 2)] == [True, True]
+    assert [step_compiles(quick, t) for t in (1, 2)] == [True, False]      # the fewest threads only
+    assert not quick.compile                                                # nor in the layer section
+    for argv in (["--no-compile"], ["--quick", "--no-compile"]):
+        a = parse_args(argv + ["--threads", "1,2"])
+        assert not any(step_compiles(a, t) for t in (1, 2))
+
+
 def test_the_products_table_and_plot_take_a_missing_timing_as_n_a():
     """After the JSON round trip a side with no timing holds None, not NaN; a run of the products
     section alone has no step rows, and the plot's legend must still name the two parts right."""
