@@ -298,17 +298,38 @@ def layer_table(res: dict) -> str:
 
 
 def generate_table(res: dict) -> str:
+    compiled = any("compile" in (r.get("tokens_per_s") or {}) or (r.get("errors") or {}).get("compile")
+                   for r in res["generate"])
     rows = []
     for r in res["generate"]:
-        rows.append([r["config"], str(r["threads"]), "yes" if r["use_cache"] else "no",
-                     _num(r["tokens_per_s"].get("numpy"), "{:.0f}"), _num(r["tokens_per_s"].get("torch"), "{:.0f}"),
-                     fmt_ratio(r["speedup"]), "yes" if r["same_tokens"] else "no", _load(r)])
+        row = [r["config"], str(r["threads"]), "yes" if r["use_cache"] else "no",
+               _num(r["tokens_per_s"].get("numpy"), "{:.0f}"), _num(r["tokens_per_s"].get("torch"), "{:.0f}")]
+        if compiled:
+            error = (r.get("errors") or {}).get("compile")
+            row.append(f"n/a ({error[:60]})" if error else _num(r["tokens_per_s"].get("compile"), "{:.0f}"))
+        row.append(fmt_ratio(r["speedup"]))
+        if compiled:
+            row.append(fmt_ratio(r.get("speedup_vs_compile")))
+        same = "yes" if r["same_tokens"] else "no"
+        if compiled and r.get("same_tokens_compile") is not None:
+            same += " / " + ("yes" if r["same_tokens_compile"] else "no")
+        rows.append(row + [same, _load(r)])
     if not rows:
         return ""
     g = res["generate"][0]
+    header = ["config", "threads", "KV cache", "numpy_gpt tokens/s", "torch eager tokens/s"]
+    header += ["torch.compile tokens/s"] if compiled else []
+    header += ["speedup vs eager"] + (["speedup vs compile"] if compiled else [])
+    header += ["same tokens" + (" (eager / compile)" if compiled else ""), "other load %"]
+    note = ""
+    times = [f"{r['threads']} thread(s), {'cache' if r['use_cache'] else 'no cache'}: {r['compile_time_s']:.0f} s"
+             for r in res["generate"] if r.get("compile_time_s") is not None]
+    if times:
+        note = (" torch.compile runs torch_gpt's generate on the compiled model, compiled anew for each "
+                "thread count (two graphs: the prompt's forward and one decoding step); its first call, "
+                "compile included, is not timed: " + "; ".join(times) + ".")
     return (f"### Generation: greedy, batch 1, {g['new_tokens']} new tokens after a {g['prompt_len']}-token prompt\n\n"
-            + _table(["config", "threads", "KV cache", "numpy_gpt tokens/s", "torch eager tokens/s", "speedup",
-                      "same tokens", "other load %"], rows) + "\n\n" + SPEEDUP_CAPTION + " " + LOAD_NOTE)
+            + _table(header, rows) + "\n\n" + SPEEDUP_CAPTION + " " + LOAD_NOTE + note)
 
 
 def scaling_table(res: dict) -> str:
@@ -642,9 +663,11 @@ def _plot_generate(res, plt):
     rows = res["generate"]
     labels = [f"{r['config']}\n{r['threads']} thr, {'cache' if r['use_cache'] else 'no cache'}" for r in rows]
     fig, ax = plt.subplots(figsize=(1.8 * len(rows) + 2, 4))
-    for j, impl in enumerate(("numpy", "torch")):
-        xs = [i + (j - 0.5) * 0.4 for i in range(len(rows))]
-        ax.bar(xs, [r["tokens_per_s"].get(impl, 0.0) for r in rows], 0.4, color=COLORS[impl], label=IMPL_LABELS[impl])
+    impls = [i for i in ("numpy", "torch", "compile") if any(i in r["tokens_per_s"] for r in rows)]
+    width = 0.8 / len(impls)
+    for j, impl in enumerate(impls):
+        xs = [i + (j - (len(impls) - 1) / 2) * width for i in range(len(rows))]
+        ax.bar(xs, [r["tokens_per_s"].get(impl, 0.0) for r in rows], width, color=COLORS[impl], label=IMPL_LABELS[impl])
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylabel("generated tokens / s")
     ax.set_title("greedy generation, batch 1")

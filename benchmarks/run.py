@@ -333,20 +333,37 @@ def run_generate(a) -> list[dict]:
     name = "tiny" if a.quick else "small"
     w = CONFIGS[name]
     prompt_len, new_tokens = 8, (16 if a.quick else 64)
+    impls = IMPLS if a.compile else IMPLS[:2]
     rows = []
     for use_cache in (False, True):
         for t in a.threads:
-            log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {t} thread(s)")
+            log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {t} thread(s): {', '.join(impls)}")
+            fns, tokens, errors, compile_time = {}, {}, {}, None
             with thread_limit(t):
-                fns = {impl: make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache)
-                       for impl in ("numpy", "torch")}
-                same = bool(np.array_equal(fns["numpy"](), fns["torch"]()))
+                for impl in impls:
+                    try:
+                        fn = make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache)
+                        t0 = time.perf_counter()
+                        tokens[impl] = fn()                        # the first call compiles for "compile"
+                        if impl == "compile":
+                            compile_time = time.perf_counter() - t0
+                            log(f"  torch.compile first call {compile_time:.1f} s")
+                        fns[impl] = fn
+                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
+                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                        log(f"  {impl} n/a: {errors[impl]}")
                 m = _time(a, fns, t)
+            m.errors.update(errors)
+            same = {i: bool(np.array_equal(tokens["numpy"], tokens[i])) for i in tokens if i != "numpy"} \
+                if "numpy" in tokens else {}
             rows.append({"config": name, "threads": t, "use_cache": use_cache, "prompt_len": prompt_len,
-                         "new_tokens": new_tokens, "same_tokens": same, **_row_stats(m),
+                         "new_tokens": new_tokens, "same_tokens": same.get("torch", False),
+                         "same_tokens_compile": same.get("compile"), "compile_time_s": compile_time,
+                         **_row_stats(m),
                          "tokens_per_s": {i: new_tokens / s for i, s in
-                                          ((i, m.median(i)) for i in ("numpy", "torch")) if math.isfinite(s)},
-                         "speedup": paired_ratio(m, "torch", "numpy")})
+                                          ((i, m.median(i)) for i in impls) if math.isfinite(s)},
+                         "speedup": paired_ratio(m, "torch", "numpy"),
+                         "speedup_vs_compile": paired_ratio(m, "compile", "numpy")})
     return rows
 
 

@@ -206,13 +206,24 @@ def make_step(impl: str, w: Workload, dtype) -> tuple[Callable[[], float], dict]
 
 def make_generate(impl: str, w: Workload, dtype, prompt_len: int, new_tokens: int, use_cache: bool
                   ) -> Callable[[], np.ndarray]:
-    """Greedy generation of new_tokens after a fixed prompt (batch 1); returns the token ids."""
+    """Greedy generation of new_tokens after a fixed prompt (batch 1); returns the token ids.
+
+    impl "compile" runs torch_gpt's generate on torch.compile(model): two graphs, the prompt's
+    forward and a decoding step (with the KV cache: its length dynamic; without: the sequence
+    length dynamic, from the second call on). Its first call compiles."""
     rng = np.random.default_rng(1)
     prompt = rng.integers(0, w.vocab_size, size=(1, prompt_len), dtype=np.int64)
     if impl == "numpy":
         model = numpy_model(w, dtype)
         return lambda: model.generate(prompt, new_tokens, greedy=True, use_cache=use_cache)
     import torch
+    from torch_gpt.generation import generate
     model = torch_model(w, dtype)
     pt = torch.from_numpy(prompt)
+    if impl == "compile":
+        torch._dynamo.reset()                # compiled kernels bake in the thread count
+        compiled = torch.compile(model)
+        return lambda: generate(compiled, pt, new_tokens, greedy=True, use_cache=use_cache).numpy()
+    if impl != "torch":
+        raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS}")
     return lambda: model.generate(pt, new_tokens, greedy=True, use_cache=use_cache).numpy()

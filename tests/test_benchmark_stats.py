@@ -349,6 +349,31 @@ def test_the_layer_table_shows_torch_compile_only_when_the_run_compiled():
     assert "n/a (BackendCompilerFailed: inductor)" in table
 
 
+def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.report import _plot_generate, generate_table
+    row = {"config": "small", "threads": 1, "use_cache": True, "prompt_len": 8, "new_tokens": 64,
+           "same_tokens": True, "tokens_per_s": {"numpy": 1500.0, "torch": 750.0}, "speedup": _med(2.0),
+           "errors": {}, "foreign_load": 0.0}
+    plain = generate_table({"generate": [row]})
+    assert "torch.compile" not in plain.split("\n\n")[1] and "| 1500 | 750 | 2.00 [2.00-2.00] | yes |" in plain
+    compiled = dict(row, tokens_per_s={"numpy": 1500.0, "torch": 750.0, "compile": 1200.0},
+                    speedup_vs_compile=_med(1.25), same_tokens_compile=False, compile_time_s=14.6)
+    failed = dict(row, threads=2, errors={"compile": "BackendCompilerFailed: inductor"})
+    table = generate_table({"generate": [compiled, failed]})
+    assert "| torch.compile tokens/s | speedup vs eager | speedup vs compile | same tokens (eager / compile) |" in table
+    assert "| 1500 | 750 | 1200 | 2.00 [2.00-2.00] | 1.25 [1.25-1.25] | yes / no |" in table
+    assert "n/a (BackendCompilerFailed: inductor)" in table and "1 thread(s), cache: 15 s" in table
+    for rows in ([row], [compiled, failed]):                     # the plot takes both kinds of run
+        fig = _plot_generate({"generate": rows}, plt)
+        assert len(fig.axes[0].patches) == len(rows) * (2 if rows == [row] else 3)
+        plt.close(fig)
+
+
 def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
     from benchmarks.report import _disturbed_rounds
     n = 1000
