@@ -333,30 +333,41 @@ def generate_table(res: dict) -> str:
 
 
 def scaling_table(res: dict) -> str:
+    compiled = any("compile" in (r.get("tokens_per_s") or {}) or (r.get("errors") or {}).get("compile")
+                   for r in res["scaling"])
     rows = []
     for r in res["scaling"]:
         tps = r["tokens_per_s"]
         gflop = r.get("flops_per_step")
         attn = r.get("attention_flops")
-        rows.append([r["sweep"], str(r["value"]), r["shape"], str(r["threads"]),
-                     _num(gflop / 1e9 if gflop else None, "{:.1f}"),
-                     _num(100 * attn / gflop if attn is not None and gflop else None, "{:.0f}%"),
-                     fmt_ms(r["median_s"]["numpy"]),
-                     fmt_ms(r["median_s"]["torch"]), _num(tps.get("numpy"), "{:.0f}"), _num(tps.get("torch"), "{:.0f}"),
-                     fmt_ratio(r["speedup"]), _load(r)])
+        row = [r["sweep"], str(r["value"]), r["shape"], str(r["threads"]),
+               _num(gflop / 1e9 if gflop else None, "{:.1f}"),
+               _num(100 * attn / gflop if attn is not None and gflop else None, "{:.0f}%"),
+               fmt_ms(r["median_s"]["numpy"]), fmt_ms(r["median_s"]["torch"])]
+        if compiled:
+            row.append(_compile_cell(r) if (r.get("errors") or {}).get("compile") or "compile" in tps else "-")
+        row += [_num(tps.get("numpy"), "{:.0f}"), _num(tps.get("torch"), "{:.0f}"), fmt_ratio(r["speedup"])]
+        if compiled:
+            row.append(fmt_ratio(r.get("speedup_vs_compile")) if "compile" in tps else "-")
+        rows.append(row + [_load(r)])
     if not rows:
         return ""
-    return ("### Scaling: training-step throughput, numpy_gpt vs torch eager\n\n"
-            + _table(["sweep", "value", "B x T, C, L", "threads", "model GFLOP/step", "attention's share",
-                      "numpy_gpt ms/step", "torch ms/step", "numpy_gpt tokens/s", "torch tokens/s", "speedup",
-                      "other load %"], rows)
+    header = ["sweep", "value", "B x T, C, L", "threads", "model GFLOP/step", "attention's share",
+              "numpy_gpt ms/step", "torch ms/step"] + (["torch.compile ms/step"] if compiled else [])
+    header += ["numpy_gpt tokens/s", "torch tokens/s", "speedup"] + (["speedup vs compile"] if compiled else [])
+    header += ["other load %"]
+    note = (" torch.compile is timed at the run's most threads only (each point is a new shape, so a "
+            "compile of its own; its first step, compile included, is not timed); \"-\" marks the "
+            "other thread counts." if compiled else "")
+    return (f"### Scaling: training-step throughput, numpy_gpt vs torch eager{' and torch.compile' if compiled else ''}\n\n"
+            + _table(header, rows)
             + "\n\nThe T sweep keeps B x T fixed, so the weights' products are the same at every T and only "
             "attention's own work grows: T^2 per sequence, B = tokens / T sequences, so in proportion to T "
             "per step. attention's share = its term of the model FLOPs (12 n_layer T n_embd tokens, the causal "
             "mask not subtracted; both implementations skip or mask the upper half, so the time grows more "
             "slowly than this). Until that share is large, the step time moves little with T, and "
             "measurement noise of a few percent can make it dip from one point to the next. "
-            + SPEEDUP_CAPTION + " " + LOAD_NOTE)
+            + SPEEDUP_CAPTION + " " + LOAD_NOTE + note)
 
 
 # The project's targets (issue 4), as the report checks them: at all cores, float32.
@@ -646,9 +657,11 @@ def _plot_scaling(res, plt):
         for n in threads:
             rows = [r for r in res["scaling"] if r["sweep"] == sweep and r["threads"] == n]
             xs = [r["value"] for r in rows]
-            for impl in ("numpy", "torch"):
-                ax.plot(xs, [r["tokens_per_s"][impl] for r in rows], marker="o", color=COLORS[impl],
-                        linestyle="-" if n == max(threads) else "--", label=f"{IMPL_LABELS[impl]}, {n} thr")
+            for impl in ("numpy", "torch", "compile"):
+                points = [(x, r["tokens_per_s"][impl]) for x, r in zip(xs, rows) if impl in r["tokens_per_s"]]
+                if points:
+                    ax.plot(*zip(*points), marker="o", color=COLORS[impl],
+                            linestyle="-" if n == max(threads) else "--", label=f"{IMPL_LABELS[impl]}, {n} thr")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(sweep + (" (B x T fixed)" if sweep == "T" else ""))

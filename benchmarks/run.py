@@ -11,8 +11,10 @@ Sections (all by default):
     products  the step's linear-layer matrix products alone, NumPy's BLAS against torch's, at
               1 thread: how much of the step's ratio the two BLAS libraries set by themselves
     layers    every layer's forward and forward + backward at each config's sizes
-    generate  greedy generation tokens/s, batch 1, with and without the KV cache (on "small")
-    scaling   step throughput vs n_embd, vs T (B x T fixed), vs batch size
+    generate  greedy generation tokens/s, batch 1, with and without the KV cache (on "small"):
+              numpy_gpt, torch eager, torch.compile
+    scaling   step throughput vs n_embd, vs T (B x T fixed), vs batch size: numpy_gpt, torch
+              eager, and torch.compile at the most threads
 
 Every section but products runs at each thread count, NumPy's BLAS and torch limited alike. Output: a
 markdown report on stdout and in OUT/<mode>.md, every raw timing and the machine description
@@ -380,20 +382,42 @@ def scaling_points(a) -> list[tuple[str, int, Workload]]:
     return pts
 
 
+def scaling_compiles(a, t: int) -> bool:
+    """Whether the scaling sweeps time torch.compile at t threads: at the run's most threads
+    only. Every point is a new model shape, so a compile each (about 15-20 s with an empty
+    inductor cache); at every thread count the sweeps would take twice as many."""
+    return a.compile and t == max(a.threads)
+
+
 def run_scaling(a) -> list[dict]:
     rows = []
     for sweep, value, w in scaling_points(a):
         for t in a.threads:
-            log(f"scaling {sweep}={value}, {t} thread(s)")
+            impls = IMPLS if scaling_compiles(a, t) else IMPLS[:2]
+            log(f"scaling {sweep}={value}, {t} thread(s): {', '.join(impls)}")
+            fns, errors, compile_time = {}, {}, None
             with thread_limit(t):
-                fns = {impl: make_step(impl, w, np.dtype(a.dtype))[0] for impl in ("numpy", "torch")}
+                for impl in impls:
+                    try:
+                        fn, _ = make_step(impl, w, np.dtype(a.dtype))
+                        if impl == "compile":
+                            t0 = time.perf_counter()
+                            fn()                                  # compiles
+                            compile_time = time.perf_counter() - t0
+                        fns[impl] = fn
+                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
+                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                        log(f"  {impl} n/a: {errors[impl]}")
                 m = _time(a, fns, t)
+            m.errors.update(errors)
             rows.append({"sweep": sweep, "value": value, "threads": t, "workload": w.__dict__,
                          "shape": f"{w.batch_size} x {w.block_size}, {w.n_embd}, {w.n_layer}",
                          "flops_per_step": step_flops(w), "attention_flops": attention_flops(w), **_row_stats(m),
+                         "compile_time_s": compile_time,
                          "tokens_per_s": {i: w.tokens / s for i, s in
-                                          ((i, m.median(i)) for i in ("numpy", "torch")) if math.isfinite(s)},
-                         "speedup": paired_ratio(m, "torch", "numpy")})
+                                          ((i, m.median(i)) for i in impls) if math.isfinite(s)},
+                         "speedup": paired_ratio(m, "torch", "numpy"),
+                         "speedup_vs_compile": paired_ratio(m, "compile", "numpy")})
     return rows
 
 

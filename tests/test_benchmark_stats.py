@@ -374,6 +374,34 @@ def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled():
         plt.close(fig)
 
 
+def test_the_scaling_table_and_plot_show_torch_compile_where_it_was_timed():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.report import _plot_scaling, scaling_table
+    base = {"sweep": "T", "shape": "8 x 128, 256, 4", "flops_per_step": 2e10, "attention_flops": 1e9,
+            "errors": {}, "foreign_load": 0.0}
+    one = dict(base, value=128, threads=1, median_s={"numpy": 0.2, "torch": 0.3, "compile": None},
+               tokens_per_s={"numpy": 5120.0, "torch": 3413.0}, speedup=_med(1.5), speedup_vs_compile=None)
+    two = dict(base, value=128, threads=2, median_s={"numpy": 0.1, "torch": 0.12, "compile": 0.125},
+               tokens_per_s={"numpy": 10240.0, "torch": 8533.0, "compile": 8192.0}, speedup=_med(1.2),
+               speedup_vs_compile=_med(1.25))
+    plain = scaling_table({"scaling": [one]})
+    assert "compile" not in plain.split("\n\n")[1] and "| 200 | 300 | 5120 | 3413 | 1.50 [1.50-1.50] |" in plain
+    table = scaling_table({"scaling": [one, two]})
+    assert "| torch.compile ms/step | numpy_gpt tokens/s | torch tokens/s | speedup | speedup vs compile |" in table
+    assert "| 200 | 300 | - | 5120 | 3413 | 1.50 [1.50-1.50] | - |" in table        # not timed at 1 thread
+    assert "| 100 | 120 | 125 | 10240 | 8533 | 1.20 [1.20-1.20] | 1.25 [1.25-1.25] |" in table
+    failed = dict(two, errors={"compile": "BackendCompilerFailed: inductor"}, tokens_per_s=two["tokens_per_s"])
+    assert "n/a (BackendCompilerFailed: inductor)" in scaling_table({"scaling": [one, failed]})
+    for rows, lines in (([one], 2), ([one, two], 5)):                  # numpy and torch per thread count, compile once
+        fig = _plot_scaling({"scaling": rows}, plt)
+        assert len(fig.axes[0].lines) == lines
+        plt.close(fig)
+
+
 def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
     from benchmarks.report import _disturbed_rounds
     n = 1000
