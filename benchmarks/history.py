@@ -248,13 +248,14 @@ def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent
               f"lowest - highest, all {len(same)} runs on CPU {cpu or DASH}", "met in"]
     return _table(header, rows)
 
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--all-runs", action="store_true",
                    help="also list runs whose largest thread count is not 2 (the targets are stated at 2)")
     p.add_argument("--targets", action="store_true",
-                   help="for each target: the newest run's figure, its range over the runs on the same CPU, "
-                        "and in how many it was met")
+                   help="for each target: its figures in the newest five runs on the newest run's CPU, its "
+                        "range over all runs on that CPU, and in how many it was met")
     a = p.parse_args(argv)
     runs = git_runs()
     if not runs:
