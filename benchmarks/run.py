@@ -38,7 +38,8 @@ from numpy_gpt.parallel import keep_freed_memory
 
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
-from .timing import best_per_round, interleaved, paired_rate_ratio, paired_ratio, summarize, thread_limit
+from .timing import (best_per_round, error_text, interleaved, paired_rate_ratio, paired_ratio, summarize,
+                     thread_limit)
 from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attention_flops, make_generate, make_step,
                         n_params, step_flops)
 
@@ -189,6 +190,33 @@ def run_peak(a) -> list[dict]:
     return out
 
 
+def _start(impls, make) -> tuple[dict, dict, dict, float | None]:
+    """Make each implementation's zero-argument callable with make(impl), and call it once (the
+    first call of "compile" compiles; it is timed apart, never in the rounds).
+
+    Returns ({impl: callable}, {impl: its first call's result}, {impl: error} for those that failed
+    and are left out, to be reported as n/a, and torch.compile's first call in seconds or None).
+    """
+    fns, first, errors, compile_time = {}, {}, {}, None
+    for impl in impls:
+        try:
+            fn = make(impl)
+            t0 = time.perf_counter()
+            try:
+                first[impl] = fn()
+            except BaseException:
+                getattr(fn, "close", lambda: None)()     # a step's shard workers stop here too
+                raise
+            if impl == "compile":
+                compile_time = time.perf_counter() - t0
+                log(f"  torch.compile first call {compile_time:.1f} s")
+            fns[impl] = fn
+        except Exception as exc:                          # noqa: BLE001 - reported as n/a
+            errors[impl] = error_text(exc)
+            log(f"  {impl} n/a: {errors[impl]}")
+    return fns, first, errors, compile_time
+
+
 def step_compiles(a, t: int) -> bool:
     """Whether the step section times torch.compile at t threads: at every thread count in a
     full run; in --quick at the fewest threads only, one compile (16-17 s with an empty
@@ -207,24 +235,13 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
             impls = IMPLS if step_compiles(a, t) else IMPLS[:2]
             row_impls = impls + ((PROCS,) if _with_procs(t) else ())
             log(f"step {name}, {t} thread(s): {', '.join(row_impls)}")
-            fns, errors, info, first_loss, compile_time = {}, {}, {}, {}, None
+            info = {}
+
+            def make(impl):
+                step, info[impl] = make_step(impl, w, np.dtype(a.dtype))
+                return step
             with thread_limit(t):
-                for impl in row_impls:
-                    try:
-                        step, info[impl] = make_step(impl, w, np.dtype(a.dtype))
-                        t0 = time.perf_counter()
-                        try:
-                            first_loss[impl] = step()            # step 1: compiles for "compile"
-                        except BaseException:
-                            step.close()                         # shard workers stop here too
-                            raise
-                        if impl == "compile":
-                            compile_time = time.perf_counter() - t0
-                            log(f"  torch.compile first step {compile_time:.1f} s")
-                        fns[impl] = step
-                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
-                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        log(f"  {impl} n/a: {errors[impl]}")
+                fns, first_loss, errors, compile_time = _start(row_impls, make)
                 # The peak again, in NumPy's BLAS and in torch's, as two more entries in every
                 # round: % of peak is then taken round by round against the faster of the two in
                 # that round (drift hits all alike).
@@ -340,20 +357,9 @@ def run_generate(a) -> list[dict]:
     for use_cache in (False, True):
         for t in a.threads:
             log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {t} thread(s): {', '.join(impls)}")
-            fns, tokens, errors, compile_time = {}, {}, {}, None
             with thread_limit(t):
-                for impl in impls:
-                    try:
-                        fn = make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache)
-                        t0 = time.perf_counter()
-                        tokens[impl] = fn()                        # the first call compiles for "compile"
-                        if impl == "compile":
-                            compile_time = time.perf_counter() - t0
-                            log(f"  torch.compile first call {compile_time:.1f} s")
-                        fns[impl] = fn
-                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
-                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        log(f"  {impl} n/a: {errors[impl]}")
+                fns, tokens, errors, compile_time = _start(
+                    impls, lambda impl: make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache))
                 m = _time(a, fns, t)
             m.errors.update(errors)
             same = {i: bool(np.array_equal(tokens["numpy"], tokens[i])) for i in tokens if i != "numpy"} \
@@ -395,19 +401,8 @@ def run_scaling(a) -> list[dict]:
         for t in a.threads:
             impls = IMPLS if scaling_compiles(a, t) else IMPLS[:2]
             log(f"scaling {sweep}={value}, {t} thread(s): {', '.join(impls)}")
-            fns, errors, compile_time = {}, {}, None
             with thread_limit(t):
-                for impl in impls:
-                    try:
-                        fn, _ = make_step(impl, w, np.dtype(a.dtype))
-                        if impl == "compile":
-                            t0 = time.perf_counter()
-                            fn()                                  # compiles
-                            compile_time = time.perf_counter() - t0
-                        fns[impl] = fn
-                    except Exception as exc:                      # noqa: BLE001 - reported as n/a
-                        errors[impl] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        log(f"  {impl} n/a: {errors[impl]}")
+                fns, _, errors, compile_time = _start(impls, lambda impl: make_step(impl, w, np.dtype(a.dtype))[0])
                 m = _time(a, fns, t)
             m.errors.update(errors)
             rows.append({"sweep": sweep, "value": value, "threads": t, "workload": w.__dict__,

@@ -57,6 +57,11 @@ def summarize(values: list[float]) -> dict[str, float]:
             "q1": float(q1), "q3": float(q3), "n": int(a.size)}
 
 
+def error_text(exc: BaseException) -> str:
+    """An exception as one line for a report: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, float] | None:
     """Statistics of m[numerator][i] / m[denominator][i] over the rounds i (None if either is n/a).
 
@@ -191,7 +196,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             m.number[name] = _calibrate(fn, min_time)
             m.samples[name] = []
         except Exception as exc:                      # noqa: BLE001 - reported, not hidden
-            m.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            m.errors[name] = error_text(exc)
             del live[name]
     gc.collect()                 # once per measurement: with torch loaded a full collection takes ~0.5 s
     for r in range(repeats):
