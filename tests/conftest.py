@@ -24,6 +24,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 # One thread each keeps the runs reproducible and fair on a 2-core CI machine.
 torch.set_num_threads(1)
+# numpy_gpt's own thread count decides whether a batch is cut into shards (one per thread), and
+# it defaults to the machine's cores: on a 1-core runner no model test would take the sharded
+# path. Two threads on every machine; tests that need another count set it (the threads fixture).
+from numpy_gpt import parallel as _parallel  # noqa: E402
+
+_parallel.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
 np.seterr(over="raise", invalid="raise", divide="raise", under="ignore")
 

@@ -19,8 +19,12 @@ from tests.tolerances import MODEL_PARITY, scale_floor
 
 
 def batch(data, cfg, r):
-    B = data.draw(st.integers(1, 3), label="B")
-    T = data.draw(st.integers(1, cfg.block_size), label="T")
+    # Drawn from the top down: Hypothesis favours small draws, and drawn from 1 up most batches had
+    # one position (77 of 120 draws in CI), where attention has no mask and one weight of 1, or one
+    # sequence, which the model cannot cut into shards. Now 70 of 121 have B >= 2 and T >= 3; B = 1
+    # and T = 1 are still drawn.
+    B = 3 - data.draw(st.integers(0, 2), label="3 - B")
+    T = cfg.block_size - data.draw(st.integers(0, cfg.block_size - 1), label="block_size - T")
     idx = S.token_ids(data, (B, T), cfg.vocab_size)
     targets = r.integers(0, cfg.vocab_size, (B, T))
     targets[r.random((B, T)) < 0.2] = -100
