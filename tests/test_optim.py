@@ -283,6 +283,35 @@ def test_adam_keeps_only_m_and_v_between_steps(kind):
         tracemalloc.stop()
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_an_update_cut_short_by_an_error_keeps_packed_parameters_in_step_with_m_and_v(kind, threads, monkeypatch):
+    """The packs update gathered copies of p; when a block raises, the entries already updated
+    must still reach the model's arrays, or a retried step would apply their m and v twice.
+    So: after the error, a parameter entry has moved exactly where its m has (every gradient
+    entry is nonzero, so every updated m is too)."""
+    threads(1)                                                  # the blocks in order, on this thread
+    r = np.random.default_rng(3)
+    params = {f"p{i}": r.standard_normal(n) for i, n in enumerate([7, 40, 90])}       # all in one pack
+    before = {k: v.copy() for k, v in params.items()}
+    grads = {k: r.uniform(0.5, 1.0, v.shape) * r.choice([-1, 1], v.shape) for k, v in params.items()}
+    opt = OPTIMIZERS[kind](params, lr=0.01, weight_decay=0.1)
+    calls, adam = [], Adam._adam
+
+    def third_block_raises(*a):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return adam(*a)
+    monkeypatch.setattr(Adam, "_adam", third_block_raises)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        opt.step(grads)
+    moved = {k: params[k] != before[k] for k in params}
+    has_m = {k: opt.state_dict()["exp_avg"][k] != 0 for k in params}
+    assert any(m.any() for m in has_m.values()) and not all(m.all() for m in has_m.values())   # cut midway
+    for k in params:
+        np.testing.assert_array_equal(moved[k], has_m[k], err_msg=k)
+
+
 @given(data=st.data(), dtype=S.DTYPES)
 def test_clip_grad_norm_matches_torch(data, dtype):
     r = S.rng(data)
