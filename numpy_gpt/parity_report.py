@@ -246,11 +246,16 @@ def layer_gradchecks(seed: int = 0, h: float = FD_STEP) -> list[Row]:
 
 
 def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = FD_STEP,
-                    batch: tuple[np.ndarray, np.ndarray] | None = None) -> list[Row]:
+                    batch: tuple[np.ndarray, np.ndarray] | None = None, training: bool = False,
+                    dloss: float = 1.0) -> list[Row]:
     """The whole model's loss gradient, every parameter, against central differences in float64.
 
     samples > 0 checks that many random entries of each parameter (all of them when 0).
     batch: (idx, targets) to check on; by default two random sequences of block_size tokens.
+    training: check a training step instead of an evaluation: dropout (its masks drawn once,
+    then held for every nudged forward) and what a training forward keeps for the backward
+    (the MLP's activation run again where block.recompute_mlp_for says so). dloss: the
+    upstream gradient of the loss, so the gradient checked is dloss * d loss / d parameter.
     ReLU has a kink at 0: an entry whose nudge moves a pre-activation across it can miss,
     which is finite differences' limit, not the backward's.
 
@@ -265,15 +270,16 @@ def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = 
     times eps |L| / h.
     """
     model = GPT(cfg, seed=seed, dtype=np.float64, params=perturbed_params(cfg, seed, np.float64))
-    model.training = False
+    model.training = training
     r = np.random.default_rng(seed)
     if batch is None:
         batch = r.integers(0, cfg.vocab_size, (2, 2, cfg.block_size))
     idx, targets = batch
     _, loss = model.forward(idx, targets)
-    grads = model.backward()
+    masks = dict(model.masks)                             # every nudged forward drops the same units
+    grads = model.backward(dloss)
     floor = SCALE_FLOOR[np.dtype(np.float64)] * max(np.abs(g).max() for g in grads.values())
-    noise = float(1.5 * np.finfo(np.float64).eps * abs(float(loss)) / h)
+    noise = float(1.5 * np.finfo(np.float64).eps * abs(dloss * float(loss)) / h)
     rows = []
     for name, p in model.params.items():
         flat = p.reshape(-1)                              # a view: nudging it nudges the model
@@ -285,7 +291,7 @@ def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = 
             loss_at = {}
             for k in (-2, -1, 1, 2):
                 flat[j] = old + k * h
-                loss_at[k] = float(model.forward(idx, targets)[1])
+                loss_at[k] = dloss * float(model.forward(idx, targets, masks=masks)[1])
             flat[j] = old
             numeric[n] = (loss_at[-2] - 8 * loss_at[-1] + 8 * loss_at[1] - loss_at[2]) / (12 * h)
         analytic = grads[name].reshape(-1)[picks]

@@ -438,13 +438,30 @@ def test_whole_model_loss_gradient_matches_finite_differences(data, cfg, seed):
     # parameter, d loss / d entry by central differences in float64 (numpy-gpt gradcheck's check),
     # on a drawn batch (B = 1 and T = 1 among them, repeated ids, ignored targets).
     from numpy_gpt.parity_report import model_gradcheck
+    assert_every_parameter_within_fd("model", model_gradcheck(cfg, samples=3, seed=seed,
+                                                              batch=batch(data, cfg, S.rng(data))), cfg)
+
+
+def assert_every_parameter_within_fd(layer, rows, cfg):
+    """model_gradcheck's rows: one per parameter, each within the finite-difference tolerance."""
     from tests.parity import record
     from tests.tolerances import FD
-    rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
     assert len(rows) == len(param_shapes(cfg))
     for row in rows:
-        record("model", row.name, np.float64, "finite diff", row.rel, FD)
+        record(layer, row.name, np.float64, "finite diff", row.rel, FD)
         assert row.rel <= FD, f"{row.name}: rel error {row.rel:.3e} > {FD:.0e} (abs diff {row.max_abs:.3e}) for {cfg}"
+
+
+@given(data=st.data(), cfg=configs(dropout=True, max_layer=2), seed=st.integers(0, 1000))
+def test_whole_model_training_step_matches_finite_differences(data, cfg, seed):
+    # The same oracle on a training step: dropout's masks drawn once and held for every nudged
+    # forward, the MLP's activation run again in the backward (conftest sets the line to 0
+    # bytes), and a random upstream gradient of the loss.
+    from numpy_gpt.parity_report import model_gradcheck
+    r = S.rng(data)
+    rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, r), training=True,
+                           dloss=float(r.standard_normal()))
+    assert_every_parameter_within_fd("model[dropout]", rows, cfg)
 
 
 def test_relu_decided_finds_an_input_at_the_kink():
