@@ -502,10 +502,12 @@ def cmd_gradcheck(args) -> int:
     if not args.model_only:
         rows += layer_gradchecks(args.seed)
     sampled = f"{args.samples} entries per tensor" if args.samples else "every entry"
-    print(f"  layers: small random shapes; model: {_describe(cfg)}, {sampled}")
+    step = (f", a training step (dropout {cfg.dropout:g}, its masks held for every nudge)" if args.training
+            else "")
+    print(f"  layers: small random shapes; model: {_describe(cfg)}, {sampled}{step}")
     if cfg.activation == "relu":
         print("  note: ReLU's kink at 0 can make an entry miss (finite differences' limit, not the backward's)")
-    rows += model_gradcheck(cfg, args.samples, args.seed)
+    rows += model_gradcheck(cfg, args.samples, args.seed, training=args.training)
     print(format_gradcheck(rows, color))
     bad = [r for r in rows if r.status != "ok"]
     print(f"{len(rows)} checks: {len(rows) - len(bad)} ok, {len(bad)} FAIL")
@@ -660,6 +662,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--samples", type=int, default=8, metavar="N",
                    help="entries checked per model parameter, 0 for all (default 8)")
     p.add_argument("--model-only", action="store_true", help="skip the per-layer checks")
+    p.add_argument("--training", action="store_true",
+                   help="check the model on a training step (with --dropout: its masks drawn once, then held) "
+                        "instead of an evaluation")
     p.add_argument("--seed", type=int, default=0)
     _color_flag(p)
     p.set_defaults(func=cmd_gradcheck)

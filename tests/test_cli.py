@@ -201,9 +201,21 @@ def test_gradcheck_passes_and_fails(monkeypatch, capsys):
     real = parity_report.layernorm_backward
     monkeypatch.setattr(parity_report, "layernorm_backward",
                         lambda d, c: tuple(g * 1.01 if g is not None else g for g in real(d, c)))
-    monkeypatch.setattr(parity_report, "model_gradcheck", lambda *a: [])      # the layers are enough here
+    monkeypatch.setattr(parity_report, "model_gradcheck", lambda *a, **kw: [])      # the layers are enough here
     assert main(["gradcheck", "--color", "never"]) == 1
     assert "layernorm dx" in capsys.readouterr().out
+
+
+def test_gradcheck_checks_a_training_step_with_its_dropout_masks_held(monkeypatch, capsys):
+    argv = ["gradcheck", "--model-only", "--training", "--dropout", "0.3", "--samples", "2", "--color", "never"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "a training step (dropout 0.3, its masks held for every nudge)" in out and " 0 FAIL" in out
+    # A dropout backward without its 1 / (1 - p) scale: only a training step can see it.
+    from numpy_gpt import model as model_module
+    monkeypatch.setattr(model_module, "dropout_backward", lambda d, c: d if c is None else d * c[0])
+    assert main(argv) == 1
+    assert main(argv[:2] + argv[3:]) == 0                   # an evaluation drops nothing
 
 
 def test_bench_dispatches_to_the_benchmark_suite(monkeypatch, capsys):
