@@ -74,10 +74,17 @@ def peak_table(res: dict) -> str:
             + _table(["threads", "matmul", "NumPy BLAS GFLOP/s", "torch GFLOP/s"], rows))
 
 
-def _compile_cell(r: dict) -> str:
-    """A row's torch.compile time, or n/a with the reason it has none."""
+def _compile_cell(r: dict, value: str | None = None) -> str:
+    """A row's torch.compile figure (value; its time by default), or n/a with the reason it has none."""
     error = (r.get("errors") or {}).get("compile")
-    return f"n/a ({error[:60]})" if error else fmt_ms(_seconds(r["median_s"], "compile"))
+    if error:
+        return f"n/a ({error[:60]})"
+    return fmt_ms(_seconds(r["median_s"], "compile")) if value is None else value
+
+
+def _timed_compile(rows: list[dict]) -> bool:
+    """Whether torch.compile ran in any of these generation or scaling rows (timed, or failed)."""
+    return any("compile" in (r.get("tokens_per_s") or {}) or (r.get("errors") or {}).get("compile") for r in rows)
 
 
 def step_table(res: dict) -> str:
@@ -298,15 +305,13 @@ def layer_table(res: dict) -> str:
 
 
 def generate_table(res: dict) -> str:
-    compiled = any("compile" in (r.get("tokens_per_s") or {}) or (r.get("errors") or {}).get("compile")
-                   for r in res["generate"])
+    compiled = _timed_compile(res["generate"])
     rows = []
     for r in res["generate"]:
         row = [r["config"], str(r["threads"]), "yes" if r["use_cache"] else "no",
                _num(r["tokens_per_s"].get("numpy"), "{:.0f}"), _num(r["tokens_per_s"].get("torch"), "{:.0f}")]
         if compiled:
-            error = (r.get("errors") or {}).get("compile")
-            row.append(f"n/a ({error[:60]})" if error else _num(r["tokens_per_s"].get("compile"), "{:.0f}"))
+            row.append(_compile_cell(r, _num(r["tokens_per_s"].get("compile"), "{:.0f}")))
         row.append(fmt_ratio(r["speedup"]))
         if compiled:
             row.append(fmt_ratio(r.get("speedup_vs_compile")))
@@ -333,8 +338,7 @@ def generate_table(res: dict) -> str:
 
 
 def scaling_table(res: dict) -> str:
-    compiled = any("compile" in (r.get("tokens_per_s") or {}) or (r.get("errors") or {}).get("compile")
-                   for r in res["scaling"])
+    compiled = _timed_compile(res["scaling"])
     rows = []
     for r in res["scaling"]:
         tps = r["tokens_per_s"]

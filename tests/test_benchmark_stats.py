@@ -17,6 +17,16 @@ pytest.importorskip("threadpoolctl")
 from benchmarks.timing import ForeignLoad, Measurement, paired_rate_ratio, paired_ratio  # noqa: E402
 
 
+@pytest.fixture
+def plt():
+    """matplotlib's pyplot on the Agg backend (no display), for the tests that draw the plots."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def test_paired_ratio_is_torch_time_over_numpy_time_round_by_round():
     # Per round: 3/1, 2/2, 8/4 = 3, 1, 2. The inverse (numpy/torch) would give 1/3, 1, 1/2,
     # and a ratio of medians 3/2 = 1.5: both differ from the median 2 of the paired ratios.
@@ -298,14 +308,9 @@ def test_the_step_section_compiles_everywhere_in_a_full_run_once_in_a_quick_one(
         assert not any(step_compiles(a, t) for t in (1, 2))
 
 
-def test_the_products_table_and_plot_take_a_missing_timing_as_n_a():
+def test_the_products_table_and_plot_take_a_missing_timing_as_n_a(plt):
     """After the JSON round trip a side with no timing holds None, not NaN; a run of the products
     section alone has no step rows, and the plot's legend must still name the two parts right."""
-    pytest.importorskip("matplotlib")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from benchmarks.report import _plot_products, products_table
     res = {"products": [{"config": "tiny", "threads": 1, "flops": 0.6e9, "foreign_load": None,
                          "median_s": {"numpy": 0.008, "torch": None, "compile": None},
@@ -349,12 +354,7 @@ def test_the_layer_table_shows_torch_compile_only_when_the_run_compiled():
     assert "n/a (BackendCompilerFailed: inductor)" in table
 
 
-def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled():
-    pytest.importorskip("matplotlib")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled(plt):
     from benchmarks.report import _plot_generate, generate_table
     row = {"config": "small", "threads": 1, "use_cache": True, "prompt_len": 8, "new_tokens": 64,
            "same_tokens": True, "tokens_per_s": {"numpy": 1500.0, "torch": 750.0}, "speedup": _med(2.0),
@@ -374,12 +374,7 @@ def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled():
         plt.close(fig)
 
 
-def test_the_scaling_table_and_plot_show_torch_compile_where_it_was_timed():
-    pytest.importorskip("matplotlib")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def test_the_scaling_table_and_plot_show_torch_compile_where_it_was_timed(plt):
     from benchmarks.report import _plot_scaling, scaling_table
     base = {"sweep": "T", "shape": "8 x 128, 256, 4", "flops_per_step": 2e10, "attention_flops": 1e9,
             "errors": {}, "foreign_load": 0.0}
