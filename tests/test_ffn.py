@@ -2,12 +2,12 @@ import weakref
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from numpy_gpt import ffn
 from numpy_gpt.ffn import Recompute, ffn_backward, ffn_forward
 from numpy_gpt.linear import Rebuild
-from tests import strategies as S
+from tests import strategies as S, tolerances
 from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import against_finite_differences, against_torch
 from torch_gpt.ffn import ffn_forward as t_ffn
@@ -57,10 +57,16 @@ def check_against_torch(data, dtype, bias, activation):
                   kwargs=dict(activation=activation))
 
 
-@given(data=st.data(), activation=st.sampled_from(ACTIVATIONS[1:]))
+@given(data=st.data(), activation=st.sampled_from(ACTIVATIONS))
 def test_matches_finite_differences(data, activation):
-    # ReLU's kink is checked in test_activations; here the smooth activations.
     r, args = draw_case(data, np.float64)
+    if activation == "relu":
+        # No difference quotient across ReLU's kink: the largest step (1e-4, tolerances.py) on one
+        # input moves a pre-activation by at most 1e-4 * max(|x|, |w|, 1). Draws with a
+        # pre-activation within twice that of 0 are set aside (about 1 in 10 at the largest shapes).
+        x, w, b = args["x"], args["c_fc_w"], args["c_fc_b"]
+        step = max(tolerances.FD_FALLBACK_STEPS) * max(1.0, np.abs(x).max(), np.abs(w).max())
+        assume(np.abs(x @ w + b).min() > 2 * step)
     against_finite_differences(f"ffn[{activation}]", ffn_forward, ffn_backward, args, list(args), r,
                                dict(activation=activation))
 
