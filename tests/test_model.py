@@ -41,6 +41,15 @@ def torch_run(model, run, dtype):
     return t_logits.detach().numpy(), None if t_loss is None else t_loss.detach().numpy(), grads
 
 
+def loss_backward(idx, targets, dloss):
+    """The `run` for compare: torch's forward on (idx, targets), then backward from dloss * loss."""
+    def run(t):
+        t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets))
+        (t_loss * dloss).backward()
+        return t_logits, t_loss
+    return run
+
+
 def compare(name, model, grads, logits, loss, run):
     """numpy_gpt's logits, loss and gradients against torch's, by name; in float32 a miss is
     forgiven where numpy is as close as torch to a float64 run (tests/tolerances.py)."""
@@ -105,12 +114,7 @@ def check_loss_gradients(data, cfg, dtype):
     logits, loss = model.forward(idx, targets)
     assume(dtype == np.float64 or relu_decided(model))
     grads = model.backward(dloss)
-
-    def run(t):
-        t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets))
-        (t_loss * dloss).backward()
-        return t_logits, t_loss
-    compare("model", model, grads, logits, loss, run)
+    compare("model", model, grads, logits, loss, loss_backward(idx, targets, dloss))
     assert all(np.array_equal(before[k], v) for k, v in model.params.items())
 
 
@@ -145,11 +149,7 @@ def test_long_sequences_with_query_blocked_attention_match_torch(dtype):
     logits, loss = model.forward(idx, targets)
     grads = model.backward(0.7)
 
-    def run(t):
-        t_logits, t_loss = t(torch.from_numpy(idx), torch.from_numpy(targets))
-        (t_loss * 0.7).backward()
-        return t_logits, t_loss
-    compare("model[T=100]", model, grads, logits, loss, run)
+    compare("model[T=100]", model, grads, logits, loss, loss_backward(idx, targets, 0.7))
 
 
 @given(data=st.data(), cfg=configs(dropout=True), dtype=S.DTYPES)

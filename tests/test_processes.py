@@ -178,6 +178,24 @@ def test_process_shards_agree_with_one_thread(threads):
         np.testing.assert_allclose(a[0][2][k], b[0][2][k], **SHARDED_PARAMS_PROCESSES, err_msg=k)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_process_shards_match_torch_autograd(threads, dtype, n_threads):
+    """Straight against torch, not only through the threaded step: a step whose later shards
+    ran in worker processes, on random weights, with a random upstream gradient."""
+    from tests.model_strategies import randomized
+    from tests.test_model import compare, loss_backward
+    threads(n_threads)
+    model = randomized(GPTConfig(**CFG), 7, dtype)
+    x, y = batch(seed=5)
+    dloss = float(np.random.default_rng(5).standard_normal())
+    with ShardProcesses(model):
+        logits, loss = model.forward(x, y)
+        assert [type(c) for _, c in model._cache] == [dict] + [tuple] * (n_threads - 1)   # workers ran
+        grads = model.backward(dloss)
+    compare("model[processes]", model, grads, logits, loss, loss_backward(x, y, dloss))
+
+
 def test_dlogits_backward_and_forward_without_targets(threads):
     threads(2)
     x, _ = batch()
