@@ -464,6 +464,22 @@ def test_whole_model_training_step_matches_finite_differences(data, cfg, seed):
     assert_every_parameter_within_fd("model[dropout]", rows, cfg)
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_every_entry_of_every_parameter_matches_finite_differences(training):
+    # The drawn tests above check three entries of each parameter; here all of them (544), on
+    # one small model with two layers and two heads: a batch with a repeated id, an ignored
+    # target and a shorter sequence than the block (wpe's last row gets no gradient), and for
+    # the training step dropout with its masks held and a random upstream gradient.
+    from numpy_gpt.parity_report import model_gradcheck
+    cfg = GPTConfig(vocab_size=7, block_size=5, n_layer=2, n_head=2, n_embd=4,
+                    dropout=0.2 if training else 0.0)
+    idx = np.array([[3, 3, 0, 6], [1, 5, 3, 2]])
+    targets = np.array([[2, -100, 3, 3], [0, 6, 1, 4]])
+    rows = model_gradcheck(cfg, samples=0, seed=4, batch=(idx, targets), training=training,
+                           dloss=-1.3 if training else 1.0)
+    assert_every_parameter_within_fd("model[every entry]", rows, cfg)
+
+
 def test_relu_decided_finds_an_input_at_the_kink():
     cfg = GPTConfig(vocab_size=5, block_size=4, n_layer=2, n_head=1, n_embd=4, activation="relu")
     model = GPT(cfg, dtype=np.float32)
