@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, strategies as st
 
 from numpy_gpt.activations import ACTIVATIONS
@@ -45,6 +46,20 @@ def check_against_torch(data, dtype, name):
     r, args = draw_case(data, dtype, name)
     forward, backward = ACTIVATIONS[name]
     against_torch(name, forward, backward, T_ACTIVATIONS[name], args, ["x"], r)
+
+
+@pytest.mark.parametrize("dtype", S.DTYPE_LIST)
+def test_relu_at_exactly_zero_takes_torch_s_derivative_of_zero(dtype):
+    # The drawn tests move x = 0 away (no derivative there); at 0 and -0 both libraries pick 0.
+    x = np.array([[-1.5, -0.0, 0.0, 2.0, 0.0, np.finfo(dtype).tiny]], dtype)
+    dout = np.array([[0.3, -0.7, 1.1, 0.5, -2.0, 0.9]], dtype)
+    out, cache = ACTIVATIONS["relu"][0](x)
+    dx = ACTIVATIONS["relu"][1](dout, cache)
+    xt = torch.from_numpy(x).requires_grad_()
+    T_ACTIVATIONS["relu"](xt).backward(torch.from_numpy(dout))
+    np.testing.assert_array_equal(out, torch.relu(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(dx, xt.grad.numpy())
+    assert (dx[0, 1:3] == 0).all() and dx[0, 4] == 0 and dx[0, 5] == dout[0, 5]
 
 
 @given(data=st.data(), name=NAMES)

@@ -28,6 +28,23 @@ def test_matches_torch(data, dtype):
                   args, ["logits"], r, dout=dloss, inputs_in_scale=False, out_in_grad_scale=False)
 
 
+@given(data=st.data(), dtype=S.DTYPES)
+def test_another_ignore_index_matches_torch(data, dtype):
+    # The model always passes -100, but ignore_index is public: -1, or a class id (then real
+    # targets of that class are ignored too, as torch does).
+    r, args = draw_case(data, dtype)
+    V = args["logits"].shape[-1]
+    ignore_index = data.draw(st.sampled_from([-1, 0, V - 1] if V > 1 else [-1]), label="ignore_index")
+    targets = args["targets"]
+    targets[targets == -100] = ignore_index
+    if (targets == ignore_index).all():                       # keep at least one target
+        targets.flat[0] = (ignore_index + 1) % V
+    dloss = np.asarray(r.standard_normal(), dtype)
+    against_torch("cross_entropy", cross_entropy_forward, cross_entropy_backward, t_cross_entropy,
+                  args, ["logits"], r, dout=dloss, inputs_in_scale=False, out_in_grad_scale=False,
+                  kwargs=dict(ignore_index=ignore_index))
+
+
 @given(data=st.data())
 def test_matches_finite_differences(data):
     r, args = draw_case(data, np.float64, scale=1.0)

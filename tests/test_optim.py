@@ -345,6 +345,19 @@ def test_clip_grad_norm_matches_torch(data, dtype):
         assert abs(clipped - target) <= 10 * tol * target, f"clipped norm {clipped} != {target}"
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_clip_grad_norm_leaves_gradients_alone_when_the_norm_is_not_finite(bad):
+    # An overflow upstream: the norm is returned as it is and the gradients are untouched (torch
+    # would scale them by 0 for an inf norm, turning inf entries into NaN, and by NaN for a NaN).
+    grads = {"a": np.array([[3.0, bad], [1.0, -2.0]], np.float32), "b": np.array([0.5, 4.0], np.float32)}
+    before = {k: g.copy() for k, g in grads.items()}
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = clip_grad_norm(grads, 1.0)
+    assert np.isnan(norm) if np.isnan(bad) else norm == np.inf
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], before[k], err_msg=k)       # NaN where NaN was, bit for bit
+
+
 @pytest.mark.filterwarnings("error")
 @given(data=st.data())
 def test_schedule_matches_torch_schedulers(data):
