@@ -4,6 +4,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -120,6 +121,26 @@ def test_corrupt_bytes_are_caught_by_the_checksum(good):
             ck.load_checkpoint(good)
 
 
+@pytest.mark.parametrize("was, now", [(b"1234", b"4321"),                  # the run's seed
+                                      (b"input.txt", b"input.txy"),        # the run's data path
+                                      (b'\\"k\\"]', b'\\"z\\"]')])         # the tokenizer's last character
+def test_corrupt_metadata_is_caught_by_the_checksum(tmp_path, was, now):
+    # Same length, so the header still parses and only the checksum can tell: a wrong seed
+    # or data path would otherwise resume a different run without a word.
+    path = ck.save(tmp_path / "m.safetensors", GPT(CFG), tokenizer=CharTokenizer("abcdefghijk"),
+                   run={"seed": 1234, "data": "input.txt"})
+    assert ck.load_checkpoint(path).run["seed"] == 1234
+    meta = ck.read_header(path)[1]
+    raw = open(path, "rb").read()
+    header = 8 + int.from_bytes(raw[:8], "little")
+    assert raw[:header].count(was) == 1 and len(was) == len(now)
+    with open(path, "wb") as f:
+        f.write(raw[:header].replace(was, now) + raw[header:])
+    assert ck.read_header(path)[1] != meta                     # still parses, and the edit took
+    with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
+        ck.load_checkpoint(path)
+
+
 def test_garbage_header_and_trailing_bytes(good, tmp_path):
     raw = open(good, "rb").read()
     junk = tmp_path / "junk.safetensors"
@@ -183,6 +204,42 @@ def test_a_failed_save_leaves_the_previous_checkpoint_and_no_temp_file(good, mon
     monkeypatch.undo()
     assert open(good, "rb").read() == before
     assert os.listdir(os.path.dirname(good)) == ["good.safetensors"]
+
+
+def test_the_temp_file_sweep_spares_live_writers_and_removes_dead_ones(tmp_path):
+    # Temp files are named ".<name>.<pid>.<random>.tmp"; another process saving the same path
+    # right now owns its file, and deleting it would make that save fail at its rename.
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        writing = tmp_path / f".a.safetensors.{live.pid}.k3j2h1.tmp"
+        killed = tmp_path / f".a.safetensors.{dead.pid}.q9w8e7.tmp"
+        unrelated = tmp_path / f".b.safetensors.{dead.pid}.z5x4c3.tmp"   # another checkpoint's business
+        for f in (writing, killed, unrelated):
+            f.write_bytes(b"half a checkpoint")
+        ck.save(tmp_path / "a.safetensors", GPT(CFG))
+        assert writing.read_bytes() == b"half a checkpoint"
+        assert not killed.exists()
+        assert unrelated.exists()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_new_checkpoint_follows_the_umask_and_an_overwrite_keeps_the_files_mode(tmp_path):
+    # The temp file is made 0600 by mkstemp; without fixing that, checkpoints would stop
+    # being readable by the group (or whoever the user chose) after every save.
+    path = tmp_path / "m.safetensors"
+    old = os.umask(0o027)
+    try:
+        ck.save(path, GPT(CFG))
+        assert oct(stat.S_IMODE(os.stat(path).st_mode)) == oct(0o640)  # 0666 less the umask
+        os.chmod(path, 0o644)                                    # neither the umask's 0640 nor mkstemp's 0600
+        ck.save(path, GPT(CFG))
+        assert oct(stat.S_IMODE(os.stat(path).st_mode)) == oct(0o644)
+    finally:
+        os.umask(old)
 
 
 SAVER = textwrap.dedent("""

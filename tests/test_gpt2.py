@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import torch_gpt.gpt2
 from numpy_gpt import GPT, GPTConfig
 from numpy_gpt.cli import main
+from numpy_gpt.config import ACTIVATIONS
 from numpy_gpt.errors import CheckpointCorruptError, CheckpointNotFoundError, ConfigError, StateDictError
 from numpy_gpt.gpt2 import from_gpt2, gpt2_tokenizer, save_gpt2, to_gpt2
 from numpy_gpt.tokenizers import gpt2_byte_to_unicode
@@ -140,6 +141,20 @@ def test_torch_gpt_loads_and_exports_the_same():
     logits.sum().backward()
     grads = torch_gpt.gpt2.to_gpt2(t, {k: p.grad for k, p in t.named_parameters()})
     assert grads["transformer.wte.weight"].shape == (23, 64)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_save_gpt2_then_from_gpt2_keeps_the_activation_and_the_logits(tmp_path, activation):
+    # config.json is the only place the activation travels: a wrong name there would load
+    # an erf-GELU model as tanh-GELU (or the reverse) without any error, just other logits.
+    cfg = GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="learned",
+                    activation=activation)
+    model = GPT(cfg, seed=3, dtype=np.float64)
+    save_gpt2(model, tmp_path / "model.safetensors")
+    again = from_gpt2(tmp_path, dtype=np.float64)
+    assert again.config.activation == activation
+    assert again.config == cfg
+    np.testing.assert_array_equal(again.forward(IDX)[0], model.forward(IDX)[0])
 
 
 @pytest.mark.parametrize("edit, words", [
