@@ -1,10 +1,13 @@
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
 from numpy_gpt.loss import cross_entropy_backward, cross_entropy_forward
 from tests import strategies as S
 from tests.parity import against_finite_differences, against_torch
+from tests.tolerances import AS_ACCURATE_AS_TORCH
 from torch_gpt.loss import cross_entropy_forward as t_cross_entropy
 
 
@@ -66,6 +69,19 @@ def test_ignored_positions_get_zero_gradient_and_rows_sum_to_zero(data, dtype):
     d = cross_entropy_backward(1.0, cache)
     assert not d[args["targets"] == -100].any()
     np.testing.assert_allclose(d.sum(-1), 0.0, atol=50 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("top", [5.0, 20.0, 60.0])
+def test_a_confident_prediction_s_small_loss_keeps_its_digits_in_float32(top):
+    # The target's logit is the largest by 10: the loss is 6.4e-5. Subtracting the max from the
+    # target's logit first is exact there; subtracting log-sum-exp as a whole rounds at the scale
+    # of the logits (7e-3 to 5e-2 relative error, against torch's 1.7e-4).
+    z = np.array([[top + 10, top, top - 1, top - 3], [top - 3, top + 10, top, top]], np.float32)
+    y = np.array([0, 1])
+    truth = F.cross_entropy(torch.from_numpy(z.astype(np.float64)), torch.from_numpy(y)).item()
+    theirs = F.cross_entropy(torch.from_numpy(z), torch.from_numpy(y)).item()
+    ours = float(cross_entropy_forward(z, y)[0])
+    assert abs(ours - truth) <= AS_ACCURATE_AS_TORCH * max(abs(theirs - truth), np.finfo(np.float32).eps * truth)
 
 
 def test_uniform_logits_give_log_v():
