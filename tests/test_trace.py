@@ -158,3 +158,59 @@ def test_through_the_numpy_gpt_command_line(capsys):
     assert "after 3 epochs" in capsys.readouterr().out
     assert cli.main(["trace", "--epochs", "0"]) == 1
     assert "--epochs must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_disagreement_with_torch_fails_the_verdict(monkeypatch):
+    # A torch tensor off by one part in a million must be reported, not averaged away.
+    real = torch_trace.trace
+
+    def off_by_a_millionth(params, cfg, idx, targets):
+        values = real(params, cfg, idx, targets)
+        values["loss"] = np.asarray(values["loss"]) * (1 + 1e-6)
+        return values
+
+    monkeypatch.setattr(torch_trace, "trace", off_by_a_millionth)
+    buf = io.StringIO()
+    result = trace.run(trained=True, width=200, out=buf)
+    assert result["torch"] is not None
+    assert not result["ok"]
+    assert result["torch_diff"]["loss"] > trace.AGREE_TOL
+    assert "DISAGREEMENT" in buf.getvalue()
+
+
+@pytest.mark.parametrize("key", ["d_wte", "d_c_attn_w", "d_c_attn_b", "d_c_proj_w", "d_c_proj_b", "d_lm_head"])
+def test_a_wrong_gradient_in_the_walk_fails_the_model_check(monkeypatch, key):
+    # Without torch, the model check is the only guard: it must cover every gradient, not just logits and loss.
+    real = trace.trace_numpy
+
+    def doubled(*args, **kwargs):
+        steps = real(*args, **kwargs)
+        for s in steps:
+            if s.key == key:
+                s.value = s.value * 2 + 1e-3             # + 1e-3: wrong even where the gradient is 0
+        return steps
+
+    monkeypatch.setattr(trace, "trace_numpy", doubled)
+    buf = io.StringIO()
+    result = trace.run(trained=True, with_torch=False, out=buf)
+    assert result["torch"] is None
+    assert not result["ok"]
+    assert "DISAGREEMENT" in buf.getvalue()
+
+
+def test_absdiff_is_the_absolute_difference_with_equal_infinities_as_zero():
+    # |a - b| by definition; only equal infinities (the masked scores) count as no difference.
+    np.testing.assert_array_equal(trace.absdiff([-np.inf, 1.0], [0.0, 1.0]), [np.inf, 0.0])
+    np.testing.assert_array_equal(trace.absdiff([np.inf, -np.inf], [-np.inf, -np.inf]), [np.inf, 0.0])
+    np.testing.assert_array_equal(trace.absdiff([0.0, 3.0], [np.inf, -2.0]), [np.inf, 5.0])
+
+
+def test_sentence_length_limit_is_block_size_plus_one_words():
+    # The seed model reads block_size inputs, so a sentence of block_size + 1 words fits; one more does not.
+    from numpy_gpt.seeds import seed_config
+    limit = seed_config().block_size + 1
+    words = ("what is apple <EOS> healthy <EOS> apple is what <EOS> healthy <EOS> " * 2).split()
+    tok, cfg, params, idx, targets, _ = trace.seed_setup(sentence=" ".join(words[:limit]))
+    assert idx.shape == (1, limit - 1) and targets.shape == (1, limit - 1)
+    with pytest.raises(InputError, match=f"at most {limit}"):
+        trace.seed_setup(sentence=" ".join(words[:limit + 1]))
