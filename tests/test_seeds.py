@@ -23,3 +23,14 @@ def test_both_implementations_learn_the_answer(name):
 def test_the_answer_does_not_hinge_on_one_lucky_init(seed):
     _, _, _, answers = train_seed("apple", seed=seed)
     assert set(answers.values()) == {"healthy <EOS>"}
+
+
+def test_the_seed_training_is_adam_with_torch_s_default_betas():
+    # Both implementations read this one function, so a parity test cannot see a change to it;
+    # the seeds follow the textbook run: Adam, lr 0.1, torch's default betas, nothing else.
+    import torch
+    from numpy_gpt.seeds import seed_train_config
+    c = seed_train_config()
+    defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
+    assert (c.optimizer, c.lr, c.schedule, c.grad_clip, c.weight_decay) == ("adam", 0.1, "constant", 0.0, 0.0)
+    assert tuple(c.betas) == tuple(defaults["betas"])

@@ -274,3 +274,13 @@ def test_kinds_and_unknown_kind():
     assert [t.kind for t in all_kinds()] == ["word", "char", "byte_bpe"]
     with pytest.raises(TokenizerFormatError, match="'sentencepiece'"):
         tokenizer_from_dict({"kind": "sentencepiece"})
+
+
+def test_the_gpt2_pattern_splits_off_english_contractions():
+    # GPT-2's pre-tokenizer (Radford et al., 2019, encoder.py's pattern) keeps 's 't 're 've 'm 'll
+    # 'd as chunks of their own, each with its apostrophe, and a space before a word with the word.
+    from numpy_gpt.tokenizers import _split
+    regex = re.compile(GPT2_SPLIT_PATTERN)
+    assert _split("don't", regex) == ["don", "'t"]
+    assert _split("we'll see it's 42", regex) == ["we", "'ll", " see", " it", "'s", " 42"]
+    assert _split("they're", regex) == ["they", "'re"]

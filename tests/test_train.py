@@ -1,5 +1,7 @@
 """Training trajectories: numpy_gpt's loop against torch_gpt's (autograd + torch.optim),
 from the same weights on the same batches, step for step."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -127,22 +129,37 @@ def test_nan_stops_training_naming_the_step_and_keeps_the_parameters():
     assert all(np.array_equal(v, good[k], equal_nan=True) for k, v in model.params.items())
 
 
-def test_resume_from_state_dict_is_bit_identical():
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_resume_from_state_dict_is_bit_identical(dropout):
+    # With dropout the model's own generator (its masks) must resume where it stopped too.
+    cfg = dataclasses.replace(GPT2ISH, dropout=dropout)
     tcfg = TrainConfig(steps=20, batch_size=4, eval_interval=5)
-    straight = GPT(GPT2ISH, seed=3)
+    straight = GPT(cfg, seed=3)
     Trainer(straight, DATA, DATA, tcfg).run(progress=False)
 
-    first = GPT(GPT2ISH, seed=3)
+    first = GPT(cfg, seed=3)
     t1 = Trainer(first, DATA, DATA, tcfg)
     t1.run(steps=7, progress=False)
     saved_params = {k: v.copy() for k, v in first.params.items()}
     saved_state = t1.state_dict()
-    resumed = GPT(GPT2ISH, seed=99, params=saved_params)
+    resumed = GPT(cfg, seed=99, params=saved_params)
     t2 = Trainer(resumed, DATA, DATA, tcfg)
     t2.load_state_dict(saved_state)
     h2 = t2.run(progress=False)
     assert all(np.array_equal(resumed.params[k], v) for k, v in straight.params.items())
-    assert h2.loss == Trainer(GPT(GPT2ISH, seed=3), DATA, DATA, tcfg).run(progress=False).loss
+    assert h2.loss == Trainer(GPT(cfg, seed=3), DATA, DATA, tcfg).run(progress=False).loss
+
+
+def test_layer_of_and_the_evaluations_steps_and_perplexity():
+    from numpy_gpt.train import layer_of
+    assert [layer_of(k) for k in ("h.3.attn.c_attn.weight", "h.12.ln_1.bias", "wte.weight", "ln_f.bias")] == \
+        ["h.3", "h.12", "wte", "ln_f"]
+    h = Trainer(GPT(GPT2ISH, seed=3), DATA, DATA[:200], TrainConfig(steps=5, batch_size=4, eval_interval=2)).run(
+        progress=False)
+    assert [ev["step"] for ev in h.eval] == [2, 4, 5]              # every 2 steps, and the last one
+    for ev in h.eval:
+        assert ev["val_ppl"] == pytest.approx(np.exp(ev["val_loss"]), rel=1e-12)
+        assert ev["val_loss"] != ev["train_loss"]
 
 
 @pytest.mark.parametrize("kwargs, word", [
