@@ -211,6 +211,8 @@ def snapshot(folder):
     (["train", "--data", "{d}/missing.txt", "--out", "{d}/new/model.safetensors"], 1,  # and no folder made
      "corpus file not found"),
     (["generate", "--gpt2", "{d}/gpt2_bad.safetensors", "--prompt", "x"], 1, "missing transformer.h.0.mlp.c_fc.bias"),
+    (["train", "--val-fraction", "1"], 1, "--val-fraction must be in [0, 1), got 1.0"),
+    (["generate", "--checkpoint", "{ckpt}", "--prompt", ""], 1, "the prompt is empty"),
 ])
 def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved, capsys, monkeypatch, tmp_path,
                                                                             argv, rc, words):

@@ -153,6 +153,21 @@ def test_beam_search_with_eos_and_a_length_penalty_equals_torch_over_many_models
         np.testing.assert_array_equal(ours, theirs, err_msg=f"seed {seed}")
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_a_prompt_longer_than_the_block_is_cut_to_its_last_block_size_tokens(use_cache):
+    # The model can only read block_size positions: the prompt's older tokens drop out, as in
+    # torch_gpt, and what follows is what the last block_size tokens alone would give.
+    cfg = GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8)
+    model = randomized(cfg, 2, np.float64)
+    idx = np.random.default_rng(2).integers(0, 9, (2, cfg.block_size + 3))
+    ours = model.generate(idx, 4, greedy=True, use_cache=use_cache)
+    theirs = torch_twin(model).generate(torch.from_numpy(idx), 4, greedy=True, use_cache=use_cache).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    last = idx[:, -cfg.block_size:]
+    np.testing.assert_array_equal(ours, model.generate(last, 4, greedy=True, use_cache=use_cache))
+    np.testing.assert_array_equal(ours[:, :cfg.block_size], last)
+
+
 def beam_score(model, seq, T0, kw):
     """The summed log-probability of seq's new tokens, normalized as beam search ranks them."""
     total = 0.0

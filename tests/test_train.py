@@ -129,6 +129,25 @@ def test_nan_stops_training_naming_the_step_and_keeps_the_parameters():
     assert all(np.array_equal(v, good[k], equal_nan=True) for k, v in model.params.items())
 
 
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_an_inf_gradient_with_a_finite_loss_stops_training_too(monkeypatch, grad_clip):
+    # The loss can stay finite while one gradient overflows; the step must not reach the optimizer.
+    model = GPT(GPT2ISH, dtype=np.float64)
+    trainer = Trainer(model, DATA, None, TrainConfig(steps=5, batch_size=2, eval_interval=0, grad_clip=grad_clip))
+    trainer.run(steps=2, progress=False)
+    good = {k: v.copy() for k, v in model.params.items()}
+    right_backward = GPT.backward
+
+    def overflowed(self, *args, **kwargs):
+        grads = right_backward(self, *args, **kwargs)
+        grads["h.1.mlp.c_fc.bias"][3] = np.inf
+        return grads
+    monkeypatch.setattr(GPT, "backward", overflowed)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(TrainingDivergedError, match="step 2"):
+        trainer.run(progress=False)
+    assert all(np.array_equal(v, good[k]) for k, v in model.params.items())
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
 def test_resume_from_state_dict_is_bit_identical(dropout):
     # With dropout the model's own generator (its masks) must resume where it stopped too.
