@@ -76,6 +76,12 @@ def relu_decided(model: GPT, margin: float = 1e-5) -> bool:
     return True
 
 
+# A fixed batch for a model with vocab_size 7 and block_size 5 that meets the edge cases at once:
+# a repeated id in a row, an ignored target, and sequences shorter than the block (wpe's last
+# row gets no gradient).
+EDGE_BATCH = (np.array([[3, 3, 0, 6], [1, 5, 3, 2]]), np.array([[2, -100, 3, 3], [0, 6, 1, 4]]))
+
+
 def randomized(cfg: GPTConfig, seed: int, dtype) -> GPT:
     """A model with every parameter random (not GPT-2's init: zero biases and unit norm
     weights would hide bugs that multiply by them)."""

@@ -6,6 +6,7 @@ import pytest
 
 from numpy_gpt.gradcheck import check_backward
 from numpy_gpt.layernorm import layernorm_backward, layernorm_forward
+from tests.model_strategies import EDGE_BATCH
 
 
 def _inputs(dtype=np.float64):
@@ -126,9 +127,7 @@ def test_the_model_gradcheck_catches_a_wrong_small_gradient(monkeypatch):
 
     monkeypatch.setattr(GPT, "backward", one_percent_off)
     cfg = GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=2, n_embd=4, dropout=0.0)
-    idx = np.array([[3, 3, 0, 6], [1, 5, 3, 2]])
-    targets = np.array([[2, -100, 3, 3], [0, 6, 1, 4]])
-    rows = {r.name: r for r in model_gradcheck(cfg, samples=0, seed=4, batch=(idx, targets))}
+    rows = {r.name: r for r in model_gradcheck(cfg, samples=0, seed=4, batch=EDGE_BATCH)}
     assert rows["h.0.ln_1.bias"].status == "FAIL", rows["h.0.ln_1.bias"]
     assert all(r.status == "ok" for name, r in rows.items() if name != "h.0.ln_1.bias"), rows
 

@@ -12,7 +12,7 @@ from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
 from numpy_gpt.model import param_shapes
 from numpy_gpt.linear import Rebuild
 from tests import strategies as S
-from tests.model_strategies import configs, float32_resolves, randomized, relu_decided, torch_twin
+from tests.model_strategies import EDGE_BATCH, configs, float32_resolves, randomized, relu_decided, torch_twin
 from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import assert_close
 from tests.tolerances import MODEL_PARITY, scale_floor
@@ -473,9 +473,7 @@ def test_every_entry_of_every_parameter_matches_finite_differences(training):
     from numpy_gpt.parity_report import model_gradcheck
     cfg = GPTConfig(vocab_size=7, block_size=5, n_layer=2, n_head=2, n_embd=4,
                     dropout=0.2 if training else 0.0)
-    idx = np.array([[3, 3, 0, 6], [1, 5, 3, 2]])
-    targets = np.array([[2, -100, 3, 3], [0, 6, 1, 4]])
-    rows = model_gradcheck(cfg, samples=0, seed=4, batch=(idx, targets), training=training,
+    rows = model_gradcheck(cfg, samples=0, seed=4, batch=EDGE_BATCH, training=training,
                            dloss=-1.3 if training else 1.0)
     assert_every_parameter_within_fd("model[every entry]", rows, cfg)
 
