@@ -47,7 +47,8 @@ MODEL_FLAGS = {"n_layer": "--n-layer", "n_head": "--n-head", "n_embd": "--n-embd
 # The character model of the demo: what `train` builds when nothing else is said.
 TRAIN_MODEL_DEFAULTS = dict(block_size=64, n_layer=2, n_head=4, n_embd=64, pos_encoding="learned", norm="pre",
                             activation="gelu", dropout=0.0, mlp=True, bias=True, tie_weights=True)
-# A model small enough to check every parameter entry by finite differences in a second.
+# A model small enough for finite differences: 1,848 parameter entries, 8 per tensor checked (the
+# default) in about 2 s with the layers, every one (--samples 0) in about 12 s (2-core Zen 3 host).
 GRADCHECK_MODEL_DEFAULTS = dict(vocab_size=7, block_size=4, n_layer=2, n_head=2, n_embd=8, pos_encoding="learned")
 TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr",
                "min_lr": "--min-lr", "warmup_steps": "--warmup-steps", "schedule": "--schedule",

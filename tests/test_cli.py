@@ -127,6 +127,45 @@ def test_train_in_numpy_continue_in_torch_and_back_from_the_command_line(tmp_pat
     assert c.step == 9 and c.run["backend"] == "numpy" and len(c.trainer_state["history"]["loss"]) == 9
 
 
+def test_a_resumed_run_keeps_its_tokenizer_dtype_and_validation_split(tmp_path, capsys):
+    # Nothing about the data is said again on resuming (but the tokenizer's name, which must agree).
+    (tmp_path / "t.txt").write_text("the cat sat on the mat; the dog sat on the log.\n" * 20)
+    first = ["train", "--data", "t.txt", "--tokenizer", "bpe", "--bpe-vocab-size", "270", "--dtype", "float64",
+             "--val-fraction", "0.3", "--steps", "2", "--eval-interval", "0", "--out", "r.safetensors", *TINY]
+    assert main(first) == 0
+    # "  data: t.txt, byte_bpe tokenizer (270 tokens), 252 train / 108 validation tokens" (the path resumed
+    # is the absolute one the checkpoint records).
+    data_line = next(line for line in capsys.readouterr().out.splitlines() if "  data: " in line)
+    tokens = data_line.split(", ", 1)[1]
+    assert main(["train", "--resume", "r.safetensors", "--tokenizer", "bpe", "--steps", "4",
+                 "--no-plot", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"  data: {tmp_path / 't.txt'}, {tokens}" in out.splitlines()     # the same tokens, the same split
+    c = load_checkpoint("r.safetensors")
+    assert c.step == 4 and c.tokenizer.kind == "byte_bpe"
+    assert c.run["val_fraction"] == 0.3 and c.run["dtype"] == "float64"
+    assert {v.dtype.name for v in c.params.values()} == {"float64"}
+
+
+@pytest.mark.parametrize("steps, interval, saves", [(6, 5, [5, 6]), (6, 3, [3, 6]), (6, 6, [6]), (6, 0, [6])])
+def test_save_interval_saves_on_its_multiples_and_at_the_end_once(monkeypatch, steps, interval, saves):
+    import numpy_gpt.checkpoint as checkpoint
+    at, real = [], checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda path, model, trainer, *a: (at.append(trainer.step),
+                                                                              real(path, model, trainer, *a))[1])
+    assert main(["train", "--steps", str(steps), "--save-interval", str(interval), "--eval-interval", "0",
+                 *TINY]) == 0
+    assert at == saves and load_checkpoint("out/model.safetensors").step == steps
+
+
+def test_eos_ids_by_tokenizer():
+    from numpy_gpt.tokenizers import ByteBPETokenizer, CharTokenizer, WordTokenizer
+    assert cli.eos_id(ByteBPETokenizer(special_tokens={"<|endoftext|>": 256})) == 256
+    assert cli.eos_id(ByteBPETokenizer()) is None
+    assert cli.eos_id(WordTokenizer(["a", "b"])) == 2            # <EOS> after the words
+    assert cli.eos_id(CharTokenizer.from_text("ab")) is None
+
+
 class Recorder:
     def __init__(self):
         self.writes = []
@@ -204,6 +243,13 @@ def test_gradcheck_passes_and_fails(monkeypatch, capsys):
     monkeypatch.setattr(parity_report, "model_gradcheck", lambda *a, **kw: [])      # the layers are enough here
     assert main(["gradcheck", "--color", "never"]) == 1
     assert "layernorm dx" in capsys.readouterr().out
+
+
+def test_gradcheck_samples_0_checks_every_entry(capsys):
+    assert main(["gradcheck", "--model-only", "--samples", "0", "--n-layer", "1", "--n-embd", "4", "--n-head", "1",
+                 "--block-size", "2", "--vocab-size", "3", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "every entry" in out and " 0 FAIL" in out
 
 
 def test_gradcheck_checks_a_training_step_with_its_dropout_masks_held(monkeypatch, capsys):

@@ -84,6 +84,17 @@ def test_load_text_invalid_utf8_names_path_and_byte_offset(prefix, bad, suffix):
     assert path in str(e.value) and f"byte offset {len(head)}" in str(e.value)
 
 
+def test_the_decode_error_offset_counts_the_bom_it_dropped():
+    # The offset is into the file as it is on disk, so a user can seek to it: 3 bytes of BOM, then "caf".
+    path = write(b"\xef\xbb\xbf" + b"caf\xe9\nau lait")
+    try:
+        with pytest.raises(CorpusDecodeError) as e:
+            load_text(path)
+    finally:
+        os.remove(path)
+    assert (e.value.offset, e.value.line) == (6, 1) and "byte offset 6 (line 1)" in str(e.value)
+
+
 def test_load_text_empty_file():
     for content in (b"", b"\xef\xbb\xbf"):
         path = write(content)

@@ -212,6 +212,9 @@ def snapshot(folder):
      "corpus file not found"),
     (["generate", "--gpt2", "{d}/gpt2_bad.safetensors", "--prompt", "x"], 1, "missing transformer.h.0.mlp.c_fc.bias"),
     (["train", "--val-fraction", "1"], 1, "--val-fraction must be in [0, 1), got 1.0"),
+    (["train", "--resume", "{ckpt}", "--steps", "2"], 1, "is already at step 2; pass --steps above it"),
+    (["gradcheck", "--samples", "-1"], 1, "--samples must be >= 0 (0 checks every entry), got -1"),
+    (["train", "--save-interval", "-1"], 1, "--save-interval must be >= 0 (0: only at the end), got -1"),
     (["generate", "--checkpoint", "{ckpt}", "--prompt", ""], 1, "the prompt is empty"),
 ])
 def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved, capsys, monkeypatch, tmp_path,

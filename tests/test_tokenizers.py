@@ -219,6 +219,9 @@ def test_gpt2_byte_map_is_printable_and_puts_space_at_G_dot():
     assert table[ord(" ")] == "Ġ" and table[ord("\n")] == "Ċ" and table[ord("A")] == "A"
     # 0xA0 (NBSP) is the 67th moved byte, so U+0142 "ł": GPT-2's familiar "Âł" is UTF-8's C2 A0.
     assert table[0] == "\u0100" and table[0xA0] == "ł"
+    # Of the Latin-1 signs only the soft hyphen (0xAD) is moved, last of all the 68: U+0143 "Ń".
+    # Its neighbours keep their own characters.
+    assert table[0xAC] == "¬" and table[0xAD] == "\u0143" and table[0xAE] == "®"
 
 
 def test_gpt2_files_load(tmp_path):
@@ -242,6 +245,18 @@ def test_gpt2_files_load(tmp_path):
     text = "Hello there, ünïcode 🙂 the end"
     assert tok.decode(tok.encode(text)) == text
     assert tokenizer_from_dict(json.loads(json.dumps(tok.to_dict()))) == tok
+
+
+def test_only_the_first_line_of_merges_txt_may_be_a_version_header(tmp_path):
+    # "#" is a byte token like any other: a later line "# #" is the merge of two of them, not a comment.
+    table = gpt2_byte_to_unicode()
+    vocab = {table[b]: b for b in range(256)}
+    vocab["##"] = 256
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n# #\n", encoding="utf-8")
+    tok = ByteBPETokenizer.from_gpt2_files(tmp_path / "vocab.json", tmp_path / "merges.txt")
+    assert tok.merges == [(ord("#"), ord("#"), 256)] and tok.special_tokens == {}
+    assert tok.encode("a ##") == [ord("a"), ord(" "), 256] and tok.decode([256]) == "##"
 
 
 def test_malformed_gpt2_merges_are_a_format_error(tmp_path):

@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import torch_gpt
 from numpy_gpt import GPT, GPTConfig, ConfigError
+from numpy_gpt.data import get_batch
 from numpy_gpt.train import Trainer, TrainConfig, TrainingDivergedError
 from tests.model_strategies import configs, randomized
 from tests.parity import assert_close
@@ -179,6 +180,32 @@ def test_layer_of_and_the_evaluations_steps_and_perplexity():
     for ev in h.eval:
         assert ev["val_ppl"] == pytest.approx(np.exp(ev["val_loss"]), rel=1e-12)
         assert ev["val_loss"] != ev["train_loss"]
+
+
+def test_without_clipping_the_recorded_gradient_norm_is_torchs():
+    # grad_clip=0 takes another path to the norm than clipping does (the layers' norms, summed).
+    tcfg = TrainConfig(steps=6, batch_size=4, optimizer="adamw", lr=1e-2, warmup_steps=2, grad_clip=0.0,
+                       eval_interval=0)
+    model, tmodel, h, th, trainers = run_both(GPT2ISH, tcfg)
+    check_trajectory("train[no clip]", model, tmodel, h, th, TRAJECTORY, trainers)
+    # And the first step's norm against torch's own global norm of the same gradients.
+    x, y = get_batch(DATA, GPT2ISH.block_size, 4, np.random.default_rng(0))
+    t = torch_gpt.GPT(GPT2ISH).double()
+    t.load_state_dict(torch_gpt.from_numpy(GPT(GPT2ISH, seed=0, dtype=np.float64).params))
+    t(torch.from_numpy(x), torch.from_numpy(y))[1].backward()
+    norm = torch.nn.utils.clip_grad_norm_(t.parameters(), float("inf"), norm_type=2.0)
+    assert h.grad_norm[0] == pytest.approx(float(norm), rel=1e-12)
+
+
+def test_validation_data_of_exactly_one_window_is_evaluated():
+    # T + 1 tokens hold one window (x = data[:T], y = data[1:]); T tokens hold none.
+    T = GPT2ISH.block_size
+    model = GPT(GPT2ISH, seed=3, dtype=np.float64)
+    tcfg = TrainConfig(steps=1, batch_size=3, eval_batches=2)
+    ev = Trainer(model, DATA, DATA[:T + 1], tcfg).evaluate()
+    window = DATA[:T + 1]
+    assert ev["val_loss"] == pytest.approx(float(model.forward(window[None, :T], window[None, 1:])[1]), rel=1e-12)
+    assert "val_loss" not in Trainer(model, DATA, DATA[:T], tcfg).evaluate()
 
 
 @pytest.mark.parametrize("kwargs, word", [
