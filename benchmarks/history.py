@@ -3,6 +3,7 @@
     python -m benchmarks.history              # markdown table on stdout, newest run first
     python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
     python -m benchmarks.history --targets    # how steady each target's verdict is, run to run
+    python -m benchmarks.history --targets --cpu 25/17   # the same on another CPU's runs
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -15,8 +16,9 @@ stopped before its last section is marked "(incomplete)".
 
 --targets answers a different question: one run's verdict on a target that is close to its
 line can flip in the next run on the same host. For every target the report checks (at 2
-threads), it lists the figures of the newest five runs on the newest run's CPU (family/model),
-the lowest and highest over all runs on that CPU, and in how many of them the target was met.
+threads), it lists the figures of the newest five runs on the newest run's CPU (family/model;
+--cpu names another), the lowest and highest over all runs on that CPU, and in how many of them
+the target was met.
 The code changed between those runs as well as the measurement, so a target met only lately
 shows in the newest figures, not in the count.
 
@@ -220,10 +222,12 @@ def _fmt(target: str, value: float) -> str:
     return f"{value:.0f}%" if "%" in target else f"{value:.2f}x"
 
 
-def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5) -> str:
-    """For each target: its figure in the newest `recent` full runs on the newest run's CPU
-    (family/model) at `threads` threads, its range over all of them, and in how many it was met.
-    Runs are named by the commit they measured (by the one that stored them, where not recorded)."""
+def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5,
+                     cpu: str | None = None) -> str:
+    """For each target: its figure in the newest `recent` full runs on one CPU (family/model,
+    "25/17"; by default the newest run's) at `threads` threads, its range over all of them, and in
+    how many it was met. Runs are named by the commit they measured (by the one that stored them,
+    where not recorded). "" when no complete full run on that CPU is found."""
     full = []                                     # (name, CPU, results) of the complete full runs
     for label, _, res in runs:
         x = summarize(res)
@@ -231,8 +235,10 @@ def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent
             full.append((x["commit"] or label, x["family_model"], res))      # the commit measured, if known
     if not full:
         return ""
-    cpu = full[0][1]
+    cpu = full[0][1] if cpu is None else cpu
     same = [(label, res) for label, family_model, res in full if family_model == cpu]
+    if not same:
+        return ""
     table = [target_values(res, threads) for _, res in same]
     rows = []
     for i, (target, config, how, *_, goal, higher) in enumerate(table[0]):
@@ -256,14 +262,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--targets", action="store_true",
                    help="for each target: its figures in the newest five runs on the newest run's CPU, its "
                         "range over all runs on that CPU, and in how many it was met")
+    p.add_argument("--cpu", metavar="FAMILY/MODEL",
+                   help="with --targets: the runs on this CPU instead of the newest run's (e.g. 25/17; the "
+                        "history table's CPU column names each run's)")
     a = p.parse_args(argv)
+    if a.cpu is not None and not a.targets:
+        p.error("--cpu goes with --targets")
     runs = git_runs()
     if not runs:
         sys.exit(f"no full run found: neither {RESULTS} nor its git history")
     if a.targets:
-        table = steadiness_table(runs)
+        table = steadiness_table(runs, cpu=a.cpu)
         if not table:
-            sys.exit("no complete full run at 2 threads to judge the targets on")
+            on = f" on CPU {a.cpu}" if a.cpu else ""
+            sys.exit(f"no complete full run at 2 threads{on} to judge the targets on")
         print(table)
         print("\nSpeeds are torch's time over numpy_gpt's (> 1x: numpy_gpt is faster), paired medians at 2 "
               "threads; memory is numpy_gpt's peak above a warmed-up runtime over torch eager's (< 1x: "

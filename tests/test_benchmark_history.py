@@ -226,3 +226,22 @@ def test_targets_list_the_newest_five_runs_and_count_them_all():
     assert "newest 5 runs, newest first (r0, r1, r2, r3, r4)" in table and "all 7 runs" in table
     assert _target_rows(table)[("training step >= 1.2x torch eager", "tiny", "threads")] == [
         "1.00x, 1.10x, 1.20x, 1.30x, 1.40x", "1.00x - 1.60x", "5 of 7"]
+
+
+def test_targets_on_a_cpu_named_on_the_command_line(monkeypatch, capsys):
+    from benchmarks import history
+    runs = [("new", "d", _with_targets(1.0)), ("zen4", "d", _with_targets(1.3, cpu="25/17")),
+            ("older zen4", "d", _with_targets(1.1, cpu="25/17"))]
+    table = steadiness_table(runs, cpu="25/17")
+    assert "newest 2 runs, newest first (zen4, older zen4)" in table and "all 2 runs on CPU 25/17" in table
+    assert _target_rows(table)[("training step >= 1.2x torch eager", "tiny", "threads")] == ["1.30x, 1.10x",
+                                                                                            "1.10x - 1.30x", "1 of 2"]
+    assert steadiness_table(runs, cpu="6/167") == ""
+    monkeypatch.setattr(history, "git_runs", lambda: runs)
+    history.main(["--targets", "--cpu", "25/17"])
+    assert "all 2 runs on CPU 25/17" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no complete full run at 2 threads on CPU 6/167"):
+        history.main(["--targets", "--cpu", "6/167"])
+    with pytest.raises(SystemExit):
+        history.main(["--cpu", "25/17"])                      # without --targets: a usage error
+    assert "--cpu goes with --targets" in capsys.readouterr().err
