@@ -1,0 +1,218 @@
+"""How the benchmarks measure: samples, thread limits, the load check, the matmul peak and memory
+(benchmarks/timing.py, machine.py, memory.py and numpy_gpt.parallel's /proc readings).
+
+Speed is never asserted here. Clocks, /proc files and worker peaks are replaced by hand-made
+ones, so every expected figure below is worked out by hand from the numbers fed in.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import math
+import os
+import statistics
+import threading
+import types
+
+import numpy as np
+import pytest
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+from benchmarks import machine, memory, timing  # noqa: E402
+from benchmarks.timing import ForeignLoad, Measurement, fmt_ratio, paired_ratio, summarize  # noqa: E402
+from benchmarks.workloads import CONFIGS  # noqa: E402
+from numpy_gpt import parallel  # noqa: E402
+
+
+class FakeClock:
+    """A perf_counter that moves only when told to: work done by a fake fn takes exactly the
+    seconds it adds, and the timing code's own bookkeeping takes none."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _blas_threads() -> int:
+    """Threads of the first BLAS NumPy loaded, as threadpoolctl reports them."""
+    return next(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+
+
+def test_the_median_of_an_implementation_is_the_middle_sample_and_nan_when_it_has_none():
+    # 1, 2, 9: the middle one is 2; the mean would be 4.
+    m = Measurement(samples={"a": [1.0, 2.0, 9.0], "failed": []})
+    assert m.median("a") == 2.0
+    assert math.isnan(m.median("missing"))
+    assert math.isnan(m.median("failed"))          # dropped after an error: an empty list
+
+
+def test_summarize_gives_the_quartiles_as_the_interquartile_range():
+    # statistics.quantiles with method="inclusive" interpolates between the sorted values as
+    # np.percentile's default does: for 1..5 the quartiles are 2 and 4, for a skewed list
+    # wherever it puts them.
+    st = summarize([1, 2, 3, 4, 5])
+    assert (st["q1"], st["median"], st["q3"]) == (2.0, 3.0, 4.0)
+    assert (st["min"], st["max"], st["n"]) == (1.0, 5.0, 5)
+    skewed = [1.0, 2.0, 4.0, 8.0, 16.0, 100.0]
+    st = summarize(skewed)
+    assert (st["q1"], st["median"], st["q3"]) == pytest.approx(statistics.quantiles(skewed, n=4, method="inclusive"))
+
+
+def test_foreign_load_is_other_processes_cpu_as_a_share_of_all_cores(monkeypatch):
+    # A snapshot is (busy CPU seconds of the whole machine, CPU seconds of this process and its
+    # children, wall clock). Over 2 s of wall time the machine was busy 4 CPU seconds, 1 of them
+    # ours: other processes used 3 CPU seconds out of 2 cores x 2 s = 4, a share of 0.75.
+    # Not dividing by the cores would give 1.5; not taking out our own second, 4 / 4 = 1.0.
+    snapshots = iter([(100.0, 10.0, 0.0), (104.0, 11.0, 2.0)])
+    monkeypatch.setattr(ForeignLoad, "_snapshot", staticmethod(lambda: next(snapshots)))
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 2)
+    assert ForeignLoad().share() == pytest.approx(0.75)
+
+
+def test_interleaved_samples_are_seconds_per_call_whatever_the_calls_per_sample(monkeypatch):
+    # "a" takes 1 ms a call and "b" 3 ms, on a clock that moves only when they run. With
+    # min_time 10 ms, calibration gives "a" about 10 calls per sample and "b" 4, so a sample that
+    # kept the whole sample's time (not divided by its calls) would be ~10-12 ms for both.
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock, sleep=lambda s: None))
+    monkeypatch.setattr(timing, "gc", types.SimpleNamespace(      # a full collection is slow with torch loaded
+        collect=lambda: 0, disable=gc.disable, enable=gc.enable))
+    fns = {"a": lambda: clock.advance(0.001), "b": lambda: clock.advance(0.003)}
+    m = timing.interleaved(fns, repeats=3, warmup=1, min_time=0.01)
+    assert m.number["a"] > m.number["b"] > 1                      # the test needs several, unequal counts
+    assert m.samples["a"] == pytest.approx([0.001] * 3, rel=1e-6)
+    assert m.samples["b"] == pytest.approx([0.003] * 3, rel=1e-6)
+    assert paired_ratio(m, "b", "a")["median"] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_thread_limit_sets_every_pool_and_restores_each_after(threads):
+    torch = pytest.importorskip("torch")
+    threads(2)
+    torch_before = torch.get_num_threads()
+    torch.set_num_threads(2)                  # the tests' conftest holds torch at 1; 1 would prove nothing
+    blas_before = _blas_threads()
+    # threadpoolctl's OpenMP limit reaches torch's count on this thread only (OpenMP keeps it per
+    # thread); torch's own setting, which every thread that starts torch work takes up, changes
+    # only through torch.set_num_threads. So torch is asked on this thread and on a new one.
+    def on_a_new_thread():
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return seen[0]
+    try:
+        with timing.thread_limit(1):
+            assert parallel.get_num_threads() == 1
+            assert _blas_threads() == 1
+            assert torch.get_num_threads() == 1
+            assert on_a_new_thread() == 1
+        assert parallel.get_num_threads() == 2
+        assert torch.get_num_threads() == 2
+        assert on_a_new_thread() == 2
+        assert _blas_threads() == blas_before
+    finally:
+        torch.set_num_threads(torch_before)
+
+
+def test_a_ratio_prints_as_median_then_min_to_max():
+    assert fmt_ratio({"median": 1.0, "min": 0.5, "max": 2.0}) == "1.00 [0.50-2.00]"
+    assert fmt_ratio(None) == "n/a"
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_matmul_fn_counts_two_n_cubed_flops_and_multiplies_its_two_matrices(lib):
+    if lib == "torch":
+        pytest.importorskip("torch")
+    n = 16
+    fn, flops = machine.matmul_fn(n, np.float64, lib)
+    assert flops == 2 * 16 * 16 * 16                  # a multiply and an add per term: 8192
+    # The matrices the call multiplies are the ones it closed over; the product is checked
+    # against NumPy's, in float64, from those.
+    cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
+    a, b = (np.asarray(cells[k]) for k in ("a", "b"))
+    assert a.shape == b.shape == (n, n) and not np.array_equal(a, b)
+    out = np.asarray(fn())
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_matmul_peak_is_the_fastest_repeat_and_the_median_the_middle_one(monkeypatch):
+    # 1 GFLOP in 0.5, 0.25 and 1.0 s: 2, 4 and 1 GFLOP/s; the best is 4, the median 2.
+    clock = FakeClock()
+    durations = iter([0.0, 0.5, 0.25, 1.0])          # the first call is the untimed warm-up
+
+    monkeypatch.setattr(machine, "matmul_fn", lambda n, dtype, lib: (lambda: clock.advance(next(durations)), 1e9))
+    monkeypatch.setattr(machine, "time", types.SimpleNamespace(perf_counter=clock, sleep=lambda s: None))
+    monkeypatch.setattr(machine, "thread_limit", lambda n: contextlib.nullcontext())
+    r = machine.matmul_gflops(64, np.float32, threads=1, repeats=3)
+    assert r["times_s"] == pytest.approx([0.5, 0.25, 1.0])
+    assert r["peak_gflops"] == pytest.approx(4.0)
+    assert r["median_gflops"] == pytest.approx(2.0)
+
+
+def test_status_fields_in_kb_are_read_as_mib(monkeypatch):
+    # /proc/<pid>/status gives kB (KiB): 2048 kB is 2 MiB.
+    opened = []
+
+    def fake_open(path, *args, **kwargs):
+        opened.append(path)
+        return io.StringIO("Name:\tpython\nVmRSS:\t1024 kB\nVmHWM:\t2048 kB\n")
+    monkeypatch.setattr(memory, "open", fake_open, raising=False)
+    assert memory._status_mb("VmHWM") == 2.0
+    assert memory._status_mb("VmRSS", "42") == 1.0
+    assert opened == ["/proc/self/status", "/proc/42/status"]
+
+
+def test_a_workers_peak_leaves_out_the_shared_parameter_and_gradient_blocks(monkeypatch):
+    # tiny (V 65, T 64, C 64, 2 layers, biases, tied head), counted by hand as GPT-2 is:
+    # wte V C + wpe T C + per layer (two norms 4 C, attention 3 C^2 + 3 C + C^2 + C,
+    # MLP 4 C^2 + 4 C + 4 C^2 + C) + the final norm 2 C.
+    w = CONFIGS["tiny"]
+    V, T, C, L = 65, 64, 64, 2
+    assert (w.vocab_size, w.block_size, w.n_embd, w.n_layer) == (V, T, C, L)
+    n = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
+    assert n == 108_352
+    # The worker maps the parameters and the gradients, 4 bytes each in float32; it started at
+    # 100 MiB with no shared memory resident, and peaked at 150 MiB.
+    shared = 2 * n * 4 / 2 ** 20
+    monkeypatch.setattr(memory, "_status_mb",
+                        lambda field, pid="self": 150.0 if (field, pid) == ("VmHWM", "42") else None)
+    deltas, shared_mb, method = memory._worker_peaks({"42": (100.0, 0.0, "m")}, w, np.dtype(np.float32))
+    assert shared_mb == pytest.approx(shared, rel=1e-12)
+    assert deltas == [pytest.approx(50.0 - shared, rel=1e-12)]
+    assert method == "m"
+
+
+def test_machine_busy_seconds_leave_out_idle_iowait_and_the_guest_time_counted_already(monkeypatch):
+    # /proc/stat's first line: user nice system idle iowait irq softirq steal guest guest_nice, in
+    # ticks (100 a second here). Busy: 100 + 0 + 50 + 5 + 5 + 10 = 170 ticks, 1.7 s; idle (1000) and
+    # iowait (30) are not busy, and guest time (7) is inside user time already.
+    monkeypatch.setattr(parallel, "open", lambda path, *a, **k: io.StringIO("cpu  100 0 50 1000 30 5 5 10 7 0\n"
+                                                                          "cpu0 50 0 25 500 15 2 2 5 3 0\n"),
+                        raising=False)
+    real_sysconf = os.sysconf
+    monkeypatch.setattr(parallel.os, "sysconf", lambda name: 100 if name == "SC_CLK_TCK" else real_sysconf(name))
+    assert parallel.machine_busy_seconds() == pytest.approx(1.7)
+
+
+def test_the_pool_grows_when_the_thread_count_does(threads):
+    # Three blocks whose kernel waits until all three are running: at 3 threads they must run
+    # on 3 threads at once. A pool made for 2 threads (one worker beside the caller) and kept
+    # would run only two of them at a time, and the barrier would time out.
+    threads(2)
+    parallel.for_blocks(lambda i: None, [(0,), (1,)])             # the pool starts, sized for 2
+    threads(3)
+    barrier = threading.Barrier(3, timeout=5)
+    seen = set()
+
+    def kernel(i):
+        barrier.wait()
+        seen.add(threading.get_ident())
+    parallel.for_blocks(kernel, [(0,), (1,), (2,)])
+    assert len(seen) == 3
