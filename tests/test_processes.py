@@ -425,3 +425,92 @@ def test_dropping_the_model_without_close_stops_the_workers(threads):
     del model
     gc.collect()                                # the model and its ShardProcesses hold each other
     assert proc.wait(timeout=10) == 0
+
+
+# ------------------------------------------------------------------ arrays of odd byte sizes
+def odd_sized_step(procs: bool, dtype, vocab: int, norm: str):
+    """Logits, loss, gradients and parameters of one forward and backward of a model whose
+    parameter arrays are not whole multiples of 64 bytes (n_embd 6: a bias of 24 or 48 bytes, a
+    (vocab, 6) embedding of 13 * 6 * 4 = 312 bytes, ...), so that the shared block pads them."""
+    cfg = GPTConfig(vocab_size=vocab, block_size=8, n_layer=2, n_head=2, n_embd=6, norm=norm,
+                    tie_weights=False, pos_encoding="learned")
+    model = GPT(cfg, seed=0, dtype=dtype)
+    r = np.random.default_rng(1)
+    x, y = r.integers(0, vocab, (4, 8)), r.integers(0, vocab, (4, 8))
+    workers = ShardProcesses(model) if procs else None
+    try:
+        logits, loss = model.forward(x, y)
+        if procs:                            # the worker really ran the second shard
+            assert [type(c) for _, c in model._cache] == [dict, tuple]
+        grads = model.backward()
+        return (float(loss), logits, {k: g.copy() for k, g in grads.items()},
+                {k: p.copy() for k, p in model.params.items()})
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("vocab,norm", [(13, "none"), (16, "none"), (13, "pre"), (16, "pre")])
+def test_parameters_whose_sizes_are_not_multiples_of_64_bytes_keep_their_own_room(threads, dtype, vocab, norm):
+    """Each array gets its own padded room in the shared blocks (parameters and gradients): an
+    array's tail must not share bytes with the next array, which would change both."""
+    from numpy_gpt.model import param_shapes
+    shapes = param_shapes(GPTConfig(vocab_size=vocab, block_size=8, n_layer=2, n_head=2, n_embd=6,
+                                    norm=norm, tie_weights=False))
+    # The case this test is for: some arrays' byte sizes leave a remainder modulo 64.
+    assert any(int(np.prod(s)) * np.dtype(dtype).itemsize % 64 for s in shapes.values())
+    threads(2)
+    loss_p, logits_p, grads_p, params_p = odd_sized_step(True, dtype, vocab, norm)
+    loss_t, logits_t, grads_t, params_t = odd_sized_step(False, dtype, vocab, norm)
+    for k in params_t:                       # the parameters came back from the shared block intact
+        assert np.array_equal(params_p[k], params_t[k]), k
+    assert loss_p == loss_t
+    assert np.array_equal(logits_p, logits_t)
+    assert grads_p.keys() == grads_t.keys()
+    for k in grads_t:
+        assert np.array_equal(grads_p[k], grads_t[k]), k
+
+
+def test_more_shards_than_workers_and_this_process_is_an_error_naming_both(threads):
+    """Three threads cut a batch into three shards; one worker and this process can run two.
+    The third must not be dropped quietly (its logits never written, its rows out of the loss)."""
+    threads(3)
+    model = GPT(GPTConfig(**CFG), seed=0)
+    x, y = batch(B=6)
+    with ShardProcesses(model, n_workers=1) as workers:
+        with pytest.raises(ShardProcessError, match="3 shards for 1 workers and this process"):
+            model.forward(x, y)
+        assert workers.workers[0].proc.poll() is None      # refused before anything was sent
+    threads(2)                                              # two shards: one worker is enough
+    with ShardProcesses(model, n_workers=1):
+        _, loss = model.forward(x, y)
+    assert np.isfinite(loss)
+
+
+def overflowing_forward(procs: bool, x, y) -> list:
+    """The floating-point errors a handler set with np.seterrcall saw in a forward whose
+    attention scores overflow (float32), with or without shard processes."""
+    model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float32)
+    model.params["h.0.attn.c_attn.weight"][...] = 1e30      # scores overflow to inf, softmax gives NaN
+    seen = []
+    workers = ShardProcesses(model) if procs else None
+    try:
+        with np.errstate(all="call", call=lambda kind, flag: seen.append(kind)):
+            model.forward(x, y)
+    finally:
+        if workers is not None:
+            workers.close()
+    return seen
+
+
+def test_a_floating_point_error_under_a_call_handler_is_a_warning_in_the_worker(threads, capfd):
+    """The handler lives in this process and cannot run in a worker; the worker turns "call"
+    into "warn" (see _Worker.send), so its shard's overflow shows on stderr, not nowhere."""
+    threads(2)
+    x, y = batch()
+    assert overflowing_forward(False, x, y)                  # oracle: the threads fire the handler
+    assert "RuntimeWarning" not in capfd.readouterr().err    # and print nothing: a warning below is the worker's
+    assert overflowing_forward(True, x, y)                   # this process's own shard still does
+    err = capfd.readouterr().err                             # the worker writes to our stderr
+    assert "RuntimeWarning" in err and "overflow encountered" in err, err
