@@ -183,7 +183,7 @@ def test_layer_of_and_the_evaluations_steps_and_perplexity():
 
 
 def test_without_clipping_the_recorded_gradient_norm_is_torchs():
-    # grad_clip=0 takes another path to the norm than clipping does (the layers' norms, summed).
+    # grad_clip=0 takes another path to the norm than clipping does: the root of the sum of the layers' squared norms.
     tcfg = TrainConfig(steps=6, batch_size=4, optimizer="adamw", lr=1e-2, warmup_steps=2, grad_clip=0.0,
                        eval_interval=0)
     model, tmodel, h, th, trainers = run_both(GPT2ISH, tcfg)
