@@ -161,17 +161,11 @@ def test_attention_maps_match_torch(monkeypatch):
     # model runs the same weights; its attention's q and k are recorded, and the weights
     # softmax(q k^T / sqrt(head_size)) with the causal mask are formed here from them.
     torch = pytest.importorskip("torch")
-    import torch_gpt
     import torch_gpt.attention as tattention
-    from numpy_gpt import GPT, GPTConfig
+    from numpy_gpt import GPTConfig
+    from tests.model_strategies import randomized, torch_twin
     cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, norm="pre", mlp=True)
-    model = GPT(cfg, seed=3, dtype=np.float64)
-    rng = np.random.default_rng(7)
-    for name, value in model.params.items():
-        if ".ln_" in name and name.endswith(".weight"):
-            model.params[name] = 1.0 + 0.5 * rng.standard_normal(value.shape)
-        else:
-            model.params[name] = 0.5 * rng.standard_normal(value.shape)
+    model = randomized(cfg, 3, np.float64)
     ids = np.array([3, 1, 4, 1, 5, 9, 2])
     T = len(ids)
 
@@ -183,8 +177,7 @@ def test_attention_maps_match_torch(monkeypatch):
         return real(q, k, v, *args, **kwargs)
 
     monkeypatch.setattr(tattention, "causal_attention_forward", recording)
-    tmodel = torch_gpt.GPT(cfg).double()
-    tmodel.load_state_dict(torch_gpt.from_numpy(model.params))
+    tmodel = torch_twin(model)
     tmodel.eval()
     with torch.no_grad():
         tmodel(torch.from_numpy(ids)[None])
