@@ -17,10 +17,10 @@ from tests.tolerances import SHARDED_LOSS, SHARDED_PARAMS_THREADS
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
-def train_steps(n_threads, dtype=np.float64, steps=3, dropout=0.0, batch=8):
+def train_steps(n_threads, dtype=np.float64, steps=3, dropout=0.0, batch=8, mlp=True):
     parallel.set_num_threads(n_threads)
     cfg = GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=64,
-                    pos_encoding="learned", dropout=dropout)
+                    pos_encoding="learned", dropout=dropout, mlp=mlp)
     model = GPT(cfg, seed=0, dtype=dtype)
     opt = AdamW(model.params, lr=1e-3)
     r = np.random.default_rng(0)
@@ -65,11 +65,18 @@ def test_data_parallel_steps_are_repeatable(threads):
     assert all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
 
 
-def test_data_parallel_draws_the_whole_batch_masks(threads):
-    _, _, m1 = train_steps(1, dropout=0.2, steps=1)
-    _, _, m2 = train_steps(2, dropout=0.2, steps=1)
-    assert m1[0].keys() == m2[0].keys() and len(m1[0]) == 7   # drop + 2 layers x (attn_weights, attn, mlp)
-    assert all(np.array_equal(m1[0][k], m2[0][k]) for k in m1[0])
+@pytest.mark.parametrize("mlp", [True, False])
+def test_data_parallel_draws_the_whole_batch_masks(threads, mlp):
+    """The shards get the masks one whole-batch forward draws, in its order: the same masks, the
+    same names, and so the same losses (a mask drawn for a layer the model lacks would shift
+    every mask after it)."""
+    l1, _, m1 = train_steps(1, dropout=0.2, steps=2, mlp=mlp)
+    l2, _, m2 = train_steps(2, dropout=0.2, steps=2, mlp=mlp)
+    per_layer = 3 if mlp else 2                     # attn_weights, attn (and mlp)
+    for a, b in zip(m1, m2):
+        assert a.keys() == b.keys() and len(a) == 1 + 2 * per_layer   # drop + 2 layers
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    np.testing.assert_allclose(l2, l1, rtol=SHARDED_LOSS)
 
 
 def test_batch_shards(threads):
