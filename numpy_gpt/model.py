@@ -140,6 +140,14 @@ def _kept_targets(cache) -> int:
     return cache[2] if isinstance(cache, tuple) else cache["loss"][3]
 
 
+def _params_dtype(params: dict[str, np.ndarray]) -> np.dtype:
+    """The one floating dtype of params; InputError for mixed dtypes or none."""
+    found = {np.asarray(a).dtype for a in params.values()}
+    if len(found) != 1 or next(iter(found)).kind != "f":
+        raise InputError(f"the parameters must share one floating dtype, got {sorted(map(str, found))}")
+    return next(iter(found))
+
+
 class GPT:
     """A GPT whose forward and backward are written out by hand.
 
@@ -148,11 +156,18 @@ class GPT:
     grads = model.backward()                       # same keys and shapes as model.params
     """
 
-    def __init__(self, config: GPTConfig, seed: int = 0, dtype=np.float32,
+    def __init__(self, config: GPTConfig, seed: int = 0, dtype=None,
                  params: dict[str, np.ndarray] | None = None):
+        """dtype: the new parameters' dtype, float32 unless given. params: arrays to use as
+        they are; the model then computes in their dtype, and a dtype argument must match it."""
         self.config = config
-        self.dtype = np.dtype(dtype)
-        self.params = init_params(config, seed, self.dtype) if params is None else params
+        if params is None:
+            self.dtype = np.dtype(np.float32 if dtype is None else dtype)
+            self.params = init_params(config, seed, self.dtype)
+        else:
+            self.dtype, self.params = _params_dtype(params), params
+            if dtype is not None and np.dtype(dtype) != self.dtype:
+                raise InputError(f"dtype {np.dtype(dtype)} differs from the parameters' dtype {self.dtype}")
         self.training = True                 # dropout on; generate() switches it off itself
         self.rng = np.random.default_rng(seed + 1)   # dropout masks and sampling
         self.masks: dict[str, np.ndarray] = {}       # the dropout masks of the last forward
@@ -216,9 +231,7 @@ class GPT:
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
                  training, None, 0, recompute) for s in shards]
         # Each shard writes its logits into its rows of one array: no second copy of them all.
-        # Their dtype is the one the forward computes in: the parameters' (GPT(params=...) keeps
-        # the arrays it is given, whatever its dtype argument says).
-        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=np.result_type(*self.params.values()))
+        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=self.dtype)
         into = [logits[s] for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
             outs = self.shard_processes.forward(self, args, into)

@@ -107,10 +107,10 @@ def test_caches_of_another_shape_are_a_typed_error():
 
 
 def test_the_parameters_dtype_decides_not_the_models():
-    # GPT(params=...) keeps the arrays it is given, whatever its dtype argument says; the
-    # reference computes in the arrays' dtype, so the fast step must too.
+    # GPT(params=...) computes in the arrays' dtype (given no dtype argument); so must the
+    # fast step, whose KV caches come from the model.
     cfg = GPTConfig(vocab_size=11, block_size=6, n_layer=1, n_head=3, n_embd=9)
-    model = GPT(cfg, params=randomized(cfg, 2, np.float64).params)   # dtype left at float32
+    model = GPT(cfg, params=randomized(cfg, 2, np.float64).params)   # no dtype argument
     model.training = False
     idx = np.array([[1, 2, 3, 4]])
     ref, fast = prefilled(model, idx, 3), prefilled(model, idx, 3)

@@ -54,6 +54,18 @@ def test_bad_token_ids(idx, words):
     assert words in str(e.value)
 
 
+def test_parameters_of_another_dtype_or_of_mixed_dtypes():
+    params = GPT(CFG, dtype=np.float64).params
+    with pytest.raises(errors.InputError, match="dtype float32 differs from the parameters' dtype float64"):
+        GPT(CFG, dtype=np.float32, params=params)
+    mixed = {**params, "wte.weight": params["wte.weight"].astype(np.float32)}
+    with pytest.raises(errors.InputError, match=r"one floating dtype, got \['float32', 'float64'\]"):
+        GPT(CFG, params=mixed)
+    ints = {k: v.astype(np.int64) for k, v in params.items()}
+    with pytest.raises(errors.InputError, match=r"got \['int64'\]"):
+        GPT(CFG, params=ints)
+
+
 def test_a_training_sequence_longer_than_block_size():
     model = GPT(CFG)
     trainer = Trainer(model, None, None, TrainConfig(steps=1, batch_size=1, eval_interval=0),

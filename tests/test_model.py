@@ -271,18 +271,21 @@ def test_shards_write_their_logits_into_the_one_array_returned(threads, monkeypa
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
 
 
-def test_sharded_logits_take_the_parameters_dtype(threads):
-    """GPT(params=...) computes in its arrays' dtype, whatever its dtype argument says: the one
-    array the shards write their logits into must have it too, or they would be rounded."""
+def test_sharded_logits_and_loss_take_the_parameters_dtype(threads):
+    """GPT(params=...) computes in its arrays' dtype, with no dtype argument: the one array the
+    shards write their logits into, and the loss they add up, must have it too, or they would
+    be rounded."""
     cfg = GPTConfig(vocab_size=11, block_size=4, n_layer=1, n_head=1, n_embd=4)
-    model = GPT(cfg, params=GPT(cfg, dtype=np.float64).params)          # dtype left at float32
+    model = GPT(cfg, params=GPT(cfg, dtype=np.float64).params)          # no dtype argument
+    assert model.dtype == np.float64
     idx = np.arange(12).reshape(3, 4) % 11
     threads(1)
-    want, _ = model.forward(idx, idx)
+    want, want_loss = model.forward(idx, idx)
     threads(2)
-    logits, _ = model.forward(idx, idx)
-    assert want.dtype == logits.dtype == np.float64
+    logits, loss = model.forward(idx, idx)
+    assert want.dtype == logits.dtype == want_loss.dtype == loss.dtype == np.float64
     np.testing.assert_allclose(logits, want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-13)
 
 
 @HANDS_OVER_ARGUMENTS
