@@ -48,14 +48,13 @@ def test_the_poison_reaches_numpy_gpt_and_is_caught(poisoned):
     assert np.isnan(forgets_the_last_entry())   # the kind of bug the test below would see
 
 
-def _train_and_decode(dtype=np.float32):
-    """Two AdamW steps with blocked attention and small (packed) parameters, then decoding."""
-    cfg = GPTConfig(vocab_size=37, block_size=MIN_BLOCKED_T + 8, n_layer=2, n_head=2, n_embd=16,
+def _train_and_decode(T: int, dtype=np.float32):
+    """Two AdamW steps on sequences of T tokens with small (packed) parameters, then decoding."""
+    cfg = GPTConfig(vocab_size=37, block_size=T + 3, n_layer=2, n_head=2, n_embd=16,
                     pos_encoding="learned", activation="gelu", norm="pre", bias=True, tie_weights=True)
     model = GPT(cfg, seed=3, dtype=dtype)
     opt = AdamW(model.params, lr=1e-2, weight_decay=0.1)
     rng = np.random.default_rng(0)
-    T = MIN_BLOCKED_T + 5                     # a last query block shorter than the others
     idx = rng.integers(0, cfg.vocab_size, size=(3, T))
     targets = rng.integers(0, cfg.vocab_size, size=(3, T))
     losses = []
@@ -68,12 +67,15 @@ def _train_and_decode(dtype=np.float32):
     return losses, greedy, beams, {k: v.copy() for k, v in model.params.items()}
 
 
+# MIN_BLOCKED_T + 5: query-blocked attention, its last block shorter than the others; 8: the
+# reference attention, whose backward writes into the layer's dqkv buffer.
+@pytest.mark.parametrize("T", [MIN_BLOCKED_T + 5, 8], ids=["blocked", "short"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_training_and_decoding_never_read_unwritten_memory(poisoned, threads, n_threads):
+def test_training_and_decoding_never_read_unwritten_memory(poisoned, threads, n_threads, T):
     threads(n_threads)                        # 2: the batch in shards, their gradients summed
-    clean = _train_and_decode()
+    clean = _train_and_decode(T)
     poisoned()
-    dirty = _train_and_decode()
+    dirty = _train_and_decode(T)
     for a, b in zip(clean[:3], dirty[:3]):
         np.testing.assert_array_equal(a, b)
     for k in clean[3]:
