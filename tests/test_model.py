@@ -504,17 +504,19 @@ def float64_inside(obj, path="cache", seen=None) -> list[str]:
 @pytest.mark.parametrize("options", [{}, dict(activation="relu"), dict(dropout=0.1), dict(norm="post"),
                                      dict(pos_encoding="sinusoidal", bias=False, tie_weights=False)],
                          ids=["gelu", "relu", "dropout", "post-LN", "sinusoidal-no-bias-untied"])
-def test_a_float32_step_keeps_nothing_in_float64(threads, monkeypatch, options):
+@pytest.mark.parametrize("T", [80, 16], ids=["blocked", "short"])
+def test_a_float32_step_keeps_nothing_in_float64(threads, monkeypatch, options, T):
     # A float64 constant or scale in a float32 path gives the same float32 outputs, a little more
-    # slowly (layer norm's rstd, or the blocked attention's dropout scale, upcast whole arrays):
+    # slowly (layer norm's rstd, or the attention's scale or dropout scale, upcast whole arrays):
     # no parity test can see it. gelu_exact is left out: it computes erf in float64 on purpose.
+    # T = 80 takes attention's query blocks, T = 16 its reference path.
     from numpy_gpt import block
     monkeypatch.setattr(block, "RECOMPUTE_MIN_BYTES", 0)           # the MLP's recompute path too
     threads(2)
-    cfg = GPTConfig(vocab_size=11, block_size=80, n_layer=2, n_head=2, n_embd=8, **options)
+    cfg = GPTConfig(vocab_size=11, block_size=T, n_layer=2, n_head=2, n_embd=8, **options)
     model = randomized(cfg, 5, np.float32)
     r = np.random.default_rng(5)
-    idx, targets = r.integers(0, 11, (3, 80)), r.integers(0, 11, (3, 80))   # query blocks, 2 shards
+    idx, targets = r.integers(0, 11, (3, T)), r.integers(0, 11, (3, T))     # 2 shards
     logits, loss = model.forward(idx, targets)
     assert logits.dtype == np.float32 and loss.dtype == np.float32
     assert float64_inside(model._cache) == []
