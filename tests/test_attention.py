@@ -319,6 +319,24 @@ def test_a_row_with_scores_far_below_its_maximum_is_shifted_and_keeps_its_small_
     np.testing.assert_allclose(got, want, rtol=16 * np.finfo(dtype).eps)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_within_exp_safe_go_into_exp_unshifted_without_overflow_or_subnormals(dtype):
+    # EXP_SAFE's promise: within +-limit, exp gives a normal number, and even a billion keys at
+    # +limit sum to a finite number. A long row at +limit and one at -limit, softmax unshifted,
+    # must come out as float64 gives them.
+    limit = dtype(EXP_SAFE[np.dtype(dtype)])
+    assert np.exp(-limit) >= np.finfo(dtype).tiny
+    assert np.isfinite(np.exp(limit) * dtype(1e9))
+    s = np.empty((1, 2, 4096), dtype)
+    s[0, 0], s[0, 1] = limit, -limit
+    s[0, :, ::3] *= dtype(0.5)                             # not one value per row, to see the weights differ
+    got = s.copy()
+    _softmax_rows(got, dtype(1.0), None)
+    want = np.exp(s.astype(np.float64) - s.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=64 * np.finfo(dtype).eps)
+
+
 def test_an_empty_batch_gives_empty_attention():
     q = np.zeros((0, 2, 5, 4), np.float32)
     y, cache = causal_attention_forward(q, q, q)
