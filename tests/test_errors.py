@@ -2,6 +2,7 @@
 bad value and what was expected; through the CLI, one line on stderr and a non-zero exit, with
 nothing the user saved touched."""
 import os
+import re
 import subprocess
 import sys
 
@@ -52,6 +53,24 @@ def test_bad_token_ids(idx, words):
     with pytest.raises(errors.InputError) as e:
         GPT(CFG).forward(idx)
     assert words in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [-1, -5, -101, 5])
+def test_bad_target_ids(bad):
+    # A negative id would otherwise index the logits from the end: a wrong loss, no error.
+    idx, targets = np.zeros((2, 3), np.int64), np.ones((2, 3), np.int64)
+    targets[1, 2] = bad
+    with pytest.raises(errors.InputError, match=rf"target id {bad} is outside \[0, 5\)"):
+        GPT(CFG).forward(idx, targets)
+    targets[1, 2] = -100                                   # the ignore index is not an error
+    assert np.isfinite(GPT(CFG).forward(idx, targets)[1])
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (2, 2), (6,)])
+def test_targets_shaped_unlike_the_token_ids(shape):
+    # (3, 2) has idx's size: flattened, it would pair each token with another's target.
+    with pytest.raises(errors.InputError, match=re.escape(f"targets shape {shape} differs from idx shape (2, 3)")):
+        GPT(CFG).forward(np.zeros((2, 3), np.int64), np.ones(shape, np.int64))
 
 
 def test_parameters_of_another_dtype_or_of_mixed_dtypes():
@@ -107,13 +126,15 @@ def test_bad_training_settings(kwargs, words):
     (dict(top_p=0.0), "top_p must be in (0, 1], got 0.0"),
     (dict(top_p=1.5), "top_p must be in (0, 1], got 1.5"),
     (dict(beam_width=0), "beam width must be an integer >= 1, got 0"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be a non-negative integer, got -1"),
 ])
 def test_bad_sampling_settings(kwargs, words):
     with pytest.raises(errors.ConfigError) as e:
         check_sampling(**kwargs)
     assert words in str(e.value)
-    with pytest.raises(errors.ConfigError):
-        GPT(CFG).generate(np.zeros((1, 2), int), 3, **kwargs)
+    kwargs = {"max_new_tokens": 3, **kwargs}
+    with pytest.raises(errors.ConfigError, match=re.escape(words)):
+        GPT(CFG).generate(np.zeros((1, 2), int), **kwargs)
 
 
 def test_corpus_errors(tmp_path):
@@ -210,6 +231,8 @@ def snapshot(folder):
     (["generate", "--checkpoint", "{ckpt}", "--prompt", "what", "--top-p", "1.01"], 1, "top_p must be in (0, 1]"),
     (["generate", "--checkpoint", "{ckpt}", "--prompt", "what", "--beam-width", "0"], 1,
      "beam width must be an integer >= 1, got 0"),
+    (["generate", "--checkpoint", "{ckpt}", "--prompt", "what", "--max-new-tokens", "-5"], 1,
+     "max_new_tokens must be a non-negative integer, got -5"),
     (["generate", "--checkpoint", "{d}/nothing.safetensors", "--prompt", "x"], 1,
      "checkpoint {d}/nothing.safetensors not found"),
     (["generate", "--checkpoint", "{d}/truncated.safetensors", "--prompt", "x"], 1, "is truncated"),
