@@ -104,9 +104,11 @@ def test_truncated_anywhere(good):
     for cut in [0, 3, 8, 20, 200, len(raw) // 2, len(raw) - 1]:
         with open(good, "wb") as f:
             f.write(raw[:cut])
-        with pytest.raises(CheckpointCorruptError, match="empty|truncated|not a safetensors") as e:
+        with pytest.raises(CheckpointCorruptError) as e:
             ck.load_checkpoint(good)
         assert good in str(e.value)
+        said = str(e.value).replace(good, "FILE")           # the path itself holds "truncated"
+        assert any(w in said for w in ("is empty", "is truncated", "not a safetensors file")), said
 
 
 def test_corrupt_bytes_are_caught_by_the_checksum(good):
@@ -174,21 +176,61 @@ def test_made_for_another_config(good):
     assert ck.load_checkpoint(good, config=CFG).config == CFG
 
 
+def hand_written(path, params: dict, checksum_of: dict | None = None, **meta) -> str:
+    """A checkpoint file of params written directly, its checksum taken over checksum_of
+    (default: params) and its metadata as save_checkpoint writes it, updated by meta."""
+    from safetensors.numpy import save
+    meta = {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION, "config": json.dumps(CFG.to_dict()),
+            "step": "0", "run": "{}", "dtype": "float32", **meta}
+    meta["sha256"] = ck._checksum(params if checksum_of is None else checksum_of, meta)
+    path.write_bytes(save(params, metadata=meta))
+    return str(path)
+
+
 def test_tensors_that_do_not_fit_their_config(tmp_path):
     """A file whose checksum is fine but whose tensors disagree with its own config (a bug or a hand edit)."""
-    from safetensors.numpy import save
     model, _ = trained(steps=0)
     params = dict(model.params)
     params["h.0.attn.c_attn.weight"] = np.zeros((8, 8), np.float32)
-    meta = {"format": ck.FORMAT, "format_version": "1", "config": json.dumps(CFG.to_dict()), "step": "0",
-            "run": "{}", "dtype": "float32"}
-    meta["sha256"] = ck._checksum(params, meta)
-    (tmp_path / "x.safetensors").write_bytes(save(params, metadata=meta))
+    hand_written(tmp_path / "x.safetensors", params)
     with pytest.raises(CheckpointCorruptError, match=r"h.0.attn.c_attn.weight has shape \(8, 8\), but its "
                                                       r"config needs \(8, 24\)"):
         ck.load_checkpoint(tmp_path / "x.safetensors")
     with pytest.raises(CheckpointError, match="no training state"):
         ck.restore_trainer(Trainer(model, DATA), ck.load_checkpoint(ck.save(tmp_path / "y.safetensors", model)))
+
+
+@pytest.mark.parametrize("change", ["dtype", "shape"])
+def test_a_tensor_read_as_another_dtype_or_shape_fails_the_checksum(tmp_path, change):
+    # The same bytes under another dtype or shape in the header (a flipped bit there) would be
+    # garbage weights: the checksum covers each tensor's dtype and shape, not only its bytes.
+    params = dict(trained(steps=0)[0].params)
+    w = params["h.0.mlp.c_fc.weight"]                                  # (8, 32)
+    edited = {**params, "h.0.mlp.c_fc.weight": w.view(np.int32) if change == "dtype" else w.reshape(32, 8)}
+    path = hand_written(tmp_path / "e.safetensors", edited, checksum_of=params)
+    with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
+        ck.load_checkpoint(path)
+
+
+def test_a_newer_format_version_is_refused_even_with_a_good_checksum(tmp_path):
+    params = dict(trained(steps=0)[0].params)
+    assert ck.load_checkpoint(hand_written(tmp_path / "v1.safetensors", params)).config == CFG
+    with pytest.raises(CheckpointCorruptError, match=f"has format version '2'; this numpy-gpt reads version "
+                                                     f"{ck.FORMAT_VERSION}"):
+        ck.load_checkpoint(hand_written(tmp_path / "v2.safetensors", params, format_version="2"))
+
+
+def test_saving_params_that_do_not_fit_the_config_writes_nothing(tmp_path):
+    # An untied head saved under a tied config would be dropped without a word; a missing
+    # tensor would be a bare KeyError.
+    params = dict(trained(steps=0)[0].params)
+    extra = {**params, "lm_head.weight": np.zeros((11, 8), np.float32)}
+    missing = {k: v for k, v in params.items() if k != "ln_f.bias"}
+    for bad, words in [(extra, r"missing \[\], unexpected \['lm_head.weight'\]"),
+                       (missing, r"missing \['ln_f.bias'\], unexpected \[\]")]:
+        with pytest.raises(CheckpointError, match=words):
+            ck.save_checkpoint(tmp_path / "x.safetensors", CFG, bad)
+    assert os.listdir(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------ atomicity
