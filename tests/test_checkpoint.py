@@ -415,28 +415,33 @@ def test_train_in_numpy_continue_in_torch_and_back(tmp_path):
         assert_close("resume[np->torch->np]", "params", back.params[k], v, 1e-9)
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
-def test_torch_trainer_state_dict_resumes_itself_exactly(optimizer):
+@pytest.mark.parametrize("optimizer, dropout", [("adamw", 0.0), ("sgd", 0.0), ("adamw", 0.2)])
+def test_torch_trainer_state_dict_resumes_itself_exactly(optimizer, dropout):
+    cfg = GPTConfig(**{**CFG.to_dict(), "dropout": dropout})
     tcfg = TrainConfig(steps=10, batch_size=2, eval_interval=0, optimizer=optimizer, warmup_steps=3)
-    init = GPT(CFG, seed=2).params
+    init = GPT(cfg, seed=2).params
 
     def fresh():
-        t = torch_gpt.GPT(CFG)
+        t = torch_gpt.GPT(cfg)
         t.load_state_dict(torch_gpt.from_numpy(init))
         return t
-    straight = fresh()
-    h = TorchTrainer(straight, DATA, None, tcfg).run(progress=False)
-    first = fresh()
-    t1 = TorchTrainer(first, DATA, None, tcfg)
-    t1.run(steps=4, progress=False)
-    state = t1.state_dict()
-    assert set(state["optimizer"]) >= {"step", "lr"} and state["step"] == 4
-    second = fresh()
-    second.load_state_dict(first.state_dict())
-    t2 = TorchTrainer(second, DATA, None, tcfg)
-    t2.load_state_dict(state)
-    assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(t1.optimizer.param_groups[0]["lr"], rel=1e-15)
-    h2 = t2.run(progress=False)
+    with torch.random.fork_rng():                 # torch's global RNG draws the dropout masks
+        torch.manual_seed(0)
+        straight = fresh()
+        h = TorchTrainer(straight, DATA, None, tcfg).run(progress=False)
+        torch.manual_seed(0)
+        first = fresh()
+        t1 = TorchTrainer(first, DATA, None, tcfg)
+        t1.run(steps=4, progress=False)
+        state = t1.state_dict()
+        assert set(state["optimizer"]) >= {"step", "lr"} and state["step"] == 4
+        torch.manual_seed(12345)                  # elsewhere, as in a new process: the state must restore it
+        second = fresh()
+        second.load_state_dict(first.state_dict())
+        t2 = TorchTrainer(second, DATA, None, tcfg)
+        t2.load_state_dict(state)
+        assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(t1.optimizer.param_groups[0]["lr"], rel=1e-15)
+        h2 = t2.run(progress=False)
     assert h2.loss == h.loss
     assert all(torch.equal(p, q) for p, q in zip(second.parameters(), straight.parameters()))
 
