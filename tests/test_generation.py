@@ -299,6 +299,30 @@ def test_sampling_follows_the_distribution():
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / 4000, probs, atol=SAMPLING_FREQUENCY)
 
 
+@pytest.mark.parametrize("kw", [{}, dict(temperature=2.0), dict(top_k=3), dict(top_p=0.6),
+                                dict(temperature=0.5, top_k=4, top_p=0.9)], ids=str)
+def test_both_implementations_sample_from_the_filtered_distribution(kw):
+    # 4000 copies of one prompt, one new token each: both generate()s must draw with the
+    # frequencies of softmax(filter_logits(...)), which these settings move well away from the
+    # plain softmax (the filters alone are compared above; this is what generate samples with).
+    cfg = GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8)
+    model = randomized(cfg, 0, np.float64)
+    model.training = False
+    idx = np.tile([[1, 2, 3]], (4000, 1))
+    z = model.forward(idx[:1])[0][:, -1]
+
+    def probs(**k):
+        return np.exp(G.log_softmax(G.filter_logits(z, **k)))[0]
+    want = probs(**kw)
+    if kw:
+        assert np.abs(want - probs()).max() > 3 * SAMPLING_FREQUENCY
+    ours = model.generate(idx, 1, rng=np.random.default_rng(0), **kw)[:, -1]
+    theirs = torch_twin(model).generate(torch.from_numpy(idx), 1, generator=torch.Generator().manual_seed(0),
+                                        **kw)[:, -1].numpy()
+    for got in (ours, theirs):
+        np.testing.assert_allclose(np.bincount(got, minlength=9) / len(got), want, atol=SAMPLING_FREQUENCY)
+
+
 class FixedDraw:
     """A stand-in for np.random.Generator whose random() always returns u."""
 
