@@ -5,10 +5,11 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 import numpy_gpt.cli as cli
-from numpy_gpt import parity_report
+from numpy_gpt import GPTConfig, parity_report
 from numpy_gpt.checkpoint import load_checkpoint
 from numpy_gpt.cli import main
 from tests import tolerances
@@ -201,6 +202,30 @@ def test_generate_greedy_and_beams_agree_across_backends(ckpt64, capsys):
     assert all(t.startswith("The ") and len(t) == len("The ") + 10 + 1 for t in texts.values())
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sampled_text_follows_the_seed(ckpt64, capsys, backend):
+    texts = []
+    for seed in (1, 1, 2):
+        assert main(["generate", "--checkpoint", ckpt64, "--prompt", "The ", "--max-new-tokens", "40",
+                     "--backend", backend, "--seed", str(seed)]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] != texts[2]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_both_backends_start_a_new_model_from_the_same_weights(dtype):
+    from torch_gpt.cli import BACKEND as TORCH
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    ours = cli.NumpyBackend().new_model(cfg, 7, dtype).params
+    theirs = TORCH.params(TORCH.new_model(cfg, 7, dtype))
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        assert theirs[k].dtype == ours[k].dtype == dtype, k
+        np.testing.assert_array_equal(theirs[k], ours[k], err_msg=k)
+    assert not np.array_equal(ours["h.0.attn.c_attn.weight"],
+                              cli.NumpyBackend().new_model(cfg, 8, dtype).params["h.0.attn.c_attn.weight"])
+
+
 def test_parity_reports_every_activation_and_gradient(ckpt64, capsys):
     assert main(["parity", "--checkpoint", ckpt64, "--color", "never"]) == 0
     out = capsys.readouterr().out
@@ -215,19 +240,25 @@ def test_parity_reports_every_activation_and_gradient(ckpt64, capsys):
     assert "shared dropout masks" in out and "\033[32mclose\033[0m" in out and "lm_head.weight" in out
 
 
-def test_parity_fails_loudly(monkeypatch, capsys):
+@pytest.mark.parametrize("kind, name", [("gradient", "h.0.attn.c_proj.bias"), ("activation", "h.0.attn")])
+def test_parity_fails_loudly(monkeypatch, capsys, kind, name):
     import torch_gpt.parity as tp
     real = tp.torch_run
 
     def off_by_a_bit(*a, **k):
         acts, grads = real(*a, **k)
-        grads["h.0.attn.c_proj.bias"] = grads["h.0.attn.c_proj.bias"] * 1.001
+        which = grads if kind == "gradient" else acts
+        which[name] = which[name] * 1.001
         return acts, grads
     monkeypatch.setattr(tp, "torch_run", off_by_a_bit)
     assert main(["parity", "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--block-size", "4",
                  "--color", "always"]) == 1
     out = capsys.readouterr().out
-    assert "h.0.attn.c_proj.bias" in out and "\033[1;31mFAIL\033[0m" in out and "1 FAIL" in out
+    lines = out.splitlines()
+    failed = [i for i, line in enumerate(lines) if "\033[1;31mFAIL\033[0m" in line]
+    assert len(failed) == 1 and lines[failed[0]].split()[0] == name, out
+    assert [h for h in lines[:failed[0]] if h in ("activations", "gradients")][-1] == kind + "s"
+    assert "1 FAIL" in out
 
 
 def test_gradcheck_passes_and_fails(monkeypatch, capsys):
