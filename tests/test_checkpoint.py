@@ -21,12 +21,12 @@ from numpy_gpt.errors import (CheckpointCorruptError, CheckpointError, Checkpoin
                               CheckpointNotFoundError)
 from numpy_gpt.tokenizers import CharTokenizer
 from numpy_gpt.train import Trainer, TrainConfig
+from tests import child_env
 from tests.parity import assert_close
 from torch_gpt import checkpoint as tck
 from torch_gpt.train import Trainer as TorchTrainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+ENV = child_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
 CFG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, pos_encoding="learned")
 _r = np.random.default_rng(0)
 DATA = np.where(_r.random(500) < 0.1, _r.integers(0, 11, 500), np.arange(500) * 3 % 11)

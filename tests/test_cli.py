@@ -12,11 +12,11 @@ import numpy_gpt.cli as cli
 from numpy_gpt import GPTConfig, parity_report
 from numpy_gpt.checkpoint import load_checkpoint
 from numpy_gpt.cli import main
-from tests import tolerances
+from tests import child_env, tolerances
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--no-plot", "--no-progress"]
-ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+ENV = child_env(OPENBLAS_NUM_THREADS="1")
 
 
 @pytest.fixture(autouse=True)

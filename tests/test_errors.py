@@ -17,6 +17,7 @@ from numpy_gpt.data import (CorpusDecodeError, CorpusNotFoundError, DataTooShort
 from numpy_gpt.generation import check_sampling
 from numpy_gpt.tokenizers import TokenizerFormatError, UnknownTokenError, WordTokenizer, tokenizer_from_dict
 from numpy_gpt.train import Trainer, TrainConfig, TrainingDivergedError
+from tests import child_env
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--no-progress", "--no-plot", "--eval-interval", "0"]
@@ -300,7 +301,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, capsys, threads):
 def test_debug_shows_the_traceback_and_the_console_script_does_not(tmp_path, capsys):
     with pytest.raises(errors.ConfigError):
         main(["--debug", "train", "--steps", "0"])
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env = child_env(OPENBLAS_NUM_THREADS="1")
     plain = subprocess.run([sys.executable, "-m", "numpy_gpt", "train", "--steps", "0"], capture_output=True,
                            text=True, cwd=tmp_path, env=env)
     assert plain.returncode == 1 and plain.stderr == "numpy-gpt: error: steps must be a positive integer, got 0\n"

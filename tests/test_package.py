@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import numpy_gpt
+from tests import child_env
 
 
 def test_numpy_gpt_never_imports_torch():
@@ -15,7 +16,7 @@ def test_numpy_gpt_never_imports_torch():
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "assert 'torch' not in sys.modules, sorted(k for k in sys.modules if k.startswith('torch'))\n"
             "print(len(sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env())
     assert out.returncode == 0, out.stderr
     assert len(modules) >= 15
 

@@ -12,6 +12,7 @@ from numpy_gpt import GPT, GPTConfig, parallel
 from numpy_gpt.activations import gelu_backward, gelu_forward
 from numpy_gpt.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from numpy_gpt.optim import AdamW
+from tests import child_env
 from tests.tolerances import SHARDED_LOSS, SHARDED_PARAMS_THREADS
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -240,7 +241,7 @@ def test_a_two_thread_step_reuses_its_pages():
     import subprocess
     if not hasattr(ctypes.CDLL(None), "mallopt") or parallel._blas_controller() is None:
         pytest.skip("needs glibc, and threadpoolctl for batch shards")
-    env = {**os.environ, "NUMPY_GPT_KEEP_MEMORY": "1"}
+    env = child_env(NUMPY_GPT_KEEP_MEMORY="1")
     out = subprocess.run([sys.executable, "-c", _REFAULT_PROBE], check=True, capture_output=True,
                          text=True, env=env).stdout
     assert int(out) < 100, f"a warm step faulted {out.strip()} pages (median of steps 2-16)"

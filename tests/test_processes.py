@@ -22,6 +22,7 @@ if not sys.platform.startswith("linux"):
     pytest.skip("shard processes need Linux", allow_module_level=True)
 
 from numpy_gpt.processes import ShardProcessError, ShardProcesses  # noqa: E402
+from tests import child_env  # noqa: E402
 from tests.tolerances import SHARDED_LOSS, SHARDED_PARAMS_PROCESSES  # noqa: E402
 
 CFG = dict(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, pos_encoding="learned")
@@ -369,11 +370,10 @@ def test_needs_a_second_thread(threads):
 
 
 # ------------------------------------------------------------------ numpy-gpt train --processes
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [sys.executable, "-m", "numpy_gpt", "train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
          "--block-size", "16", "--batch-size", "4", "--eval-interval", "10", "--eval-batches", "2",
          "--no-progress", "--no-plot", "--dtype", "float64"]
-ENV = {**os.environ, "NUMPY_GPT_NUM_THREADS": "2", "PYTHONPATH": ROOT}
+ENV = child_env(NUMPY_GPT_NUM_THREADS="2")
 
 
 def test_train_with_processes_saves_the_threaded_runs_weights(tmp_path):
