@@ -154,6 +154,22 @@ def test_adamw_matches_torch(data, dtype):
     check_against_torch(data, dtype, "adamw")
 
 
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+def test_default_settings_match_torch_gpt_s(kind):
+    # The drawn tests above pass every setting; here none is, so the two sides' defaults (betas,
+    # eps, weight decay and what it spares, momentum) must agree too.
+    r = np.random.default_rng(0)
+    shapes = {"wte.weight": (5, 4), "h.0.ln_1.weight": (4,), "h.0.attn.c_attn.weight": (4, 12),
+              "h.0.attn.c_attn.bias": (12,)}
+    init = {k: r.standard_normal(v) for k, v in shapes.items()}
+    grads_seq = [{k: r.standard_normal(v) for k, v in shapes.items()} for _ in range(5)]
+    ours, _ = run_numpy(kind, init, {}, 0.1, [0.1] * 5, grads_seq)
+    theirs, _ = run_torch(kind, init, {}, 0.1, [0.1] * 5, grads_seq, np.float64)
+    for k in init:
+        np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-15, err_msg=k)
+        assert not np.array_equal(ours[k], init[k]), k
+
+
 @given(data=st.data(), dtype=S.DTYPES, kind=KINDS)
 def test_updates_in_place_keeps_dtype_and_leaves_grads_alone(data, dtype, kind):
     r = S.rng(data)
