@@ -102,11 +102,28 @@ def test_a_training_sequence_longer_than_block_size():
     (dict(dropout=1.0), "dropout must be in [0, 1), got 1.0"),
     (dict(dropout=-0.1), "dropout must be in [0, 1), got -0.1"),
     (dict(norm="side"), "norm must be one of pre, post, none; got 'side'"),
+    (dict(n_layer=True), "n_layer must be a positive integer, got True"),     # a bool is an int to Python
+    (dict(vocab_size=65.0), "vocab_size must be a positive integer, got 65.0"),
 ])
 def test_bad_model_settings(kwargs, words):
     with pytest.raises(errors.ConfigError) as e:
         GPTConfig(**{**CFG.to_dict(), **kwargs})
     assert words in str(e.value)
+
+
+def test_a_config_dict_with_an_unknown_key():
+    # from_dict reads configs from checkpoints and files: a misspelt key must not be a TypeError.
+    with pytest.raises(errors.ConfigError, match="unknown config keys: n_layers, width"):
+        GPTConfig.from_dict({**CFG.to_dict(), "n_layers": 2, "width": 8})
+    assert GPTConfig.from_dict(CFG.to_dict()) == CFG
+
+
+def test_kv_cache_positions_past_the_block():
+    model = GPT(CFG)
+    model.training = False
+    caches = model.new_kv_caches(1)
+    with pytest.raises(errors.InputError, match="positions up to 5 exceed block_size 4"):
+        model.forward(np.zeros((1, 2), np.int64), kv_caches=caches, pos0=3)
 
 
 @pytest.mark.parametrize("kwargs, words", [
