@@ -372,14 +372,22 @@ def test_tied_head_gradient_is_the_sum_of_both_uses():
     np.testing.assert_allclose(g, gu["wte.weight"] + gu["lm_head.weight"], rtol=1e-12, atol=1e-15)
 
 
-def test_gpt2_init_statistics():
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_gpt2_init_statistics(impl):
+    # torch_gpt's own initialization (its RNG, not numpy_gpt's weights) follows the same rule.
     cfg = GPTConfig(vocab_size=500, block_size=64, n_layer=4, n_head=4, n_embd=64, pos_encoding="learned")
-    p = GPT(cfg, seed=0).params
+    def init(seed):
+        return GPT(cfg, seed=seed).params if impl == "numpy" else torch_gpt.to_numpy(
+            torch_gpt.GPT(cfg, seed=seed).state_dict())
+    p = init(0)
     assert abs(p["wte.weight"].std() - 0.02) < 1e-3
-    assert abs(p["h.0.attn.c_proj.weight"].std() - 0.02 / np.sqrt(8)) < 1e-3
+    for proj in ("h.0.attn.c_proj.weight", "h.3.mlp.c_proj.weight"):
+        assert abs(p[proj].std() - 0.02 / np.sqrt(8)) < 1e-3, proj
+    assert abs(p["h.1.mlp.c_fc.weight"].std() - 0.02) < 1e-3
     assert not p["h.0.attn.c_attn.bias"].any() and (p["h.0.ln_1.weight"] == 1).all()
     assert p["wte.weight"].dtype == np.float32
-    assert np.array_equal(GPT(cfg, seed=0).params["wte.weight"], p["wte.weight"])
+    assert np.array_equal(init(0)["wte.weight"], p["wte.weight"])
+    assert not np.array_equal(init(1)["wte.weight"], p["wte.weight"])
 
 
 @pytest.mark.parametrize("kwargs, word", [
