@@ -176,13 +176,15 @@ def test_made_for_another_config(good):
     assert ck.load_checkpoint(good, config=CFG).config == CFG
 
 
-def hand_written(path, params: dict, checksum_of: dict | None = None, **meta) -> str:
+def hand_written(path, params: dict, checksum_of: dict | None = None, checksum: bool = True, **meta) -> str:
     """A checkpoint file of params written directly, its checksum taken over checksum_of
-    (default: params) and its metadata as save_checkpoint writes it, updated by meta."""
+    (default: params; none at all if not checksum) and its metadata as save_checkpoint writes
+    it, updated by meta."""
     from safetensors.numpy import save
     meta = {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION, "config": json.dumps(CFG.to_dict()),
             "step": "0", "run": "{}", "dtype": "float32", **meta}
-    meta["sha256"] = ck._checksum(params if checksum_of is None else checksum_of, meta)
+    if checksum:
+        meta["sha256"] = ck._checksum(params if checksum_of is None else checksum_of, meta)
     path.write_bytes(save(params, metadata=meta))
     return str(path)
 
@@ -210,6 +212,12 @@ def test_a_tensor_read_as_another_dtype_or_shape_fails_the_checksum(tmp_path, ch
     path = hand_written(tmp_path / "e.safetensors", edited, checksum_of=params)
     with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
         ck.load_checkpoint(path)
+
+
+def test_a_checkpoint_without_its_checksum_is_refused(tmp_path):
+    params = dict(trained(steps=0)[0].params)
+    with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
+        ck.load_checkpoint(hand_written(tmp_path / "n.safetensors", params, checksum=False))
 
 
 def test_a_newer_format_version_is_refused_even_with_a_good_checksum(tmp_path):
