@@ -18,7 +18,7 @@ GELU (tanh approximation, GPT-2's "gelu_new"):
 
 (Hendrycks and Gimpel, "Gaussian Error Linear Units", 2016.)
 Deep in the negative tail (x < -5) the formula as written computes 1 + tanh(u)
-by cancellation, so float64 keeps only ~11 digits there at x = -5 and ~5 at
+by cancellation, so float64 keeps only ~9 digits there at x = -5 and ~5 at
 x = -6, and torch's GELU loses those digits. gelu_forward and gelu_backward
 compute the same function and derivative in the sigmoid form, which keeps
 full precision there and needs one exp instead of a tanh.
