@@ -1,6 +1,7 @@
 """Every bad input gets a typed error (one hierarchy under NumpyGPTError) whose message names the
 bad value and what was expected; through the CLI, one line on stderr and a non-zero exit, with
 nothing the user saved touched."""
+import json
 import os
 import re
 import subprocess
@@ -37,6 +38,18 @@ def test_one_hierarchy_and_the_builtin_kinds_users_expect():
         assert issubclass(k, ValueError), k
     assert issubclass(UnknownTokenError, errors.InputError) and issubclass(errors.DependencyError, ImportError)
     assert issubclass(TrainingDivergedError, FloatingPointError)
+
+
+def test_a_missing_optional_package_is_named_and_a_broken_module_is_not_blamed_on_it(tmp_path, monkeypatch):
+    with pytest.raises(errors.DependencyError, match="plotting needs the no_such_pkg_q7 package: pip install q7"):
+        errors.require("no_such_pkg_q7.sub", "plotting", "pip install q7")
+    # A package that is there but fails on an import of its own: that is its bug, reported as it is.
+    (tmp_path / "broken_pkg_q7.py").write_text("import another_missing_pkg_q7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError) as e:
+        errors.require("broken_pkg_q7", "plotting", "pip install q7")
+    assert e.value.name == "another_missing_pkg_q7" and not isinstance(e.value, errors.DependencyError)
+    assert errors.require("json", "reading", "nothing") is json
 
 
 # ------------------------------------------------------------------------------ the API
