@@ -56,13 +56,17 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray,
     return np.asarray(loss, dtype=logits.dtype), (probs, y, rows, n_kept, logits.shape)
 
 
-def cross_entropy_backward(dloss, cache: tuple) -> np.ndarray:
-    """dloss: scalar upstream gradient. Returns dlogits shaped like logits."""
+def cross_entropy_backward(dloss, cache: tuple, consume: bool = False) -> np.ndarray:
+    """dloss: scalar upstream gradient. Returns dlogits shaped like logits.
+
+    consume=True writes dlogits over the cached probabilities instead of into a new
+    (N, V) array, the widest of a language model's step: for a caller that lets go of
+    the cache afterwards (the model does). The cache must not be used again."""
     probs, y, rows, n_kept, shape = cache
     if not n_kept:
         return np.zeros(shape, dtype=probs.dtype)
     scale = probs.dtype.type(np.asarray(dloss) / n_kept)
-    dz = probs * scale                                          # 2-1. g * softmax / M ...
+    dz = np.multiply(probs, scale, out=probs if consume else None)   # 2-1. g * softmax / M ...
     dz[rows, y[rows]] -= scale                                  #      ... - g * onehot / M
     if n_kept < len(y):                                         # ignored positions: no gradient
         ignored = np.ones(len(y), dtype=bool)

@@ -338,7 +338,7 @@ class GPT:
         """
         cfg = self.config
         if dlogits is None:
-            dlogits = cross_entropy_backward(dloss, c.pop("loss"))                # 6.
+            dlogits = cross_entropy_backward(dloss, c.pop("loss"), consume=True)  # 6.
         grads: dict[str, np.ndarray] = {}
         # 5. logits = x @ W_head^T: dx = dlogits @ W_head, and W_head's gradient is
         #    dlogits^T @ x, summed over all positions inside the matmul, (V, C) as W_head is

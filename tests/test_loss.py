@@ -71,6 +71,22 @@ def test_ignored_positions_get_zero_gradient_and_rows_sum_to_zero(data, dtype):
     np.testing.assert_allclose(d.sum(-1), 0.0, atol=50 * np.finfo(dtype).eps)
 
 
+@given(data=st.data(), dtype=S.DTYPES)
+def test_consume_writes_the_same_gradient_over_the_cached_probabilities(data, dtype):
+    # The model's way (consume=True) saves an (N, V) array; it must give the same numbers,
+    # and the default must leave the cache's probabilities as they were.
+    r, args = draw_case(data, dtype)
+    dloss = np.asarray(r.standard_normal(), dtype)
+    _, cache = cross_entropy_forward(**args)
+    probs = cache[0]
+    before = probs.copy()
+    fresh = cross_entropy_backward(dloss, cache)
+    np.testing.assert_array_equal(probs, before)
+    consumed = cross_entropy_backward(dloss, cache, consume=True)
+    assert np.shares_memory(consumed, probs)
+    np.testing.assert_array_equal(consumed, fresh)
+
+
 @pytest.mark.parametrize("top", [5.0, 20.0, 60.0])
 def test_a_confident_prediction_s_small_loss_keeps_its_digits_in_float32(top):
     # The target's logit is the largest by 10: the loss is 6.4e-5. Subtracting the max from the
