@@ -47,7 +47,9 @@ def machine_section(res: dict) -> str:
         f"**Settings:** dtype {s['dtype']}, threads {s['threads']} (NumPy BLAS via threadpoolctl and "
         f"torch.set_num_threads, the same count on both sides), {s['repeats']} interleaved repeats after "
         f"{s['warmup']} warm-up runs, >= {s['min_time_s']} s per sample, {s['cooldown_s']} s pause "
-        f"before each sample at > 1 thread (OpenBLAS workers spin ~0.1 s after a call); "
+        f"before each sample at > 1 thread (OpenBLAS workers spin ~0.1 s after a call)"
+        + (f", then {s['rewarm_s']} s of untimed calls of the implementation about to be timed"
+           if s.get("rewarm_s") else "") + "; "
         f"1-min load average at start {m['loadavg_at_start'][0]:.2f}"
         + "".join(f"; {k}={v} in the environment (NumPy's OpenBLAS only)"
                   for k, v in m.get("openblas_env", {}).items()) + ".",

@@ -77,10 +77,13 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
                    help="seconds to pause before each timed sample when threads > 1, so the other "
                         "library's spinning worker threads go to sleep (default 0.15: OpenBLAS's "
                         "workers here burn ~0.11 s of CPU after each call; 0 turns it off)")
+    p.add_argument("--rewarm", type=float, default=None,
+                   help="seconds of untimed calls after each cooldown pause, before the sample, so the "
+                        "sample times calls at speed, not the slow ones just after the pause (default "
+                        "0.1; --quick 0.01)")
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds each timed sample lasts at least, in back-to-back calls (default 0.25; "
-                        "--quick 0.01): long enough that the first call after a cooldown pause, "
-                        "which wakes sleeping threads, is a small part of the sample")
+                        "--quick 0.01)")
     p.add_argument("--max-load", type=float, default=0.10,
                    help="re-measure when other processes used more than this share of all cores (default 0.10)")
     p.add_argument("--retries", type=int, default=2, help="re-measurements of a busy cell (default 2; --quick 0)")
@@ -106,6 +109,7 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
     a.min_time = (0.01 if a.quick else 0.25) if a.min_time is None else a.min_time
     a.compile = not (a.no_compile or a.quick)
     a.cooldown = 0.15 if a.cooldown is None else a.cooldown
+    a.rewarm = (0.01 if a.quick else 0.1) if a.rewarm is None else a.rewarm
     a.retries = 0 if a.quick else a.retries
     a.mode = "quick" if a.quick else "full"
     if a.only is not None:
@@ -134,7 +138,7 @@ def _time(a, fns: dict, threads: int):
             log(f"  other processes used {100 * loads[-1]:.0f}% of the CPU; waiting {a.retry_wait:.0f} s "
                 f"and measuring again ({attempt}/{a.retries})")
             time.sleep(a.retry_wait)
-        m = interleaved(fns, a.repeats, a.warmup, a.min_time, a.cooldown if threads > 1 else 0.0)
+        m = interleaved(fns, a.repeats, a.warmup, a.min_time, a.cooldown if threads > 1 else 0.0, a.rewarm)
         load = m.foreign_load if m.foreign_load is not None else 0.0
         loads.append(load)
         if best is None or load < (best.foreign_load or 0.0):
@@ -443,6 +447,7 @@ def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     res: dict = {"machine": describe(), "settings": {
         "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
         "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
+        "rewarm_s": a.rewarm,
         "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
         "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
         "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),

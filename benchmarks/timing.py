@@ -172,8 +172,19 @@ def _calibrate(fn: Callable[[], object], min_time: float, max_number: int = 10_0
     return int(min(max_number, math.ceil(min_time / max(once, 1e-7))))
 
 
+def _run_for(fn: Callable[[], object], seconds: float) -> None:
+    """Call fn back to back, untimed, until `seconds` have passed (no call for seconds <= 0)."""
+    if seconds <= 0:
+        return
+    t0 = time.perf_counter()
+    while True:
+        fn()
+        if time.perf_counter() - t0 >= seconds:
+            return
+
+
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
-                min_time: float = 0.02, cooldown: float = 0.0) -> Measurement:
+                min_time: float = 0.02, cooldown: float = 0.0, rewarm: float = 0.0) -> Measurement:
     """Time several implementations of the same work, interleaved round by round.
 
     fns: name -> a zero-argument callable doing one unit of work. An implementation that
@@ -184,6 +195,13 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
     stop spinning. OpenBLAS's workers busy-wait after every parallel call (measured here:
     ~0.11 s of a core; torch's OpenMP workers ~0.01 s); without the pause, torch timed right
     after NumPy ran up to 2x slower at 2 threads on 2 cores.
+    rewarm: seconds of untimed calls of the implementation about to be timed, after the
+    cooldown and before its sample. The pause costs the next calls more than waking threads:
+    on the project's 2-core VM, tiny's step after a 0.15 s sleep ran ~20 ms a call for three
+    calls where it otherwise took 13 (numpy_gpt with threads; torch eager's four calls after
+    it 2-4 ms slow), so a sample of 0.25 s started by the pause read ~8% slow (3% for torch).
+    After a 0.15 s busy loop instead of the sleep the first call was 2 ms slow and the next
+    at speed. A sample is meant to time calls as a training loop makes them, back to back.
     """
     m = Measurement(warmup=warmup)
     m.loadavg = (os.getloadavg()[0], 0.0)
@@ -206,6 +224,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             fn, n = live[name], m.number[name]
             if cooldown:
                 time.sleep(cooldown)
+                _run_for(fn, rewarm)
             gc.disable()
             try:
                 t0 = time.perf_counter()

@@ -92,6 +92,60 @@ def test_interleaved_samples_are_seconds_per_call_whatever_the_calls_per_sample(
     assert paired_ratio(m, "b", "a")["median"] == pytest.approx(3.0, rel=1e-6)
 
 
+def test_after_each_cooldown_the_implementation_runs_untimed_for_rewarm_seconds(monkeypatch):
+    # "a" takes 4 ms a call on the fake clock, "b" 1 ms. With rewarm 9.5 ms, every sample is
+    # preceded by the pause and then untimed calls until 9.5 ms have passed (a: 3 calls, 12 ms;
+    # b: 10), and the sample's own calls are the only ones timed. The log is the order in which
+    # things happened.
+    clock, log = FakeClock(), []
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock,
+                                                              sleep=lambda s: log.append(("sleep", s))))
+    monkeypatch.setattr(timing, "gc", types.SimpleNamespace(
+        collect=lambda: 0, disable=lambda: log.append("timed"), enable=gc.enable))
+
+    def fn(name, seconds):
+        def call():
+            log.append(name)
+            clock.advance(seconds)
+        return call
+    fns = {"a": fn("a", 0.004), "b": fn("b", 0.001)}
+    m = timing.interleaved(fns, repeats=2, warmup=0, min_time=0.002, cooldown=0.5, rewarm=0.0095)
+    assert (m.number["a"], m.number["b"]) == (1, 2)               # calibration: one call each (untimed), then these
+    samples = log[2:]                                           # after the two calibration calls
+    pause = ("sleep", 0.5)
+    # round 0 in the order a, b; round 1 rotated: b, a. Before each: the pause, then the rewarm.
+    assert samples == [pause, "a", "a", "a", "timed", "a",
+                       pause, *["b"] * 10, "timed", "b", "b",
+                       pause, *["b"] * 10, "timed", "b", "b",
+                       pause, "a", "a", "a", "timed", "a"]
+    assert m.samples["a"] == pytest.approx([0.004, 0.004]) and m.samples["b"] == pytest.approx([0.001, 0.001])
+    # No cooldown, no rewarm: the pause is what the calls are warmed up after.
+    log.clear()
+    timing.interleaved(fns, repeats=1, warmup=0, min_time=0.002, cooldown=0.0, rewarm=0.0095)
+    assert log[2:] == ["timed", "a", "timed", "b", "b"]
+
+
+def test_after_pause_gives_the_median_of_each_call_position_over_the_pauses(monkeypatch):
+    # benchmarks.after_pause: the step's i-th call after each pause is timed, and the median over
+    # the pauses is taken per position. Here a call takes 5 ms, but the first after a sleep 20 ms
+    # and the second 8 ms, except after the second sleep (30 ms); the medians are 20, 8, 5.
+    from benchmarks import after_pause
+    clock, slept = FakeClock(), []
+    monkeypatch.setattr(after_pause, "time", types.SimpleNamespace(
+        perf_counter=clock, sleep=lambda s: (slept.append(s), state.update(since=0, n=state["n"] + 1))))
+    state = {"since": 99, "n": 0}
+
+    def step():
+        extra = {0: 0.015 if state["n"] != 2 else 0.025, 1: 0.003}.get(state["since"], 0.0)
+        clock.advance(0.005 + extra)
+        state["since"] += 1
+    ms = after_pause.call_times(step, "sleep", 0.15, calls=3, rounds=3)
+    assert slept == [0.15] * 3
+    assert ms == pytest.approx([0.020, 0.008, 0.005])
+    assert after_pause.call_times(step, "none", 0.15, calls=2, rounds=2) == pytest.approx([0.005, 0.005])
+    assert slept == [0.15] * 3                                  # no pause, no sleep
+
+
 def test_thread_limit_sets_every_pool_and_restores_each_after(threads):
     torch = pytest.importorskip("torch")
     threads(2)

@@ -207,7 +207,7 @@ def test_a_busy_measurement_is_taken_again_and_the_quietest_kept(monkeypatch):
     a = run.parse_args(["--retries", "2", "--max-load", "0.1", "--retry-wait", "0"])
     made, loads = [], [0.5, 0.2, 0.3]                              # each attempt's other load, in turn
 
-    def fake_interleaved(fns, repeats, warmup, min_time, cooldown=0.0):
+    def fake_interleaved(fns, repeats, warmup, min_time, cooldown=0.0, rewarm=0.0):
         m = Measurement(samples={"numpy": [float(len(made))]}, foreign_load=loads[len(made)])
         made.append(m)
         return m
