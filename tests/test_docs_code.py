@@ -112,3 +112,21 @@ def run_block(code: str, where: str, namespace: dict) -> dict[int, str]:
         except Exception as exc:                      # noqa: BLE001 - reported with the block
             pytest.fail(f"{where} raised {type(exc).__name__}: {exc}\n{code}")
     return printed
+
+
+def test_the_docstrings_examples_run_as_shown():
+    # `>>>` examples in numpy_gpt's docstrings (doctest); a module that fails to import fails here too.
+    import doctest
+    import importlib
+    import pkgutil
+
+    import numpy_gpt
+    attempted = 0
+    for info in pkgutil.iter_modules(numpy_gpt.__path__):
+        if info.name == "__main__":                   # importing it runs the command line
+            continue
+        module = importlib.import_module(f"numpy_gpt.{info.name}")
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, f"numpy_gpt.{info.name}: {result.failed} docstring example(s) failed"
+        attempted += result.attempted
+    assert attempted >= 2                             # WordTokenizer's, at least
