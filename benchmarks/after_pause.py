@@ -11,6 +11,13 @@ implementation's step right after such a pause, three ways, each repeated --roun
 It prints the median time of each of the first --calls calls after the pause. Where the
 first few "sleep" calls are slower than the "none" ones, a sample that starts right after
 the pause includes them; run.py's --rewarm runs that many seconds of untimed calls first.
+
+    python -m benchmarks.after_pause --compare [--config tiny] [--threads 2] [--pairs 3]
+
+measures what that does to the suite's ratios instead: numpy_gpt (with threads, and with shard
+processes at more than one thread) and torch eager timed as the suite times them (interleaved,
+0.25 s samples after the pause), in --pairs pairs of measurements without and with the rewarm,
+alternating which comes first.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import time
 
 import numpy as np
 
-from .timing import thread_limit
+from .timing import interleaved, paired_ratio, thread_limit
 from .workloads import CONFIGS, IMPLS, PROCS, make_step
 
 WAYS = ("sleep", "busy", "none")
@@ -47,6 +54,26 @@ def call_times(step, way: str, pause: float, calls: int, rounds: int) -> list[fl
     return [statistics.median(t) for t in per_call]
 
 
+def compare_rewarm(config: str, threads: int, pairs: int, pause: float, rewarm: float = 0.1,
+                   repeats: int = 11) -> None:
+    """Print torch eager's time over numpy_gpt's, paired per round, without and with the rewarm."""
+    impls = ["numpy", "torch"] + ([PROCS] if threads > 1 else [])
+    with thread_limit(threads):
+        steps = {impl: make_step(impl, CONFIGS[config], np.dtype("float32"))[0] for impl in impls}
+        try:
+            for k in range(pairs):
+                for r in (0.0, rewarm) if k % 2 == 0 else (rewarm, 0.0):
+                    m = interleaved(steps, repeats, warmup=2, min_time=0.25, cooldown=pause, rewarm=r)
+                    line = " ".join(f"{i} {1e3 * m.median(i):.2f} ms" for i in impls)
+                    for impl in impls[:1] + impls[2:]:
+                        ratio = paired_ratio(m, "torch", impl)
+                        line += f" | eager/{impl} {ratio['median']:.3f}" if ratio else f" | eager/{impl} n/a"
+                    print(f"rewarm {r:4.2f} s: {line}", flush=True)
+        finally:
+            for step in steps.values():
+                step.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", default="numpy", choices=(*IMPLS, PROCS))
@@ -55,7 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pause", type=float, default=0.15, help="seconds (the suite's --cooldown)")
     p.add_argument("--calls", type=int, default=10, help="calls timed after each pause")
     p.add_argument("--rounds", type=int, default=10, help="pauses of each way")
+    p.add_argument("--compare", action="store_true",
+                   help="time the suite's ratios without and with the rewarm instead (--impl is not used)")
+    p.add_argument("--pairs", type=int, default=3, help="with --compare: pairs of measurements")
     a = p.parse_args(argv)
+    if a.compare or a.impl in ("torch", "compile"):
+        import torch  # noqa: F401 - before thread_limit, which sets torch's threads only once it is loaded
+    if a.compare:
+        compare_rewarm(a.config, a.threads, a.pairs, a.pause)
+        return
     with thread_limit(a.threads):
         step, _ = make_step(a.impl, CONFIGS[a.config], np.dtype("float32"))
         try:

@@ -110,6 +110,9 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
     a.compile = not (a.no_compile or a.quick)
     a.cooldown = 0.15 if a.cooldown is None else a.cooldown
     a.rewarm = (0.01 if a.quick else 0.1) if a.rewarm is None else a.rewarm
+    for flag, value in (("--cooldown", a.cooldown), ("--rewarm", a.rewarm), ("--min-time", a.min_time)):
+        if not value >= 0:                                        # NaN too
+            p.error(f"{flag} {value}: seconds, 0 or more")
     a.retries = 0 if a.quick else a.retries
     a.mode = "quick" if a.quick else "full"
     if a.only is not None:

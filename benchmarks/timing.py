@@ -222,11 +222,11 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
         k = r % len(names) if names else 0
         for name in names[k:] + names[:k]:
             fn, n = live[name], m.number[name]
-            if cooldown:
-                time.sleep(cooldown)
-                _run_for(fn, rewarm)
-            gc.disable()
             try:
+                if cooldown:
+                    time.sleep(cooldown)
+                    _run_for(fn, rewarm)
+                gc.disable()
                 t0 = time.perf_counter()
                 for _ in range(n):
                     fn()

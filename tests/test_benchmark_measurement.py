@@ -125,6 +125,25 @@ def test_after_each_cooldown_the_implementation_runs_untimed_for_rewarm_seconds(
     assert log[2:] == ["timed", "a", "timed", "b", "b"]
 
 
+def test_an_implementation_that_fails_while_rewarming_is_reported_and_dropped(monkeypatch):
+    # "a" raises on its third call: the first calibrates, the second and third are the first
+    # round's rewarm. It is dropped with its error, and "b" goes on to its two samples.
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock, sleep=lambda s: None))
+    monkeypatch.setattr(timing, "gc", types.SimpleNamespace(collect=lambda: 0, disable=gc.disable, enable=gc.enable))
+    calls = []
+
+    def a():
+        calls.append("a")
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        clock.advance(0.004)
+    m = timing.interleaved({"a": a, "b": lambda: clock.advance(0.004)}, repeats=2, warmup=0, min_time=0.002,
+                           cooldown=0.5, rewarm=0.0095)
+    assert m.errors["a"] == "RuntimeError: out of memory" and m.samples["a"] == []
+    assert len(m.samples["b"]) == 2 and gc.isenabled()
+
+
 def test_after_pause_gives_the_median_of_each_call_position_over_the_pauses(monkeypatch):
     # benchmarks.after_pause: the step's i-th call after each pause is timed, and the median over
     # the pauses is taken per position. Here a call takes 5 ms, but the first after a sleep 20 ms
@@ -270,3 +289,23 @@ def test_the_pool_grows_when_the_thread_count_does(threads):
         seen.add(threading.get_ident())
     parallel.for_blocks(kernel, [(0,), (1,), (2,)])
     assert len(seen) == 3
+
+
+def test_trace_peak_gives_the_step_s_peak_and_the_function_that_reached_it():
+    # benchmarks.trace_peak: an 8 MiB array made inside `widest` is the peak of this "step",
+    # above the 1 MiB one made before it and freed; the stack (innermost first, NumPy's own
+    # Python functions among them) passes through `widest`, then `step`.
+    from benchmarks.trace_peak import trace
+
+    def widest():
+        a = np.ones(2 ** 20)                           # 8 MiB of float64
+        return float(a[0])
+
+    def step():
+        first = np.ones(2 ** 17)                       # 1 MiB, let go before widest runs
+        del first
+        widest()
+    peak, stack = trace(step)
+    assert 8.0 <= peak < 8.5
+    names = [line.rsplit(" ", 1)[-1] for line in stack]
+    assert "widest" in names and names.index("widest") < names.index("step")

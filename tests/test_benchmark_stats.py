@@ -297,6 +297,18 @@ def test_repeats_are_at_least_five(capsys):
         assert f"--repeats {bad}: at least 5 rounds" in capsys.readouterr().err
 
 
+def test_pauses_and_sample_lengths_are_seconds_zero_or_more(capsys):
+    from benchmarks.run import parse_args
+    a = parse_args([])
+    assert (a.cooldown, a.rewarm, a.min_time) == (0.15, 0.1, 0.25)
+    assert parse_args(["--quick"]).rewarm == 0.01 and parse_args(["--rewarm", "0"]).rewarm == 0.0
+    for flag in ("--cooldown", "--rewarm", "--min-time"):
+        for bad in ("-0.1", "nan"):
+            with pytest.raises(SystemExit):
+                parse_args([flag, bad])
+            assert f"{flag} {float(bad)}: seconds, 0 or more" in capsys.readouterr().err
+
+
 def test_the_step_section_compiles_everywhere_in_a_full_run_once_in_a_quick_one():
     from benchmarks.run import parse_args, step_compiles
     full, quick = parse_args(["--threads", "1,2"]), parse_args(["--quick", "--threads", "2,1"])

@@ -1,23 +1,28 @@
 """Every Python block in the README and docs/ runs as written, and prints what its comments say.
 
 A learner copies these blocks into a session, so a block that no longer runs (a renamed
-function, a changed signature) is a bug, and so is a comment beside a print that no longer
-matches what it prints. The blocks of one page run in order in one namespace, as they would in
-one session, in a temporary folder. Blocks that show a few lines out of a larger function, and
-cannot run alone, are marked ```python fragment and left out.
+function, a changed signature) is a bug, and so is a comment that no longer shows what a print
+prints. The blocks of one page run in order in one namespace, as they would in one session, in
+a temporary folder. Blocks that show a few lines out of a larger function, and cannot run alone,
+are marked ```python fragment and left out.
 
-A line `print(...)   # <what it prints>` is checked by its numbers (and True/False): the first
-line the call prints must hold as many numbers as it shows, and the comment's first numbers must
-be those, to the digits the comment gives ("0.4076..." is 0.4076 to 4 decimals; "~0" is 0 to
-the nearest integer). Prose after them in the comment ("= g @ w.T") is not read.
+What a print shows is in a comment on its line, on the comment lines right below it, or both
+(`print(out)  # [[1. 2.]` then `#  [3. 4.]]`): the k-th line printed from that line of code (a
+print in a loop prints several) is held to the k-th line shown, for as many lines as it
+printed. Lines are compared by their numbers (and True/False, nan, inf): a printed line's
+numbers must be the shown line's first ones, to the digits shown ("0.4076..." is 0.4076 to 4
+decimals, "1.2e-05" is 1.2e-05 to 0.1e-05, "~0" is 0 to the nearest integer). Prose after them
+("= g @ w.T") is not read, and a print with no comment below or beside it is not checked.
 """
 from __future__ import annotations
 
 import builtins
 import contextlib
 import io
+import math
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +32,16 @@ from tests import ROOT
 
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in [*Path(ROOT, "docs").glob("*.md"), Path(ROOT, "README.md"),
                                                          Path(ROOT, "benchmarks", "README.md")])
-BLOCK = re.compile(r"^```(python[^\n]*)\n(.*?)^```", re.S | re.M)
-COMMENTED_PRINT = re.compile(r"^\s*print\(.*\)\s+#\s*(?P<comment>.*)$")
-TOKEN = re.compile(r"True|False|[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
+BLOCK = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>python[^\n]*)\n(?P<code>.*?)^(?P=indent)```", re.S | re.M)
+PRINT = re.compile(r"^\s*(?:.*;\s*)?print\(")                 # a line that prints (statement or after a ;)
+COMMENT = re.compile(r"#\s?(?P<text>.*)$")
+TOKEN = re.compile(r"True|False|nan|inf|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def blocks(page: str) -> list[str]:
-    """The runnable Python blocks of a page, in order."""
+    """The runnable Python blocks of a page, in order (an indented block, in a list, dedented)."""
     text = Path(ROOT, page).read_text()
-    return [code for info, code in BLOCK.findall(text) if info.strip() == "python"]
+    return [textwrap.dedent(m.group("code")) for m in BLOCK.finditer(text) if m.group("info").strip() == "python"]
 
 
 def tokens(text: str) -> list[str]:
@@ -46,29 +52,54 @@ def tokens(text: str) -> list[str]:
 
 def agrees(shown: str, printed: str) -> bool:
     """Whether a number or boolean shown in a comment is the printed one, to the shown digits."""
-    if shown in ("True", "False") or printed in ("True", "False"):
+    words = ("True", "False", "nan", "inf")
+    if shown in words or printed in words:
         return shown == printed
-    decimals = len(shown.split(".")[1].split("e")[0]) if "." in shown else 0
-    if "e" in shown.lower():
-        return abs(float(shown) - float(printed)) <= 0.51 * 10 ** -decimals * abs(float(shown))
-    return abs(float(shown) - float(printed)) <= 0.51 * 10 ** -decimals
+    mantissa, _, exponent = shown.lower().partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    step = 10.0 ** (int(exponent or 0) - decimals)               # the shown number's last digit
+    return math.isfinite(float(printed)) and abs(float(shown) - float(printed)) <= 0.51 * step
+
+
+def shown_lines(lines: list[str], i: int) -> list[str]:
+    """What the comments show for the print on lines[i]: its own comment, then the comment-only lines below."""
+    out = []
+    own = COMMENT.search(lines[i].split("print(", 1)[1].rsplit(")", 1)[-1])
+    if own:
+        out.append(own.group("text"))
+    for line in lines[i + 1:]:
+        if not line.lstrip().startswith("#"):
+            break
+        out.append(COMMENT.search(line).group("text"))
+    return out
 
 
 def test_the_pages_have_blocks_to_run_and_prints_to_check():
     # Guards the collection below: a pattern that matched nothing would make every test pass.
     counts = {page: len(blocks(page)) for page in PAGES}
-    assert counts["README.md"] >= 2 and counts["docs/layernorm.md"] >= 1
-    assert sum(counts.values()) >= 12
-    checked = sum(bool(COMMENTED_PRINT.match(line)) for page in PAGES for b in blocks(page) for line in b.splitlines())
-    assert checked >= 15
+    assert counts["README.md"] >= 2 and counts["docs/layernorm.md"] >= 1 and counts["docs/parity_tests.md"] >= 1
+    assert sum(counts.values()) >= 13
+    checked = 0
+    for page in PAGES:
+        for b in blocks(page):
+            lines = b.splitlines()
+            checked += sum(bool(PRINT.match(line)) and bool(shown_lines(lines, i)) for i, line in enumerate(lines))
+    assert checked >= 28
 
 
 def test_a_comment_agrees_with_a_print_only_to_its_own_digits():
     assert tokens("[ 0.2041 -0.4082  0.2041]  ~0") == ["0.2041", "-0.4082", "0.2041", "0"]
     assert tokens("[[0. 2.]]         = g @ w2.T") == ["0.", "2."]
+    assert tokens("[1. nan inf] 1E-3") == ["1.", "nan", "inf", "1E-3"]
     assert agrees("0.4076", "0.40760596") and not agrees("0.4076", "0.4078")
     assert agrees("0", "5.551115123125783e-17") and agrees("2.", "2.0") and not agrees("2.", "3.0")
+    assert agrees("9.9e-05", "9.94e-05") and not agrees("9.9e-05", "9.5e-05") and agrees("1.2E+03", "1200.4")
     assert agrees("True", "True") and not agrees("True", "False") and not agrees("1", "True")
+    assert agrees("nan", "nan") and not agrees("3.", "nan") and not agrees("1.", "inf")
+    lines = ["print(x)   # [[1. 2.]", "#  [3. 4.]]", "# prose", "y = 1"]
+    assert shown_lines(lines, 0) == ["[[1. 2.]", " [3. 4.]]", "prose"]
+    assert shown_lines(["opt.step(g); print(p)   # [[-0.5]]"], 0) == ["[[-0.5]]"]
+    assert shown_lines(['print("#", x)'], 0) == []
 
 
 @pytest.mark.real_row_blocks        # as a learner runs them; the README's ShardProcesses needs it too
@@ -81,22 +112,27 @@ def test_every_python_block_runs_and_prints_what_its_comments_say(page, tmp_path
         for i, code in enumerate(blocks(page)):
             where = f"{page}, Python block {i + 1}"
             printed = run_block(code, where, namespace)
-            for lineno, line in enumerate(code.splitlines(), start=1):
-                m = COMMENTED_PRINT.match(line)
-                if m is None:
+            lines = code.splitlines()
+            for k, line in enumerate(lines):
+                shown = shown_lines(lines, k) if PRINT.match(line) else []
+                if not shown:
                     continue
-                assert lineno in printed, f"{where}, line {lineno} printed nothing: {line.strip()}"
-                got = tokens(printed[lineno].splitlines()[0] if printed[lineno] else "")
-                shown = tokens(m.group("comment"))[:len(got)]
-                assert got and len(shown) == len(got) and all(map(agrees, shown, got)), (
-                    f"{where}, line {lineno}: {line.strip()}\n  printed: {printed[lineno]!r}")
+                assert k + 1 in printed, f"{where}, line {k + 1} printed nothing: {line.strip()}"
+                out = printed[k + 1].splitlines()
+                assert len(out) <= len(shown), f"{where}, line {k + 1} printed more lines than its comments show"
+                for j, (text, comment) in enumerate(zip(out, shown)):
+                    got = tokens(text)
+                    want = tokens(comment)[:len(got)]
+                    assert got and len(want) == len(got) and all(map(agrees, want, got)), (
+                        f"{where}, line {k + 1}: {line.strip()}\n  printed line {j + 1}: {text!r}\n"
+                        f"  shown: {comment!r}")
     finally:                                          # a block's np.set_printoptions stays on its page
         np.set_printoptions(**printing)
         np.seterr(**errors)
 
 
 def run_block(code: str, where: str, namespace: dict) -> dict[int, str]:
-    """Run one block in its page's namespace; return what each of its lines printed first."""
+    """Run one block in its page's namespace; return all that each of its lines printed."""
     printed: dict[int, str] = {}
 
     def recording_print(*args, **kwargs):
@@ -104,7 +140,7 @@ def run_block(code: str, where: str, namespace: dict) -> dict[int, str]:
         buffer = io.StringIO()
         builtins.print(*args, **{**kwargs, "file": buffer})
         if frame.f_code.co_filename == where:
-            printed.setdefault(frame.f_lineno, buffer.getvalue())
+            printed[frame.f_lineno] = printed.get(frame.f_lineno, "") + buffer.getvalue()
     namespace["print"] = recording_print
     with contextlib.redirect_stdout(io.StringIO()):
         try:

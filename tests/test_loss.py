@@ -87,6 +87,15 @@ def test_consume_writes_the_same_gradient_over_the_cached_probabilities(data, dt
     np.testing.assert_array_equal(consumed, fresh)
 
 
+def test_consume_with_every_target_ignored_gives_zeros_and_leaves_the_cache():
+    logits = np.random.default_rng(0).standard_normal((2, 3, 5))
+    _, cache = cross_entropy_forward(logits, np.full((2, 3), -100))
+    before = cache[0].copy()
+    d = cross_entropy_backward(0.5, cache, consume=True)
+    assert d.shape == logits.shape and not d.any()
+    np.testing.assert_array_equal(cache[0], before)
+
+
 @pytest.mark.parametrize("top", [5.0, 20.0, 60.0])
 def test_a_confident_prediction_s_small_loss_keeps_its_digits_in_float32(top):
     # The target's logit is the largest by 10: the loss is 6.4e-5. Subtracting the max from the
