@@ -65,7 +65,7 @@ def compare_rewarm(config: str, threads: int, pairs: int, pause: float, rewarm: 
                 for r in (0.0, rewarm) if k % 2 == 0 else (rewarm, 0.0):
                     m = interleaved(steps, repeats, warmup=2, min_time=0.25, cooldown=pause, rewarm=r)
                     line = " ".join(f"{i} {1e3 * m.median(i):.2f} ms" for i in impls)
-                    for impl in impls[:1] + impls[2:]:
+                    for impl in (i for i in impls if i != "torch"):
                         ratio = paired_ratio(m, "torch", impl)
                         line += f" | eager/{impl} {ratio['median']:.3f}" if ratio else f" | eager/{impl} n/a"
                     print(f"rewarm {r:4.2f} s: {line}", flush=True)
