@@ -23,6 +23,7 @@ import math
 import re
 import sys
 import textwrap
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ PAGES = sorted(p.relative_to(ROOT).as_posix() for p in [*Path(ROOT, "docs").glob
 BLOCK = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>python[^\n]*)\n(?P<code>.*?)^(?P=indent)```", re.S | re.M)
 PRINT = re.compile(r"^\s*(?:.*;\s*)?print\(")                 # a line that prints (statement or after a ;)
 COMMENT = re.compile(r"#\s?(?P<text>.*)$")
-TOKEN = re.compile(r"True|False|nan|inf|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+TOKEN = re.compile(r"True|False|nan|[-+]?inf|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def blocks(page: str) -> list[str]:
@@ -52,7 +53,7 @@ def tokens(text: str) -> list[str]:
 
 def agrees(shown: str, printed: str) -> bool:
     """Whether a number or boolean shown in a comment is the printed one, to the shown digits."""
-    words = ("True", "False", "nan", "inf")
+    words = ("True", "False", "nan", "inf", "-inf", "+inf")
     if shown in words or printed in words:
         return shown == printed
     mantissa, _, exponent = shown.lower().partition("e")
@@ -64,9 +65,10 @@ def agrees(shown: str, printed: str) -> bool:
 def shown_lines(lines: list[str], i: int) -> list[str]:
     """What the comments show for the print on lines[i]: its own comment, then the comment-only lines below."""
     out = []
-    own = COMMENT.search(lines[i].split("print(", 1)[1].rsplit(")", 1)[-1])
+    own = [t.string for t in tokenize.generate_tokens(io.StringIO(lines[i].strip() + "\n").readline)
+           if t.type == tokenize.COMMENT]                      # a "#" in a string is not one
     if own:
-        out.append(own.group("text"))
+        out.append(COMMENT.match(own[0]).group("text"))
     for line in lines[i + 1:]:
         if not line.lstrip().startswith("#"):
             break
@@ -84,7 +86,7 @@ def test_the_pages_have_blocks_to_run_and_prints_to_check():
         for b in blocks(page):
             lines = b.splitlines()
             checked += sum(bool(PRINT.match(line)) and bool(shown_lines(lines, i)) for i, line in enumerate(lines))
-    assert checked >= 28
+    assert checked >= 30
 
 
 def test_a_comment_agrees_with_a_print_only_to_its_own_digits():
@@ -100,6 +102,8 @@ def test_a_comment_agrees_with_a_print_only_to_its_own_digits():
     assert shown_lines(lines, 0) == ["[[1. 2.]", " [3. 4.]]", "prose"]
     assert shown_lines(["opt.step(g); print(p)   # [[-0.5]]"], 0) == ["[[-0.5]]"]
     assert shown_lines(['print("#", x)'], 0) == []
+    assert shown_lines(["print(x)   # [2. 20.]   the part (1, 10) was lost"], 0) == ["[2. 20.]   the part (1, 10) was lost"]
+    assert tokens("[-inf  1.]") == ["-inf", "1."] and not agrees("inf", "-inf")
 
 
 @pytest.mark.real_row_blocks        # as a learner runs them; the README's ShardProcesses needs it too
