@@ -256,6 +256,39 @@ def test_a_failed_save_leaves_the_previous_checkpoint_and_no_temp_file(good, mon
     assert os.listdir(os.path.dirname(good)) == ["good.safetensors"]
 
 
+def test_a_save_reaches_the_disk_before_its_name_and_the_name_after_it(good, monkeypatch):
+    # A rename can reach the disk before the renamed file's bytes do: after a power cut the name
+    # would point at an empty or partial file. So the temp file is flushed and fsync'ed whole
+    # before os.replace, and the folder is fsync'ed after it, so that the rename itself lasts.
+    model, trainer = trained(steps=7)
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        events.append(("fsync dir" if is_dir else "fsync file", st.st_ino, None if is_dir else st.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino, os.path.abspath(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    small = os.path.join(os.path.dirname(good), "small")
+    ck._atomic_write(small, b"12345")                        # less than the file object's buffer
+    assert events[0] == ("fsync file", os.stat(small).st_ino, 5)
+    events.clear()
+    ck.save(good, model, trainer)
+    monkeypatch.undo()
+    size, ino = os.path.getsize(good), os.stat(good).st_ino
+    expected = [("fsync file", ino, size), ("replace", ino, os.path.abspath(good))]
+    if hasattr(os, "O_DIRECTORY"):
+        expected.append(("fsync dir", os.stat(os.path.dirname(good)).st_ino, None))
+    assert events == expected
+    loaded, _ = ck.load_model(good)                          # and what was written reads back
+    assert all(np.array_equal(loaded.params[k], v) for k, v in model.params.items())
+
+
 def test_the_temp_file_sweep_spares_live_writers_and_removes_dead_ones(tmp_path):
     # Temp files are named ".<name>.<pid>.<random>.tmp"; another process saving the same path
     # right now owns its file, and deleting it would make that save fail at its rename.
