@@ -24,6 +24,7 @@ import numpy as np
 from .data import get_batch
 from .errors import ConfigError, NumpyGPTError
 from .optim import OPTIMIZERS, clip_grad_norm, cosine_lr
+from .reductions import sum_of_squares
 
 
 class TrainingDivergedError(NumpyGPTError, FloatingPointError):
@@ -112,10 +113,11 @@ def layer_of(name: str) -> str:
 
 
 def layer_grad_norms(grads: dict) -> dict[str, float]:
-    """{part of the model: L2 norm of its gradients}, from float64 arrays or tensors (before clipping)."""
+    """{part of the model: L2 norm of its gradients}, from arrays of any float dtype (before
+    clipping). The squares are summed in float64 (numpy_gpt.reductions.sum_of_squares)."""
     squares: dict[str, float] = {}
     for k, g in grads.items():
-        squares[layer_of(k)] = squares.get(layer_of(k), 0.0) + float((g * g).sum())
+        squares[layer_of(k)] = squares.get(layer_of(k), 0.0) + sum_of_squares(g)
     return {k: math.sqrt(v) for k, v in squares.items()}
 
 
@@ -235,7 +237,7 @@ class Trainer(TrainLoop):
         self.model.training = True
         _, loss = self.model.forward(x, y)                              # 3.
         grads = self.model.backward()
-        layer_norms = layer_grad_norms({k: g.astype(np.float64) for k, g in grads.items()})
+        layer_norms = layer_grad_norms(grads)
         norm = (clip_grad_norm(grads, cfg.grad_clip) if cfg.grad_clip     # 4.
                 else math.sqrt(sum(v * v for v in layer_norms.values())))
         loss = float(loss)

@@ -1,9 +1,13 @@
 """numpy_gpt.reductions: the BLAS sums and the fmax maxima equal NumPy's own reductions."""
+import math
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_gpt.reductions import col_sums, ones, row_dots, row_max, row_sums
+from numpy_gpt import reductions
+from numpy_gpt.reductions import col_sums, ones, row_dots, row_max, row_sums, sum_of_squares
 from tests import strategies as S
 
 shapes = st.lists(st.integers(1, 70), min_size=1, max_size=4).map(tuple)
@@ -74,3 +78,29 @@ def test_ones_is_cached_and_read_only():
     v = ones(5, np.float32)
     assert v is ones(5, np.float32) and v.dtype == np.float32 and not v.flags.writeable
     np.testing.assert_array_equal(v, 1.0)
+
+
+@given(data=st.data(), shape=st.lists(st.integers(0, 40), max_size=3).map(tuple), dtype=S.DTYPES,
+       block=st.sampled_from([1, 3, 7, 64]))
+def test_sum_of_squares_is_the_float64_sum(data, shape, dtype, block):
+    # Small blocks: many of them, and a last one cut short. A float32 value squared in
+    # float64 is exact (48 bits of mantissa), so fsum of the squares is the sum rounded once.
+    a = _array(data, shape, dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reductions, "SQUARES_BLOCK", block)
+        got = sum_of_squares(a)
+    want = math.fsum((a.astype(np.float64) ** 2).ravel())
+    assert isinstance(got, float)
+    assert abs(got - want) <= 4 * max(a.size, 1) * np.finfo(np.float64).eps * want
+
+
+def test_sum_of_squares_makes_no_float64_copy_of_a_float32_array():
+    a = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)   # 4 MB; 8 MB in float64
+    tracemalloc.start()
+    try:
+        got = sum_of_squares(a)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= reductions.SQUARES_BLOCK * 8 + (64 << 10), peak
+    assert abs(got - math.fsum(a.astype(np.float64) ** 2)) <= 1e-12 * got

@@ -44,7 +44,7 @@ class Trainer(TrainLoop):
         _, loss = self.model(x, y)
         loss.backward()
         params = list(self.model.parameters())
-        layer_norms = layer_grad_norms({k: p.grad.double() for k, p in self.model.named_parameters()})
+        layer_norms = layer_grad_norms({k: p.grad.numpy() for k, p in self.model.named_parameters()})
         norm = (clip_grad_norm(params, cfg.grad_clip) if cfg.grad_clip
                 else float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))))
         loss_value = float(loss.detach())
