@@ -375,7 +375,7 @@ def decay_groups(params: Mapping[str, Any], no_decay: Iterable[str] | None = Non
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
-def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
+def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float, norm: float | None = None) -> float:
     """Scale all gradients together, in place, so their global norm is at most max_norm.
 
         norm = sqrt(sum of g**2 over every entry of every gradient)   (all of them as one vector)
@@ -388,13 +388,21 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     clipping, as a float. If that norm is inf or nan (an overflow upstream) the
     grads are left as they are, so the caller can see it and skip the step
     (torch would scale them by nan for a nan norm, and by 0 for an inf one).
+
+    norm: the global norm, where the caller has it already (the Trainer sums
+    the squares in float64 for its per-layer norms), so the gradients are not
+    read once more; by default it is computed here in their dtype, as torch does.
     """
     if not grads:
         return 0.0
     dtype = np.result_type(*grads.values())
     f = dtype.type
-    norms = np.array([np.linalg.norm(g.reshape(-1)) for g in grads.values()], dtype=dtype)
-    norm = np.linalg.norm(norms)                               # sqrt(sum of per-tensor norms**2)
+    if norm is None:
+        norms = np.array([np.linalg.norm(g.reshape(-1)) for g in grads.values()], dtype=dtype)
+        norm = np.linalg.norm(norms)                           # sqrt(sum of per-tensor norms**2)
+    else:
+        with np.errstate(over="ignore"):                       # past the dtype's range: inf, as computed here
+            norm = f(norm)
     if not np.isfinite(norm):
         return float(norm)
     coef = f(max_norm) / (norm + f(1e-6))

@@ -238,8 +238,9 @@ class Trainer(TrainLoop):
         _, loss = self.model.forward(x, y)                              # 3.
         grads = self.model.backward()
         layer_norms = layer_grad_norms(grads)
-        norm = (clip_grad_norm(grads, cfg.grad_clip) if cfg.grad_clip     # 4.
-                else math.sqrt(sum(v * v for v in layer_norms.values())))
+        norm = math.sqrt(sum(v * v for v in layer_norms.values()))
+        if cfg.grad_clip:                                               # 4.
+            norm = clip_grad_norm(grads, cfg.grad_clip, norm=norm)     # in the grads' dtype
         loss = float(loss)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingDivergedError(f"training diverged at step {self.step}: loss {loss}, "

@@ -375,6 +375,22 @@ def test_clip_grad_norm_leaves_gradients_alone_when_the_norm_is_not_finite(bad):
 
 
 @pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_grad_norm_takes_a_norm_it_is_given(dtype):
+    # The Trainer hands over the norm it summed in float64; clip_grad_norm must use that one
+    # (here 10 for gradients whose own norm is 5) and return it in the gradients' dtype.
+    grads = {"a": np.array([[3.0, 0.0]], dtype), "b": np.array([4.0], dtype)}     # norm 5
+    assert clip_grad_norm(grads, 1.0, norm=10.0) == float(dtype(10.0))
+    coef = dtype(1.0) / (dtype(10.0) + dtype(1e-6))
+    np.testing.assert_array_equal(grads["a"], np.array([[dtype(3.0) * coef, 0.0]], dtype))
+    np.testing.assert_array_equal(grads["b"], np.array([dtype(4.0) * coef], dtype))
+    before = {k: g.copy() for k, g in grads.items()}
+    assert clip_grad_norm(grads, 1.0, norm=1e300) == (np.inf if dtype == np.float32 else 1e300)
+    if dtype == np.float32:                                  # past float32's range: inf, grads untouched
+        assert all(np.array_equal(grads[k], before[k]) for k in grads)
+
+
+@pytest.mark.filterwarnings("error")
 @given(data=st.data())
 def test_schedule_matches_torch_schedulers(data):
     W = data.draw(st.integers(0, 10), label="warmup_steps")

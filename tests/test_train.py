@@ -1,6 +1,7 @@
 """Training trajectories: numpy_gpt's loop against torch_gpt's (autograd + torch.optim),
 from the same weights on the same batches, step for step."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ def test_adamw_50_steps_with_clipping_schedule_and_decay_groups():
     model, tmodel, h, th, trainers = run_both(GPT2ISH, tcfg)
     assert sum(n > 0.5 for n in h.grad_norm) > 10, "the test should exercise clipping"
     assert h.loss[-1] < h.loss[0] - 0.3, "and actually train"
+    for n, layers in zip(h.grad_norm, h.layer_grad_norms):   # clipping used the norm the layers' add up to,
+        assert n == math.sqrt(sum(v * v for v in layers.values()))   # to the bit (its own differs in the last bits)
     check_trajectory("train[adamw]", model, tmodel, h, th, TRAJECTORY, trainers)
 
 
@@ -183,7 +186,7 @@ def test_layer_of_and_the_evaluations_steps_and_perplexity():
 
 
 def test_without_clipping_the_recorded_gradient_norm_is_torchs():
-    # grad_clip=0 takes another path to the norm than clipping does: the root of the sum of the layers' squared norms.
+    # With or without clipping, the recorded norm is the root of the sum of the layers' squared norms.
     tcfg = TrainConfig(steps=6, batch_size=4, optimizer="adamw", lr=1e-2, warmup_steps=2, grad_clip=0.0,
                        eval_interval=0)
     model, tmodel, h, th, trainers = run_both(GPT2ISH, tcfg)
