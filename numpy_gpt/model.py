@@ -203,6 +203,10 @@ class GPT:
         rows. A single sequence of at least parallel.SHARE_MIN_ROWS tokens has the
         threads share each big matrix product and attention's heads instead
         (parallel.share_products).
+
+        What a forward keeps for backward() lives until that backward, or until the
+        next forward, which lets go of it before it computes anything (an evaluation's
+        forward has no backward).
         """
         cfg = self.config
         idx = self.check_idx(idx)
@@ -215,6 +219,7 @@ class GPT:
             bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= cfg.vocab_size))
             if bad.any():
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
+        self._cache = None                           # the last forward's, if no backward freed it (an evaluation's)
         training = self.training and kv_caches is None
         # Decided on the whole batch, not per shard: every shard's cache is alive at once.
         recompute = training and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)

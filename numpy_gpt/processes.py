@@ -374,6 +374,7 @@ def _serve(inp, out) -> None:
                     model = GPT(args["config"], dtype=np.dtype(args["dtype"]), params=params)
                     reply = "ready"
                 elif kind == "forward":
+                    cache = None                      # the last forward's, if no backward freed it
                     with one_thread():
                         logits, loss, cache = model._forward(*args)
                     reply = (logits, loss, cache["loss"][3] if "loss" in cache else 0)
