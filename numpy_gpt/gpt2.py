@@ -214,18 +214,16 @@ def to_gpt2(model: GPT, tensors: Mapping[str, np.ndarray] | None = None, prefix:
 def save_gpt2(model: GPT, path: str | os.PathLike, prefix: str = "") -> str:
     """Write model's weights as a GPT-2 model.safetensors (the published files have no prefix)
     and a config.json beside it (n_head, activation), which from_gpt2 reads back."""
-    st_numpy = require("safetensors.numpy", "saving GPT-2 weights", "pip install safetensors")
-    from .checkpoint import _atomic_write
+    from .checkpoint import _atomic_write, safetensors_writer
     path = os.fspath(path)
-    tensors = {k: np.ascontiguousarray(v) for k, v in to_gpt2(model, prefix=prefix).items()}
-    _atomic_write(path, st_numpy.save(tensors, metadata={"format": "pt"}))
+    _atomic_write(path, safetensors_writer(to_gpt2(model, prefix=prefix), {"format": "pt"}))
     cfg = model.config
     act = {"gelu": "gelu_new", "gelu_exact": "gelu", "relu": "relu"}[cfg.activation]
     hf = {"model_type": "gpt2", "n_head": cfg.n_head, "n_layer": cfg.n_layer, "n_embd": cfg.n_embd,
           "n_positions": cfg.block_size, "vocab_size": cfg.vocab_size, "activation_function": act,
           "layer_norm_epsilon": 1e-5}
-    _atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)), "config.json"),
-                  json.dumps(hf, indent=2).encode())
+    text = json.dumps(hf, indent=2).encode()
+    _atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)), "config.json"), lambda f: f.write(text))
     return path
 
 

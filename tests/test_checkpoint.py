@@ -75,6 +75,59 @@ def test_a_torch_user_opens_it_with_safetensors(tmp_path):
     np.testing.assert_allclose(t(torch.from_numpy(idx))[0].detach().numpy(), model.forward(idx)[0], atol=1e-5)
 
 
+def test_the_writer_makes_files_that_safetensors_reads_as_it_reads_its_own(tmp_path):
+    # Every dtype the writer names, odd sizes (so that narrow tensors would misalign wide ones),
+    # empty, 0-d, transposed and big-endian arrays: safetensors, which checks the layout (offsets
+    # contiguous, covering the data), reads back what its own save() would have written.
+    from safetensors import safe_open
+    from safetensors.numpy import load, load_file, save
+    r = np.random.default_rng(0)
+    tensors = {"f64": r.normal(size=(3, 5)), "f32": r.normal(size=7).astype(np.float32),
+               "f16": r.normal(size=3).astype(np.float16), "i64": r.integers(-9, 9, 5),
+               "i32": r.integers(-9, 9, 3).astype(np.int32), "i16": np.arange(3, dtype=np.int16),
+               "i8": np.arange(-2, 3, dtype=np.int8), "u8": np.arange(5, dtype=np.uint8),
+               "u16": np.arange(3, dtype=np.uint16), "u32": np.arange(3, dtype=np.uint32),
+               "u64": np.arange(3, dtype=np.uint64), "bool": np.array([True, False, True]),
+               "empty": np.zeros((0, 4), np.float32), "scalar": np.array(2.5),
+               "transposed": r.normal(size=(4, 3)).astype(np.float32).T,
+               "big-endian": np.arange(4, dtype=">f8")}
+    meta = {"format": "x", "note": "ünïcode"}
+    path = tmp_path / "w.safetensors"
+    ck._atomic_write(path, ck.safetensors_writer(tensors, meta))
+    ours, theirs = load_file(path), load(save(tensors, metadata=meta))
+    assert ours.keys() == theirs.keys() == tensors.keys()
+    for k in tensors:
+        assert ours[k].dtype == theirs[k].dtype and ours[k].shape == tensors[k].shape, k
+        np.testing.assert_array_equal(ours[k], tensors[k], err_msg=k)
+    with safe_open(path, framework="np") as f:
+        assert f.metadata() == meta
+    head = path.read_bytes()[:8]
+    assert (8 + int.from_bytes(head, "little")) % 8 == 0                    # the data starts aligned
+    table, _ = ck.read_header(path)
+    for k, t in table.items():                                              # each tensor at a multiple of its width
+        assert t["data_offsets"][0] % tensors[k].dtype.itemsize == 0, k
+    with pytest.raises(TypeError, match="complex"):
+        ck.safetensors_writer({"complex": np.zeros(2, np.complex64)}, {})
+
+
+def test_saving_makes_no_copy_of_the_arrays(tmp_path):
+    # safetensors.numpy.save builds the file in memory from a copy of every tensor: twice the
+    # checkpoint. The writer and the checksum read each array where it is.
+    import tracemalloc
+    model, trainer = trained(steps=2)
+    model.params["wte.weight"] = np.random.default_rng(0).normal(size=(50_000, 8)).astype(np.float32)
+    trainer.optimizer.exp_avg["wte.weight"] = model.params["wte.weight"].copy()   # 1.6 MB each
+    state = trainer.state_dict()
+    tracemalloc.start()
+    try:
+        ck.save_checkpoint(tmp_path / "m.safetensors", GPTConfig(**{**CFG.to_dict(), "vocab_size": 50_000}),
+                           model.params, trainer_state=state)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 400_000, peak
+
+
 def test_sgd_and_a_fresh_trainer_save_too(tmp_path):
     model, trainer = trained(steps=3, optimizer="sgd")
     c = ck.load_checkpoint(ck.save(tmp_path / "s.safetensors", model, trainer))
@@ -275,7 +328,7 @@ def test_a_save_reaches_the_disk_before_its_name_and_the_name_after_it(good, mon
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     small = os.path.join(os.path.dirname(good), "small")
-    ck._atomic_write(small, b"12345")                        # less than the file object's buffer
+    ck._atomic_write(small, lambda f: f.write(b"12345"))     # less than the file object's buffer
     assert events[0] == ("fsync file", os.stat(small).st_ino, 5)
     events.clear()
     ck.save(good, model, trainer)
