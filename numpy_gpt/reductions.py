@@ -66,7 +66,8 @@ def sum_of_squares(a: np.ndarray) -> float:
     whole array is never made. The trainer takes its gradient norms with it:
     when it made float64 copies of all the gradients first, a Trainer step at
     the medium config peaked 568-578 MB above the imports, against 481-487
-    now (2 threads, Zen 3 host, 2026-12-05). No BLAS: a dot product of each
+    now (2 threads, Zen 3 host, 2026-12-05; `python -m benchmarks.trainer_memory`
+    at this change and before it). No BLAS: a dot product of each
     block is a little faster alone, but OpenBLAS shares it among its threads,
     which then spin beside the next step's shards; a Trainer step at the small
     config took 1.18x as long with it (6 alternating rounds).

@@ -165,6 +165,26 @@ def test_after_pause_gives_the_median_of_each_call_position_over_the_pauses(monk
     assert slept == [0.15] * 3                                  # no pause, no sleep
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_trainer_memory_counts_the_save_in_its_after_save_figure(monkeypatch, threads):
+    # benchmarks.trainer_memory: a save that holds 64 MB must show in the figure after it and not
+    # in the one before; the steps and evaluations run as the Trainer runs them.
+    from benchmarks import trainer_memory
+    from numpy_gpt import checkpoint
+    saved = []
+
+    def fat_save(path, model, trainer):
+        ballast = np.ones(16 << 20, np.float32)                  # 64 MB, every page touched
+        saved.append((os.path.exists(os.path.dirname(path)), trainer.step, len(trainer.history.eval)))
+        del ballast
+    monkeypatch.setattr(checkpoint, "save", fat_save)
+    threads(1)
+    r = trainer_memory.measure("tiny", steps=2, eval_interval=1, save=True, processes=False, threads=1)
+    assert saved == [(True, 2, 2)]                                 # after the 2 steps and their 2 evaluations
+    assert r["after_save_mb"] - r["after_steps_mb"] >= 60, r
+    assert 0 < r["after_steps_mb"] < 60 and r["save_s"] > 0 and "workers_mb" not in r
+
+
 def test_thread_limit_sets_every_pool_and_restores_each_after(threads):
     torch = pytest.importorskip("torch")
     threads(2)

@@ -336,7 +336,8 @@ def test_each_block_frees_what_its_mlp_kept_before_its_attention_backward(monkey
 def test_a_forward_lets_go_of_the_last_forwards_cache_before_it_makes_its_own(monkeypatch, threads, B):
     """An evaluation's forward keeps its cache for a backward that never comes. The next forward
     drops it before it makes a single array of its own, or both caches would be alive at once (a
-    Trainer with evaluations at the medium config peaked at 737 MB above the imports, 509 since)."""
+    Trainer with evaluations at the medium config peaked at 735-737 MB above the imports, 508-509
+    since: python -m benchmarks.trainer_memory --eval-interval 1)."""
     import numpy_gpt.model as model_module
     threads(2)
     cfg = GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4)

@@ -433,7 +433,8 @@ def test_dropping_the_model_without_close_stops_the_workers(threads):
 def test_a_worker_lets_go_of_the_last_forwards_cache_before_it_makes_its_own(threads, monkeypatch):
     # An evaluation's forward leaves the worker a cache that no backward frees; the next forward
     # must drop it before computing, or both are alive at once (a Trainer with evaluations at the
-    # medium config: the worker peaked 414 MB above its start, 297 since). The worker's loop runs
+    # medium config: the worker peaked 414 MB above its start, 297 since; python -m
+    # benchmarks.trainer_memory --eval-interval 1 --processes). The worker's loop runs
     # here, on in-memory pipes, so that a spy can watch the model it builds.
     import io
     import pickle
