@@ -56,8 +56,9 @@ RECOMPUTED_ACTIVATIONS = ("gelu", "relu")
 
 
 def recompute_mlp_for(cfg: GPTConfig, n_tokens: int, itemsize: int) -> bool:
-    """Whether a training forward over n_tokens positions (the whole batch: its shards' caches
-    are all alive at once) keeps only the MLP's hidden layer (see RECOMPUTE_MIN_BYTES)."""
+    """Whether a forward over n_tokens positions (the whole batch: its shards' caches are all
+    alive at once), in training or evaluation, keeps only the MLP's hidden layer (see
+    RECOMPUTE_MIN_BYTES)."""
     return (cfg.mlp and cfg.activation in RECOMPUTED_ACTIVATIONS
             and n_tokens * cfg.mlp_width * itemsize >= RECOMPUTE_MIN_BYTES)
 

@@ -221,8 +221,9 @@ class GPT:
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
         self._cache = None                           # the last forward's, if no backward freed it (an evaluation's)
         training = self.training and kv_caches is None
-        # Decided on the whole batch, not per shard: every shard's cache is alive at once.
-        recompute = training and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)
+        # Decided on the whole batch, not per shard: every shard's cache is alive at once. An
+        # evaluation keeps no more than training does (it costs nothing there: no backward follows).
+        recompute = kv_caches is None and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)
         keep_freed_memory_once()                     # malloc keeps big freed blocks (numpy_gpt.parallel)
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
