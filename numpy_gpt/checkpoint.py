@@ -52,7 +52,7 @@ FORMAT_VERSION = "1"
 ADAM_BUFFERS = ("exp_avg", "exp_avg_sq")
 BUFFERS = {"sgd": ("momentum_buffer",), "adam": ADAM_BUFFERS, "adamw": ADAM_BUFFERS}
 _HISTORY_SERIES = (("step", np.int64), ("loss", np.float64), ("lr", np.float64), ("grad_norm", np.float64))
-_MAX_HEADER = 100 * 1024 * 1024          # safetensors' own limit
+_MAX_HEADER = 100_000_000               # safetensors' own limit on the header (MAX_HEADER_SIZE)
 
 
 @dataclass
@@ -96,9 +96,17 @@ def save_checkpoint(path: str | os.PathLike, config: GPTConfig, params: dict[str
         meta["tokenizer"] = json.dumps(tokenizer.to_dict())
     if trainer_state is not None:
         _put_trainer_state(tensors, meta, trainer_state, train_config)
+    tensors = {k: _as_stored(a) for k, a in tensors.items()}     # the checksum covers what the file holds
     meta["sha256"] = _checksum(tensors, meta)
     _atomic_write(path, safetensors_writer(tensors, meta))
     return path
+
+
+def _as_stored(a) -> np.ndarray:
+    """a as a safetensors file holds it: C order, little-endian; copied only where it is not so
+    already (and a 0-d array stays 0-d, which np.ascontiguousarray would make 1-d)."""
+    a = np.asarray(a)
+    return np.array(a, dtype=a.dtype.newbyteorder("<"), order="C", copy=None)
 
 
 # safetensors' names for the dtypes a checkpoint can hold
@@ -114,7 +122,9 @@ def safetensors_writer(tensors: dict[str, np.ndarray], meta: dict[str, str]):
     spaces (here to a multiple of 8, so that the data starts aligned, as safetensors' own files
     do); then the tensors' bytes back to back, each at its offsets. As in safetensors' own files,
     wider dtypes come first (then names in order), so that each tensor starts at a multiple of its
-    item size and a reader can view it in place.
+    item size and a reader can view it in place. What safetensors could not read back (a name or
+    a metadata value that is not a string, a header over its 100 MB) raises TypeError or
+    ValueError here, before a file is touched.
 
     Each array's bytes go to the file from the array's own memory. safetensors.numpy.save would
     first build the whole file as one bytes object, from a copy of every tensor: saving a
@@ -123,10 +133,12 @@ def safetensors_writer(tensors: dict[str, np.ndarray], meta: dict[str, str]):
     and the save takes 0.7 s (2 threads, Zen 3 host, 2026-12-05; `python -m
     benchmarks.trainer_memory --save`, at this change and before it).
     """
-    arrays = {k: np.asarray(a) for k, a in tensors.items()}
-    order = sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
-    # C order and little-endian, copied only where an array is not so already (0-d arrays stay 0-d)
-    arrays = {k: np.array(arrays[k], dtype=arrays[k].dtype.newbyteorder("<"), order="C", copy=None) for k in order}
+    bad = [(k, v) for k, v in {**meta, **dict.fromkeys(tensors, "")}.items()
+           if not (isinstance(k, str) and isinstance(v, str))]
+    if bad:                                         # safetensors would write them, then fail to read them
+        raise TypeError(f"safetensors names and metadata must be strings, got {bad[0][0]!r}: {bad[0][1]!r}")
+    arrays = {k: _as_stored(a) for k, a in tensors.items()}
+    arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))}
     header, offset = {"__metadata__": meta}, 0
     for name, a in arrays.items():
         if a.dtype.str[1:] not in _SAFETENSORS_DTYPES:
@@ -136,6 +148,9 @@ def safetensors_writer(tensors: dict[str, np.ndarray], meta: dict[str, str]):
         offset += a.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
+    if len(text) > _MAX_HEADER:                     # checked before anything is written
+        raise ValueError(f"the safetensors header would take {len(text)} bytes, more than the "
+                         f"{_MAX_HEADER} that safetensors reads")
 
     def write(f) -> None:
         f.write(struct.pack("<Q", len(text)))

@@ -238,9 +238,9 @@ class Trainer(TrainLoop):
         _, loss = self.model.forward(x, y)                              # 3.
         grads = self.model.backward()
         layer_norms = layer_grad_norms(grads)
-        norm = math.sqrt(sum(v * v for v in layer_norms.values()))
-        if cfg.grad_clip:                                               # 4.
-            norm = clip_grad_norm(grads, cfg.grad_clip, norm=norm)     # in the grads' dtype
+        norm = math.sqrt(sum(v * v for v in layer_norms.values()))     # float64, recorded as it is
+        if cfg.grad_clip and not math.isfinite(clip_grad_norm(grads, cfg.grad_clip, norm=norm)):   # 4.
+            norm = math.inf                                             # past the grads' dtype: nothing was scaled
         loss = float(loss)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingDivergedError(f"training diverged at step {self.step}: loss {loss}, "

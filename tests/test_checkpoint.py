@@ -110,6 +110,45 @@ def test_the_writer_makes_files_that_safetensors_reads_as_it_reads_its_own(tmp_p
         ck.safetensors_writer({"complex": np.zeros(2, np.complex64)}, {})
 
 
+def test_the_writer_refuses_before_writing_what_safetensors_could_not_read(tmp_path, monkeypatch):
+    # safetensors.numpy.save refused these; a file written anyway would replace a good checkpoint
+    # with one that cannot be loaded.
+    a = {"a": np.zeros(2, np.float32)}
+    for tensors, meta in ((a, {"n": 1}), (a, {1: "x"}), ({3: a["a"]}, {})):
+        with pytest.raises(TypeError, match="must be strings"):
+            ck._atomic_write(tmp_path / "x.safetensors", ck.safetensors_writer(tensors, meta))
+    assert ck._MAX_HEADER == 100_000_000                                  # safetensors' MAX_HEADER_SIZE
+    monkeypatch.setattr(ck, "_MAX_HEADER", 200)
+    ck.safetensors_writer(a, {"k": "v" * 100})                             # a header of 184 bytes
+    with pytest.raises(ValueError, match="more than the 200"):
+        ck.safetensors_writer(a, {"k": "v" * 200})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_without_safetensors_still_saves_and_the_package_then_loads_it(tmp_path, monkeypatch):
+    # Saving is numpy_gpt's own writer: a run on a machine without the optional package keeps its
+    # weights. Loading needs the package, and says so.
+    from numpy_gpt.errors import DependencyError
+    model, trainer = trained(steps=2)
+    for name in [m for m in sys.modules if m == "safetensors" or m.startswith("safetensors.")] + ["safetensors"]:
+        monkeypatch.setitem(sys.modules, name, None)                     # import safetensors fails
+    path = ck.save(tmp_path / "n.safetensors", model, trainer)
+    with pytest.raises(DependencyError, match="loading a checkpoint needs the safetensors package"):
+        ck.load_model(path)
+    monkeypatch.undo()
+    loaded, c = ck.load_model(path)
+    assert c.step == 2 and all(np.array_equal(loaded.params[k], v) for k, v in model.params.items())
+
+
+def test_big_endian_parameters_save_and_load(tmp_path):
+    # The file holds little-endian bytes, and the checksum must be of those, not of the arrays given.
+    model, trainer = trained(steps=2)
+    params = {k: v.astype(">f4") for k, v in model.params.items()}
+    c = ck.load_checkpoint(ck.save_checkpoint(tmp_path / "b.safetensors", CFG, params,
+                                              trainer_state=trainer.state_dict()))
+    assert all(np.array_equal(c.params[k], v) and c.params[k].dtype == np.float32 for k, v in model.params.items())
+
+
 def test_saving_makes_no_copy_of_the_arrays(tmp_path):
     # safetensors.numpy.save builds the file in memory from a copy of every tensor: twice the
     # checkpoint. The writer and the checksum read each array where it is.

@@ -7,17 +7,19 @@ see it. But NumPy runs that pass in float64, casting each element there and back
 to 6.5x as slowly (a mutation of this kind survived the sixth mutation review, and the
 issue asks for "float32 constants that do not upcast").
 
-Here every float32 array of the run is an F32Only: an ndarray subclass whose
-__array_ufunc__ is called for each ufunc (arithmetic, exp, matmul, reductions) that
-one of its arrays takes part in, and which fails on a float64 operand (or dtype=)
-beside a float32 one. Python floats are NumPy's weak scalars and take the array's
+Here the parameters are F32Only: an ndarray subclass whose __array_ufunc__ is called
+for each ufunc (arithmetic, exp, matmul, reductions) that one of its arrays takes part
+in, and which fails on a float64 operand (or dtype=) beside a float32 one. Ufunc
+results are F32Only too, so the guard follows everything computed from the parameters. Python floats are NumPy's weak scalars and take the array's
 dtype, so `x *= 0.5` passes; so does work done wholly in float64 on purpose (the
 sharded loss's sum, the trainer's gradient norms). numpy_gpt's own allocations (np.empty,
 np.zeros_like, ...) are made F32Only by handing its modules a `np` whose allocating
 functions view their float32 results as F32Only; each test then checks that the
 arrays it can reach (cache, logits, gradients, parameters, optimizer state) are
-F32Only, so the guard saw the run and not a part of it. gelu_exact is left out: it
-computes erf in float64 on purpose.
+F32Only, so the guard saw the run and not a part of it. Not seen: a float32 array made
+from another dtype with .astype (the sinusoidal position table is made in float64)
+until it meets a guarded one, and operations that are not ufuncs. gelu_exact is left
+out: it computes erf in float64 on purpose.
 """
 import importlib
 import pkgutil
@@ -84,9 +86,18 @@ class _GuardedNumPy(types.ModuleType):
         return lambda *args, **kwargs: _guard(f(*args, **kwargs))
 
 
+def _clear_caches():
+    """numpy_gpt's caches of arrays: made during a guarded test they would be F32Only, and would
+    carry the guard into the tests that run after it."""
+    from numpy_gpt import attention, reductions
+    reductions.ones.cache_clear()
+    attention._MASK_BIAS.clear()
+
+
 @pytest.fixture
 def guarded(monkeypatch, threads):
     """Every numpy_gpt module computes with _GuardedNumPy; returns a function that guards a model."""
+    _clear_caches()                                    # so that the guarded run makes its own
     fake = _GuardedNumPy("numpy")
     for info in pkgutil.iter_modules(numpy_gpt.__path__):
         if info.name == "__main__":                    # importing it runs the command line
@@ -101,7 +112,8 @@ def guarded(monkeypatch, threads):
         for k in model.params:
             model.params[k] = model.params[k].view(F32Only)
         return model
-    return guard
+    yield guard
+    _clear_caches()
 
 
 def unguarded(obj, path="", seen=None) -> list[str]:

@@ -69,6 +69,28 @@ def test_adamw_50_steps_with_clipping_schedule_and_decay_groups():
     check_trajectory("train[adamw]", model, tmodel, h, th, TRAJECTORY, trainers)
 
 
+@pytest.mark.parametrize("clip", [1e-3, 0.0], ids=["clipped", "unclipped"])
+def test_a_float32_run_records_the_float64_norm_its_layers_add_up_to(clip):
+    model = GPT(GPT2ISH, seed=0, dtype=np.float32)
+    h = Trainer(model, DATA, None, TrainConfig(steps=3, batch_size=4, grad_clip=clip, eval_interval=0)).run(
+        progress=False)
+    for n, layers in zip(h.grad_norm, h.layer_grad_norms):
+        assert n == math.sqrt(sum(v * v for v in layers.values())) != float(np.float32(n))
+
+
+def test_a_gradient_norm_past_float32s_range_stops_a_clipped_float32_run(monkeypatch):
+    # The layers' float64 norm is finite, but clipping in float32 cannot scale by it: the step
+    # must stop as it would have with the norm computed in float32, not go on unclipped.
+    from numpy_gpt import train as train_module
+    model = GPT(GPT2ISH, seed=0, dtype=np.float32)
+    monkeypatch.setattr(train_module, "layer_grad_norms", lambda grads: {"all": 1e39})
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(TrainingDivergedError, match="gradient norm inf"):
+        Trainer(model, DATA, None, TrainConfig(steps=1, batch_size=4, grad_clip=1.0, eval_interval=0)).run(
+            progress=False)
+    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+
+
 def test_adamw_50_steps_in_float32_are_as_close_to_the_truth_as_torchs():
     # float32 on both sides, with torch in float64 from the same float32 start as the truth: over 50
     # steps the two float32 runs drift apart by rounding, so each of numpy_gpt's losses and final
