@@ -423,7 +423,7 @@ def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run:
     """Save a numpy_gpt model (and its Trainer's state, to resume) as one checkpoint file."""
     run = {"backend": "numpy", **(run or {})}
     return save_checkpoint(path, model.config, model.params,
-                           trainer_state=None if trainer is None else trainer.state_dict(),
+                           trainer_state=None if trainer is None else trainer.state_dict(copy=False),
                            train_config=None if trainer is None else trainer.config,
                            tokenizer=tokenizer, run=run)
 

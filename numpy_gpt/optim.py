@@ -99,15 +99,17 @@ class Optimizer:
     def _update(self, grads: Mapping[str, np.ndarray]) -> None:
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """{"step": int, "lr": float, buffer: {param name: array copy}} for each of self.buffers.
 
         Hyperparameters (betas, eps, momentum, weight decay) are not included: they
-        come from the configuration the optimizer is rebuilt with.
+        come from the configuration the optimizer is rebuilt with. copy=False gives the
+        buffers themselves, not a snapshot, for a caller that reads them at once and lets
+        go (a checkpoint save: AdamW's copies are twice the parameters' memory).
         """
         state: dict[str, Any] = {"step": self.t, "lr": self.lr}
         for buf in self.buffers:
-            state[buf] = {name: a.copy() for name, a in getattr(self, buf).items()}
+            state[buf] = {name: a.copy() if copy else a for name, a in getattr(self, buf).items()}
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

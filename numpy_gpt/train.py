@@ -250,15 +250,18 @@ class Trainer(TrainLoop):
         return self.finish_step(loss, lr, norm, layer_norms)
 
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self.model.forward(x, y)[1])
+        loss = float(self.model.forward(x, y)[1])
+        self.model._cache = None            # no backward follows: the cache goes now, not at the next forward
+        return loss
 
     def set_training(self, training: bool) -> bool:
         """Switch dropout on or off; returns the previous setting."""
         was, self.model.training = self.model.training, training
         return was
 
-    def state_dict(self) -> dict:
-        return {"step": self.step, "optimizer": self.optimizer.state_dict(),
+    def state_dict(self, copy: bool = True) -> dict:
+        """Everything a resumed run needs; copy=False: the optimizer's buffers themselves (Optimizer.state_dict)."""
+        return {"step": self.step, "optimizer": self.optimizer.state_dict(copy),
                 "rng": self.rng.bit_generator.state, "model_rng": self.model.rng.bit_generator.state,
                 "history": self.history.to_dict()}
 

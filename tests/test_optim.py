@@ -374,6 +374,27 @@ def test_clip_grad_norm_leaves_gradients_alone_when_the_norm_is_not_finite(bad):
         np.testing.assert_array_equal(grads[k], before[k], err_msg=k)       # NaN where NaN was, bit for bit
 
 
+def test_state_dict_is_a_snapshot_unless_asked_for_the_buffers_themselves():
+    params = {"w": np.ones((2, 3)), "b": np.zeros(3)}
+    opt = AdamW(params, lr=0.1)
+    opt.step({k: np.full_like(v, 0.5) for k, v in params.items()})
+    snapshot, live = opt.state_dict(), opt.state_dict(copy=False)
+    for buf in ("exp_avg", "exp_avg_sq"):
+        for k in params:
+            assert live[buf][k] is getattr(opt, buf)[k]
+            assert not np.shares_memory(snapshot[buf][k], getattr(opt, buf)[k])
+            np.testing.assert_array_equal(snapshot[buf][k], live[buf][k])
+    t_params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()}
+    t_opt = torch.optim.AdamW(t_params.values(), lr=0.1)
+    for p in t_params.values():
+        p.grad = torch.full_like(p, 0.5)
+    t_opt.step()
+    t_live, t_snapshot = T.state_by_name(t_opt, t_params, copy=False), T.state_by_name(t_opt, t_params)
+    for k, p in t_params.items():
+        state = t_opt.state[p]["exp_avg"].numpy()
+        assert np.shares_memory(t_live["exp_avg"][k], state) and not np.shares_memory(t_snapshot["exp_avg"][k], state)
+
+
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_clip_grad_norm_takes_a_norm_it_is_given(dtype):

@@ -78,6 +78,15 @@ def test_a_float32_run_records_the_float64_norm_its_layers_add_up_to(clip):
         assert n == math.sqrt(sum(v * v for v in layers.values())) != float(np.float32(n))
 
 
+def test_an_evaluation_lets_go_of_its_forwards_cache_at_once():
+    # No backward follows an evaluation; its cache (a whole batch's activations) would otherwise
+    # stay until the next training forward, through a checkpoint save at the same step.
+    model = GPT(GPT2ISH, seed=0)
+    trainer = Trainer(model, DATA, DATA[:100], TrainConfig(steps=2, batch_size=4, eval_interval=2, eval_batches=1))
+    trainer.run(progress=False)
+    assert len(trainer.history.eval) >= 1 and model._cache is None
+
+
 def test_a_gradient_norm_past_float32s_range_stops_a_clipped_float32_run(monkeypatch):
     # The layers' float64 norm is finite, but clipping in float32 cannot scale by it: the step
     # must stop as it would have with the norm computed in float32, not go on unclipped.

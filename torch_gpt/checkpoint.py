@@ -19,7 +19,7 @@ from numpy_gpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from numpy_gpt.config import GPTConfig
 from numpy_gpt.errors import CheckpointError
 
-from .model import GPT, from_numpy, to_numpy
+from .model import GPT, from_numpy
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -27,8 +27,9 @@ _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.floa
 def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run: dict | None = None) -> str:
     """Save a torch_gpt model (and its Trainer's state) in numpy_gpt's checkpoint format."""
     run = {"backend": "torch", **(run or {})}
-    return save_checkpoint(path, model.config, to_numpy(model.state_dict()),
-                           trainer_state=None if trainer is None else trainer.state_dict(),
+    params = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}   # views: read once, not copied
+    return save_checkpoint(path, model.config, params,
+                           trainer_state=None if trainer is None else trainer.state_dict(copy=False),
                            train_config=None if trainer is None else trainer.config,
                            tokenizer=tokenizer, run=run)
 

@@ -105,9 +105,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, max_step
     return SequentialLR(optimizer, schedulers, milestones)
 
 
-def state_by_name(optimizer: torch.optim.Optimizer, named_parameters: NamedParameters) -> dict[str, Any]:
+def state_by_name(optimizer: torch.optim.Optimizer, named_parameters: NamedParameters,
+                  copy: bool = True) -> dict[str, Any]:
     """The torch optimizer's state in numpy_gpt's state_dict() layout:
-    {"step": int, "lr": float, buffer: {param name: np.ndarray}}, buffers as torch names them."""
+    {"step": int, "lr": float, buffer: {param name: np.ndarray}}, buffers as torch names them
+    (copy=False: views of torch's buffers, not copies)."""
     named = _named(named_parameters)
     out: dict[str, Any] = {"step": 0, "lr": optimizer.param_groups[0]["lr"]}
     for name, p in named.items():
@@ -115,5 +117,6 @@ def state_by_name(optimizer: torch.optim.Optimizer, named_parameters: NamedParam
             if key == "step":
                 out["step"] = int(value)
             elif isinstance(value, torch.Tensor):
-                out.setdefault(key, {})[name] = value.detach().cpu().numpy().copy()
+                array = value.detach().cpu().numpy()
+                out.setdefault(key, {})[name] = array.copy() if copy else array
     return out

@@ -66,12 +66,13 @@ class Trainer(TrainLoop):
         return was
 
     # ------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
         """The trainer's state in numpy_gpt.train.Trainer's layout, so either trainer resumes
         the other's run: step, optimizer ({"step", "lr", buffer: {param name: array}}), the batch
         RNG, history; plus torch's own RNG (dropout) and, passed through untouched, the NumPy
-        model's dropout RNG if this run was resumed from numpy_gpt."""
-        return {"step": self.step, "optimizer": state_by_name(self.optimizer, self.model),
+        model's dropout RNG if this run was resumed from numpy_gpt. copy=False: the optimizer's
+        buffers are views of torch's, not copies (for a checkpoint save)."""
+        return {"step": self.step, "optimizer": state_by_name(self.optimizer, self.model, copy),
                 "rng": self.rng.bit_generator.state, "model_rng": getattr(self, "_model_rng", None),
                 "torch_rng": torch.get_rng_state().numpy().copy(), "history": self.history.to_dict()}
 
