@@ -42,7 +42,7 @@ def _attn(x, p, cfg, kv_cache=None, drop=None, x_kept=None):
                              x_kept)
 
 
-# A training forward has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
+# A forward (training or evaluation) has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
 # recompute=True) when the whole batch's hidden layer, (B, T, 4C), takes at least this many bytes
 # and the activation is cheap to run again. It trades time for memory: with tanh GELU it drops
 # one (B, T, 4C) array per layer for 1-2.5% more time per step. The line lies between the small

@@ -123,8 +123,8 @@ def safetensors_writer(tensors: dict[str, np.ndarray], meta: dict[str, str]):
     do); then the tensors' bytes back to back, each at its offsets. As in safetensors' own files,
     wider dtypes come first (then names in order), so that each tensor starts at a multiple of its
     item size and a reader can view it in place. What safetensors could not read back (a name or
-    a metadata value that is not a string, a header over its 100 MB) raises TypeError or
-    ValueError here, before a file is touched.
+    a metadata value that is not a string, a tensor called __metadata__, a header over its 100 MB)
+    raises TypeError or ValueError here, before a file is touched.
 
     Each array's bytes go to the file from the array's own memory. safetensors.numpy.save would
     first build the whole file as one bytes object, from a copy of every tensor: saving a
@@ -133,10 +133,11 @@ def safetensors_writer(tensors: dict[str, np.ndarray], meta: dict[str, str]):
     and the save takes 0.7 s (2 threads, Zen 3 host, 2026-12-05; `python -m
     benchmarks.trainer_memory --save`, at this change and before it).
     """
-    bad = [(k, v) for k, v in {**meta, **dict.fromkeys(tensors, "")}.items()
-           if not (isinstance(k, str) and isinstance(v, str))]
+    bad = ([(k, v) for k, v in meta.items() if not (isinstance(k, str) and isinstance(v, str))]
+           + [(k, "a tensor") for k in tensors if not isinstance(k, str) or k == "__metadata__"])
     if bad:                                         # safetensors would write them, then fail to read them
-        raise TypeError(f"safetensors names and metadata must be strings, got {bad[0][0]!r}: {bad[0][1]!r}")
+        raise TypeError(f"safetensors names and metadata must be strings (and no tensor may be called "
+                        f"__metadata__), got {bad[0][0]!r}: {bad[0][1]!r}")
     arrays = {k: _as_stored(a) for k, a in tensors.items()}
     arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))}
     header, offset = {"__metadata__": meta}, 0

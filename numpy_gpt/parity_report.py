@@ -253,8 +253,8 @@ def model_gradcheck(cfg: GPTConfig, samples: int = 0, seed: int = 0, h: float = 
     samples > 0 checks that many random entries of each parameter (all of them when 0).
     batch: (idx, targets) to check on; by default two random sequences of block_size tokens.
     training: check a training step instead of an evaluation: dropout (its masks drawn once,
-    then held for every nudged forward) and what a training forward keeps for the backward
-    (the MLP's activation run again where block.recompute_mlp_for says so). dloss: the
+    then held for every nudged forward). (Either way the MLP's activation is run again in the
+    backward where block.recompute_mlp_for says so.) dloss: the
     upstream gradient of the loss, so the gradient checked is dloss * d loss / d parameter.
     ReLU has a kink at 0: an entry whose nudge moves a pre-activation across it can miss,
     which is finite differences' limit, not the backward's.

@@ -239,8 +239,11 @@ class Trainer(TrainLoop):
         grads = self.model.backward()
         layer_norms = layer_grad_norms(grads)
         norm = math.sqrt(sum(v * v for v in layer_norms.values()))     # float64, recorded as it is
-        if cfg.grad_clip and not math.isfinite(clip_grad_norm(grads, cfg.grad_clip, norm=norm)):   # 4.
-            norm = math.inf                                             # past the grads' dtype: nothing was scaled
+        with np.errstate(over="ignore"):
+            if math.isfinite(norm) and not np.isfinite(self.model.dtype.type(norm)):
+                norm = math.inf                 # past the grads' dtype: a norm taken there (torch's) is inf
+        if cfg.grad_clip:                                               # 4.
+            clip_grad_norm(grads, cfg.grad_clip, norm=norm)             # leaves them alone for inf or nan
         loss = float(loss)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingDivergedError(f"training diverged at step {self.step}: loss {loss}, "

@@ -114,7 +114,8 @@ def test_the_writer_refuses_before_writing_what_safetensors_could_not_read(tmp_p
     # safetensors.numpy.save refused these; a file written anyway would replace a good checkpoint
     # with one that cannot be loaded.
     a = {"a": np.zeros(2, np.float32)}
-    for tensors, meta in ((a, {"n": 1}), (a, {1: "x"}), ({3: a["a"]}, {})):
+    for tensors, meta in ((a, {"n": 1}), (a, {1: "x"}), ({3: a["a"]}, {}), ({"n": a["a"]}, {"n": 1}),
+                          ({"__metadata__": a["a"]}, {})):
         with pytest.raises(TypeError, match="must be strings"):
             ck._atomic_write(tmp_path / "x.safetensors", ck.safetensors_writer(tensors, meta))
     assert ck._MAX_HEADER == 100_000_000                                  # safetensors' MAX_HEADER_SIZE
@@ -150,7 +151,7 @@ def test_big_endian_parameters_save_and_load(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_saving_makes_no_copy_of_the_arrays(tmp_path, backend):
+def test_saving_makes_no_copy_of_the_arrays(tmp_path, monkeypatch, backend):
     # safetensors.numpy.save builds the file in memory from a copy of every tensor: twice the
     # checkpoint; and a trainer's state_dict() copies the optimizer's buffers. A save reads the
     # parameters and AdamW's two buffers (1.6 MB each for wte here) where they are.
@@ -165,6 +166,14 @@ def test_saving_makes_no_copy_of_the_arrays(tmp_path, backend):
         trainer = TorchTrainer(model, DATA, None, TrainConfig(steps=2, batch_size=2, eval_interval=0))
         save = tck.save
     trainer.run(progress=False)
+    if backend == "torch":                  # tracemalloc sees NumPy's allocations, not torch's
+        real, shared = tck.save_checkpoint, []
+
+        def spy(path, config, params, **kwargs):
+            live = dict(model.state_dict())
+            shared.extend(np.shares_memory(a, live[k].numpy()) for k, a in params.items())
+            return real(path, config, params, **kwargs)
+        monkeypatch.setattr(tck, "save_checkpoint", spy)
     tracemalloc.start()
     try:
         save(tmp_path / "m.safetensors", model, trainer)
@@ -172,6 +181,8 @@ def test_saving_makes_no_copy_of_the_arrays(tmp_path, backend):
     finally:
         tracemalloc.stop()
     assert peak < 400_000, peak
+    if backend == "torch":
+        assert shared and all(shared)
 
 
 def test_sgd_and_a_fresh_trainer_save_too(tmp_path):

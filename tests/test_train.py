@@ -87,15 +87,18 @@ def test_an_evaluation_lets_go_of_its_forwards_cache_at_once():
     assert len(trainer.history.eval) >= 1 and model._cache is None
 
 
-def test_a_gradient_norm_past_float32s_range_stops_a_clipped_float32_run(monkeypatch):
-    # The layers' float64 norm is finite, but clipping in float32 cannot scale by it: the step
-    # must stop as it would have with the norm computed in float32, not go on unclipped.
+@pytest.mark.parametrize("clip", [1.0, 0.0], ids=["clipped", "unclipped"])
+@pytest.mark.parametrize("norm,said", [(1e39, "inf"), (float("nan"), "nan")], ids=["past-float32", "nan"])
+def test_a_gradient_norm_float32_cannot_hold_stops_a_float32_run(monkeypatch, clip, norm, said):
+    # The layers' float64 norm can be finite where float32's is not: clipping could not scale by
+    # it, and AdamW's squares would overflow. The step stops, as with a norm taken in float32
+    # (torch's), with or without clipping; a NaN norm is reported as NaN.
     from numpy_gpt import train as train_module
     model = GPT(GPT2ISH, seed=0, dtype=np.float32)
-    monkeypatch.setattr(train_module, "layer_grad_norms", lambda grads: {"all": 1e39})
+    monkeypatch.setattr(train_module, "layer_grad_norms", lambda grads: {"all": norm})
     before = {k: v.copy() for k, v in model.params.items()}
-    with pytest.raises(TrainingDivergedError, match="gradient norm inf"):
-        Trainer(model, DATA, None, TrainConfig(steps=1, batch_size=4, grad_clip=1.0, eval_interval=0)).run(
+    with pytest.raises(TrainingDivergedError, match=f"gradient norm {said};"):
+        Trainer(model, DATA, None, TrainConfig(steps=1, batch_size=4, grad_clip=clip, eval_interval=0)).run(
             progress=False)
     assert all(np.array_equal(model.params[k], v) for k, v in before.items())
 
