@@ -42,15 +42,15 @@ def _attn(x, p, cfg, kv_cache=None, drop=None, x_kept=None):
                              x_kept)
 
 
-# A forward (training or evaluation) has the MLP run its activation again in the backward (numpy_gpt/ffn.py,
-# recompute=True) when the whole batch's hidden layer, (B, T, 4C), takes at least this many bytes
-# and the activation is cheap to run again. It trades time for memory: with tanh GELU it drops
-# one (B, T, 4C) array per layer for 1-2.5% more time per step. The line lies between the small
-# benchmark config (a 4 MB hidden layer: 2.1-2.4% of the step for 9-11 MB, which its memory does
-# not need, as the caches keep each number once) and medium (8 MB: 1-2% for 26 MB with threads
-# and 35 with shard processes, which these need to stay level with torch). gelu_exact, which
-# calls math.erf element by element, would make small's step about 1.8 times as long. Measured
-# in docs/performance.md. The numbers are the same either way.
+# A forward (training or evaluation) has the MLP run its activation again in the backward
+# (numpy_gpt/ffn.py, recompute=True) when the whole batch's hidden layer, (B, T, 4C), takes at
+# least this many bytes and the activation is cheap to run again. It trades time for memory: with
+# tanh GELU it drops one (B, T, 4C) array per layer for 1-2.5% more time per step. The line lies
+# between the small benchmark config (a 4 MB hidden layer: 2.1-2.4% of the step for 9-11 MB, which
+# its memory does not need, as the caches keep each number once) and medium (8 MB: 1-2% for 26 MB
+# with threads and 35 with shard processes, which these need to stay level with torch).
+# gelu_exact, which calls math.erf element by element, would make small's step about 1.8 times as
+# long. Measured in docs/performance.md. The numbers are the same either way.
 RECOMPUTE_MIN_BYTES = 6 << 20
 RECOMPUTED_ACTIVATIONS = ("gelu", "relu")
 
