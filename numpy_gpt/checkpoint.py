@@ -86,7 +86,7 @@ def save_checkpoint(path: str | os.PathLike, config: GPTConfig, params: dict[str
     if set(params) != set(expected):
         raise CheckpointError(f"params do not fit the config: missing {sorted(set(expected) - set(params))}, "
                               f"unexpected {sorted(set(params) - set(expected))}", path)
-    tensors: dict[str, np.ndarray] = {k: np.ascontiguousarray(params[k]) for k in expected}
+    tensors: dict[str, np.ndarray] = {k: np.asarray(params[k]) for k in expected}   # made C-order below
     dtype = np.dtype(next(iter(tensors.values())).dtype)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name,
             "config": json.dumps(config.to_dict()), "step": "0", "run": json.dumps(run or {})}
@@ -171,12 +171,12 @@ def _put_trainer_state(tensors, meta, state, train_config):
                                     "buffers": buffers})
     for buf in buffers:
         for pname, a in opt[buf].items():
-            tensors[f"optimizer.{buf}.{pname}"] = np.ascontiguousarray(a)
+            tensors[f"optimizer.{buf}.{pname}"] = np.asarray(a)
     meta["rng"] = json.dumps(state["rng"])
     if state.get("model_rng") is not None:
         meta["model_rng"] = json.dumps(state["model_rng"])
     if state.get("torch_rng") is not None:
-        tensors["rng.torch"] = np.ascontiguousarray(np.asarray(state["torch_rng"], dtype=np.uint8))
+        tensors["rng.torch"] = np.asarray(state["torch_rng"], dtype=np.uint8)
     h = dict(state["history"])
     for key, dt in _HISTORY_SERIES:
         tensors[f"history.{key}"] = np.asarray(h.pop(key), dtype=dt).reshape(-1)
