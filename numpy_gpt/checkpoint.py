@@ -3,6 +3,7 @@
     save(path, model, trainer, tokenizer)           # numpy_gpt; torch_gpt.checkpoint.save is its twin
     model, ckpt = load_model(path)                  # ckpt.trainer_state resumes a Trainer
     ckpt = load_checkpoint(path, config=None)       # just the data, no model
+    ckpt = load_checkpoint(path, weights_only=True) # the parameters only (to generate)
 
 Tensors (safetensors, little-endian, each under its own name):
     {param}                           every parameter, named as model.params ("wte.weight", "h.0.attn.c_attn.weight", ...)
@@ -20,20 +21,25 @@ Metadata (strings; JSON where structured):
 So a torch user opens it with `safetensors.torch.load_file(path)` (the parameters are the keys
 without a dot-prefix of optimizer./history./rng.), and both implementations resume from it.
 The file is written here (safetensors_writer: each array's bytes straight to the file, so a
-save needs no second copy of the model and its optimizer state in memory) and read with the
-safetensors package, which checks its layout.
+save needs no second copy of the model and its optimizer state in memory) and read here
+(read_tensors: each tensor's bytes straight from the file into the array that keeps it, the
+parameters into one block; the layout checked first as the safetensors package checks it).
+Neither needs the package; its files and ours are the same format, tested both ways.
 
 Writes are atomic: the bytes go to a temporary file in the same folder, which is fsync'ed and
 then renamed over the target (and the folder fsync'ed), so a process killed while saving leaves
 the previous checkpoint whole. A killed save leaves its ".<name>.<pid>.*.tmp" file behind; it is
-never read, and the next save of the same path deletes it once that pid is gone. Loading checks, in order: the file exists, the header is well formed and the file is as long
-as the header says (truncation), the metadata says numpy-gpt, the checksum matches (corruption),
-and the tensors fit the config; each failure is a CheckpointError naming the file and the problem.
+never read, and the next save of the same path deletes it once that pid is gone. Loading checks,
+in order: the file exists, the header is well formed and the file is as long as the header says
+(truncation), the metadata says numpy-gpt, the tensors' byte ranges tile the data, the checksum
+matches (corruption), and the tensors fit the config; each failure is a CheckpointError naming
+the file and the problem.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -44,8 +50,8 @@ import numpy as np
 
 from .config import GPTConfig
 from .errors import (CheckpointCorruptError, CheckpointError, CheckpointMismatchError,
-                     CheckpointNotFoundError, ConfigError, NumpyGPTError, require)
-from .model import GPT, packed_params, param_shapes
+                     CheckpointNotFoundError, ConfigError, NumpyGPTError)
+from .model import GPT, packed_empty, param_shapes
 
 FORMAT = "numpy-gpt checkpoint"
 FORMAT_VERSION = "1"
@@ -53,6 +59,7 @@ ADAM_BUFFERS = ("exp_avg", "exp_avg_sq")
 BUFFERS = {"sgd": ("momentum_buffer",), "adam": ADAM_BUFFERS, "adamw": ADAM_BUFFERS}
 _HISTORY_SERIES = (("step", np.int64), ("loss", np.float64), ("lr", np.float64), ("grad_norm", np.float64))
 _MAX_HEADER = 100_000_000               # safetensors' own limit on the header (MAX_HEADER_SIZE)
+_STATE_PREFIXES = ("optimizer.", "history.", "rng.")     # tensors that are not parameters
 
 
 @dataclass
@@ -69,7 +76,9 @@ class Checkpoint:
 
     @property
     def step(self) -> int:
-        return int(self.trainer_state["step"]) if self.trainer_state else 0
+        if self.trainer_state:
+            return int(self.trainer_state["step"])
+        return int(self.metadata.get("step", 0))          # also when loaded with weights_only
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -188,11 +197,17 @@ def _put_trainer_state(tensors, meta, state, train_config):
     meta["history"] = json.dumps(h)
 
 
-def _checksum(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:
-    sha = hashlib.sha256()
+def _hash_meta(sha, meta: dict[str, str]) -> None:
     for k in sorted(meta):
         if k != "sha256":
             sha.update(f"{k}={meta[k]}\0".encode())
+
+
+def _checksum(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:
+    """The sha256 a checkpoint carries: of every metadata entry but itself, then of every tensor's
+    name, dtype, shape and bytes, in name order (read_tensors takes the same while it reads)."""
+    sha = hashlib.sha256()
+    _hash_meta(sha, meta)
     for k in sorted(tensors):
         a = np.ascontiguousarray(tensors[k])
         sha.update(f"{k}:{a.dtype.str}:{a.shape}\0".encode())
@@ -297,6 +312,11 @@ def read_header(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict
     Raises CheckpointNotFoundError or CheckpointCorruptError (truncated, not safetensors), whose
     messages call the file `what` ("checkpoint", or "GPT-2 weights" for gpt2.read_state_dict).
     """
+    return _layout(path, what)[:2]
+
+
+def _layout(path: str | os.PathLike, what: str) -> tuple[dict, dict, int]:
+    """read_header's (tensor table, metadata), and where the tensors' bytes start in the file."""
     path = os.fspath(path)
     try:
         size = os.path.getsize(path)
@@ -331,13 +351,111 @@ def read_header(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict
     if 8 + n + end < size:
         raise CheckpointCorruptError(f"{what} {path} is corrupt: {size - 8 - n - end} bytes follow "
                                      "the last tensor", path)
-    return header, meta
+    return header, meta, 8 + n
 
 
-def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None) -> Checkpoint:
-    """Read a checkpoint. config, if given, must equal the checkpoint's (CheckpointMismatchError)."""
+@dataclass(frozen=True)
+class StoredTensor:
+    """Where one tensor lies in a safetensors file: bytes begin:end after the header."""
+    dtype: np.dtype                      # as stored: little-endian
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+# safetensors' dtype names -> the NumPy dtypes they store (little-endian)
+_NUMPY_DTYPES = {v: np.dtype("<" + k) for k, v in _SAFETENSORS_DTYPES.items()}
+
+
+def stored_tensors(path: str, table: dict, what: str = "checkpoint") -> dict[str, StoredTensor]:
+    """The tensors a header describes, checked as the safetensors package checks them: dtypes
+    it knows, byte ranges as long as their shapes need, and ranges that cover the data exactly,
+    back to back, none overlapping. Anything else is a CheckpointCorruptError."""
+    out = {}
+    try:
+        for name, t in table.items():
+            if t["dtype"] not in _NUMPY_DTYPES:
+                why = " (bfloat16, which NumPy cannot hold)" if t["dtype"] == "BF16" else ""
+                raise CheckpointCorruptError(f"cannot read {what} {path}: tensor {name} has dtype "
+                                             f"{t['dtype']}{why}; numpy-gpt reads "
+                                             f"{', '.join(_NUMPY_DTYPES)}", path)
+            shape, (begin, end) = tuple(t["shape"]), t["data_offsets"]
+            if not all(type(d) is int and d >= 0 for d in (*shape, begin, end)):
+                raise ValueError(f"tensor {name}: shape {list(shape)} and offsets {[begin, end]} must be "
+                                 "whole numbers >= 0")
+            out[name] = StoredTensor(_NUMPY_DTYPES[t["dtype"]], shape, begin, end)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointCorruptError(f"{what} {path} is corrupt: its header is malformed ({e})", path) from None
+    at = 0
+    for name, t in sorted(out.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
+        need = math.prod(t.shape) * t.dtype.itemsize          # Python ints: no overflow
+        if t.end - t.begin != need:
+            raise CheckpointCorruptError(f"{what} {path} is corrupt: tensor {name} of shape {list(t.shape)} "
+                                         f"needs {need} bytes, but its offsets span {t.end - t.begin}", path)
+        if t.begin != at:
+            raise CheckpointCorruptError(f"{what} {path} is corrupt: tensor {name} starts at byte "
+                                         f"{t.begin} of the data, not at {at} where the one before ends "
+                                         f"({'a gap' if t.begin > at else 'they overlap'})", path)
+        at = t.end
+    return out
+
+
+def read_tensors(path: str, start: int, stored: dict[str, StoredTensor], into: dict[str, np.ndarray],
+                 sha=None, what: str = "checkpoint") -> None:
+    """Read the tensors named in `into` from the file straight into those arrays (C-contiguous,
+    of the stored shape, any dtype: a tensor stored in another dtype or byte order goes through a
+    buffer of its own size and is cast). The others are not kept. With sha (a hashlib object),
+    every tensor's name, dtype, shape and bytes are fed to it in name order, as _checksum does.
+
+    Nothing is mapped or read twice: the process holds the arrays it keeps and one tensor's
+    buffer at most. safetensors.numpy.load_file maps the file and copies each tensor out of the
+    mapping, which then had to be copied again into the model's one block (packed_params).
+    """
+    chunk = memoryview(bytearray(_HASH_CHUNK)) if sha is not None and set(stored) - set(into) else None
+    with open(path, "rb", buffering=0) as f:
+        for name in sorted(stored) if sha is not None else sorted(into, key=lambda k: stored[k].begin):
+            t = stored[name]
+            if sha is not None:
+                sha.update(f"{name}:{t.dtype.str}:{t.shape}\0".encode())
+            f.seek(start + t.begin)
+            dest = into.get(name)
+            if dest is None:                       # not kept: only hashed, a chunk at a time
+                for lo in range(t.begin, t.end, _HASH_CHUNK):
+                    sha.update(_read_exactly(f, chunk[:min(_HASH_CHUNK, t.end - lo)], path, what))
+                continue
+            direct = dest.dtype == t.dtype and dest.flags.c_contiguous
+            buf = dest if direct else np.empty(t.shape, t.dtype)
+            raw = _read_exactly(f, memoryview(buf.reshape(-1).view(np.uint8)), path, what)
+            if sha is not None:
+                sha.update(raw)
+            if not direct:
+                dest[...] = buf
+
+
+_HASH_CHUNK = 1 << 18                   # bytes: read_tensors hashes the tensors it does not keep in these
+
+
+def _read_exactly(f, into: memoryview, path: str, what: str) -> memoryview:
+    got = 0
+    while got < len(into):                         # a raw read may return fewer bytes than asked
+        n = f.readinto(into[got:])
+        if not n:
+            raise CheckpointCorruptError(f"{what} {path} changed while it was read: it ended early", path)
+        got += n
+    return into
+
+
+def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None, *, dtype=None,
+                    weights_only: bool = False) -> Checkpoint:
+    """Read a checkpoint. config, if given, must equal the checkpoint's (CheckpointMismatchError).
+
+    The parameters are read straight into one block of memory (model.packed_empty), in dtype if
+    given (else as saved), ready to be a GPT's params without another copy. weights_only: leave
+    the training state (optimizer buffers, history, RNG states) in the file, for generating; the
+    checksum still covers the whole file.
+    """
     path = os.fspath(path)
-    table, meta = read_header(path)
+    table, meta, start = _layout(path, "checkpoint")
     if meta.get("format") != FORMAT:
         hint = (" (it looks like GPT-2 weights: load them with GPT.from_gpt2, or `--gpt2` on the command line)"
                 if any(k.endswith("wte.weight") for k in table) else "")
@@ -346,23 +464,30 @@ def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None) ->
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointCorruptError(f"checkpoint {path} has format version {meta.get('format_version')!r}; "
                                      f"this numpy-gpt reads version {FORMAT_VERSION}", path)
-    st_numpy = require("safetensors.numpy", "loading a checkpoint", "pip install safetensors")
+    stored = stored_tensors(path, table)
+    state = [k for k in stored if k.startswith(_STATE_PREFIXES)]
+    tensors = packed_empty({k: (t.shape, t.dtype if dtype is None else np.dtype(dtype).newbyteorder("="))
+                            for k, t in stored.items() if k not in state})
+    if not weights_only:
+        tensors.update({k: np.empty(stored[k].shape, stored[k].dtype.newbyteorder("=")) for k in state})
+    sha = hashlib.sha256()
+    _hash_meta(sha, meta)
     try:
-        tensors = st_numpy.load_file(path)
-    except Exception as e:                          # safetensors' own SafetensorError, OSError, ...
-        raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {e}", path) from None
-    if _checksum(tensors, meta) != meta.get("sha256"):
+        read_tensors(path, start, stored, tensors, sha)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}", path) from None
+    if sha.hexdigest() != meta.get("sha256"):
         raise CheckpointCorruptError(f"checkpoint {path} is corrupt: its contents do not match the "
                                      "checksum written with them", path)
     try:
-        return _decode(path, tensors, meta, config)
+        return _decode(path, tensors, meta, config, weights_only)
     except CheckpointError:
         raise
     except (NumpyGPTError, ValueError, KeyError, TypeError) as e:
         raise CheckpointCorruptError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}", path) from None
 
 
-def _decode(path, tensors, meta, expect: GPTConfig | None) -> Checkpoint:
+def _decode(path, tensors, meta, expect: GPTConfig | None, weights_only: bool) -> Checkpoint:
     from .tokenizers import tokenizer_from_dict
     from .train import TrainConfig
     try:
@@ -390,7 +515,7 @@ def _decode(path, tensors, meta, expect: GPTConfig | None) -> Checkpoint:
         d["betas"] = tuple(d.get("betas", (0.9, 0.95)))
         tcfg = TrainConfig(**d)
     tok = tokenizer_from_dict(json.loads(meta["tokenizer"])) if "tokenizer" in meta else None
-    state = _trainer_state(tensors, meta, params) if "optimizer" in meta else None
+    state = _trainer_state(tensors, meta, params) if "optimizer" in meta and not weights_only else None
     return Checkpoint(path, cfg, params, state, tcfg, tok, json.loads(meta.get("run", "{}")), dict(meta))
 
 
@@ -431,17 +556,23 @@ def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run:
 
 def load_model(path: str | os.PathLike, dtype=None, config: GPTConfig | None = None) -> tuple[GPT, Checkpoint]:
     """A numpy_gpt GPT from a checkpoint (in the dtype it was saved in, unless dtype is given)."""
-    ckpt = load_checkpoint(path, config)
-    dtype = np.dtype(dtype if dtype is not None else next(iter(ckpt.params.values())).dtype)
-    model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), dtype=dtype,
-                params=packed_params(ckpt.params, dtype))
+    ckpt = load_checkpoint(path, config, dtype=dtype)
+    model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), params=ckpt.params)   # read packed
     return model, ckpt
+
+
+def check_resumable(ckpt: Checkpoint) -> None:
+    """A CheckpointError unless ckpt holds a trainer state to resume from."""
+    if ckpt.trainer_state is None and "optimizer" in ckpt.metadata:
+        raise CheckpointError(f"checkpoint {ckpt.path} was loaded with weights_only=True: load it again "
+                              "without it to resume its training", ckpt.path)
+    if ckpt.trainer_state is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
 
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:
     """Load a checkpoint's trainer state into a numpy_gpt Trainer (after building it on the checkpoint's model)."""
-    if ckpt.trainer_state is None:
-        raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
+    check_resumable(ckpt)
     state = dict(ckpt.trainer_state)
     if state.get("model_rng") is None:            # written by torch_gpt: keep the model's own dropout RNG
         state["model_rng"] = trainer.model.rng.bit_generator.state

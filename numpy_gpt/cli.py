@@ -68,9 +68,10 @@ class NumpyBackend:
     """What `train` and `generate` need from an implementation; torch_gpt.cli.TorchBackend is its twin."""
     name = "numpy"
 
-    def new_model(self, cfg, seed: int, dtype, params: dict | None = None):
+    def new_model(self, cfg, seed: int, dtype, params: dict | None = None, copy: bool = True):
+        """copy=False: params are the model's own already (a checkpoint's, read packed, in dtype)."""
         from .model import GPT, packed_params
-        if params is not None:
+        if params is not None and copy:
             params = packed_params(params, dtype)
         return GPT(cfg, seed=seed, dtype=dtype, params=params)
 
@@ -284,7 +285,7 @@ def cmd_train(args) -> int:
     if not args.resume:                            # settings first: fail before reading or tokenizing text
         model_config(args, TRAIN_MODEL_DEFAULTS, vocab_size=1)
         train_config(args, None, args.seed)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
+    ckpt = load_checkpoint(args.resume, dtype=args.dtype) if args.resume else None
     out = args.out or (args.resume if args.resume else DEFAULT_OUT)
     if ckpt is None and os.path.exists(out) and not args.force:
         raise UsageError(f"{out} already exists: pass --resume {out} to continue it, --force to overwrite "
@@ -327,7 +328,8 @@ def cmd_train(args) -> int:
     dtype = np.dtype(args.dtype or (next(iter(ckpt.params.values())).dtype.name if ckpt else "float32"))
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
-    model = be.new_model(cfg, seed, dtype, ckpt.params if ckpt else None)
+    # a checkpoint's parameters were read in dtype, into a block of their own: the model takes them as they are
+    model = be.new_model(cfg, seed, dtype, ckpt.params if ckpt else None, copy=False)
     trainer = be.trainer(model, train_ids, val_ids, tcfg)
     if ckpt:
         be.restore(trainer, ckpt)
@@ -424,13 +426,13 @@ def cmd_generate(args) -> int:
         model = np_model if be.name == "numpy" else be.new_model(np_model.config, 0, np.float32, np_model.params)
     else:
         from .checkpoint import load_checkpoint
-        ckpt = load_checkpoint(args.checkpoint)
+        ckpt = load_checkpoint(args.checkpoint, weights_only=True)
         if ckpt.tokenizer is None:
             raise CheckpointError(f"checkpoint {ckpt.path} holds no tokenizer, so --prompt cannot be encoded",
                                   ckpt.path)
         tok = ckpt.tokenizer
         dtype = next(iter(ckpt.params.values())).dtype
-        model = be.new_model(ckpt.config, int(ckpt.run.get("seed", 0)), dtype, ckpt.params)
+        model = be.new_model(ckpt.config, int(ckpt.run.get("seed", 0)), dtype, ckpt.params, copy=False)
     ids = tok.encode(args.prompt)
     if not ids:
         raise InputError("the prompt is empty: give at least one token of text to continue")
@@ -463,7 +465,7 @@ def cmd_parity(args) -> int:
     dtype = np.dtype(args.dtype)
     if args.checkpoint:
         from .checkpoint import load_checkpoint
-        ckpt = load_checkpoint(args.checkpoint)
+        ckpt = load_checkpoint(args.checkpoint, weights_only=True)
         check_against(ckpt, args)
         cfg, source = ckpt.config, f"checkpoint {args.checkpoint} (step {ckpt.step})"
         params = {k: v.astype(dtype) for k, v in ckpt.params.items()}

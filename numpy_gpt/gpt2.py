@@ -32,8 +32,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .config import GPTConfig
-from .errors import CheckpointCorruptError, ConfigError, StateDictError, require
-from .model import GPT, packed_params, param_shapes
+from .errors import CheckpointError, ConfigError, StateDictError
+from .model import GPT, packed_empty, packed_params, param_shapes
 
 PREFIX = "transformer."
 GPT2_HEAD_SIZE = 64
@@ -56,25 +56,40 @@ def _as_array(name: str, v) -> np.ndarray:
     return a
 
 
-def read_state_dict(source) -> tuple[dict[str, np.ndarray], str | None]:
+def read_state_dict(source, dtype=None) -> tuple[dict[str, np.ndarray], str | None]:
     """(tensors by name, the folder they came from or None) from a path or a mapping.
 
     source: a .safetensors file, a folder holding model.safetensors, or a dict of arrays
-    (numpy arrays, torch tensors or nested lists).
+    (numpy arrays, torch tensors or nested lists), returned as they are.
+    From a file the tensors are read straight into one block of memory (numpy_gpt.checkpoint.
+    read_tensors), in dtype if given, else as stored; the causal-mask buffers are skipped, and
+    lm_head.weight, in GPT-2 a copy of wte.weight, gets an array of its own so that dropping it
+    leaves no hole in the block. Loading random weights of the 124M model's shapes (475 MB)
+    peaked 951 MB above the imports through safetensors' load_file and a copy into the block,
+    477 MB this way (Zen 3 host, 2026-12-05; `python -m benchmarks.load_memory --gpt2`).
     """
     if isinstance(source, Mapping):
         return {str(k): _as_array(str(k), v) for k, v in source.items()}, None
     path = os.fspath(source)
     if os.path.isdir(path):
         path = os.path.join(path, "model.safetensors")
-    from .checkpoint import read_header
-    read_header(path, "GPT-2 weights")          # missing / truncated / not safetensors: CheckpointError
-    st_numpy = require("safetensors.numpy", "loading GPT-2 weights", "pip install safetensors")
+    from .checkpoint import _layout, read_tensors, stored_tensors
+    what = "GPT-2 weights"
+    table, _, start = _layout(path, what)      # missing / truncated / not safetensors: CheckpointError
+    stored = stored_tensors(path, table, what)
+    keep = {k: t for k, t in stored.items() if not _BUFFER.fullmatch(k.removeprefix(PREFIX))}
+    for k, t in keep.items():
+        if t.dtype.kind != "f":
+            raise StateDictError(f"GPT-2 tensor {k} has dtype {t.dtype}, expected floating point")
+    as_dtype = (lambda t: t.dtype.newbyteorder("=")) if dtype is None else (lambda t: np.dtype(dtype))  # noqa: E731
+    into = packed_empty({k: (t.shape, as_dtype(t)) for k, t in keep.items() if k != "lm_head.weight"})
+    if "lm_head.weight" in keep:
+        into["lm_head.weight"] = np.empty(keep["lm_head.weight"].shape, as_dtype(keep["lm_head.weight"]))
     try:
-        tensors = st_numpy.load_file(path)
-    except Exception as e:                       # e.g. bfloat16, which NumPy cannot hold
-        raise CheckpointCorruptError(f"cannot read GPT-2 weights {path}: {e}", path) from None
-    return tensors, os.path.dirname(os.path.abspath(path))
+        read_tensors(path, start, stored, into, what=what)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what} {path}: {e.strerror or e}", path) from None
+    return into, os.path.dirname(os.path.abspath(path))
 
 
 def _hf_config(folder: str | None) -> dict:
@@ -162,11 +177,12 @@ def from_gpt2(source, dtype=np.float32, n_head: int | None = None) -> GPT:
     """A numpy_gpt GPT holding GPT-2 weights (Hugging Face names, "transformer." prefix optional).
 
     source: a .safetensors path, a folder with model.safetensors (and config.json), or a dict of arrays.
-    The arrays are copied and cast to dtype.
+    A dict's arrays are copied and cast to dtype; a file is read once, straight into the model's
+    parameters (read_state_dict).
     """
-    tensors, folder = read_state_dict(source)
+    tensors, folder = read_state_dict(source, dtype)
     cfg, named, _ = gpt2_config(tensors, n_head, _hf_config(folder))
-    return GPT(cfg, dtype=dtype, params=packed_params(named, dtype))
+    return GPT(cfg, dtype=dtype, params=packed_params(named, dtype) if isinstance(source, Mapping) else named)
 
 
 def check_gpt2_shaped(cfg: GPTConfig) -> None:

@@ -111,14 +111,23 @@ def packed_params(params: dict[str, np.ndarray], dtype=None) -> dict[str, np.nda
     did not change measurably).
     """
     arrays = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
-    spans = [-(-a.nbytes // PACK_ALIGN) * PACK_ALIGN for a in arrays.values()]
-    block = np.empty(sum(spans) + PACK_ALIGN, dtype=np.uint8)
+    out = packed_empty({k: (a.shape, a.dtype) for k, a in arrays.items()})
+    for name, a in arrays.items():
+        out[name][...] = a
+    return out
+
+
+def packed_empty(specs: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
+    """{name: (shape, dtype)} -> {name: an uninitialized array}, laid out as packed_params lays
+    out its copies: one block of memory, each array starting on a cache line. Checkpoints are
+    read straight from the file into such arrays (numpy_gpt.checkpoint.read_tensors)."""
+    sizes = {k: int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize for k, (shape, dt) in specs.items()}
+    block = np.empty(sum(-(-n // PACK_ALIGN) * PACK_ALIGN for n in sizes.values()) + PACK_ALIGN, dtype=np.uint8)
     start = -block.ctypes.data % PACK_ALIGN
     out = {}
-    for (name, a), span in zip(arrays.items(), spans):
-        out[name] = block[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-        out[name][...] = a
-        start += span
+    for name, (shape, dt) in specs.items():
+        out[name] = block[start:start + sizes[name]].view(dt).reshape(shape)
+        start += -(-sizes[name] // PACK_ALIGN) * PACK_ALIGN
     return out
 
 

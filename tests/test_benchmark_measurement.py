@@ -185,6 +185,24 @@ def test_trainer_memory_counts_the_save_in_its_after_save_figure(monkeypatch, th
     assert 0 < r["after_steps_mb"] < 60 and r["save_s"] > 0 and "workers_mb" not in r
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_load_memory_runs_every_way_and_counts_what_a_load_holds(tmp_path, monkeypatch, capsys):
+    # benchmarks.load_memory: each way of loading runs on the files it writes (a tiny config here),
+    # and a load that holds 64 MB shows in the child's figure.
+    from benchmarks import load_memory
+    from numpy_gpt import GPT, GPTConfig
+    from numpy_gpt.gpt2 import save_gpt2
+    files = load_memory.make_files(str(tmp_path), "tiny", gpt2=False)
+    files["gpt2"] = save_gpt2(GPT(GPTConfig(vocab_size=23, block_size=16, n_layer=1, n_head=2, n_embd=16)),
+                              str(tmp_path / "model.safetensors"))
+    for way, (f, _) in load_memory.WAYS.items():
+        load_memory._load(way, files[f])
+    monkeypatch.setattr(load_memory, "_load", lambda way, path: np.ones(16 << 20, np.float32).sum())
+    load_memory.child("generate", files["checkpoint"])
+    mb, s = capsys.readouterr().out.split()
+    assert 60 <= float(mb) < 100 and float(s) > 0
+
+
 def test_thread_limit_sets_every_pool_and_restores_each_after(threads):
     torch = pytest.importorskip("torch")
     threads(2)

@@ -126,19 +126,21 @@ def test_the_writer_refuses_before_writing_what_safetensors_could_not_read(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_without_safetensors_still_saves_and_the_package_then_loads_it(tmp_path, monkeypatch):
-    # Saving is numpy_gpt's own writer: a run on a machine without the optional package keeps its
-    # weights. Loading needs the package, and says so.
-    from numpy_gpt.errors import DependencyError
+def test_a_run_without_safetensors_saves_and_loads(tmp_path, monkeypatch):
+    # Both ways are numpy_gpt's own (safetensors_writer, read_tensors): a machine without the
+    # optional package keeps its weights and resumes from them, and the package reads the file.
     model, trainer = trained(steps=2)
     for name in [m for m in sys.modules if m == "safetensors" or m.startswith("safetensors.")] + ["safetensors"]:
         monkeypatch.setitem(sys.modules, name, None)                     # import safetensors fails
     path = ck.save(tmp_path / "n.safetensors", model, trainer)
-    with pytest.raises(DependencyError, match="loading a checkpoint needs the safetensors package"):
-        ck.load_model(path)
-    monkeypatch.undo()
     loaded, c = ck.load_model(path)
     assert c.step == 2 and all(np.array_equal(loaded.params[k], v) for k, v in model.params.items())
+    resumed = Trainer(loaded, DATA, None, trainer.config)
+    ck.restore_trainer(resumed, c)
+    assert resumed.step == 2
+    monkeypatch.undo()
+    from safetensors.numpy import load_file
+    assert all(np.array_equal(load_file(path)[k], v) for k, v in model.params.items())
 
 
 def test_big_endian_parameters_save_and_load(tmp_path):
@@ -324,6 +326,17 @@ def test_a_tensor_read_as_another_dtype_or_shape_fails_the_checksum(tmp_path, ch
         ck.load_checkpoint(path)
 
 
+def test_training_state_without_its_tensors_is_corrupt(tmp_path):
+    # Metadata that says "optimizer" with no history tensors beside it (a hand edit, checksum
+    # and all): refused, not read as a checkpoint without training state.
+    params = dict(trained(steps=0)[0].params)
+    path = hand_written(tmp_path / "s.safetensors", params, step="2", rng="{}", history='{"layer_groups": []}',
+                        optimizer=json.dumps({"name": "adamw", "step": 2, "lr": 0.001, "buffers": []}))
+    with pytest.raises(CheckpointCorruptError, match="history.step"):
+        ck.load_checkpoint(path)
+    assert ck.load_checkpoint(path, weights_only=True).step == 2
+
+
 def test_a_checkpoint_without_its_checksum_is_refused(tmp_path):
     params = dict(trained(steps=0)[0].params)
     with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
@@ -349,6 +362,129 @@ def test_saving_params_that_do_not_fit_the_config_writes_nothing(tmp_path):
         with pytest.raises(CheckpointError, match=words):
             ck.save_checkpoint(tmp_path / "x.safetensors", CFG, bad)
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------- reading
+def test_loading_reads_the_parameters_into_one_block_the_model_keeps(tmp_path):
+    model, trainer = trained(steps=2)
+    path = ck.save(tmp_path / "p.safetensors", model, trainer)
+    loaded, c = ck.load_model(path)
+    assert len({id(v.base) for v in loaded.params.values()}) == 1          # as a new model's (packed_params)
+    assert all(loaded.params[k] is c.params[k] for k in loaded.params)     # not copied again
+    # Cast on the way in, and the checksum still taken of the bytes the file holds.
+    wide, c64 = ck.load_model(path, dtype=np.float64)
+    assert all(wide.params[k].dtype == np.float64 and np.array_equal(wide.params[k], v)
+               for k, v in model.params.items())
+    assert c64.trainer_state["optimizer"]["exp_avg"]["wte.weight"].dtype == np.float32
+
+
+def test_weights_only_leaves_the_training_state_but_checks_the_whole_file(tmp_path):
+    model, trainer = trained(steps=3)
+    path = ck.save(tmp_path / "w.safetensors", model, trainer, CharTokenizer("abcdefghijk"))
+    c = ck.load_checkpoint(path, weights_only=True)
+    assert c.trainer_state is None and c.step == 3 and c.tokenizer == CharTokenizer("abcdefghijk")
+    assert all(np.array_equal(c.params[k], v) for k, v in model.params.items())
+    with pytest.raises(CheckpointError, match="loaded with weights_only=True: load it again without it"):
+        ck.restore_trainer(Trainer(GPT(CFG), DATA), c)
+    with pytest.raises(CheckpointError, match="loaded with weights_only=True"):
+        tck.restore_trainer(TorchTrainer(torch_gpt.GPT(CFG), DATA, None, trainer.config), c)
+    # A flipped bit in a tensor it leaves in the file still fails the checksum.
+    table, _ = ck.read_header(path)
+    raw = bytearray(open(path, "rb").read())
+    begin, end = table["optimizer.exp_avg_sq.h.1.mlp.c_fc.weight"]["data_offsets"]
+    raw[8 + int.from_bytes(raw[:8], "little") + (begin + end) // 2] ^= 0x10
+    open(path, "wb").write(raw)
+    with pytest.raises(CheckpointCorruptError, match="do not match the checksum"):
+        ck.load_checkpoint(path, weights_only=True)
+
+
+def test_loading_holds_one_copy_of_what_it_keeps(tmp_path):
+    # safetensors' load_file copied each tensor out of its mapping of the file, and load_model
+    # then copied the parameters into one block: four times the parameters for an AdamW run.
+    import tracemalloc
+    cfg = GPTConfig(**{**CFG.to_dict(), "vocab_size": 50_000})
+    model = GPT(cfg, seed=0)
+    trainer = Trainer(model, DATA, None, TrainConfig(steps=1, batch_size=2, eval_interval=0))
+    trainer.run(progress=False)
+    path = ck.save(tmp_path / "m.safetensors", model, trainer)
+    P, wte = sum(v.nbytes for v in model.params.values()), model.params["wte.weight"].nbytes
+    chunk = ck._HASH_CHUNK                 # the buffer that hashes the tensors left in the file
+    for kwargs, need in [({"weights_only": True}, P + chunk), ({}, 3 * P),
+                         ({"dtype": np.float64, "weights_only": True}, 2 * P + wte + chunk)]:   # + one tensor's buffer
+        tracemalloc.start()
+        try:
+            loaded, _ = ck.load_model(path, **kwargs) if "weights_only" not in kwargs else (
+                ck.load_checkpoint(path, **kwargs), None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert need <= peak < need + 100_000, (kwargs, peak, need)
+
+
+def tensor_file(path, tensors: dict, data_len: int, meta: dict | None = None) -> str:
+    """A safetensors file whose header is the given table, followed by data_len bytes."""
+    header = {"__metadata__": meta or {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION}, **tensors}
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + bytes(range(256)) * (data_len // 256)
+                     + bytes(data_len % 256))
+    return str(path)
+
+
+def t(dtype, shape, begin, end):
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+@pytest.mark.parametrize("tensors, size, words", [
+    ({"a": t("F32", [2], 0, 8), "b": t("F32", [1], 12, 16)}, 16, r"tensor b starts at byte 12 of the data, not at "
+                                                                 r"8 where the one before ends \(a gap\)"),
+    ({"a": t("F32", [2], 0, 8), "b": t("F32", [2], 4, 12)}, 12, r"not at 8 where the one before ends \(they overlap\)"),
+    ({"a": t("F32", [3], 0, 8)}, 8, r"tensor a of shape \[3\] needs 12 bytes, but its offsets span 8"),
+    ({"a": t("F32", [2], 0, 8), "b": t("F64", [0], 8, 8), "c": t("U8", [3, 0], 8, 8)}, 8, None),   # empty: fine
+    ({"a": t("F32", [-2], 0, 8)}, 8, "header is malformed"),
+    ({"a": t("F32", [2.0], 0, 8)}, 8, "header is malformed"),
+    ({"a": t("F32", [2], 0, 8), "b": "F32"}, 8, "header"),
+])
+def test_tensors_that_do_not_tile_the_data_exactly(tmp_path, tensors, size, words):
+    # What safetensors refuses to open, refused here too (before any tensor is read).
+    from safetensors import safe_open
+    path = tensor_file(tmp_path / "x.safetensors", tensors, size)
+    if words is None:
+        assert set(ck.stored_tensors(path, ck.read_header(path)[0])) == set(tensors)
+        with safe_open(path, "np") as f:
+            assert f.get_tensor("c").shape == (3, 0)
+        return
+    with pytest.raises(CheckpointCorruptError, match=words):
+        ck.load_checkpoint(path)
+    with pytest.raises(Exception):
+        with safe_open(path, "np") as f:
+            [f.get_tensor(k) for k in f.keys()]
+
+
+@pytest.mark.parametrize("dtype, words", [("BF16", r"tensor w has dtype BF16 \(bfloat16, which NumPy cannot hold\)"),
+                                          ("F8_E4M3", "tensor w has dtype F8_E4M3; numpy-gpt reads F16, F32")])
+def test_dtypes_numpy_cannot_hold_are_named(tmp_path, dtype, words):
+    from numpy_gpt.gpt2 import from_gpt2
+    path = tensor_file(tmp_path / "x.safetensors", {"w": t(dtype, [2], 0, 4)}, 4)
+    with pytest.raises(CheckpointCorruptError, match=words):
+        ck.load_checkpoint(path)
+    with pytest.raises(CheckpointCorruptError, match="cannot read GPT-2 weights"):
+        from_gpt2(path)
+
+
+def test_a_file_cut_short_while_it_is_read(tmp_path, monkeypatch):
+    # Checked against the header first (truncation); a file that shrinks between that check and
+    # the read (another process writing it in place) must not leave half-read weights either.
+    model, trainer = trained(steps=1)
+    path = ck.save(tmp_path / "c.safetensors", model, trainer)
+    real = ck._layout
+
+    def then_cut(p, what):
+        out = real(p, what)
+        os.truncate(p, os.path.getsize(p) - 100)
+        return out
+    monkeypatch.setattr(ck, "_layout", then_cut)
+    with pytest.raises(CheckpointCorruptError, match="changed while it was read"):
+        ck.load_checkpoint(path)
 
 
 # ------------------------------------------------------------------------------ atomicity

@@ -234,6 +234,7 @@ def test_parity_reports_every_activation_and_gradient(ckpt64, capsys):
     for name in names:
         assert f"\n  {name} " in out, name
     assert "float64" in out and "0 FAIL" in out and "\033[" not in out
+    assert f"weights: checkpoint {ckpt64} (step 6)" in out          # read with weights_only: the step from its metadata
     assert main(["parity", "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--block-size", "6",
                  "--norm", "post", "--dropout", "0.2", "--untied", "--dtype", "float32", "--color", "always"]) == 0
     out = capsys.readouterr().out

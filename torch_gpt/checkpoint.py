@@ -15,9 +15,8 @@ import os
 import numpy as np
 import torch
 
-from numpy_gpt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from numpy_gpt.checkpoint import Checkpoint, check_resumable, load_checkpoint, save_checkpoint
 from numpy_gpt.config import GPTConfig
-from numpy_gpt.errors import CheckpointError
 
 from .model import GPT, from_numpy
 
@@ -47,6 +46,5 @@ def load(path: str | os.PathLike, dtype: torch.dtype | None = None, config: GPTC
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:
     """Load a checkpoint's trainer state (written by either implementation) into a torch_gpt Trainer."""
-    if ckpt.trainer_state is None:
-        raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
+    check_resumable(ckpt)
     trainer.load_state_dict(ckpt.trainer_state)

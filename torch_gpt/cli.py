@@ -20,9 +20,10 @@ _TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float
 class TorchBackend:
     name = "torch"
 
-    def new_model(self, cfg, seed: int, dtype, params: dict | None = None) -> GPT:
+    def new_model(self, cfg, seed: int, dtype, params: dict | None = None, copy: bool = True) -> GPT:
         """A torch_gpt GPT; without params, numpy_gpt's initialization for this seed, so that
-        both backends start from the same weights."""
+        both backends start from the same weights. The module always holds copies of params
+        (copy is for numpy_gpt's backend, which can take a checkpoint's arrays as they are)."""
         model = GPT(cfg).to(_TORCH[np.dtype(dtype)])
         model.load_state_dict(from_numpy(init_params(cfg, seed, np.dtype(dtype)) if params is None else params))
         return model
