@@ -182,7 +182,9 @@ def test_trainer_memory_counts_the_save_in_its_after_save_figure(monkeypatch, th
     r = trainer_memory.measure("tiny", steps=2, eval_interval=1, save=True, processes=False, threads=1)
     assert saved == [(True, 2, 2)]                                 # after the 2 steps and their 2 evaluations
     assert r["after_save_mb"] - r["after_steps_mb"] >= 60, r
-    assert 0 < r["after_steps_mb"] < 60 and r["save_s"] > 0 and "workers_mb" not in r
+    # 0 is a true reading here: after other tests (test_gpt2's, say) the heap holds freed memory
+    # that a tiny run can fit in without touching a new page.
+    assert 0 <= r["after_steps_mb"] < 60 and r["save_s"] > 0 and "workers_mb" not in r
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
