@@ -241,6 +241,34 @@ def test_parity_reports_every_activation_and_gradient(ckpt64, capsys):
     assert "shared dropout masks" in out and "\033[32mclose\033[0m" in out and "lm_head.weight" in out
 
 
+@pytest.mark.parametrize("n, shift, said", [(1, 0.0, None),
+                                            (2, 1e-14, "note: the activation trace ran the batch whole, model.forward in 2 shards "
+                                                       "(one per thread): their logits agree within rounding"),
+                                            (1, 1e-14, "note: the activation trace and model.forward's logits agree "
+                                                       "within rounding"),
+                                            (1, 1e-3, "warning: the traced activations do not reproduce"),
+                                            (2, 0.0, "note")])    # as it comes: bitwise or within rounding
+def test_parity_says_how_its_activation_trace_compares_with_the_model(threads, monkeypatch, capsys, n, shift, said):
+    # The trace runs the whole batch; on 2 threads model.forward runs a shard per thread, whose
+    # products round differently: a note, not a warning. A trace that is off is a warning.
+    import torch_gpt.parity as tp
+    threads(n)
+    real = tp.numpy_activations
+
+    def trace(*a, **k):
+        acts = real(*a, **k)
+        acts["logits"] = acts["logits"] * (1 + shift)
+        return acts
+    monkeypatch.setattr(tp, "numpy_activations", trace)
+    assert main(["parity", "--n-layer", "1", "--n-embd", "64", "--n-head", "4", "--block-size", "64",
+                 "--color", "never"]) == 0
+    notes = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith(("note", "warn"))]
+    if n == 2 and shift == 0.0:
+        assert notes == [] or (len(notes) == 1 and notes[0].startswith(said)), notes
+    else:
+        assert (notes == []) if said is None else (len(notes) == 1 and notes[0].startswith(said)), notes
+
+
 @pytest.mark.parametrize("kind, name", [("gradient", "h.0.attn.c_proj.bias"), ("activation", "h.0.attn")])
 def test_parity_fails_loudly(monkeypatch, capsys, kind, name):
     import torch_gpt.parity as tp

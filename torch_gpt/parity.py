@@ -14,6 +14,7 @@ import torch
 
 from numpy_gpt.config import GPTConfig
 from numpy_gpt.model import GPT as NumpyGPT
+from numpy_gpt.parallel import batch_shards
 from numpy_gpt.parity_report import PARITY_TOL, SCALE_FLOOR, Row, compare, numpy_activations
 
 from .model import GPT, from_numpy
@@ -76,13 +77,17 @@ def run_parity(cfg: GPTConfig, params: dict[str, np.ndarray], batch_size: int = 
     grads = model.backward()
     masks = dict(model.masks) if model.training else {}
     acts = numpy_activations(model, idx, targets, masks)
-    traced_ok = np.array_equal(acts["logits"], logits) and np.array_equal(acts["loss"], loss)
+    # The trace runs the whole batch at once; model.forward on several threads runs a shard per
+    # thread, whose products round differently: then the two agree within rounding, not bitwise.
+    trace = [compare(k, "activation", acts[k], v, tol) for k, v in (("logits", logits), ("loss", loss))]
     acts["logits"], acts["loss"] = logits, loss          # the model's own, whatever the trace says
     t_acts, t_grads = torch_run(cfg, params, idx, targets, masks)
 
     rows = [compare(name, "activation", a, t_acts.get(name), tol) for name, a in acts.items()]
     floor = SCALE_FLOOR[np.dtype(dtype)] * max(np.abs(g).max(initial=0.0) for g in t_grads.values())
     rows += [compare(name, "gradient", g, t_grads.get(name), tol, floor) for name, g in grads.items()]
-    info = dict(dtype=dtype.name, tol=tol, batch=(batch_size, T), trace_matches_model=traced_ok,
-                dropout=bool(masks))
+    status = {r.status for r in trace}
+    info = dict(dtype=dtype.name, tol=tol, batch=(batch_size, T), dropout=bool(masks),
+                trace=next(s for s in ("FAIL", "close", "exact") if s in status),
+                trace_rel=max(r.rel for r in trace), shards=len(batch_shards(batch_size)))
     return rows, info
