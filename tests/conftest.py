@@ -53,6 +53,13 @@ def pytest_configure(config):
     # The later line wins where both match.
     config.addinivalue_line("filterwarnings", NAN_IS_AN_ERROR)
     config.addinivalue_line("filterwarnings", EXCEPT_A_PRODUCTS_FLAG)
+    table = os.environ.get("NUMPY_GPT_ERROR_TABLE")
+    if table:                                       # said now, not after a 20-minute run
+        folder = os.path.dirname(os.path.abspath(table))
+        why = ("it is a folder" if os.path.isdir(table) else None if os.path.isdir(folder)
+               and os.access(folder, os.W_OK) else f"{folder} is not a folder this user can write to")
+        if why:
+            raise pytest.UsageError(f"NUMPY_GPT_ERROR_TABLE={table}: cannot write the error table there: {why}")
 
 
 # Kernels that work in row blocks (numpy_gpt.parallel.for_row_blocks: GELU, attention's softmax
@@ -123,10 +130,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                           if share <= 1 else f"{dtype}: {layer} {tensor} against {oracle} is over its limit")
     path = os.environ.get("NUMPY_GPT_ERROR_TABLE")
     if path:
-        with open(path, "w") as f:
-            json.dump([dict(layer=l, tensor=t, dtype=d, oracle=o, worst_rel_error=e, limit=lim)
-                       for (l, t, d, o), (e, lim) in rows], f, indent=1)
-        tr.write_line(f"written to {path}")
+        try:
+            with open(path, "w") as f:
+                json.dump([dict(layer=l, tensor=t, dtype=d, oracle=o, worst_rel_error=e, limit=lim)
+                           for (l, t, d, o), (e, lim) in rows], f, indent=1)
+            tr.write_line(f"written to {path}")
+        except OSError as e:                       # the tests' own outcome stands
+            tr.write_line(f"NUMPY_GPT_ERROR_TABLE: could not write {path}: {e.strerror or e}", red=True)
 
 
 def _headroom(err: float, limit: float | None) -> str:

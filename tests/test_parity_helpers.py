@@ -1,4 +1,7 @@
-"""The parity helpers refuse a backward that returns the wrong number or shapes of gradients."""
+"""The parity helpers refuse a backward that returns the wrong number or shapes of gradients; the
+worst-error table (tests/conftest.py) is written where asked, or refused before the run."""
+import json
+import os
 import re
 
 import numpy as np
@@ -75,3 +78,45 @@ def test_the_suite_fails_on_a_nan_or_overflow_but_not_on_a_products_invalid_flag
     # ...and its NaN still fails any comparison it reaches.
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(inf[None] @ zero, zero)
+
+
+
+class _Reporter:
+    """The few methods of pytest's terminal reporter that the summary uses, keeping the lines."""
+    def __init__(self):
+        self.lines = []
+
+    def section(self, title):
+        self.lines.append(title)
+
+    def write_line(self, line, **markup):
+        self.lines.append(line)
+
+
+@pytest.mark.parametrize("where, said", [("absent/e.json", "absent is not a folder this user can write to"),
+                                         (".", "it is a folder"), ("e.json", None)])
+def test_the_error_table_path_is_checked_before_the_run(tmp_path, monkeypatch, worst_table_untouched, where, said):
+    # NUMPY_GPT_ERROR_TABLE is written at the end of a run (20 minutes for the thorough profile):
+    # a path it cannot be written to is refused at the start (pytest prints the one line and
+    # exits 4), and a write that fails at the end anyway is said without undoing the run's outcome.
+    from tests import conftest, parity
+
+    class Config:
+        def addinivalue_line(self, *args):
+            pass
+    path = tmp_path / where
+    monkeypatch.setenv("NUMPY_GPT_ERROR_TABLE", str(path))
+    if said is not None:
+        with pytest.raises(pytest.UsageError, match=f"NUMPY_GPT_ERROR_TABLE={re.escape(str(path))}: .*{said}"):
+            conftest.pytest_configure(Config())
+        return
+    conftest.pytest_configure(Config())
+    parity.WORST.clear()
+    parity.WORST[("linear", "out", "float64", "torch")] = (1e-15, 1e-9)
+    tr = _Reporter()
+    conftest.pytest_terminal_summary(tr, 0, None)
+    assert json.loads(path.read_text())[0]["worst_rel_error"] == 1e-15 and tr.lines[-1] == f"written to {path}"
+    os.remove(path)
+    os.mkdir(path)                                  # something took the name during the run
+    conftest.pytest_terminal_summary(tr, 0, None)
+    assert tr.lines[-1].startswith(f"NUMPY_GPT_ERROR_TABLE: could not write {path}: "), tr.lines[-1]
