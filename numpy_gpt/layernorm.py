@@ -90,16 +90,20 @@ def layernorm_backward(dout: np.ndarray, cache: tuple
     """
     xhat, rstd, w, has_bias = cache
     C = xhat.shape[-1]
-    g_rows, xhat2 = dout.reshape(-1, C), xhat.reshape(-1, C)
+    g_out, xhat = dout.reshape(-1, C), xhat.reshape(-1, C)      # rows of C numbers, as in the forward
     # 6. out = xhat * w + b; column sums are ones(N) @ (N, C) in BLAS
-    db = col_sums(g_rows) if has_bias else None
-    gx = g_rows * xhat2                                         # g_out * xhat
-    dw = col_sums(gx)
-    g = g_rows * w                                              # dL/dxhat
+    db = col_sums(g_out) if has_bias else None
+    g_out_xhat = g_out * xhat
+    dw = col_sums(g_out_xhat)
+    g = g_out * w                                               # dL/dxhat
     # 5-1. xhat = (x - mean(x)) * rstd(x)
-    g_mean = _row_means(g)
-    gx_mean = row_dots(g, xhat2) * g.dtype.type(1.0 / C)        # mean(g * xhat)
-    dx = np.subtract(g, np.multiply(xhat2, gx_mean, out=gx), out=g)
+    g_mean = _row_means(g)                                      # mean(g)
+    gx_mean = row_dots(g, xhat) * g.dtype.type(1.0 / C)         # mean(g * xhat)
+    # dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), term by term in memory already held:
+    # xhat * mean(g * xhat) goes where g_out * xhat was (dw has been taken from it), and dx
+    # is built in g's own memory (g is not needed after this line).
+    xhat_gx_mean = np.multiply(xhat, gx_mean, out=g_out_xhat)
+    dx = np.subtract(g, xhat_gx_mean, out=g)
     dx -= g_mean
-    dx *= rstd.reshape(-1, 1)                                   # dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+    dx *= rstd.reshape(-1, 1)
     return dx.reshape(dout.shape), dw, db
