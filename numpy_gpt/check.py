@@ -641,6 +641,8 @@ def parse_impl(text: str, default_name: str) -> tuple[str, str]:
 def load_impl(text: str, default_name: str) -> tuple[Callable, str, str]:
     """Import the learner's file and return (function, path, 'path:function')."""
     path, name = parse_impl(text, default_name)
+    if os.path.isdir(path):
+        raise InputError(f"--impl: {path!r} is a folder; give a Python file (file.py or file.py:function)")
     if not os.path.isfile(path):
         raise InputError(f"--impl: file {path!r} not found")
     module_name = "_numpy_gpt_check_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
@@ -751,8 +753,14 @@ def format_report(report: CheckReport, spec: LayerSpec) -> str:
                   "    from numpy_gpt.check import make_case",
                   f"    case = make_case({spec.name!r}, {kw})",
                   "    out, cache = case.forward()",
-                  f"    grads = {spec.backward}(case.dout, cache)   # your function"]
+                  f"    grads = {_function_name(report.impl, spec)}(case.dout, cache)   # your function"]
     return "\n".join(lines)
+
+
+def _function_name(impl: str, spec: LayerSpec) -> str:
+    """The function the report is about: the name after the colon of load_impl's 'path:function'."""
+    path, sep, name = impl.rpartition(":")
+    return name if sep and name.isidentifier() else spec.backward
 
 
 def format_list() -> str:

@@ -99,14 +99,18 @@ class NumpyBackend:
         return out[0].tolist()
 
 
+# The pin keeps pip on the CPU wheel (pyproject.toml's torch extra says why); numpy-gpt is
+# installed from its checkout, so the extra is named there, not on a package index.
+INSTALL_TORCH = "pip install torch==2.13.0 (or, in the numpy-gpt checkout, pip install -e '.[torch]')"
+
+
 def torch_cli():
     """torch_gpt.cli, or DependencyError when torch is not installed."""
     try:
         return importlib.import_module("torch_gpt.cli")
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] in ("torch", "torch_gpt"):
-            raise DependencyError("this needs PyTorch, which is not installed: "
-                                  "pip install 'numpy-gpt[torch]' (torch==2.13.0)") from None
+            raise DependencyError(f"this needs PyTorch, which is not installed: {INSTALL_TORCH}") from None
         raise
 
 
@@ -538,7 +542,7 @@ def cmd_bench(argv: list[str]) -> int:
             raise DependencyError("the benchmarks live in the source tree (benchmarks/), not in the installed "
                                   "package: run numpy-gpt bench from a checkout of numpy-gpt") from None
         if e.name and e.name.split(".")[0] == "torch":
-            raise DependencyError("the benchmarks need PyTorch: pip install 'numpy-gpt[torch]'") from None
+            raise DependencyError(f"the benchmarks need PyTorch: {INSTALL_TORCH}") from None
         raise
     run.main(argv, prog=f"{PROG} bench", parser=ArgumentParser)      # usage errors in one line
     return 0

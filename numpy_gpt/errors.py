@@ -34,7 +34,8 @@ class NumpyGPTError(Exception):
 
 
 class UsageError(NumpyGPTError, ValueError):
-    """The command line was malformed: an unknown command, option or option value."""
+    """The command line cannot run as written: an unknown command, option or option value,
+    options that do not go together, an output file that exists without --resume or --force."""
 
 
 class ConfigError(NumpyGPTError, ValueError):

@@ -74,6 +74,20 @@ def test_layernorm_without_the_mean_term_fails_on_dx(capsys, tmp_path):
     assert v[("dx", "torch")] == "WRONG" and v[("dw", "torch")] == "ok" and v[("db", "torch")] == "ok"
 
 
+def test_the_rebuild_snippet_calls_the_function_the_learner_named(capsys, tmp_path):
+    path = write(tmp_path, "attempts.py", """
+        def second_try(dout, cache):
+            return 2 * dout
+        """)
+    code, out = run_check(capsys, "relu", "--impl", path + ":second_try", "--examples", "3")
+    assert code == 1 and "    grads = second_try(case.dout, cache)   # your function" in out, out
+    code, out = run_check(capsys, "relu", "--impl", write(tmp_path, "plain.py", """
+        def relu_backward(dout, cache):
+            return -dout
+        """), "--examples", "3")
+    assert code == 1 and "    grads = relu_backward(case.dout, cache)   # your function" in out, out
+
+
 def test_gelu_with_a_wrong_constant_fails(capsys, tmp_path):
     out = wrong_report(capsys, tmp_path, "gelu", """
         import math
@@ -286,6 +300,8 @@ def test_list_and_bad_input(capsys, tmp_path):
         run_check(capsys)
     with pytest.raises(InputError, match="not found"):
         run_check(capsys, "linear", "--impl", str(tmp_path / "missing.py"))
+    with pytest.raises(InputError, match="is a folder; give a Python file"):
+        run_check(capsys, "linear", "--impl", str(tmp_path))
     path = write(tmp_path, "other.py", "def helper(dout, cache):\n    return dout\n")
     with pytest.raises(InputError, match="no function 'linear_backward'.*defines helper"):
         run_check(capsys, "linear", "--impl", path)

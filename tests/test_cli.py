@@ -351,8 +351,8 @@ def test_without_torch_the_torch_commands_say_so_in_one_line(monkeypatch, capsys
     for argv in (["parity"], ["train", "--backend", "torch"]):
         assert main(argv) == 1
         err = capsys.readouterr().err
-        assert err == ("numpy-gpt: error: this needs PyTorch, which is not installed: "
-                       "pip install 'numpy-gpt[torch]' (torch==2.13.0)\n")
+        assert err == ("numpy-gpt: error: this needs PyTorch, which is not installed: pip install torch==2.13.0 "
+                       "(or, in the numpy-gpt checkout, pip install -e '.[torch]')\n")
 
 
 def test_plugin_commands_register_themselves_when_their_module_exists(monkeypatch, capsys):
