@@ -6,7 +6,7 @@ in the same run, the way it was read through `safetensors.numpy.load_file` befor
 
 Writes the files into a temporary folder (a checkpoint after one Trainer step of the config,
 AdamW state included; with --gpt2 also random weights of GPT-2 124M's shapes, 475 MB), then
-loads each in a fresh process and prints the process's peak resident memory above its imports
+loads each in a fresh process (torch_gpt's ways too) and prints the process's peak resident memory above its imports
 (VmHWM, its mark reset after the imports) and the seconds taken. The mapped pages of a file
 count as resident while mapped, as `load_file`'s were. The figures in README.md's checkpoint and
 GPT-2 paragraphs come from this tool. Linux only (/proc).
@@ -29,7 +29,9 @@ WAYS = {  # name: (file, what is loaded)
     "resume": ("checkpoint", "numpy_gpt.checkpoint.load_model: parameters and training state"),
     "generate": ("checkpoint", "load_checkpoint(weights_only=True) and a GPT on its parameters"),
     "resume, load_file": ("checkpoint", "load_file, the checksum, packed_params: before, for either"),
+    "resume, torch": ("checkpoint", "torch_gpt.checkpoint.load"),
     "gpt2": ("gpt2", "numpy_gpt.gpt2.from_gpt2"),
+    "gpt2, torch": ("gpt2", "torch_gpt.gpt2.from_gpt2"),
     "gpt2, load_file": ("gpt2", "safetensors.numpy.load_file, then packed_params (before)"),
 }
 
@@ -49,8 +51,14 @@ def _load(way: str, path: str) -> None:
         checkpoint._checksum(tensors, checkpoint.read_header(path)[1])     # as load_checkpoint checked it
         params = {k: v for k, v in tensors.items() if not k.startswith(("optimizer.", "history.", "rng."))}
         packed_params(params)
+    elif way == "resume, torch":
+        import torch_gpt.checkpoint
+        torch_gpt.checkpoint.load(path)
     elif way == "gpt2":
         from_gpt2(path)
+    elif way == "gpt2, torch":
+        import torch_gpt.gpt2
+        torch_gpt.gpt2.from_gpt2(path)
     elif way == "gpt2, load_file":
         from safetensors.numpy import load_file
         cfg, named, _ = gpt2_config(load_file(path), hf_config=_hf_config(os.path.dirname(path)))
@@ -62,6 +70,8 @@ def child(way: str, path: str) -> None:
 
     import numpy_gpt.checkpoint  # noqa: F401
     import numpy_gpt.gpt2  # noqa: F401
+    import torch_gpt.checkpoint  # noqa: F401
+    import torch_gpt.gpt2  # noqa: F401
     base, _ = reset_peak()
     t0 = time.perf_counter()
     _load(way, path)

@@ -555,7 +555,8 @@ def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run:
 
 
 def load_model(path: str | os.PathLike, dtype=None, config: GPTConfig | None = None) -> tuple[GPT, Checkpoint]:
-    """A numpy_gpt GPT from a checkpoint (in the dtype it was saved in, unless dtype is given)."""
+    """A numpy_gpt GPT from a checkpoint (in the dtype it was saved in, unless dtype is given).
+    The model's params are ckpt.params, the arrays just read, not a copy of them."""
     ckpt = load_checkpoint(path, config, dtype=dtype)
     model = GPT(ckpt.config, seed=int(ckpt.run.get("seed", 0)), params=ckpt.params)   # read packed
     return model, ckpt

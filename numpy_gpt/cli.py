@@ -427,7 +427,8 @@ def cmd_generate(args) -> int:
         tok = gpt2_tokenizer(args.gpt2 if os.path.isdir(args.gpt2) else os.path.dirname(os.path.abspath(args.gpt2)))
         if tok is None:
             raise ConfigError(f"no GPT-2 vocabulary beside {args.gpt2}: expected vocab.json and merges.txt there")
-        model = np_model if be.name == "numpy" else be.new_model(np_model.config, 0, np.float32, np_model.params)
+        model = np_model if be.name == "numpy" else be.new_model(np_model.config, 0, np.float32, np_model.params,
+                                                                 copy=False)
     else:
         from .checkpoint import load_checkpoint
         ckpt = load_checkpoint(args.checkpoint, weights_only=True)

@@ -672,6 +672,28 @@ def test_a_signal_saves_and_resuming_is_bit_identical(tmp_path, straight, sig, c
 
 
 # ---------------------------------------------------------------------- numpy <-> torch
+def test_torch_gpt_takes_the_arrays_it_read_as_its_parameters(tmp_path):
+    # No random initialization and no copy: torch_gpt.model.adopt shares numpy_gpt's block.
+    model, trainer = trained(steps=2)
+    path = ck.save(tmp_path / "t.safetensors", model, trainer)
+    t, c = tck.load(path)
+    assert all(np.shares_memory(p.detach().numpy(), c.params[k]) and p.requires_grad and p.dtype == torch.float32
+               and np.array_equal(c.params[k], model.params[k]) for k, p in t.named_parameters())
+    assert {k for k, _ in t.named_parameters()} == set(model.params) and list(t.buffers()) == []
+    t64, _ = tck.load(path, dtype=torch.float64)
+    assert all(p.dtype == torch.float64 and np.array_equal(p.detach().numpy(), model.params[k])
+               for k, p in t64.named_parameters())
+    half = ck.save_checkpoint(tmp_path / "h.safetensors", CFG, {k: v.astype(np.float16) for k, v in model.params.items()})
+    assert all(p.dtype == torch.float32 for p in tck.load(half)[0].parameters())     # as before: float16 runs in float32
+    # It trains as a model built the usual way does, step for step.
+    fresh = torch_gpt.GPT(CFG)
+    fresh.load_state_dict(torch_gpt.model.from_numpy(model.params))
+    for m in (t, fresh):
+        tt = TorchTrainer(m, DATA, None, TrainConfig(steps=2, batch_size=2, eval_interval=0, seed=5))
+        tt.run(progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(t.parameters(), fresh.parameters()))
+
+
 def test_train_in_numpy_continue_in_torch_and_back(tmp_path):
     tcfg = TrainConfig(steps=18, batch_size=2, eval_interval=6, eval_batches=2, lr=1e-2, warmup_steps=4)
     straight = GPT(CFG, seed=1, dtype=np.float64)

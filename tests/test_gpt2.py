@@ -232,6 +232,14 @@ def test_a_weights_file_is_read_straight_into_one_block(tmp_path, head):
     packed = [v for k, v in model.params.items() if k != "lm_head.weight"]
     assert len({id(v.base) for v in packed}) == 1
     assert packed[0].base.nbytes <= sum(v.nbytes + 64 for v in packed) + 64       # nothing else read into it
+    # torch_gpt takes the same arrays (torch_gpt.model.adopt): one block there too, no copy.
+    t = torch_gpt.gpt2.from_gpt2(tmp_path / "model.safetensors", n_head=4)
+    usual = torch_gpt.GPT(model.config)
+    usual.load_state_dict(torch_gpt.model.from_numpy(model.params))
+    with torch.no_grad():
+        assert torch.equal(t(torch.from_numpy(IDX))[0], usual(torch.from_numpy(IDX))[0])
+    spans = sorted((p.data_ptr(), p.numel() * p.element_size()) for k, p in t.named_parameters() if k != "lm_head.weight")
+    assert spans[-1][0] + spans[-1][1] - spans[0][0] <= sum(n + 64 for _, n in spans)
 
 
 def test_a_float16_file_is_cast_on_the_way_in_and_integers_are_refused(tmp_path):

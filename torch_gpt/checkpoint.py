@@ -17,10 +17,12 @@ import torch
 
 from numpy_gpt.checkpoint import Checkpoint, check_resumable, load_checkpoint, save_checkpoint
 from numpy_gpt.config import GPTConfig
+from numpy_gpt.model import packed_params
 
-from .model import GPT, from_numpy
+from .model import GPT, adopt
 
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+_NUMPY = {t: n for n, t in _DTYPES.items()}
 
 
 def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run: dict | None = None) -> str:
@@ -36,12 +38,10 @@ def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run:
 def load(path: str | os.PathLike, dtype: torch.dtype | None = None, config: GPTConfig | None = None
          ) -> tuple[GPT, Checkpoint]:
     """A torch_gpt GPT from a checkpoint, in the dtype it was saved in unless dtype is given."""
-    ckpt = load_checkpoint(path, config)
-    saved = np.dtype(next(iter(ckpt.params.values())).dtype)
-    dtype = dtype or _DTYPES.get(saved, torch.float32)
-    model = GPT(ckpt.config).to(dtype)
-    model.load_state_dict(from_numpy(ckpt.params))
-    return model, ckpt
+    ckpt = load_checkpoint(path, config, dtype=None if dtype is None else _NUMPY[dtype])
+    if np.dtype(next(iter(ckpt.params.values())).dtype) not in _DTYPES:     # float16, say
+        ckpt.params = packed_params(ckpt.params, np.float32)
+    return adopt(ckpt.config, ckpt.params), ckpt          # the model's parameters are ckpt.params
 
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:

@@ -11,7 +11,7 @@ import torch
 from numpy_gpt.model import init_params
 
 from . import checkpoint
-from .model import GPT, from_numpy, to_numpy
+from .model import GPT, adopt, from_numpy, to_numpy
 from .train import Trainer
 
 _TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -22,8 +22,10 @@ class TorchBackend:
 
     def new_model(self, cfg, seed: int, dtype, params: dict | None = None, copy: bool = True) -> GPT:
         """A torch_gpt GPT; without params, numpy_gpt's initialization for this seed, so that
-        both backends start from the same weights. The module always holds copies of params
-        (copy is for numpy_gpt's backend, which can take a checkpoint's arrays as they are)."""
+        both backends start from the same weights. copy=False: the model's parameters are the
+        arrays of params themselves (torch_gpt.model.adopt), which must be in dtype already."""
+        if params is not None and not copy:
+            return adopt(cfg, params)
         model = GPT(cfg).to(_TORCH[np.dtype(dtype)])
         model.load_state_dict(from_numpy(init_params(cfg, seed, np.dtype(dtype)) if params is None else params))
         return model

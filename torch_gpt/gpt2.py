@@ -10,7 +10,7 @@ import torch
 
 from numpy_gpt import gpt2 as np_gpt2
 
-from .model import GPT, from_numpy
+from .model import GPT, adopt
 
 
 def from_gpt2(source, dtype: torch.dtype = torch.float32, n_head: int | None = None) -> GPT:
@@ -18,9 +18,7 @@ def from_gpt2(source, dtype: torch.dtype = torch.float32, n_head: int | None = N
     (a .safetensors path, a folder, or a dict of tensors or arrays)."""
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     np_model = np_gpt2.from_gpt2(source, dtype=np_dtype, n_head=n_head)
-    model = GPT(np_model.config).to(dtype)
-    model.load_state_dict(from_numpy(np_model.params))
-    return model
+    return adopt(np_model.config, np_model.params)            # the arrays just read: no copy
 
 
 def to_gpt2(model: GPT, tensors: dict[str, torch.Tensor] | None = None, prefix: str = np_gpt2.PREFIX

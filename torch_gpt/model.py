@@ -23,18 +23,22 @@ from .positional import learned_forward, sinusoidal_forward
 
 
 class GPT(nn.Module):
-    def __init__(self, config: GPTConfig, seed: int | None = None):
+    def __init__(self, config: GPTConfig, seed: int | None = None, init: bool = True):
+        """init=False leaves the parameters unset (for adopt, which replaces them all)."""
         super().__init__()
         self.config = cfg = config
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        # Each embedding gets an empty weight, not torch's own N(0, 1) fill, which reset_parameters
+        # would overwrite (and which, on the meta device, costs a second the first time: adopt).
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd, _weight=torch.empty(cfg.vocab_size, cfg.n_embd))
         if cfg.pos_encoding == "learned":
-            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd, _weight=torch.empty(cfg.block_size, cfg.n_embd))
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         if cfg.norm == "pre":
             self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         if not cfg.tie_weights:
             self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)   # weight (V, C)
-        self.reset_parameters(seed)
+        if init:
+            self.reset_parameters(seed)
 
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None):
@@ -79,6 +83,18 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens: int, **kwargs) -> torch.Tensor:
         from .generation import generate
         return generate(self, idx, max_new_tokens, **kwargs)
+
+
+def adopt(config: GPTConfig, params: dict[str, np.ndarray]) -> GPT:
+    """A GPT whose parameters are these NumPy arrays themselves (torch.from_numpy shares their
+    memory): no random initialization first (the modules are built on the meta device) and no
+    copy. For arrays nothing else will use, such as numpy_gpt's reads of a checkpoint or of GPT-2
+    weights; training the model changes them. Names and shapes are checked as load_state_dict
+    checks them, and the model computes in the arrays' dtype."""
+    with torch.device("meta"):
+        model = GPT(config, init=False)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()}, assign=True)
+    return model
 
 
 def from_numpy(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
