@@ -258,6 +258,7 @@ def test_parity_says_how_its_activation_trace_compares_with_the_model(threads, m
     def trace(*a, **k):
         acts = real(*a, **k)
         acts["logits"] = acts["logits"] * (1 + shift)
+        acts["loss"] = acts["loss"] * (1 + shift * 1e-11)       # a loss within rounding beside logits that are off
         return acts
     monkeypatch.setattr(tp, "numpy_activations", trace)
     assert main(["parity", "--n-layer", "1", "--n-embd", "64", "--n-head", "4", "--block-size", "64",
