@@ -3,7 +3,8 @@
 One file per layer; each holds a `*_forward(...) -> (out, cache)` and a
 `*_backward(dout, cache) -> grads` pair with the math written beside the code.
 This package imports NumPy only; optional helpers (tqdm, matplotlib,
-safetensors, threadpoolctl) are imported lazily where they are used.
+threadpoolctl) are imported lazily where they are used. Checkpoints are safetensors files,
+written and read by numpy_gpt.checkpoint itself.
 """
 from .config import GPTConfig
 from .errors import (CheckpointError, ConfigError, DataError, InputError, NumpyGPTError,

@@ -60,6 +60,7 @@ BUFFERS = {"sgd": ("momentum_buffer",), "adam": ADAM_BUFFERS, "adamw": ADAM_BUFF
 _HISTORY_SERIES = (("step", np.int64), ("loss", np.float64), ("lr", np.float64), ("grad_norm", np.float64))
 _MAX_HEADER = 100_000_000               # safetensors' own limit on the header (MAX_HEADER_SIZE)
 _STATE_PREFIXES = ("optimizer.", "history.", "rng.")     # tensors that are not parameters
+_MAX_NDIM = 64                          # NumPy's limit on an array's dimensions
 
 
 @dataclass
@@ -341,8 +342,10 @@ def _layout(path: str | os.PathLike, what: str) -> tuple[dict, dict, int]:
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object")
         meta = header.pop("__metadata__", None) or {}
+        if not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+            raise ValueError("__metadata__ is not a map of strings")
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
-    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, OverflowError, RecursionError) as e:
         raise CheckpointCorruptError(f"{what} {path} is corrupt: its header cannot be parsed ({e})",
                                      path) from None
     if 8 + n + end > size:
@@ -383,7 +386,11 @@ def stored_tensors(path: str, table: dict, what: str = "checkpoint") -> dict[str
             if not all(type(d) is int and d >= 0 for d in (*shape, begin, end)):
                 raise ValueError(f"tensor {name}: shape {list(shape)} and offsets {[begin, end]} must be "
                                  "whole numbers >= 0")
+            if len(shape) > _MAX_NDIM or math.prod(d for d in shape if d) > np.iinfo(np.intp).max:
+                raise ValueError(f"tensor {name}: shape {list(shape)} is more than NumPy can hold")
             out[name] = StoredTensor(_NUMPY_DTYPES[t["dtype"]], shape, begin, end)
+    except CheckpointError:
+        raise
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointCorruptError(f"{what} {path} is corrupt: its header is malformed ({e})", path) from None
     at = 0
@@ -415,8 +422,8 @@ def read_tensors(path: str, start: int, stored: dict[str, StoredTensor], into: d
     with open(path, "rb", buffering=0) as f:
         for name in sorted(stored) if sha is not None else sorted(into, key=lambda k: stored[k].begin):
             t = stored[name]
-            if sha is not None:
-                sha.update(f"{name}:{t.dtype.str}:{t.shape}\0".encode())
+            if sha is not None:                    # _checksum's np.ascontiguousarray made a 0-d array (1,)
+                sha.update(f"{name}:{t.dtype.str}:{t.shape or (1,)}\0".encode())
             f.seek(start + t.begin)
             dest = into.get(name)
             if dest is None:                       # not kept: only hashed, a chunk at a time
@@ -430,6 +437,16 @@ def read_tensors(path: str, start: int, stored: dict[str, StoredTensor], into: d
                 sha.update(raw)
             if not direct:
                 dest[...] = buf
+
+
+def _saved_dtype(meta: dict, stored: dict[str, StoredTensor], state: list[str]) -> np.dtype:
+    """The parameters' dtype: the metadata's (save_checkpoint writes the first parameter's), or,
+    if it names none that NumPy knows, the first parameter's in the file. Parameters saved in
+    mixed dtypes are all read in this one, as a model computes in one."""
+    try:
+        return np.dtype(meta["dtype"])
+    except (KeyError, TypeError):
+        return next((t.dtype for k, t in stored.items() if k not in state), np.dtype(np.float32))
 
 
 _HASH_CHUNK = 1 << 18                   # bytes: read_tensors hashes the tensors it does not keep in these
@@ -450,7 +467,7 @@ def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None, *,
     """Read a checkpoint. config, if given, must equal the checkpoint's (CheckpointMismatchError).
 
     The parameters are read straight into one block of memory (model.packed_empty), in dtype if
-    given (else as saved), ready to be a GPT's params without another copy. weights_only: leave
+    given (else as saved: the first parameter's dtype), ready to be a GPT's params without another copy. weights_only: leave
     the training state (optimizer buffers, history, RNG states) in the file, for generating; the
     checksum still covers the whole file.
     """
@@ -466,8 +483,8 @@ def load_checkpoint(path: str | os.PathLike, config: GPTConfig | None = None, *,
                                      f"this numpy-gpt reads version {FORMAT_VERSION}", path)
     stored = stored_tensors(path, table)
     state = [k for k in stored if k.startswith(_STATE_PREFIXES)]
-    tensors = packed_empty({k: (t.shape, t.dtype if dtype is None else np.dtype(dtype).newbyteorder("="))
-                            for k, t in stored.items() if k not in state})
+    dtype = np.dtype(dtype if dtype is not None else _saved_dtype(meta, stored, state)).newbyteorder("=")
+    tensors = packed_empty({k: (t.shape, dtype) for k, t in stored.items() if k not in state})
     if not weights_only:
         tensors.update({k: np.empty(stored[k].shape, stored[k].dtype.newbyteorder("=")) for k in state})
     sha = hashlib.sha256()

@@ -22,7 +22,7 @@ expect (ValueError, FileNotFoundError, ...), so generic handlers keep working.
     │   └── CheckpointMismatchError     made for another model configuration
     ├── StateDictError          a GPT-2 state dict with missing or extra keys or wrong shapes
     ├── TrainingDivergedError   (train) the loss, a gradient or a parameter became NaN or inf
-    └── DependencyError         an optional package (torch, safetensors) is not installed
+    └── DependencyError         an optional package (torch, matplotlib, ...) is not installed
 
 The classes marked (module) live in that module, next to the code that raises them.
 """

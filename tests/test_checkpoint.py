@@ -443,6 +443,9 @@ def t(dtype, shape, begin, end):
     ({"a": t("F32", [-2], 0, 8)}, 8, "header is malformed"),
     ({"a": t("F32", [2.0], 0, 8)}, 8, "header is malformed"),
     ({"a": t("F32", [2], 0, 8), "b": "F32"}, 8, "header"),
+    ({"a": t("F32", [2], 0, 8), "b": t("F32", [2**63, 0], 8, 8)}, 8, r"shape \[9223372036854775808, 0\] is more than NumPy"),
+    ({"a": t("F32", [2], 0, 8), "b": t("F32", [1] * 65 + [0], 8, 8)}, 8, "is more than NumPy can hold"),
+    ({"a": t("F32", [2], 0, 1e400)}, 8, "header cannot be parsed"),
 ])
 def test_tensors_that_do_not_tile_the_data_exactly(tmp_path, tensors, size, words):
     # What safetensors refuses to open, refused here too (before any tensor is read).
@@ -460,6 +463,34 @@ def test_tensors_that_do_not_tile_the_data_exactly(tmp_path, tensors, size, word
             [f.get_tensor(k) for k in f.keys()]
 
 
+@pytest.mark.parametrize("meta, words", [([1, 2], "__metadata__ is not a map of strings"),
+                                         ({"format": ck.FORMAT, "step": 2}, "__metadata__ is not a map of strings")])
+def test_metadata_that_is_not_a_map_of_strings(tmp_path, meta, words):
+    path = tensor_file(tmp_path / "m.safetensors", {"a": t("F32", [2], 0, 8)}, 8, meta)
+    with pytest.raises(CheckpointCorruptError, match=words):
+        ck.load_checkpoint(path)
+
+
+def test_a_header_nested_past_the_parsers_depth(tmp_path):
+    text = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (tmp_path / "n.safetensors").write_bytes(len(text).to_bytes(8, "little") + text)
+    with pytest.raises(CheckpointCorruptError, match="header cannot be parsed"):
+        ck.load_checkpoint(tmp_path / "n.safetensors")
+
+
+def test_what_the_writer_allows_the_reader_reads(tmp_path):
+    # A 0-d tensor (hashed as (1,) since the first checkpoints: _checksum's ascontiguousarray) and
+    # parameters saved in mixed dtypes (read, as before, in the first one's) load as they did.
+    model, trainer = trained(steps=1)
+    state = trainer.state_dict()
+    state["optimizer"]["exp_avg"]["scalar"] = np.array(2.5, np.float32)
+    mixed = {**model.params, "wpe.weight": model.params["wpe.weight"].astype(np.float64)}
+    path = ck.save_checkpoint(tmp_path / "z.safetensors", CFG, mixed, trainer_state=state)
+    loaded, c = ck.load_model(path)
+    assert c.trainer_state["optimizer"]["exp_avg"]["scalar"].shape == ()
+    assert loaded.dtype == np.float32 and all(np.array_equal(loaded.params[k], v) for k, v in model.params.items())
+
+
 @pytest.mark.parametrize("dtype, words", [("BF16", r"tensor w has dtype BF16 \(bfloat16, which NumPy cannot hold\)"),
                                           ("F8_E4M3", "tensor w has dtype F8_E4M3; numpy-gpt reads F16, F32")])
 def test_dtypes_numpy_cannot_hold_are_named(tmp_path, dtype, words):
@@ -467,8 +498,9 @@ def test_dtypes_numpy_cannot_hold_are_named(tmp_path, dtype, words):
     path = tensor_file(tmp_path / "x.safetensors", {"w": t(dtype, [2], 0, 4)}, 4)
     with pytest.raises(CheckpointCorruptError, match=words):
         ck.load_checkpoint(path)
-    with pytest.raises(CheckpointCorruptError, match="cannot read GPT-2 weights"):
+    with pytest.raises(CheckpointCorruptError, match="cannot read GPT-2 weights") as e:
         from_gpt2(path)
+    assert "malformed" not in str(e.value)
 
 
 def test_a_file_cut_short_while_it_is_read(tmp_path, monkeypatch):

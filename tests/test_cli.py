@@ -128,6 +128,19 @@ def test_train_in_numpy_continue_in_torch_and_back_from_the_command_line(tmp_pat
     assert c.step == 9 and c.run["backend"] == "numpy" and len(c.trainer_state["history"]["loss"]) == 9
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_float32_run_resumes_in_float64(tmp_path, backend):
+    # The checkpoint's float32 parameters are read as float64 (load_checkpoint's dtype) and the
+    # model takes them as they are; the run goes on in float64 and is saved so.
+    assert main(["train", "--steps", "3", "--out", "r.safetensors", "--eval-interval", "0", *TINY]) == 0
+    before = load_checkpoint("r.safetensors").params
+    assert main(["train", "--resume", "r.safetensors", "--backend", backend, "--dtype", "float64", "--steps", "5",
+                 "--no-plot", "--no-progress"]) == 0
+    c = load_checkpoint("r.safetensors")
+    assert c.step == 5 and c.metadata["dtype"] == "float64" and len(c.trainer_state["history"]["loss"]) == 5
+    assert all(v.dtype == np.float64 and not np.array_equal(v, before[k]) for k, v in c.params.items() if k != "wpe.weight")
+
+
 def test_a_resumed_run_keeps_its_tokenizer_dtype_and_validation_split(tmp_path, capsys):
     # Nothing about the data is said again on resuming (but the tokenizer's name, which must agree).
     (tmp_path / "t.txt").write_text("the cat sat on the mat; the dog sat on the log.\n" * 20)
