@@ -43,8 +43,8 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relu_backward(dout: np.ndarray, cache: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    positive = cache
-    return np.multiply(dout, positive, out=out)
+    mask = cache                                                # x > 0, from relu_forward
+    return np.multiply(dout, mask, out=out)
 
 
 def gelu_exact_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -89,7 +89,7 @@ def _gelu_kernel(x: np.ndarray, out: np.ndarray, s: np.ndarray) -> None:
     1 / s is a division, not np.reciprocal: the same correctly rounded
     quotient, and 0.12 against 0.21 ns per float32 on the Zen 4 host.
     """
-    f = x.dtype.type
+    f = x.dtype.type                     # s's memory holds the steps to s, and s only at the end:
     np.multiply(x, x, out=s)             # x^2
     s *= f(-2.0 * _GELU_C * _GELU_K)
     s += f(-2.0 * _GELU_C)
@@ -124,15 +124,15 @@ def gelu_backward(dout: np.ndarray, cache: tuple, out: np.ndarray | None = None)
 def _gelu_backward_kernel(x, s, g, dx) -> None:
     """One block of rows; dx may be g itself (the block's factor is made apart, then g times it)."""
     f = x.dtype.type
-    d = x * x
-    d *= f(6.0 * _GELU_K * _GELU_C)
-    d += f(2.0 * _GELU_C)                # 2 du/dx = 2c (1 + 3k x^2)
-    t = np.subtract(f(1.0), s)
-    t *= s                               # s (1 - s), 0 far out in both tails
-    t *= d
-    t *= x                               # 2 x s (1 - s) du/dx
-    t += s                               # s + 2 x s (1 - s) du/dx
-    np.multiply(t, g, out=dx)
+    two_du_dx = x * x
+    two_du_dx *= f(6.0 * _GELU_K * _GELU_C)
+    two_du_dx += f(2.0 * _GELU_C)        # 2 du/dx = 2c (1 + 3k x^2)
+    fprime = np.subtract(f(1.0), s)      # built up in place into gelu'(x):
+    fprime *= s                          # s (1 - s), 0 far out in both tails
+    fprime *= two_du_dx
+    fprime *= x                          # 2 x s (1 - s) du/dx
+    fprime += s                          # gelu'(x) = s + 2 x s (1 - s) du/dx
+    np.multiply(fprime, g, out=dx)
 
 
 def gelu_output(cache: tuple) -> np.ndarray:

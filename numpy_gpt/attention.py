@@ -13,19 +13,23 @@ Forward:
     3. s = q @ k^T / sqrt(hs)                        (B, nh, T, T)
     4. s[t, u] = -inf for u > t                      the causal mask
     5. a = softmax(s)  over the last axis            (B, nh, T, T)
-   5b. a = a * keep / (1 - p)                        attention dropout, in training (optional)
-    6. y = a @ v                                     (B, nh, T, hs)
+   5b. d = a * keep / (1 - p)                        attention dropout, in training (else d = a)
+    6. y = d @ v                                     (B, nh, T, hs)
     7. y = merge heads                               (B, T, C)
     8. out = y @ c_proj_w + c_proj_b                 (B, T, C)
 
 Backward: the same steps in reverse, g_z meaning dL/dz:
     8. linear backward gives g_y, g_c_proj_w, g_c_proj_b
     7. split g_y into heads
-    6. g_a = g_y @ v^T;   g_v = a^T @ g_y            (a after dropout, if any)
-   5b. g_a = g_a * keep / (1 - p)                    dropout's backward (dropout.py)
+    6. g_d = g_y @ v^T;   g_v = d^T @ g_y
+   5b. g_a = g_d * keep / (1 - p)                    dropout's backward (dropout.py); else g_a = g_d
     5. g_s = a * (g_a - sum(g_a * a))                (softmax backward, as in softmax.py)
     4. nothing to do: a is exactly 0 where s was -inf, so g_s is 0 there too
     3. g_q = g_s @ k / sqrt(hs);   g_k = g_s^T @ q / sqrt(hs)
+
+In the code, steps 3-5 of the forward run in place on one array (s becomes a), and the
+backward's step 5 multiplies by 1 / sqrt(hs) at once: its array holds g_s / sqrt(hs), named
+gs_scaled, so that step 3 is two plain products.
     2. merge g_q, g_k, g_v back into g_qkv           (B, T, 3C)
     1. linear backward gives g_x, g_c_attn_w, g_c_attn_b
 
@@ -119,27 +123,27 @@ def _softmax_rows(s3: np.ndarray, scale, bias: np.ndarray | None) -> None:
     limit = EXP_SAFE.get(s3.dtype, 0.0)
 
     def kernel(lo, hi):
-        a = s3[lo:hi]
-        a *= scale                                              # 3. s = q k^T / sqrt(hs)
-        in_range = a.size == 0 or (a.max() <= limit and a.min() >= -limit)   # (False if a NaN is present)
+        s = s3[lo:hi]                                           # q k^T; it becomes s, then a, in place
+        s *= scale                                              # 3. s = q k^T / sqrt(hs)
+        in_range = s.size == 0 or (s.max() <= limit and s.min() >= -limit)   # (False if a NaN is present)
         if bias is not None:
-            a += bias                                           # 4. -inf above the diagonal
+            s += bias                                           # 4. -inf above the diagonal
         if not in_range:                                        # 5. softmax; exp(-inf) = 0 exactly
-            m = row_max(a)                                      # each row's largest visible score
-            low = np.fmin.reduce(np.where(a == -np.inf, np.inf, a), axis=-1, keepdims=True)  # and smallest
-            a -= np.where((m <= limit) & (low >= -limit), a.dtype.type(0.0), m)
-        np.exp(a, out=a)
-        a /= row_sums(a)
+            m = row_max(s)                                      # each row's largest visible score
+            low = np.fmin.reduce(np.where(s == -np.inf, np.inf, s), axis=-1, keepdims=True)  # and smallest
+            s -= np.where((m <= limit) & (low >= -limit), s.dtype.type(0.0), m)
+        np.exp(s, out=s)
+        s /= row_sums(s)                                        # now a = softmax(s)
     for_row_blocks(kernel, s3.shape[0], s3[:1].nbytes)
 
 
 def _softmax_rows_backward(g3: np.ndarray, a3: np.ndarray, scale) -> None:
-    """Steps 5-3 in place: g3 holds da (n, T_q, T_k) and becomes ds * scale."""
+    """Steps 5-3 in place: g3 holds g_a (n, T_q, T_k) and becomes g_s * scale = g_s / sqrt(hs)."""
     def kernel(lo, hi):
-        g, p = g3[lo:hi], a3[lo:hi]
-        g -= row_dots(g, p)                                     # 5. ds = a * (da - sum(da * a))
-        g *= p                                                  # 5 (and 4 for free: a = 0 where masked, so ds = 0)
-        g *= scale                                              # 3. s = scale * q k^T
+        g, a = g3[lo:hi], a3[lo:hi]
+        g -= row_dots(g, a)                                     # 5. g_s = a * (g_a - sum(g_a * a))
+        g *= a                                                  # 5 (and 4 for free: a = 0 where masked, so g_s = 0)
+        g *= scale                                              # 3's 1 / sqrt(hs), taken here once
     for_row_blocks(kernel, g3.shape[0], g3[:1].nbytes)
 
 
@@ -161,14 +165,14 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, drop: 
     """
     hs = q.shape[-1]
     scale = q.dtype.type(1.0 / np.sqrt(hs))
-    s = q @ k.swapaxes(-1, -2)                                  # 3. (B, nh, T_q, T_k)
+    s = q @ k.swapaxes(-1, -2)                                  # 3. q k^T (B, nh, T_q, T_k), scaled next
     _softmax_rows(_rows(s), scale, causal_bias(q.shape[-2], k.shape[-2], s.dtype))   # 3-5. in place
-    a = s
+    a = s                                                       # the attention weights
     if drop is None:
-        return a @ v, (q, k, v, a, scale)                       # 6. (B, nh, T_q, hs)
+        return a @ v, (q, k, v, a, scale)                       # 6. y = a @ v (B, nh, T_q, hs)
     keep, p = drop
-    a_dropped, dropped = dropout_forward(a, p, keep)            # 5b. a new array; a stays as it was
-    return a_dropped @ v, (q, k, v, a, scale, dropped)          # 6.
+    d, drop_cache = dropout_forward(a, p, keep)                 # 5b. a new array; a stays as it was
+    return d @ v, (q, k, v, a, scale, drop_cache)               # 6. y = d @ v
 
 
 def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | None = None
@@ -177,18 +181,18 @@ def causal_attention_backward(dy: np.ndarray, cache: tuple, out: np.ndarray | No
 
     out: optionally a (3, B, nh, T, hs) buffer (T_q == T_k) to write dq, dk, dv into.
     """
-    q, k, v, a, scale, *dropped = cache
+    q, k, v, a, scale, *drop_cache = cache
     dq, dk, dv = (None, None, None) if out is None else out
-    da = dy @ v.swapaxes(-1, -2)                                # 6. (B, nh, T_q, T_k)
-    # Step 6 multiplied by the dropped weights, a * keep / (1 - p): dropout_backward's very product.
-    a_used = dropout_backward(a, dropped[0]) if dropped else a
-    dv = np.matmul(a_used.swapaxes(-1, -2), dy, out=dv)         # 6. (B, nh, T_k, hs)
-    if dropped:
-        da = dropout_backward(da, dropped[0])                   # 5b.
-    _softmax_rows_backward(_rows(da), _rows(a), scale)          # 5-3. in place: da becomes ds
-    ds = da
-    dq = np.matmul(ds, k, out=dq)
-    dk = np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    g_d = dy @ v.swapaxes(-1, -2)                               # 6. g_d = g_y @ v^T (B, nh, T_q, T_k)
+    # Step 6 used d = a * keep / (1 - p): dropout_backward's very product, remade here.
+    d = dropout_backward(a, drop_cache[0]) if drop_cache else a
+    dv = np.matmul(d.swapaxes(-1, -2), dy, out=dv)              # 6. g_v = d^T @ g_y (B, nh, T_k, hs)
+    g_a = dropout_backward(g_d, drop_cache[0]) if drop_cache else g_d   # 5b.
+    del g_d                                                     # with dropout, its (T_q, T_k) memory goes now
+    _softmax_rows_backward(_rows(g_a), _rows(a), scale)         # 5-3. in place: g_a becomes g_s / sqrt(hs)
+    gs_scaled = g_a
+    dq = np.matmul(gs_scaled, k, out=dq)                        # 3. g_q = g_s @ k / sqrt(hs)
+    dk = np.matmul(gs_scaled.swapaxes(-1, -2), q, out=dk)       # 3. g_k = g_s^T @ q / sqrt(hs)
     return dq, dk, dv
 
 
@@ -220,15 +224,15 @@ def query_blocks(T_q: int, T_k: int, rows: int | None = None) -> list[tuple[int,
 
 
 class BlockedCache(NamedTuple):
-    """What blocked_causal_attention_backward needs: a_blocks[i] holds the weights
-    (B, nh, hi - lo, keys) of blocks[i] = (lo, hi, keys)."""
+    """What blocked_causal_attention_backward needs: a_blocks[i] holds the attention weights a
+    (B, nh, hi - lo, keys) of blocks[i] = (lo, hi, keys), before dropout."""
     q: np.ndarray
     k: np.ndarray
     v: np.ndarray
     blocks: list
     a_blocks: list
     scale: np.floating
-    dropped: tuple | None = None          # attention dropout: (keep, 1 / (1 - p)), keep (B, nh, T_q, T_k)
+    drop_cache: tuple | None = None       # attention dropout: (keep, 1 / (1 - p)), keep (B, nh, T_q, T_k)
 
 
 def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, rows: int | None = None,
@@ -243,13 +247,14 @@ def blocked_causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray
     y = np.empty_like(q)
     a_blocks = []
     for lo, hi, keys in blocks:
-        s = q[:, :, lo:hi] @ k[:, :, :keys].swapaxes(-1, -2)    # 3. (B, nh, hi - lo, keys)
+        s = q[:, :, lo:hi] @ k[:, :, :keys].swapaxes(-1, -2)    # 3. q k^T (B, nh, hi - lo, keys)
         _softmax_rows(_rows(s), scale, causal_bias(hi - lo, keys, s.dtype))   # 3-5. in place
-        a = s if drop is None else dropout_forward(s, drop[1], drop[0][:, :, lo:hi, :keys])[0]   # 5b.
-        np.matmul(a, v[:, :, :keys], out=y[:, :, lo:hi])        # 6.
-        a_blocks.append(s)
-    dropped = None if drop is None else (drop[0], q.dtype.type(1.0 / (1.0 - drop[1])))   # as dropout_forward's
-    return y, BlockedCache(q, k, v, blocks, a_blocks, scale, dropped)
+        a = s                                                   # this block's attention weights
+        d = a if drop is None else dropout_forward(a, drop[1], drop[0][:, :, lo:hi, :keys])[0]   # 5b.
+        np.matmul(d, v[:, :, :keys], out=y[:, :, lo:hi])        # 6. y = d @ v
+        a_blocks.append(a)
+    drop_cache = None if drop is None else (drop[0], q.dtype.type(1.0 / (1.0 - drop[1])))   # as dropout_forward's
+    return y, BlockedCache(q, k, v, blocks, a_blocks, scale, drop_cache)
 
 
 def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: np.ndarray | None = None
@@ -259,21 +264,22 @@ def blocked_causal_attention_backward(dy: np.ndarray, cache: BlockedCache, out: 
     A key gets gradient from every block that sees it, so dk and dv add up over
     blocks, starting from the last block, which sees every key.
     """
-    q, k, v, blocks, a_blocks, scale, dropped = cache
+    q, k, v, blocks, a_blocks, scale, drop_cache = cache
     dq, dk, dv = (np.empty_like(q), np.empty_like(k), np.empty_like(v)) if out is None else out
     for (lo, hi, keys), a in reversed(list(zip(blocks, a_blocks))):
-        g = dy[:, :, lo:hi]
-        da = g @ v[:, :, :keys].swapaxes(-1, -2)                # 6. (B, nh, hi - lo, keys)
-        a_used = a
-        if dropped is not None:                                 # this block's part of the mask
-            block_dropped = (dropped[0][:, :, lo:hi, :keys], dropped[1])
-            a_used = dropout_backward(a, block_dropped)         # the dropped weights step 6 used
-        dv_part = a_used.swapaxes(-1, -2) @ g                   # 6. (B, nh, keys, hs)
-        if dropped is not None:
-            da = dropout_backward(da, block_dropped)            # 5b.
-        _softmax_rows_backward(_rows(da), _rows(a), scale)      # 5-3. in place: da becomes ds
-        np.matmul(da, k[:, :, :keys], out=dq[:, :, lo:hi])      # 3.
-        dk_part = da.swapaxes(-1, -2) @ q[:, :, lo:hi]          # 3.
+        g_y = dy[:, :, lo:hi]
+        g_d = g_y @ v[:, :, :keys].swapaxes(-1, -2)             # 6. g_d = g_y @ v^T (B, nh, hi - lo, keys)
+        d, g_a = a, g_d
+        if drop_cache is not None:                              # this block's part of the mask
+            block_drop = (drop_cache[0][:, :, lo:hi, :keys], drop_cache[1])
+            d = dropout_backward(a, block_drop)                 # the dropped weights step 6 used
+            g_a = dropout_backward(g_d, block_drop)             # 5b.
+        del g_d                                                 # with dropout, its memory goes now
+        dv_part = d.swapaxes(-1, -2) @ g_y                      # 6. g_v = d^T @ g_y (B, nh, keys, hs)
+        _softmax_rows_backward(_rows(g_a), _rows(a), scale)     # 5-3. in place: g_a becomes g_s / sqrt(hs)
+        gs_scaled = g_a
+        np.matmul(gs_scaled, k[:, :, :keys], out=dq[:, :, lo:hi])      # 3. g_q = g_s @ k / sqrt(hs)
+        dk_part = gs_scaled.swapaxes(-1, -2) @ q[:, :, lo:hi]          # 3. g_k = g_s^T @ q / sqrt(hs)
         if keys == k.shape[-2]:                                 # the first pass writes every key
             dv[...], dk[...] = dv_part, dk_part
         else:
@@ -351,10 +357,10 @@ def _core_cache_part(cache, ix: tuple):
     def part(d):                                                # dropout's (keep, 1 / (1 - p)), or None
         return None if d is None else (d[0][ix], d[1])
     if isinstance(cache, BlockedCache):
-        q, k, v, blocks, a_blocks, scale, dropped = cache
-        return BlockedCache(q[ix], k[ix], v[ix], blocks, [a[ix] for a in a_blocks], scale, part(dropped))
-    q, k, v, a, scale, *dropped = cache
-    return (q[ix], k[ix], v[ix], a[ix], scale, *map(part, dropped))
+        q, k, v, blocks, a_blocks, scale, drop_cache = cache
+        return BlockedCache(q[ix], k[ix], v[ix], blocks, [a[ix] for a in a_blocks], scale, part(drop_cache))
+    q, k, v, a, scale, *drop_cache = cache
+    return (q[ix], k[ix], v[ix], a[ix], scale, *map(part, drop_cache))
 
 
 def shared_core_forward(core, q, k, v, drop: tuple | None = None) -> tuple[np.ndarray, tuple]:
@@ -375,9 +381,9 @@ def shared_core_forward(core, q, k, v, drop: tuple | None = None) -> tuple[np.nd
     first = caches[0]
     if isinstance(first, BlockedCache):
         a_blocks = [joined(a) for a in zip(*(c.a_blocks for c in caches))]
-        return y, first._replace(q=q, k=k, v=v, a_blocks=a_blocks, dropped=whole(first.dropped))
+        return y, first._replace(q=q, k=k, v=v, a_blocks=a_blocks, drop_cache=whole(first.drop_cache))
     a = joined(c[3] for c in caches)
-    return y, (q, k, v, a, first[4], *map(whole, first[5:]))    # (q, k, v, a, scale[, dropped])
+    return y, (q, k, v, a, first[4], *map(whole, first[5:]))    # (q, k, v, a, scale[, drop_cache])
 
 
 def shared_core_backward(dy: np.ndarray, cache, out: np.ndarray) -> None:

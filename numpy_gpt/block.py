@@ -101,14 +101,14 @@ def block_forward(x: np.ndarray, p: dict, cfg: GPTConfig, masks: dict, training:
             weights = (mask("attn_weights", (B, cfg.n_head, T, T)), cfg.dropout)
         return _attn(z, p, cfg, kv_cache, weights, x_kept)
 
-    if cfg.norm == "pre":                   # attn and mlp keep a Rebuild of h, not h (ln_rebuild)
-        h, c["ln_1"] = _ln(x, p, "ln_1")
-        a, c["attn"] = attn(h, ln_rebuild(c["ln_1"], p.get("ln_1.bias")))
+    if cfg.norm == "pre":                   # xn: a layer norm's output; attn and mlp keep a Rebuild of it (ln_rebuild)
+        xn, c["ln_1"] = _ln(x, p, "ln_1")
+        a, c["attn"] = attn(xn, ln_rebuild(c["ln_1"], p.get("ln_1.bias")))
         a, c["drop_attn"] = drop(a, "attn")
         x = x + a
         if cfg.mlp:
-            h, c["ln_2"] = _ln(x, p, "ln_2")
-            m, c["mlp"] = _mlp(h, p, cfg, recompute_mlp, ln_rebuild(c["ln_2"], p.get("ln_2.bias")))
+            xn, c["ln_2"] = _ln(x, p, "ln_2")
+            m, c["mlp"] = _mlp(xn, p, cfg, recompute_mlp, ln_rebuild(c["ln_2"], p.get("ln_2.bias")))
             m, c["drop_mlp"] = drop(m, "mlp")
             x = x + m
     elif cfg.norm == "post":
@@ -136,23 +136,23 @@ def block_backward(dx: np.ndarray, c: dict, cfg: GPTConfig) -> tuple[np.ndarray,
 
     Each part of the cache c is taken out of it as its backward runs, so what the
     MLP kept is freed before the attention's backward starts (c ends up empty)."""
-    g = {}
+    grads = {}
 
     def ln_back(d, name):
         d, dw, db = layernorm_backward(d, c.pop(name))
-        _put(g, [f"{name}.weight", f"{name}.bias"], [dw, db])
+        _put(grads, [f"{name}.weight", f"{name}.bias"], [dw, db])
         return d
 
     def attn_back(d):
         d = dropout_backward(d, c.pop("drop_attn"))
         d, *dp = attention_backward(d, c.pop("attn"))
-        _put(g, ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"], dp)
+        _put(grads, ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"], dp)
         return d
 
     def mlp_back(d):
         d = dropout_backward(d, c.pop("drop_mlp"))
         d, *dp = ffn_backward(d, c.pop("mlp"))
-        _put(g, ["mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"], dp)
+        _put(grads, ["mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"], dp)
         return d
 
     if cfg.norm == "pre":
@@ -169,4 +169,4 @@ def block_backward(dx: np.ndarray, c: dict, cfg: GPTConfig) -> tuple[np.ndarray,
         if cfg.mlp:                         # x = x + drop(mlp(x))
             dx = dx + mlp_back(dx)
         dx = dx + attn_back(dx)             # x = x + drop(attn(x))
-    return dx, g
+    return dx, grads

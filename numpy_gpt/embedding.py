@@ -11,7 +11,8 @@ holding token v, so its gradient is the sum of g over those positions:
 
 The trap: `dwte[idx] += g` looks right but NumPy's fancy assignment writes
 each repeated index once, silently dropping all but one contribution.
-np.add.at accumulates; so does the sort-and-reduceat path used for speed.
+np.add.at accumulates; so does the faster, sort-based scatter_add_rows used here
+(its rounds or its reduceat path, whichever fits the ids).
 """
 from __future__ import annotations
 

@@ -361,21 +361,21 @@ class GPT:
         if isinstance(x, Rebuild):
             x = x()                                                               # ln_f's output again
         C, V = w_head_t.shape
-        g = dlogits.reshape(-1, V)
+        g_logits = dlogits.reshape(-1, V)                                         # as rows
         head = "wte.weight" if cfg.tie_weights else "lm_head.weight"
-        grads[head] = matmul(g.T, x.reshape(-1, C))                              # g.T @ x
+        grads[head] = matmul(g_logits.T, x.reshape(-1, C))                       # dlogits^T @ x
         x_shape = x.shape
         del x
-        dx = matmul(g, w_head_t.T).reshape(x_shape)                               # g @ W_head
-        del dlogits, g
+        dx = matmul(g_logits, w_head_t.T).reshape(x_shape)                        # dlogits @ W_head
+        del dlogits, g_logits
         if cfg.norm == "pre":                                                     # 4.
             dx, dw, db = layernorm_backward(dx, c.pop("ln_f"))
             grads["ln_f.weight"] = dw
             if db is not None:
                 grads["ln_f.bias"] = db
         for i in reversed(range(cfg.n_layer)):                                    # 3.
-            dx, g = block_backward(dx, c["h"].pop(), cfg)
-            grads.update({f"h.{i}.{k}": v for k, v in g.items()})
+            dx, block_grads = block_backward(dx, c["h"].pop(), cfg)
+            grads.update({f"h.{i}.{k}": v for k, v in block_grads.items()})
         dx = dropout_backward(dx, c["drop"])                                      # 2.
         if cfg.pos_encoding == "learned":
             dx, grads["wpe.weight"] = learned_backward(dx, c["pos"])

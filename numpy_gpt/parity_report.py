@@ -231,8 +231,8 @@ def layer_gradchecks(seed: int = 0, h: float = FD_STEP) -> list[Row]:
             return block_forward(x, dict(zip(_names, arrays)), _cfg, {}, training=False)
 
         def bwd(d, cache, _cfg=cfg, _names=names):
-            dx, g = block_backward(d, cache, _cfg)
-            return (dx, *(g[k] for k in _names))
+            dx, grads = block_backward(d, cache, _cfg)
+            return (dx, *(grads[k] for k in _names))
 
         cases.append((f"block.{norm}", fwd, bwd, [n(1, 3, 4), *p.values()], list(range(len(names) + 1)),
                       ["dx", *(f"d{k}" for k in names)], {}))

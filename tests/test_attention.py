@@ -414,7 +414,7 @@ def test_shared_heads_give_the_usual_cache(T):
     core, core_s = cache[1], cache_s[1]
     assert type(core_s) is type(core)
     if isinstance(core, BlockedCache):
-        assert core_s.blocks == core.blocks and core_s.dropped[0] is keep
+        assert core_s.blocks == core.blocks and core_s.drop_cache[0] is keep
         pairs = list(zip(core_s.a_blocks, core.a_blocks))
     else:
         assert len(core_s) == len(core) == 6 and core_s[5][0] is keep
