@@ -407,3 +407,20 @@ def test_the_demo_says_when_other_processes_keep_the_cpu_busy():
     assert "other processes are using 60% of the CPU" in demo.busy_note(0.6)
     share = demo.other_load(0.05)                          # this machine now, whatever it is
     assert share is None or 0.0 <= share <= 1.0
+
+
+def test_generate_reads_only_the_parameters_and_the_model_takes_them_as_read(tmp_path, monkeypatch, capsys):
+    # generate asks for the parameters alone (weights_only: AdamW's buffers stay in the file) and
+    # the model takes the arrays read (copy=False): one copy of the weights in memory, not three.
+    from numpy_gpt import checkpoint
+    assert main(["train", "--steps", "2", "--out", "g.safetensors", "--eval-interval", "0", *TINY]) == 0
+    loads, used = [], []
+    real_load = checkpoint.load_checkpoint
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda *a, **k: loads.append((k, real_load(*a, **k))) or loads[-1][1])
+    real_generate = cli.NumpyBackend.generate
+    monkeypatch.setattr(cli.NumpyBackend, "generate", lambda self, model, *a, **k: used.append(model) or real_generate(self, model, *a, **k))
+    assert main(["generate", "--checkpoint", "g.safetensors", "--prompt", "a", "--max-new-tokens", "2"]) == 0
+    capsys.readouterr()
+    (kwargs, ckpt), = loads
+    assert kwargs.get("weights_only") is True and ckpt.trainer_state is None
+    assert all(used[0].params[k] is v for k, v in ckpt.params.items())
