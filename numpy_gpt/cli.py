@@ -480,6 +480,8 @@ def cmd_parity(args) -> int:
         params = perturbed_params(cfg, args.seed, dtype)
     if args.batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {args.batch_size}")
+    if args.steps:
+        return _parity_steps(args, tcli, cfg, params, source, ckpt.train_config if args.checkpoint else None)
     seq_len = args.seq_len if args.seq_len is not None else cfg.block_size
     if not 1 <= seq_len <= cfg.block_size:
         raise ConfigError(f"--seq-len must be in [1, block_size={cfg.block_size}], got {seq_len}")
@@ -501,6 +503,44 @@ def cmd_parity(args) -> int:
     print(format_rows(rows, color))
     print(summary(rows))
     return EXIT_ERROR if any(r.status == "FAIL" for r in rows) else 0
+
+
+def _parity_steps(args, tcli, cfg, params, source, saved_tcfg) -> int:
+    """`numpy-gpt parity --steps N`: both training loops, step for step (torch_gpt.parity.run_trajectory)."""
+    import dataclasses
+    from .parity_report import format_rows, format_steps, summary, use_color
+    from .train import TrainConfig
+    if args.steps < 0:
+        raise ConfigError(f"--steps must be >= 0 (0: one batch, no training), got {args.steps}")
+    if args.seq_len is not None:
+        raise UsageError("--seq-len goes with one batch; a training run's batches are block_size long")
+    if args.dtype != "float64":
+        raise ConfigError("--steps compares training runs in float64 only: in float32 the two runs' rounding "
+                          "differences grow from step to step (the test suite judges float32 runs against a "
+                          "float64 truth instead)")
+    run_cfg = dataclasses.replace(cfg, dropout=0.0)
+    settings = dict(steps=args.steps, batch_size=args.batch_size, eval_interval=0, seed=args.seed)
+    tcfg = dataclasses.replace(saved_tcfg, **settings) if saved_tcfg is not None else TrainConfig(**settings)
+    data = np.random.default_rng(args.seed).integers(0, cfg.vocab_size, max(4096, 4 * cfg.block_size))
+    steps, rows, info = tcli.trajectory(run_cfg, params, tcfg, data)
+    color = use_color(sys.stdout, args.color)
+    print(f"parity: numpy_gpt's training loop vs torch_gpt's (autograd, torch.optim), {info['dtype']}, "
+          f"{info['steps']} steps of batch {info['batch'][0]} x {info['batch'][1]}, the same batches of random "
+          "tokens on both sides")
+    print(f"  model: {_describe(run_cfg)}; weights: {source}")
+    print(f"  training: {tcfg.optimizer}, lr {tcfg.lr:g} ({tcfg.schedule}, warmup {tcfg.warmup_steps}, min "
+          f"{tcfg.min_lr:g}), weight decay {tcfg.weight_decay:g}, grad clip {tcfg.grad_clip:g}"
+          f"{'; dropout off (each side would draw its own masks)' if cfg.dropout else ''}"
+          f"{'; settings from the checkpoint, a fresh optimizer' if saved_tcfg is not None else ''}")
+    print(f"  exact: bitwise equal; close: rel diff <= {info['tol']:.0e} (the test suite's tolerance for "
+          "training runs); rel diff = max|a - b| / max(|a|, |b|)")
+    print(format_steps(steps, color))
+    print(f"after step {info['steps']}")
+    print(format_rows(rows, color))
+    counts = {s: sum(r.status == s for r in steps) for s in ("exact", "close", "FAIL")}
+    print(f"{len(steps)} steps: {counts['exact']} exact, {counts['close']} close, {counts['FAIL']} FAIL; "
+          + summary(rows))
+    return EXIT_ERROR if counts["FAIL"] or any(r.status == "FAIL" for r in rows) else 0
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -665,6 +705,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=2, metavar="B")
     p.add_argument("--seq-len", type=int, metavar="T", help="default: block_size")
     p.add_argument("--seed", type=int, default=0, help="the batch (and, without --checkpoint, the weights)")
+    p.add_argument("--steps", type=int, default=0, metavar="N",
+                   help="train N steps on both sides instead (float64, AdamW unless the checkpoint says "
+                        "otherwise) and compare every step's loss and gradient norm, then every parameter "
+                        "and optimizer buffer")
     _color_flag(p)
     p.set_defaults(func=cmd_parity)
 

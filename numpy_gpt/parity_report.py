@@ -31,9 +31,10 @@ from .softmax import softmax_backward, softmax_forward
 from .activations import ACTIVATIONS
 
 # The test suite's thresholds, copied (tests/ is not part of the installed package):
-# tests/tolerances.py MODEL_PARITY, SCALE_FLOOR, FD_STEP and FD, with the reasons for each.
-# tests/test_cli.py asserts that these stay equal to the originals.
+# tests/tolerances.py MODEL_PARITY, SCALE_FLOOR, FD_STEP, FD and TRAJECTORY, with the reasons
+# for each. tests/test_cli.py asserts that these stay equal to the originals.
 PARITY_TOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+TRAJECTORY_TOL = 1e-9                     # float64 training runs, step for step
 SCALE_FLOOR = {np.dtype(np.float64): 1e-3, np.dtype(np.float32): 1e-2}
 FD_STEP = 1e-6
 FD_TOL = 1e-6
@@ -96,6 +97,36 @@ def format_rows(rows: list[Row], color: bool = False, group_by_kind: bool = True
             lines.append(f"{kind}s" if not kind.endswith("s") else kind)
         shape = "x".join(map(str, r.shape)) if r.shape else "scalar"
         lines.append(f"  {r.name:<{width}}{shape:<18}{r.max_abs:>14.2e}{r.rel:>12.2e}  "
+                     + paint(r.status, r.status, color))
+    return "\n".join(lines)
+
+
+@dataclass
+class StepRow:
+    """One training step of `numpy-gpt parity --steps`: both sides' loss and how far apart the
+    losses and the gradient norms are (rel diff: |a - b| / max(|a|, |b|))."""
+    step: int
+    loss: float
+    t_loss: float
+    loss_rel: float
+    norm_rel: float
+    status: str
+
+
+def step_row(step: int, loss: float, t_loss: float, norm: float, t_norm: float, tol: float) -> StepRow:
+    def rel(a, b):
+        return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+    lr, nr = rel(loss, t_loss), rel(norm, t_norm)
+    ok = math.isfinite(lr) and math.isfinite(nr)
+    status = "exact" if loss == t_loss and norm == t_norm else "close" if ok and max(lr, nr) <= tol else "FAIL"
+    return StepRow(step, loss, t_loss, lr, nr, status)
+
+
+def format_steps(rows: list[StepRow], color: bool = False) -> str:
+    lines = [f"  {'step':>5}  {'loss, numpy_gpt':>17}  {'loss, torch_gpt':>17}  {'loss rel diff':>13}"
+             f"  {'norm rel diff':>13}  status"]
+    for r in rows:
+        lines.append(f"  {r.step:>5}  {r.loss:>17.12f}  {r.t_loss:>17.12f}  {r.loss_rel:>13.2e}  {r.norm_rel:>13.2e}  "
                      + paint(r.status, r.status, color))
     return "\n".join(lines)
 

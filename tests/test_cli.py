@@ -283,6 +283,71 @@ def test_parity_says_how_its_activation_trace_compares_with_the_model(threads, m
         assert (notes == []) if said is None else (len(notes) == 1 and notes[0].startswith(said)), notes
 
 
+SMALL = ["--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--block-size", "6", "--color", "never"]
+
+
+def test_parity_over_training_steps_reports_each_step_then_every_tensor(ckpt64, capsys):
+    # numpy-gpt parity --steps: both training loops from the same weights on the same batches.
+    assert main(["parity", *SMALL, "--steps", "4", "--dropout", "0.1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    steps = [line.split() for line in lines if len(line.split()) == 6 and line.split()[0].isdigit()]
+    assert [s[0] for s in steps] == ["1", "2", "3", "4"] and all(s[-1] in ("exact", "close") for s in steps)
+    assert all(float(s[1]) == pytest.approx(float(s[2]), rel=1e-9) for s in steps)      # the two losses
+    cfg = GPTConfig(vocab_size=65, block_size=6, n_layer=1, n_head=2, n_embd=8)
+    from numpy_gpt.model import param_shapes
+    for name in param_shapes(cfg):
+        assert f"\n  {name} " in out and f"\n  exp_avg.{name} " in out and f"\n  exp_avg_sq.{name} " in out, name
+    assert "dropout off (each side would draw its own masks)" in out and "4 steps: " in out and "0 FAIL; " in out
+    assert out.rstrip().endswith(", 0 FAIL")
+    assert main(["parity", "--checkpoint", ckpt64, "--steps", "2", "--color", "never"]) == 0
+    assert "settings from the checkpoint, a fresh optimizer" in capsys.readouterr().out
+
+
+def test_parity_over_training_steps_fails_from_the_step_that_parts(monkeypatch, capsys):
+    import torch
+    import torch_gpt.parity as tp
+
+    class Nudged(tp.Trainer):                  # after its second step, one parameter moves by 1e-6
+        def train_step(self):
+            loss = super().train_step()
+            if self.step == 2:
+                with torch.no_grad():
+                    self.model.wte.weight.mul_(1 + 1e-6)
+            return loss
+    monkeypatch.setattr(tp, "Trainer", Nudged)
+    assert main(["parity", *SMALL, "--steps", "4"]) == 1
+    out = capsys.readouterr().out
+    status = {line.split()[0]: line.split()[-1] for line in out.splitlines()
+              if len(line.split()) == 6 and line.split()[0].isdigit()}
+    assert status["1"] in ("exact", "close") and status["2"] in ("exact", "close") and status["3"] == "FAIL"
+    verdict = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith("  ")}
+    assert verdict["wte.weight"] == verdict["exp_avg.wte.weight"] == "FAIL"       # moved, and AdamW's buffers with it
+    assert " 0 FAIL" not in out.splitlines()[-1]
+
+
+def test_parity_over_training_steps_fails_on_a_step_alone(monkeypatch, capsys):
+    # Losses that part while every tensor still agrees (here torch's side records its loss a
+    # little off): the steps' FAIL alone makes the exit status 1.
+    import torch_gpt.parity as tp
+
+    class Misreported(tp.Trainer):
+        def finish_step(self, loss, lr, norm, layer_norms):
+            return super().finish_step(loss * (1 + 1e-6), lr, norm, layer_norms)
+    monkeypatch.setattr(tp, "Trainer", Misreported)
+    assert main(["parity", *SMALL, "--steps", "2"]) == 1
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith("2 steps: 0 exact, 0 close, 2 FAIL; ") and last.endswith(", 0 FAIL"), last
+
+
+@pytest.mark.parametrize("argv, said", [(["--dtype", "float32"], "--steps compares training runs in float64 only"),
+                                        (["--seq-len", "4"], "--seq-len goes with one batch"),
+                                        (["--steps", "-1"], "--steps must be >= 0")])
+def test_parity_over_training_steps_refuses(capsys, argv, said):
+    assert main(["parity", *SMALL, "--steps", "2", *argv]) in (1, 2)
+    assert said in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind, name", [("gradient", "h.0.attn.c_proj.bias"), ("activation", "h.0.attn")])
 def test_parity_fails_loudly(monkeypatch, capsys, kind, name):
     import torch_gpt.parity as tp
@@ -397,6 +462,7 @@ def test_demo_keeps_its_flags():
 
 def test_report_thresholds_are_the_test_suites():
     assert parity_report.PARITY_TOL == tolerances.MODEL_PARITY
+    assert parity_report.TRAJECTORY_TOL == tolerances.TRAJECTORY
     assert parity_report.SCALE_FLOOR == tolerances.SCALE_FLOOR
     assert (parity_report.FD_STEP, parity_report.FD_TOL) == (tolerances.FD_STEP, tolerances.FD)
 

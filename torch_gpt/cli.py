@@ -62,3 +62,9 @@ def parity(cfg, params: dict[str, np.ndarray], batch_size: int, seq_len: int | N
     """Rows and run info of torch_gpt.parity.run_parity (imported here: it needs torch)."""
     from .parity import run_parity
     return run_parity(cfg, params, batch_size, seq_len, seed)
+
+
+def trajectory(cfg, params: dict[str, np.ndarray], tcfg, data: np.ndarray):
+    """torch_gpt.parity.run_trajectory, for `numpy-gpt parity --steps`."""
+    from .parity import run_trajectory
+    return run_trajectory(cfg, params, tcfg, data)

@@ -15,9 +15,12 @@ import torch
 from numpy_gpt.config import GPTConfig
 from numpy_gpt.model import GPT as NumpyGPT
 from numpy_gpt.parallel import batch_shards
-from numpy_gpt.parity_report import PARITY_TOL, SCALE_FLOOR, Row, compare, numpy_activations
+from numpy_gpt.parity_report import (PARITY_TOL, SCALE_FLOOR, TRAJECTORY_TOL, Row, StepRow, compare,
+                                     numpy_activations, step_row)
+from numpy_gpt.train import TrainConfig, Trainer as NumpyTrainer
 
 from .model import GPT, from_numpy
+from .train import Trainer
 
 _TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -91,3 +94,28 @@ def run_parity(cfg: GPTConfig, params: dict[str, np.ndarray], batch_size: int = 
                 trace=next(s for s in ("FAIL", "close", "exact") if s in status),
                 trace_rel=max(r.rel for r in trace), shards=len(batch_shards(batch_size)))
     return rows, info
+
+
+def run_trajectory(cfg: GPTConfig, params: dict[str, np.ndarray], tcfg: TrainConfig, data: np.ndarray
+                   ) -> tuple[list[StepRow], list[Row], dict]:
+    """numpy_gpt's Trainer against torch_gpt's (autograd and torch.optim) for tcfg.steps steps,
+    from the same float64 weights on the same batches (drawn from data with tcfg.seed), without
+    dropout (each side would draw its own masks). Returns a row per step (losses and gradient
+    norms), a row per parameter and per optimizer buffer after the last step, and what was run.
+    The tolerance is the test suite's for such runs (tests/test_train.py, TRAJECTORY): each
+    step's rounding differences pass through the optimizer into the next step."""
+    dtype = np.dtype(next(iter(params.values())).dtype)
+    model = NumpyGPT(cfg, dtype=dtype, params={k: v.copy() for k, v in params.items()})
+    tmodel = GPT(cfg).to(_TORCH[dtype])
+    tmodel.load_state_dict(from_numpy(params))
+    ours, theirs = NumpyTrainer(model, data, None, tcfg), Trainer(tmodel, data, None, tcfg)
+    h, th = ours.run(progress=False), theirs.run(progress=False)
+    tol = TRAJECTORY_TOL
+    steps = [step_row(i + 1, *pair, tol) for i, pair in
+             enumerate(zip(h.loss, th.loss, h.grad_norm, th.grad_norm))]
+    t_params = dict(tmodel.named_parameters())
+    rows = [compare(k, "parameter", v, t_params[k].detach().numpy(), tol) for k, v in model.params.items()]
+    for buf in ours.optimizer.buffers:
+        rows += [compare(f"{buf}.{k}", "optimizer state", getattr(ours.optimizer, buf)[k],
+                         theirs.optimizer.state[t_params[k]][buf].detach().numpy(), tol) for k in model.params]
+    return steps, rows, dict(dtype=dtype.name, tol=tol, steps=tcfg.steps, batch=(tcfg.batch_size, cfg.block_size))
