@@ -26,12 +26,12 @@ Backward: the same steps in reverse, g_z meaning dL/dz:
     5. g_s = a * (g_a - sum(g_a * a))                (softmax backward, as in softmax.py)
     4. nothing to do: a is exactly 0 where s was -inf, so g_s is 0 there too
     3. g_q = g_s @ k / sqrt(hs);   g_k = g_s^T @ q / sqrt(hs)
+    2. merge g_q, g_k, g_v back into g_qkv           (B, T, 3C)
+    1. linear backward gives g_x, g_c_attn_w, g_c_attn_b
 
 In the code, steps 3-5 of the forward run in place on one array (s becomes a), and the
 backward's step 5 multiplies by 1 / sqrt(hs) at once: its array holds g_s / sqrt(hs), named
 gs_scaled, so that step 3 is two plain products.
-    2. merge g_q, g_k, g_v back into g_qkv           (B, T, 3C)
-    1. linear backward gives g_x, g_c_attn_w, g_c_attn_b
 
 The mask is -inf, not a large negative number: exp(-inf) is exactly 0, so no
 amount of training can make a position see its future.

@@ -515,7 +515,7 @@ def _parity_steps(args, tcli, cfg, params, source, saved_tcfg) -> int:
     if args.seq_len is not None:
         raise UsageError("--seq-len goes with one batch; a training run's batches are block_size long")
     if args.dtype != "float64":
-        raise ConfigError("--steps compares training runs in float64 only: in float32 the two runs' rounding "
+        raise UsageError("--steps compares training runs in float64 only: in float32 the two runs' rounding "
                           "differences grow from step to step (the test suite judges float32 runs against a "
                           "float64 truth instead)")
     run_cfg = dataclasses.replace(cfg, dropout=0.0)

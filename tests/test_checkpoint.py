@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import torch_gpt
+import torch_gpt.gpt2
 from numpy_gpt import GPT, GPTConfig
 from numpy_gpt import checkpoint as ck
 from numpy_gpt.errors import (CheckpointCorruptError, CheckpointError, CheckpointMismatchError,
@@ -717,6 +718,12 @@ def test_torch_gpt_takes_the_arrays_it_read_as_its_parameters(tmp_path):
                for k, p in t64.named_parameters())
     half = ck.save_checkpoint(tmp_path / "h.safetensors", CFG, {k: v.astype(np.float16) for k, v in model.params.items()})
     assert all(p.dtype == torch.float32 for p in tck.load(half)[0].parameters())     # as before: float16 runs in float32
+    for dtype in (torch.float16, torch.bfloat16):                                    # asked for: cast, as before
+        assert all(p.dtype == dtype for p in tck.load(path, dtype=dtype)[0].parameters())
+        from numpy_gpt.gpt2 import save_gpt2
+        g = save_gpt2(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)),
+                      tmp_path / "gpt2" / "model.safetensors")
+        assert all(p.dtype == dtype for p in torch_gpt.gpt2.from_gpt2(g, dtype=dtype).parameters())
     # It trains as a model built the usual way does, step for step.
     fresh = torch_gpt.GPT(CFG)
     fresh.load_state_dict(torch_gpt.model.from_numpy(model.params))

@@ -340,12 +340,38 @@ def test_parity_over_training_steps_fails_on_a_step_alone(monkeypatch, capsys):
     assert last.startswith("2 steps: 0 exact, 0 close, 2 FAIL; ") and last.endswith(", 0 FAIL"), last
 
 
-@pytest.mark.parametrize("argv, said", [(["--dtype", "float32"], "--steps compares training runs in float64 only"),
-                                        (["--seq-len", "4"], "--seq-len goes with one batch"),
-                                        (["--steps", "-1"], "--steps must be >= 0")])
-def test_parity_over_training_steps_refuses(capsys, argv, said):
-    assert main(["parity", *SMALL, "--steps", "2", *argv]) in (1, 2)
+@pytest.mark.parametrize("argv, code, said", [(["--dtype", "float32"], 2, "--steps compares training runs in float64 only"),
+                                              (["--seq-len", "4"], 2, "--seq-len goes with one batch"),
+                                              (["--steps", "-1"], 1, "--steps must be >= 0")])
+def test_parity_over_training_steps_refuses(capsys, argv, code, said):
+    assert main(["parity", *SMALL, "--steps", "2", *argv]) == code     # 2: options that do not go together
     assert said in capsys.readouterr().err
+
+
+def test_parity_over_training_steps_takes_the_checkpoints_optimizer_and_settings(tmp_path, capsys):
+    # An SGD run without momentum (no buffers at all) with its own learning rate and clipping.
+    (tmp_path / "sgd.toml").write_text("[train]\noptimizer = 'sgd'\nmomentum = 0.0\nlr = 0.02\ngrad_clip = 0.5\n"
+                                       "warmup_steps = 3\n")
+    assert main(["train", "--config", str(tmp_path / "sgd.toml"), "--steps", "3", "--out", "s.safetensors",
+                 "--eval-interval", "0", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["parity", "--checkpoint", "s.safetensors", "--steps", "3", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "training: sgd, lr 0.02 (cosine, warmup 3, min 0.0003), weight decay 0.1, grad clip 0.5" in out
+    assert "momentum_buffer." not in out and out.rstrip().endswith(", 0 FAIL")
+
+
+def test_torch_training_with_dropout_is_the_same_run_for_the_same_seed(tmp_path):
+    # Dropout's masks come from torch's global RNG, which the CLI seeds from --seed.
+    import torch
+    argv = ["train", "--backend", "torch", "--dropout", "0.2", "--seed", "3", "--steps", "3", "--eval-interval", "0",
+            "--no-plot", "--no-progress", "--force", *TINY]
+    losses = []
+    for run in range(2):
+        torch.manual_seed(run)                                      # whatever state the process is in
+        assert main([*argv, "--out", "d.safetensors"]) == 0
+        losses.append(load_checkpoint("d.safetensors").trainer_state["history"]["loss"])
+    assert losses[0] == losses[1]
 
 
 @pytest.mark.parametrize("kind, name", [("gradient", "h.0.attn.c_proj.bias"), ("activation", "h.0.attn")])
@@ -475,7 +501,8 @@ def test_the_demo_says_when_other_processes_keep_the_cpu_busy():
     assert share is None or 0.0 <= share <= 1.0
 
 
-def test_generate_reads_only_the_parameters_and_the_model_takes_them_as_read(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_generate_reads_only_the_parameters_and_the_model_takes_them_as_read(tmp_path, monkeypatch, capsys, backend):
     # generate asks for the parameters alone (weights_only: AdamW's buffers stay in the file) and
     # the model takes the arrays read (copy=False): one copy of the weights in memory, not three.
     from numpy_gpt import checkpoint
@@ -483,10 +510,16 @@ def test_generate_reads_only_the_parameters_and_the_model_takes_them_as_read(tmp
     loads, used = [], []
     real_load = checkpoint.load_checkpoint
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda *a, **k: loads.append((k, real_load(*a, **k))) or loads[-1][1])
-    real_generate = cli.NumpyBackend.generate
-    monkeypatch.setattr(cli.NumpyBackend, "generate", lambda self, model, *a, **k: used.append(model) or real_generate(self, model, *a, **k))
-    assert main(["generate", "--checkpoint", "g.safetensors", "--prompt", "a", "--max-new-tokens", "2"]) == 0
+    be = cli.NumpyBackend if backend == "numpy" else type(cli.torch_cli().BACKEND)
+    real_generate = be.generate
+    monkeypatch.setattr(be, "generate", lambda self, model, *a, **k: used.append(model) or real_generate(self, model, *a, **k))
+    assert main(["generate", "--checkpoint", "g.safetensors", "--prompt", "a", "--max-new-tokens", "2",
+                 "--backend", backend]) == 0
     capsys.readouterr()
     (kwargs, ckpt), = loads
     assert kwargs.get("weights_only") is True and ckpt.trainer_state is None
-    assert all(used[0].params[k] is v for k, v in ckpt.params.items())
+    if backend == "numpy":
+        assert all(used[0].params[k] is v for k, v in ckpt.params.items())
+    else:                                       # torch_gpt.model.adopt: the same memory
+        t = dict(used[0].named_parameters())
+        assert all(t[k].data_ptr() == v.ctypes.data for k, v in ckpt.params.items())

@@ -38,10 +38,11 @@ def save(path: str | os.PathLike, model: GPT, trainer=None, tokenizer=None, run:
 def load(path: str | os.PathLike, dtype: torch.dtype | None = None, config: GPTConfig | None = None
          ) -> tuple[GPT, Checkpoint]:
     """A torch_gpt GPT from a checkpoint, in the dtype it was saved in unless dtype is given."""
-    ckpt = load_checkpoint(path, config, dtype=None if dtype is None else _NUMPY[dtype])
-    if np.dtype(next(iter(ckpt.params.values())).dtype) not in _DTYPES:     # float16, say
+    ckpt = load_checkpoint(path, config, dtype=_NUMPY.get(dtype))           # float16 or bfloat16: cast below
+    if np.dtype(next(iter(ckpt.params.values())).dtype) not in _DTYPES:     # saved in float16, say
         ckpt.params = packed_params(ckpt.params, np.float32)
-    return adopt(ckpt.config, ckpt.params), ckpt          # the model's parameters are ckpt.params
+    model = adopt(ckpt.config, ckpt.params)               # the model's parameters are ckpt.params
+    return (model if dtype is None or dtype in _NUMPY else model.to(dtype)), ckpt
 
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:

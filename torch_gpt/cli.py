@@ -31,6 +31,9 @@ class TorchBackend:
         return model
 
     def trainer(self, model, train, val, tcfg) -> Trainer:
+        # Dropout's masks come from torch's global RNG: the same --seed, the same run (a resumed
+        # run then restores the state its checkpoint saved over this).
+        torch.manual_seed(tcfg.seed)
         return Trainer(model, train, val, tcfg)
 
     def params(self, model) -> dict[str, np.ndarray]:

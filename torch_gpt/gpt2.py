@@ -18,7 +18,8 @@ def from_gpt2(source, dtype: torch.dtype = torch.float32, n_head: int | None = N
     (a .safetensors path, a folder, or a dict of tensors or arrays)."""
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     np_model = np_gpt2.from_gpt2(source, dtype=np_dtype, n_head=n_head)
-    return adopt(np_model.config, np_model.params)            # the arrays just read: no copy
+    model = adopt(np_model.config, np_model.params)           # the arrays just read: no copy
+    return model if dtype in (torch.float32, torch.float64) else model.to(dtype)   # float16, bfloat16: cast
 
 
 def to_gpt2(model: GPT, tensors: dict[str, torch.Tensor] | None = None, prefix: str = np_gpt2.PREFIX

@@ -115,7 +115,10 @@ def run_trajectory(cfg: GPTConfig, params: dict[str, np.ndarray], tcfg: TrainCon
              enumerate(zip(h.loss, th.loss, h.grad_norm, th.grad_norm))]
     t_params = dict(tmodel.named_parameters())
     rows = [compare(k, "parameter", v, t_params[k].detach().numpy(), tol) for k, v in model.params.items()]
-    for buf in ours.optimizer.buffers:
-        rows += [compare(f"{buf}.{k}", "optimizer state", getattr(ours.optimizer, buf)[k],
-                         theirs.optimizer.state[t_params[k]][buf].detach().numpy(), tol) for k in model.params]
+    for buf in ours.optimizer.buffers:                   # SGD without momentum keeps none
+        mine = getattr(ours.optimizer, buf)
+        for k in (k for k in model.params if k in mine):
+            t_buf = theirs.optimizer.state[t_params[k]].get(buf)
+            rows.append(compare(f"{buf}.{k}", "optimizer state", mine[k],
+                                None if t_buf is None else t_buf.detach().numpy(), tol))
     return steps, rows, dict(dtype=dtype.name, tol=tol, steps=tcfg.steps, batch=(tcfg.batch_size, cfg.block_size))
