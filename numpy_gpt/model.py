@@ -121,7 +121,7 @@ def packed_empty(specs: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str
     """{name: (shape, dtype)} -> {name: an uninitialized array}, laid out as packed_params lays
     out its copies: one block of memory, each array starting on a cache line. Checkpoints are
     read straight from the file into such arrays (numpy_gpt.checkpoint.read_tensors)."""
-    sizes = {k: int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize for k, (shape, dt) in specs.items()}
+    sizes = {k: math.prod(shape) * np.dtype(dt).itemsize for k, (shape, dt) in specs.items()}
     block = np.empty(sum(-(-n // PACK_ALIGN) * PACK_ALIGN for n in sizes.values()) + PACK_ALIGN, dtype=np.uint8)
     start = -block.ctypes.data % PACK_ALIGN
     out = {}
