@@ -360,14 +360,16 @@ def _layout(path: str | os.PathLike, what: str) -> tuple[dict, dict, int]:
 @dataclass(frozen=True)
 class StoredTensor:
     """Where one tensor lies in a safetensors file: bytes begin:end after the header."""
-    dtype: np.dtype                      # as stored: little-endian
+    dtype: np.dtype                      # as stored: little-endian (uint16 for bfloat16)
     shape: tuple[int, ...]
     begin: int
     end: int
+    bfloat16: bool = False               # read as float32 (or wider): _from_bfloat16
 
 
-# safetensors' dtype names -> the NumPy dtypes they store (little-endian)
-_NUMPY_DTYPES = {v: np.dtype("<" + k) for k, v in _SAFETENSORS_DTYPES.items()}
+# safetensors' dtype names -> the NumPy dtypes they store (little-endian). NumPy has no bfloat16:
+# its 16 bits are read as uint16 and widened to float32 (_from_bfloat16).
+_NUMPY_DTYPES = {**{v: np.dtype("<" + k) for k, v in _SAFETENSORS_DTYPES.items()}, "BF16": np.dtype("<u2")}
 
 
 def stored_tensors(path: str, table: dict, what: str = "checkpoint") -> dict[str, StoredTensor]:
@@ -378,17 +380,15 @@ def stored_tensors(path: str, table: dict, what: str = "checkpoint") -> dict[str
     try:
         for name, t in table.items():
             if t["dtype"] not in _NUMPY_DTYPES:
-                why = " (bfloat16, which NumPy cannot hold)" if t["dtype"] == "BF16" else ""
                 raise CheckpointCorruptError(f"cannot read {what} {path}: tensor {name} has dtype "
-                                             f"{t['dtype']}{why}; numpy-gpt reads "
-                                             f"{', '.join(_NUMPY_DTYPES)}", path)
+                                             f"{t['dtype']}; numpy-gpt reads {', '.join(_NUMPY_DTYPES)}", path)
             shape, (begin, end) = tuple(t["shape"]), t["data_offsets"]
             if not all(type(d) is int and d >= 0 for d in (*shape, begin, end)):
                 raise ValueError(f"tensor {name}: shape {list(shape)} and offsets {[begin, end]} must be "
                                  "whole numbers >= 0")
             if len(shape) > _MAX_NDIM or math.prod(d for d in shape if d) > np.iinfo(np.intp).max:
                 raise ValueError(f"tensor {name}: shape {list(shape)} is more than NumPy can hold")
-            out[name] = StoredTensor(_NUMPY_DTYPES[t["dtype"]], shape, begin, end)
+            out[name] = StoredTensor(_NUMPY_DTYPES[t["dtype"]], shape, begin, end, t["dtype"] == "BF16")
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError) as e:
@@ -430,13 +430,32 @@ def read_tensors(path: str, start: int, stored: dict[str, StoredTensor], into: d
                 for lo in range(t.begin, t.end, _HASH_CHUNK):
                     sha.update(_read_exactly(f, chunk[:min(_HASH_CHUNK, t.end - lo)], path, what))
                 continue
-            direct = dest.dtype == t.dtype and dest.flags.c_contiguous
+            direct = dest.dtype == t.dtype and dest.flags.c_contiguous and not t.bfloat16
             buf = dest if direct else np.empty(t.shape, t.dtype)
             raw = _read_exactly(f, memoryview(buf.reshape(-1).view(np.uint8)), path, what)
             if sha is not None:
                 sha.update(raw)
-            if not direct:
+            if t.bfloat16:
+                _from_bfloat16(buf, dest)
+            elif not direct:
                 dest[...] = buf
+
+
+def _from_bfloat16(bits: np.ndarray, dest: np.ndarray) -> None:
+    """dest[...] = the bfloat16 numbers whose bits are `bits` (uint16). A bfloat16 is the upper
+    half of the float32 of the same value, so each widens exactly: bits << 16, read as float32.
+    64K values at a time, so that no float32 copy of the whole tensor is made first."""
+    n = 1 << 16
+    src, out = bits.reshape(-1), dest.reshape(-1)
+    if not np.shares_memory(out, dest):                 # dest is not C-contiguous: all at once
+        dest[...] = (bits.astype(np.uint32) << 16).view(np.float32)
+        return
+    wide = np.empty(min(n, src.size), np.uint32)
+    for lo in range(0, src.size, n):
+        w = wide[:min(n, src.size - lo)]
+        w[...] = src[lo:lo + n]
+        w <<= 16
+        out[lo:lo + n] = w.view(np.float32)
 
 
 def _saved_dtype(meta: dict, stored: dict[str, StoredTensor], state: list[str]) -> np.dtype:
@@ -446,7 +465,8 @@ def _saved_dtype(meta: dict, stored: dict[str, StoredTensor], state: list[str]) 
     try:
         return np.dtype(meta["dtype"])
     except (KeyError, TypeError):
-        return next((t.dtype for k, t in stored.items() if k not in state), np.dtype(np.float32))
+        return next((np.dtype(np.float32) if t.bfloat16 else t.dtype for k, t in stored.items() if k not in state),
+                    np.dtype(np.float32))
 
 
 _HASH_CHUNK = 1 << 18                   # bytes: read_tensors hashes the tensors it does not keep in these

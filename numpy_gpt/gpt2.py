@@ -62,7 +62,7 @@ def read_state_dict(source, dtype=None) -> tuple[dict[str, np.ndarray], str | No
     source: a .safetensors file, a folder holding model.safetensors, or a dict of arrays
     (numpy arrays, torch tensors or nested lists), returned as they are.
     From a file the tensors are read straight into one block of memory (numpy_gpt.checkpoint.
-    read_tensors), in dtype if given, else as stored; the causal-mask buffers are skipped, and
+    read_tensors), in dtype if given, else as stored (bfloat16 as float32); the causal-mask buffers are skipped, and
     lm_head.weight, in GPT-2 a copy of wte.weight, gets an array of its own so that dropping it
     leaves no hole in the block. Loading random weights of the 124M model's shapes (475 MB)
     peaked 951 MB above the imports through safetensors' load_file and a copy into the block,
@@ -79,9 +79,11 @@ def read_state_dict(source, dtype=None) -> tuple[dict[str, np.ndarray], str | No
     stored = stored_tensors(path, table, what)
     keep = {k: t for k, t in stored.items() if not _BUFFER.fullmatch(k.removeprefix(PREFIX))}
     for k, t in keep.items():
-        if t.dtype.kind != "f":
+        if t.dtype.kind != "f" and not t.bfloat16:
             raise StateDictError(f"GPT-2 tensor {k} has dtype {t.dtype}, expected floating point")
-    as_dtype = (lambda t: t.dtype.newbyteorder("=")) if dtype is None else (lambda t: np.dtype(dtype))  # noqa: E731
+
+    def as_dtype(t):                            # bfloat16, which NumPy has not, as float32
+        return np.dtype(dtype) if dtype is not None else np.dtype(np.float32) if t.bfloat16 else t.dtype.newbyteorder("=")
     into = packed_empty({k: (t.shape, as_dtype(t)) for k, t in keep.items() if k != "lm_head.weight"})
     if "lm_head.weight" in keep:
         into["lm_head.weight"] = np.empty(keep["lm_head.weight"].shape, as_dtype(keep["lm_head.weight"]))

@@ -270,3 +270,16 @@ def test_reading_a_weights_file_holds_one_copy(tmp_path):
         tracemalloc.stop()
     P = sum(v.nbytes for v in model.params.values())
     assert P <= peak < P + 100_000, (peak, P)
+
+
+def test_bfloat16_weights_widen_exactly(tmp_path):
+    # NumPy has no bfloat16: its bits are read as uint16 and widened (bits << 16 is the float32 of
+    # the same value), 64K values at a time. The file is safetensors.torch's own; torch widens too.
+    from safetensors.torch import save_file
+    sd = gpt2_state_dict(V=2_000, prefix="", buffers=False, lm_head=False)      # wte: 128,000 values
+    bf = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in sd.items()}
+    save_file(bf, str(tmp_path / "model.safetensors"))
+    for dtype in (None, np.float64):
+        m = from_gpt2(tmp_path / "model.safetensors", n_head=4, **({} if dtype is None else {"dtype": dtype}))
+        want = np.float32 if dtype is None else dtype
+        assert all(m.params[k].dtype == want and np.array_equal(m.params[k], bf[k].float().numpy()) for k in sd)
