@@ -114,9 +114,7 @@ class StepRow:
 
 
 def step_row(step: int, loss: float, t_loss: float, norm: float, t_norm: float, tol: float) -> StepRow:
-    def rel(a, b):
-        return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
-    lr, nr = rel(loss, t_loss), rel(norm, t_norm)
+    lr, nr = rel_error(loss, t_loss), rel_error(norm, t_norm)
     ok = math.isfinite(lr) and math.isfinite(nr)
     status = "exact" if loss == t_loss and norm == t_norm else "close" if ok and max(lr, nr) <= tol else "FAIL"
     return StepRow(step, loss, t_loss, lr, nr, status)
