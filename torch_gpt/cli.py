@@ -23,11 +23,12 @@ class TorchBackend:
     def new_model(self, cfg, seed: int, dtype, params: dict | None = None, copy: bool = True) -> GPT:
         """A torch_gpt GPT; without params, numpy_gpt's initialization for this seed, so that
         both backends start from the same weights. copy=False: the model's parameters are the
-        arrays of params themselves (torch_gpt.model.adopt), which must be in dtype already."""
-        if params is not None and not copy:
-            return adopt(cfg, params)
+        arrays of params themselves (torch_gpt.model.adopt), which must be in dtype already; so
+        are the fresh arrays of that initialization (no torch initialization first, no copy)."""
+        if params is None or not copy:
+            return adopt(cfg, init_params(cfg, seed, np.dtype(dtype)) if params is None else params)
         model = GPT(cfg).to(_TORCH[np.dtype(dtype)])
-        model.load_state_dict(from_numpy(init_params(cfg, seed, np.dtype(dtype)) if params is None else params))
+        model.load_state_dict(from_numpy(params))
         return model
 
     def trainer(self, model, train, val, tcfg) -> Trainer:
