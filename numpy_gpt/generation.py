@@ -119,12 +119,12 @@ class _Decoder:
     def next_logits(self, seq: np.ndarray) -> np.ndarray:
         block = self.model.config.block_size
         if not self.use_cache:
-            logits, _ = self.model.forward(seq[:, -block:])
+            logits, _ = self.model.forward(seq[:, -block:], last_only=True)
         elif self.caches is None or self.length == block:        # (re)prefill the cropped context
             self._leave_one_thread()
             ctx = seq[:, -block:]
             self.caches = self.model.new_kv_caches(seq.shape[0])
-            logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0)
+            logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0, last_only=True)
             self.length = ctx.shape[1]
         else:                                                    # one new position
             if seq.shape[0] <= SMALL_STEP_ROWS and self._held is None:

@@ -146,7 +146,7 @@ def _kept_targets(cache) -> int:
     """How many targets a shard's loss averaged over (cross_entropy_forward's n_kept).
 
     A shard run by a worker process (numpy_gpt.processes) has ("remote", worker, n_kept, token)."""
-    return cache[2] if isinstance(cache, tuple) else cache["loss"][3]
+    return cache[2] if isinstance(cache, tuple) else cache["n_kept"]
 
 
 def _params_dtype(params: dict[str, np.ndarray]) -> np.dtype:
@@ -200,12 +200,20 @@ class GPT:
         return idx
 
     # ----------------------------------------------------------------- forward
-    def forward(self, idx, targets=None, masks: dict | None = None, kv_caches=None, pos0: int = 0):
+    def forward(self, idx, targets=None, masks: dict | None = None, kv_caches=None, pos0: int = 0,
+                grad: bool = True, last_only: bool = False):
         """idx, targets: int arrays (B, T). Returns (logits (B, T, V), loss or None).
 
         masks: dropout keep-masks by name, to share them with torch; missing ones are
         drawn from self.rng and all are kept in self.masks. kv_caches, pos0: incremental
-        decoding (inference only; see generate).
+        decoding (inference only; see generate). grad=False: no backward() follows (an
+        evaluation, as under torch.no_grad()), so the forward keeps nothing for one and
+        each layer's arrays go once the next layer has what it needs; a KV-cache step
+        keeps nothing either. last_only=True: the logits of the last position alone,
+        (B, 1, V), which is all generation needs after a prompt: the final layer norm and
+        the head run on one position instead of T (with GPT-2's vocabulary the head's
+        (T, V) logits are the forward's largest array); it takes no targets, and no
+        backward() follows.
 
         With several threads (numpy_gpt.parallel) the batch is cut into one shard
         per thread (at most B) and each thread runs _forward, then _backward, on its
@@ -214,13 +222,15 @@ class GPT:
         (parallel.share_products).
 
         What a forward keeps for backward() lives until that backward, or until the
-        next forward, which lets go of it before it computes anything (an evaluation's
-        forward has no backward).
+        next forward, which lets go of it before it computes anything.
         """
         cfg = self.config
         idx = self.check_idx(idx)
         if pos0 + idx.shape[1] > cfg.block_size:
             raise InputError(f"positions up to {pos0 + idx.shape[1]} exceed block_size {cfg.block_size}")
+        if targets is not None and last_only:
+            raise InputError("last_only=True computes the last position's logits alone, so no loss: "
+                             "pass targets=None")
         if targets is not None:
             targets = np.asarray(targets)
             if targets.shape != idx.shape:
@@ -228,31 +238,34 @@ class GPT:
             bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= cfg.vocab_size))
             if bad.any():
                 raise InputError(f"target id {targets[bad][0]} is outside [0, {cfg.vocab_size})")
-        self._cache = None                           # the last forward's, if no backward freed it (an evaluation's)
+        self._cache = None                           # the last forward's, if no backward freed it
         training = self.training and kv_caches is None
-        # Decided on the whole batch, not per shard: every shard's cache is alive at once. An
-        # evaluation keeps no more than training does (it costs nothing there: no backward follows).
-        recompute = kv_caches is None and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)
+        keep = grad and kv_caches is None and not last_only     # whether a backward() can follow
+        # Decided on the whole batch, not per shard: every shard's cache is alive at once. A forward
+        # in eval mode that keeps its cache keeps no more than training does; one with grad=False
+        # keeps nothing to recompute from.
+        recompute = keep and recompute_mlp_for(cfg, idx.size, self.dtype.itemsize)
         keep_freed_memory_once()                     # malloc keeps big freed blocks (numpy_gpt.parallel)
         self.masks = dict(masks or {})
         shards = [slice(0, idx.shape[0])] if kv_caches is not None else batch_shards(idx.shape[0])
         if len(shards) == 1:                         # one shard: the threads share products instead
             with share_products(idx.size):
-                logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0, recompute)
-            self._cache = None if kv_caches is not None else [(slice(None), c)]
+                logits, loss, c = self._forward(idx, targets, self.masks, training, kv_caches, pos0, recompute,
+                                                keep, last_only)
+            self._cache = [(slice(None), c)] if keep else None
             return logits, loss
         # Data parallel (numpy_gpt.parallel): each thread runs steps 1-6 on its own rows.
         self._draw_masks(idx.shape, training)        # the masks one whole-batch forward would draw
         args = [(idx[s], None if targets is None else targets[s], {k: m[s] for k, m in self.masks.items()},
-                 training, None, 0, recompute) for s in shards]
+                 training, None, 0, recompute, keep, last_only) for s in shards]
         # Each shard writes its logits into its rows of one array: no second copy of them all.
-        logits = np.empty((*idx.shape, cfg.vocab_size), dtype=self.dtype)
+        logits = np.empty((idx.shape[0], 1 if last_only else idx.shape[1], cfg.vocab_size), dtype=self.dtype)
         into = [logits[s] for s in shards]
         if self.shard_processes is not None:         # shards after the first in worker processes
             outs = self.shard_processes.forward(self, args, into)
         else:
             outs = map_shards(lambda a: self._forward(*a[0], logits_out=a[1]), list(zip(args, into)))
-        self._cache = [(s, o[2]) for s, o in zip(shards, outs)]
+        self._cache = [(s, o[2]) for s, o in zip(shards, outs)] if keep else None
         if targets is None:
             return logits, None
         kept = [_kept_targets(o[2]) for o in outs]   # each shard's loss is a mean over its kept targets
@@ -261,10 +274,14 @@ class GPT:
         return logits, np.asarray(loss, dtype=self.dtype)
 
     def _forward(self, idx, targets, masks: dict, training: bool, kv_caches=None, pos0: int = 0,
-                 recompute_mlp: bool = False, logits_out: np.ndarray | None = None):
+                 recompute_mlp: bool = False, keep: bool = True, last_only: bool = False,
+                 logits_out: np.ndarray | None = None):
         """Steps 1-6 on validated inputs. Returns (logits, loss or None, cache).
-        recompute_mlp: see numpy_gpt.block.recompute_mlp_for. logits_out: a C-contiguous
-        (B, T, V) array for the logits, or None for a new one."""
+        recompute_mlp: see numpy_gpt.block.recompute_mlp_for. keep=False: the cache is
+        {"n_kept": how many targets the loss averaged over} alone, and no layer's cache
+        outlives the layer. last_only=True: steps 4-5 on the last position alone (keep
+        must be False). logits_out: a C-contiguous (B, T, V) array for the logits ((B, 1,
+        V) with last_only), or None for a new one."""
         cfg, p = self.config, self.params
         c = {}
         x, c["wte"] = embedding_forward(idx, p["wte.weight"])                     # 1.
@@ -281,17 +298,22 @@ class GPT:
             x, bc = block_forward(x, bp, cfg, block_masks, training,
                                   None if kv_caches is None else kv_caches[i], recompute_mlp)
             masks.update({f"h.{i}.{k}": v for k, v in block_masks.items() if k != "rng"})
-            c["h"].append(bc)
+            if keep:
+                c["h"].append(bc)
+            del bc
         x_kept = None
+        if last_only:                                                             # generation's next token
+            x = np.ascontiguousarray(x[:, -1:])
         if cfg.norm == "pre":                                                     # 4.
             x, c["ln_f"] = layernorm_forward(x, p["ln_f.weight"], p.get("ln_f.bias"))
             x_kept = ln_rebuild(c["ln_f"], p.get("ln_f.bias"))                   # the head keeps this, not x
         w_head = p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]      # (V, C)
         logits, c["head"] = linear_forward(x, w_head.T, out=logits_out, x_kept=x_kept)   # 5. (B, T, V)
-        loss = None
+        loss, c["n_kept"] = None, 0
         if targets is not None:
             loss, c["loss"] = cross_entropy_forward(logits, targets)              # 6.
-        return logits, loss, c
+            c["n_kept"] = c["loss"][3]
+        return logits, loss, c if keep else {"n_kept": c["n_kept"]}
 
     def _draw_masks(self, shape: tuple[int, int], training: bool) -> None:
         """Draw the dropout masks still missing for a (B, T) batch, in the order _forward would."""
@@ -319,8 +341,8 @@ class GPT:
         """Gradients of the last forward: of loss * dloss, or, when dlogits is given,
         of sum(logits * dlogits). Returns a dict with exactly params' keys and shapes."""
         if self._cache is None:
-            raise RuntimeError("backward() needs a forward() first (and not a KV-cache step, "
-                               "and one backward() per forward(): it frees what the forward kept)")
+            raise RuntimeError("backward() needs a forward() first (not one with grad=False or a KV-cache "
+                               "step, and one backward() per forward(): it frees what the forward kept)")
         if dlogits is None and "loss" not in self._cache[0][1]:
             raise RuntimeError("backward() without dlogits needs a forward() with targets")
         cache, self._cache = self._cache, None      # _backward frees each layer's cache once used

@@ -377,7 +377,7 @@ def _serve(inp, out) -> None:
                     cache = None                      # the last forward's, if no backward freed it
                     with one_thread():
                         logits, loss, cache = model._forward(*args)
-                    reply = (logits, loss, cache["loss"][3] if "loss" in cache else 0)
+                    reply = (logits, loss, cache["n_kept"])
                     del logits
                 elif kind == "backward":
                     if cache is None:

@@ -253,9 +253,7 @@ class Trainer(TrainLoop):
         return self.finish_step(loss, lr, norm, layer_norms)
 
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss = float(self.model.forward(x, y)[1])
-        self.model._cache = None            # no backward follows: the cache goes now, not at the next forward
-        return loss
+        return float(self.model.forward(x, y, grad=False)[1])
 
     def set_training(self, training: bool) -> bool:
         """Switch dropout on or off; returns the previous setting."""

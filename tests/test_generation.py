@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from numpy_gpt import ConfigError, GPTConfig
+from numpy_gpt import ConfigError, GPTConfig, InputError
 from numpy_gpt import generation as G
 from numpy_gpt.decode import DecodeStep
 from tests import strategies as S
@@ -376,3 +376,63 @@ def test_torch_generation_returns_an_ordinary_tensor(kw):
     logits, loss = t(out[:, :-1], out[:, 1:])
     loss.backward()
     assert t.wte.weight.grad is not None
+
+
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_last_only_gives_the_last_positions_logits_and_fills_the_same_kv_cache(data, cfg, dtype):
+    # Generation's prompt (a prefill, or a forward without the cache) needs the last position's
+    # logits alone: last_only runs the final layer norm and the head on that one position. Its
+    # product is one row where the full forward's is T, blocked another way: a few ulps apart.
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
+    seq = prompt(data, cfg)
+    B, T = seq.shape
+    full, _ = model.forward(seq, grad=False)
+    last, loss = model.forward(seq, last_only=True)
+    assert last.shape == (B, 1, cfg.vocab_size) and last.dtype == model.dtype and loss is None
+    tol = KV_CACHE[np.dtype(dtype)]
+    np.testing.assert_allclose(last, full[:, -1:], rtol=tol, atol=tol * np.abs(full).max())
+    with pytest.raises(RuntimeError, match="grad=False or a KV-cache"):       # no backward follows
+        model.backward()
+    caches, caches_last = model.new_kv_caches(B), model.new_kv_caches(B)
+    model.forward(seq, kv_caches=caches)
+    prefill, _ = model.forward(seq, kv_caches=caches_last, last_only=True)
+    np.testing.assert_allclose(prefill, last, rtol=tol, atol=tol * np.abs(full).max())   # attention reads the cache
+    for a, b in zip(caches, caches_last):                                     # every position's keys and values
+        assert a.length == b.length == T
+        assert np.array_equal(a.k[:, :, :T], b.k[:, :, :T]) and np.array_equal(a.v[:, :, :T], b.v[:, :, :T])
+    theirs, _ = torch_twin(model)(torch.from_numpy(seq), last_only=True)
+    assert tuple(theirs.shape) == last.shape
+    np.testing.assert_allclose(last, theirs.detach().numpy(), rtol=parity_tol(dtype),
+                               atol=parity_tol(dtype) * np.abs(full).max())
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_last_only_with_targets_is_an_input_error(impl):
+    model = randomized(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4), 0, np.float64)
+    idx = np.array([[1, 2, 3]])
+    forward = model.forward if impl == "numpy" else lambda *a, **k: torch_twin(model)(*map(torch.from_numpy, a), **k)
+    with pytest.raises(InputError, match="last_only=True .* pass targets=None"):
+        forward(idx, idx, last_only=True)
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generation_asks_a_prompt_for_its_last_positions_logits_alone(monkeypatch, impl, use_cache):
+    # With GPT-2's vocabulary a 1000-token prompt's logits take 201 MB, of which generation
+    # reads one row: a prefill of GPT-2's shapes peaked 371 MB above the model with every
+    # position's logits, 180 with the last's (tests above: the same logits).
+    cfg = GPTConfig(vocab_size=7, block_size=6, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 0, np.float64)
+    gen = model if impl == "numpy" else torch_twin(model)
+    seen = []
+    real = gen.forward
+
+    def spy(idx, *args, **kwargs):
+        logits, loss = real(idx, *args, **kwargs)
+        seen.append((idx.shape[1], logits.shape[1]))
+        return logits, loss
+    monkeypatch.setattr(gen, "forward", spy)
+    prompt = np.array([[1, 2, 3, 4]]) if impl == "numpy" else torch.tensor([[1, 2, 3, 4]])
+    gen.generate(prompt, 4, greedy=True, use_cache=use_cache)           # past block_size: a second prefill
+    prompts = [(T, out) for T, out in seen if T > 1]
+    assert len(prompts) >= 2 and all(out == 1 for _, out in prompts), seen

@@ -218,6 +218,28 @@ def test_dlogits_backward_and_forward_without_targets(threads):
     assert all(np.array_equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
 
 
+def test_a_forward_without_grad_in_workers_equals_threads_and_no_backward_follows(threads):
+    # The workers keep nothing either, and send back how many targets their loss averaged over,
+    # which weights their shard's loss (batch() keeps different numbers in different shards).
+    threads(3)
+    x, y = batch()
+    results = []
+    for procs in (True, False):
+        model = GPT(GPTConfig(**CFG), seed=0, dtype=np.float64)
+        workers = ShardProcesses(model) if procs else None
+        try:
+            results.append(model.forward(x, y, grad=False))
+            with pytest.raises(RuntimeError, match="not one with grad=False"):
+                model.backward()
+            if procs:                                   # the workers serve a training step after it
+                model.forward(x, y)
+                model.backward()
+        finally:
+            if workers:
+                workers.close()
+    assert np.array_equal(results[0][0], results[1][0]) and results[0][1] == results[1][1]
+
+
 def test_a_dead_worker_raises_a_typed_error_and_close_still_works(threads):
     threads(2)
     model = GPT(GPTConfig(**CFG), seed=0)

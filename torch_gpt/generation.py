@@ -46,10 +46,10 @@ class _Decoder:
     def next_logits(self, seq):
         block = self.model.config.block_size
         if not self.use_cache:
-            logits, _ = self.model(seq[:, -block:])
+            logits, _ = self.model(seq[:, -block:], last_only=True)
         elif self.caches is None or self.caches[0].length == block:
             self.caches = self.model.new_kv_caches(seq.shape[0])
-            logits, _ = self.model(seq[:, -block:], kv_caches=self.caches, pos0=0)
+            logits, _ = self.model(seq[:, -block:], kv_caches=self.caches, pos0=0, last_only=True)
         else:
             logits, _ = self.model(seq[:, -1:], kv_caches=self.caches, pos0=self.caches[0].length)
         return logits[:, -1, :]

@@ -17,6 +17,7 @@ from .block import Block
 from .config import GPTConfig
 from .dropout import dropout_forward
 from .embedding import embedding_forward
+from .errors import InputError
 from .linear import linear_forward
 from .loss import cross_entropy_forward
 from .positional import learned_forward, sinusoidal_forward
@@ -54,8 +55,12 @@ class GPT(nn.Module):
                 p.normal_(0.0, std, generator=gen)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, masks: dict | None = None,
-                kv_caches: list | None = None, pos0: int = 0):
-        """idx, targets: int64 (B, T). masks: dropout keep-masks by name, as numpy_gpt's."""
+                kv_caches: list | None = None, pos0: int = 0, last_only: bool = False):
+        """idx, targets: int64 (B, T). masks: dropout keep-masks by name, as numpy_gpt's.
+        last_only=True: the last position's logits alone, (B, 1, V), with no loss (generation)."""
+        if targets is not None and last_only:
+            raise InputError("last_only=True computes the last position's logits alone, so no loss: "
+                             "pass targets=None")
         cfg, masks = self.config, masks or {}
         training = self.training and kv_caches is None
         x = embedding_forward(idx, self.wte.weight)
@@ -68,6 +73,8 @@ class GPT(nn.Module):
             prefix = f"h.{i}."
             block_masks = {k[len(prefix):]: v for k, v in masks.items() if k.startswith(prefix)}
             x = block(x, block_masks, None if kv_caches is None else kv_caches[i])
+        if last_only:
+            x = x[:, -1:]
         if cfg.norm == "pre":
             x = self.ln_f(x)
         w_head = self.wte.weight if cfg.tie_weights else self.lm_head.weight
