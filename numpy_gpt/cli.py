@@ -31,6 +31,7 @@ import sys
 
 import numpy as np
 
+from .config import MAX_SEED
 from .errors import (CheckpointError, CheckpointMismatchError, ConfigError, DependencyError, InputError,
                      NumpyGPTError, UsageError)
 
@@ -38,6 +39,7 @@ PROG = "numpy-gpt"
 PLUGINS = ("trace", "check", "pictures")
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
 DEFAULT_OUT = os.path.join("out", "model.safetensors")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")            # formats every matplotlib backend for files writes
 
 # Model flags: option name -> GPTConfig field.
 MODEL_FLAGS = {"n_layer": "--n-layer", "n_head": "--n-head", "n_embd": "--n-embd", "block_size": "--block-size",
@@ -61,6 +63,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def seed_arg(text: str) -> int:
+    """The type of every --seed: an integer that both NumPy's and torch's generators take."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {value}")
+    return value
 
 
 # ----------------------------------------------------------------------------- backends
@@ -294,7 +307,16 @@ def cmd_train(args) -> int:
     if ckpt is None and os.path.exists(out) and not args.force:
         raise UsageError(f"{out} already exists: pass --resume {out} to continue it, --force to overwrite "
                          "it, or --out for a new file")
+    if ckpt is not None and os.path.exists(out) and not os.path.samefile(out, args.resume) and not args.force:
+        raise UsageError(f"{out} already exists and is not the checkpoint resumed ({args.resume}): pass "
+                         "--force to overwrite it, or another --out")
     check_writable(out)                            # before the training, not after it
+    plot = None if args.no_plot else args.plot or os.path.splitext(out)[0] + "_loss.png"
+    if plot is not None:
+        if os.path.splitext(plot)[1].lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"--plot {plot}: the loss curve is written as {', '.join(PLOT_SUFFIXES)}; "
+                             "end the name with one of them")
+        check_writable(plot)
 
     # Data and tokenizer: a resumed run keeps its own unless told otherwise.
     run = dict(ckpt.run) if ckpt else {}
@@ -410,8 +432,7 @@ def cmd_train(args) -> int:
     print(f"  checkpoint: {out}")
     if not args.no_plot:
         from .plots import plot_losses
-        png = plot_losses({be.name: h}, args.plot or os.path.splitext(out)[0] + "_loss.png",
-                          f"{PROG} train: {_describe(cfg)}")
+        png = plot_losses({be.name: h}, plot, f"{PROG} train: {_describe(cfg)}")
         print(f"  loss curve: {png}" if png else "  (no loss curve: matplotlib is not installed)")
     return 0
 
@@ -656,7 +677,7 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--grad-clip", type=float, metavar="NORM", help="global-norm clip, 0 for none (default 1.0)")
     t.add_argument("--eval-interval", type=int, metavar="N", help="steps between evaluations, 0 for none (default 50)")
     t.add_argument("--eval-batches", type=int, metavar="N", help="batches per evaluation (default 4)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="initial weights and batches (default 0)")
+    t.add_argument("--seed", type=seed_arg, default=0, metavar="N", help="initial weights and batches (default 0)")
     t.add_argument("--processes", action="store_true",
                    help="numpy backend, 2+ threads, Linux: run every batch shard after the first in a worker "
                         "process instead of a thread (the same numbers; faster for small models, "
@@ -665,10 +686,10 @@ def build_parser() -> ArgumentParser:
     o.add_argument("--out", metavar="CHECKPOINT", help=f"checkpoint file (default {DEFAULT_OUT}; with --resume, "
                                                        "the resumed file)")
     o.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
-    o.add_argument("--force", action="store_true", help="overwrite an existing --out when not resuming")
+    o.add_argument("--force", action="store_true", help="overwrite an existing --out (other than the checkpoint resumed)")
     o.add_argument("--save-interval", type=int, default=100, metavar="N",
                    help="also save every N steps, 0 for only at the end (default 100)")
-    o.add_argument("--plot", metavar="PNG", help="loss curve (default: next to the checkpoint, *_loss.png)")
+    o.add_argument("--plot", metavar="PNG", help="loss curve, .png, .pdf or .svg (default: next to the checkpoint, *_loss.png)")
     o.add_argument("--no-plot", action="store_true")
     o.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar; print a line per evaluation instead")
@@ -691,7 +712,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--top-p", type=float, metavar="P", help="sample from the nucleus of mass P, in (0, 1]")
     p.add_argument("--no-eos", action="store_true", help="do not stop at the end-of-sequence token")
     p.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(func=cmd_generate)
 
     # parity
@@ -704,7 +725,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--batch-size", type=int, default=2, metavar="B")
     p.add_argument("--seq-len", type=int, metavar="T", help="default: block_size")
-    p.add_argument("--seed", type=int, default=0, help="the batch (and, without --checkpoint, the weights)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="the batch (and, without --checkpoint, the weights)")
     p.add_argument("--steps", type=int, default=0, metavar="N",
                    help="train N steps on both sides instead (float64, AdamW unless the checkpoint says "
                         "otherwise) and compare every step's loss and gradient norm, then every parameter "
@@ -723,7 +744,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--training", action="store_true",
                    help="check the model on a training step (with --dropout: its masks drawn once, then held) "
                         "instead of an evaluation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     _color_flag(p)
     p.set_defaults(func=cmd_gradcheck)
 
@@ -739,7 +760,7 @@ def build_parser() -> ArgumentParser:
                                    "and a generated sample, and write the loss curve to --out.")
     p.add_argument("--steps", type=int, default=500, help="training steps of the character model")
     p.add_argument("--out", default="out", help="folder for the pictures")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--no-torch", action="store_true", help="numpy only, even when torch is installed")
     p.add_argument("--no-processes", action="store_true",
                    help="train numpy_gpt's batch shards on threads, not in worker processes (see numpy_gpt/demo.py)")

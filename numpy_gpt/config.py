@@ -8,6 +8,8 @@ from .errors import ConfigError
 POS_ENCODINGS = ("sinusoidal", "learned")
 ACTIVATIONS = ("gelu", "gelu_exact", "relu")
 NORMS = ("pre", "post", "none")
+# The largest seed a run may take: torch.manual_seed takes a signed 64-bit integer (NumPy any >= 0).
+MAX_SEED = 2 ** 63 - 1
 
 
 @dataclass(frozen=True)

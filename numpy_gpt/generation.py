@@ -20,7 +20,7 @@ import contextlib
 import numpy as np
 
 from .decode import DecodeStep
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .parallel import one_thread
 
 SMALL_STEP_ROWS = 8    # KV-cache steps of up to this many sequences run on one thread (parallel.one_thread)
@@ -67,7 +67,12 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
 
 
 def filter_logits(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
-    logits = logits / logits.dtype.type(temperature)
+    """Temperature, then top_k, then top_p, in float64. Each row is shifted by its largest
+    logit before the temperature divides it: the same distribution, and a tiny temperature
+    then sends the other logits towards -inf instead of the largest past +inf (NaN after)."""
+    z = np.asarray(logits, dtype=np.float64)
+    with np.errstate(over="ignore"):                              # to -inf: probability 0, as meant
+        logits = (z - z.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
@@ -148,7 +153,9 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
              top_p: float | None = None, eos_id: int | None = None, greedy: bool = False,
              beam_width: int | None = None, length_penalty: float = 1.0, use_cache: bool = True,
              rng: np.random.Generator | None = None, on_token=None) -> np.ndarray:
-    """Extend idx (B, T) by up to max_new_tokens tokens and return (B, T + n).
+    """Extend idx (B, T) by up to max_new_tokens tokens and return (B, T + n): the whole
+    prompt, then the new tokens. The model reads at most block_size positions, so a longer
+    prompt's older tokens are not read, but they come back in front as they were.
 
     greedy picks the most likely token; otherwise tokens are sampled after
     temperature, top_k and top_p. A row that emits eos_id is finished and is
@@ -158,7 +165,17 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     steps of a few rows, where BLAS is held at one thread: see _Decoder).
     """
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
-    idx = model.check_idx(np.asarray(idx)[:, -model.config.block_size:] if np.ndim(idx) == 2 else idx)
+    older = None                                     # a prompt's tokens before its last block_size
+    if np.ndim(idx) == 2:
+        idx = np.asarray(idx)
+        older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
+    idx = model.check_idx(idx)
+    if 0 in idx.shape:
+        raise InputError(f"generate needs a prompt of at least one token in at least one row, got shape {idx.shape}")
+    if older is not None and older.shape[1]:
+        tail = generate(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy, beam_width,
+                        length_penalty, use_cache, rng, on_token)
+        return np.concatenate([older.astype(tail.dtype), tail], axis=1)
     if beam_width is not None:
         return beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
     rng = rng if rng is not None else model.rng

@@ -427,7 +427,13 @@ class ByteBPETokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """Ids of text's UTF-8 bytes after the merges; defined for every string
-        that has a UTF-8 encoding (all but lone surrogates)."""
+        that has a UTF-8 encoding (all but lone surrogates, which are refused)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:               # Python's stand-in for bytes that were not UTF-8
+            bad = text[e.start]
+            raise UnknownTokenError(f"character {bad!r} at position {e.start} has no UTF-8 encoding (a lone "
+                                    "surrogate, as Python makes of bytes that are not UTF-8)", bad) from None
         ids: list[int] = []
         seen: dict[str, list[int]] = {}                   # a corpus repeats its words a lot
         for chunk in _split(text, self._regex):

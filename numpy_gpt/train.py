@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .config import MAX_SEED
 from .data import get_batch
 from .errors import ConfigError, NumpyGPTError
 from .optim import OPTIMIZERS, clip_grad_norm, cosine_lr
@@ -64,6 +65,8 @@ class TrainConfig:
             integer(name, 1)
         for name in ("warmup_steps", "eval_interval", "seed"):
             integer(name, 0)
+        if self.seed > MAX_SEED:                 # torch's generator would refuse it (torch_gpt's Trainer)
+            raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.schedule not in ("cosine", "constant"):

@@ -128,6 +128,21 @@ def test_train_in_numpy_continue_in_torch_and_back_from_the_command_line(tmp_pat
     assert c.step == 9 and c.run["backend"] == "numpy" and len(c.trainer_state["history"]["loss"]) == 9
 
 
+def test_a_resumed_run_overwrites_another_existing_file_only_with_force(tmp_path, capsys):
+    # Resuming into its own file is the point of --resume; into another that exists, the other
+    # file is the user's and stays unless --force says otherwise (the refusal: tests/test_errors.py).
+    TINY_PLOT = [a for a in TINY if a != "--no-plot"]
+    assert main(["train", "--steps", "2", "--out", "a.safetensors", "--eval-interval", "0", *TINY]) == 0
+    assert main(["train", "--steps", "1", "--out", "b.safetensors", "--eval-interval", "0", "--seed", "7", *TINY]) == 0
+    assert main(["train", "--resume", "a.safetensors", "--out", "b.safetensors", "--steps", "3", *TINY]) == 2
+    assert load_checkpoint("b.safetensors").step == 1
+    assert main(["train", "--resume", "a.safetensors", "--out", "b.safetensors", "--steps", "3", "--force",
+                 "--plot", "curve.PDF", *TINY_PLOT]) == 0
+    assert load_checkpoint("b.safetensors").step == 3 and load_checkpoint("a.safetensors").step == 2
+    assert "  loss curve: curve.PDF" in capsys.readouterr().out
+    assert open("curve.PDF", "rb").read(5) == b"%PDF-"                   # written in the format its name says
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_a_float32_run_resumes_in_float64(tmp_path, backend):
     # The checkpoint's float32 parameters are read as float64 (load_checkpoint's dtype) and the
@@ -213,6 +228,13 @@ def test_generate_greedy_and_beams_agree_across_backends(ckpt64, capsys):
     assert texts["numpy", "--greedy"] == texts["torch", "--greedy"]
     assert texts["numpy", "--beam-width"] == texts["torch", "--beam-width"]
     assert all(t.startswith("The ") and len(t) == len("The ") + 10 + 1 for t in texts.values())
+    # A prompt longer than the block (16): beams, printed at the end, are the new tokens too.
+    prompt = "The cat sat on the mat and then "
+    for be in ("numpy", "torch"):
+        assert main(["generate", "--checkpoint", ckpt64, "--prompt", prompt, "--max-new-tokens", "10",
+                     "--backend", be, "--beam-width", "2"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(prompt) and len(out) == len(prompt) + 10 + 1, out
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

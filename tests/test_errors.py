@@ -143,6 +143,8 @@ def test_kv_cache_positions_past_the_block():
     (dict(steps=0), "steps must be a positive integer, got 0"),
     (dict(steps=-3), "got -3"),
     (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(seed=2 ** 63), "seed must be an integer from 0 to 2**63 - 1, got 9223372036854775808"),
 ])
 def test_bad_training_settings(kwargs, words):
     with pytest.raises(errors.ConfigError, match=None) as e:
@@ -282,6 +284,19 @@ def snapshot(folder):
     (["gradcheck", "--samples", "-1"], 1, "--samples must be >= 0 (0 checks every entry), got -1"),
     (["train", "--save-interval", "-1"], 1, "--save-interval must be >= 0 (0: only at the end), got -1"),
     (["generate", "--checkpoint", "{ckpt}", "--prompt", ""], 1, "the prompt is empty"),
+    (["train", "--resume", "{ckpt}", "--out", "{d}/short.txt", "--steps", "5"], 2,       # another file: kept
+     "{d}/short.txt already exists and is not the checkpoint resumed ({ckpt}): pass --force"),
+    (["train", "--plot", "{d}/curve.txt"], 2,                          # refused before the training, not after
+     "--plot {d}/curve.txt: the loss curve is written as .png, .pdf, .svg"),
+    (["train", "--plot", "{d}/curve"], 2, "--plot {d}/curve: the loss curve is written as"),
+    (["train", "--plot", "{d}/short.txt/curve.png"], 1, "cannot write {d}/short.txt/curve.png"),
+    (["train", "--seed", "9223372036854775808"], 2,
+     "argument --seed: must be an integer from 0 to 2**63 - 1, got 9223372036854775808"),
+    (["generate", "--checkpoint", "{ckpt}", "--prompt", "what", "--seed", "-1"], 2,
+     "argument --seed: must be an integer from 0 to 2**63 - 1, got -1"),
+    (["parity", "--seed", "-1"], 2, "argument --seed: must be an integer"),
+    (["gradcheck", "--seed", "-1"], 2, "argument --seed: must be an integer"),
+    (["demo", "--seed", "-1"], 2, "argument --seed: must be an integer"),
 ])
 def test_each_bad_input_is_one_line_on_stderr_and_leaves_saved_files_alone(saved, capsys, monkeypatch, tmp_path,
                                                                             argv, rc, words):

@@ -154,9 +154,10 @@ def test_beam_search_with_eos_and_a_length_penalty_equals_torch_over_many_models
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_a_prompt_longer_than_the_block_is_cut_to_its_last_block_size_tokens(use_cache):
-    # The model can only read block_size positions: the prompt's older tokens drop out, as in
-    # torch_gpt, and what follows is what the last block_size tokens alone would give.
+def test_a_prompt_longer_than_the_block_is_read_from_its_last_block_size_tokens(use_cache):
+    # The model can only read block_size positions: the prompt's older tokens are not read, as in
+    # torch_gpt, and what follows is what the last block_size tokens alone would give. They come
+    # back in front, so that out[:, T:] is the new tokens whatever T is.
     cfg = GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8)
     model = randomized(cfg, 2, np.float64)
     idx = np.random.default_rng(2).integers(0, 9, (2, cfg.block_size + 3))
@@ -164,8 +165,13 @@ def test_a_prompt_longer_than_the_block_is_cut_to_its_last_block_size_tokens(use
     theirs = torch_twin(model).generate(torch.from_numpy(idx), 4, greedy=True, use_cache=use_cache).numpy()
     np.testing.assert_array_equal(ours, theirs)
     last = idx[:, -cfg.block_size:]
-    np.testing.assert_array_equal(ours, model.generate(last, 4, greedy=True, use_cache=use_cache))
-    np.testing.assert_array_equal(ours[:, :cfg.block_size], last)
+    T = idx.shape[1]
+    np.testing.assert_array_equal(ours[:, :T], idx)
+    np.testing.assert_array_equal(ours[:, T - cfg.block_size:],
+                                  model.generate(last, 4, greedy=True, use_cache=use_cache))
+    for kw in (dict(beam_width=2), dict(top_k=3, rng=np.random.default_rng(0))):   # beams and sampling too
+        out = model.generate(idx, 4, use_cache=use_cache, **kw)
+        assert out.shape == (2, T + 4) and np.array_equal(out[:, :T], idx)
 
 
 def beam_score(model, seq, T0, kw):
@@ -436,3 +442,32 @@ def test_generation_asks_a_prompt_for_its_last_positions_logits_alone(monkeypatc
     gen.generate(prompt, 4, greedy=True, use_cache=use_cache)           # past block_size: a second prefill
     prompts = [(T, out) for T, out in seen if T > 1]
     assert len(prompts) >= 2 and all(out == 1 for _, out in prompts), seen
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+@pytest.mark.parametrize("shape", [(1, 0), (0, 3)])
+def test_an_empty_prompt_is_an_input_error(impl, shape):
+    model = randomized(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4), 0, np.float64)
+    idx = np.zeros(shape, np.int64)
+    gen = model.generate if impl == "numpy" else lambda i, n, **k: torch_twin(model).generate(torch.from_numpy(i), n, **k)
+    for kw in ({}, dict(beam_width=2)):
+        with pytest.raises(InputError, match=rf"at least one token in at least one row, got shape \({shape[0]}, {shape[1]}\)"):
+            gen(idx, 2, **kw)
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_a_temperature_too_small_for_the_logits_samples_the_most_likely_token(impl):
+    # logits / 1e-38 overflowed float32 to inf, and softmax then made NaN: numpy drew token 0
+    # every time and torch raised. Shifted by the row's largest first, the other logits go to
+    # -inf instead, and sampling is greedy, as the temperature's limit is.
+    cfg = GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 3, np.float32)
+    idx = np.array([[1, 2, 3]])
+    greedy = model.generate(idx, 4, greedy=True)
+    assert greedy[0, 3:].tolist() != [0] * 4                             # the old failure would show
+    for temperature in (1e-38, 1e-300, 5e-324):
+        if impl == "numpy":
+            out = model.generate(idx, 4, temperature=temperature, rng=np.random.default_rng(0))
+        else:
+            out = torch_twin(model).generate(torch.from_numpy(idx), 4, temperature=temperature).numpy()
+        np.testing.assert_array_equal(out, greedy)

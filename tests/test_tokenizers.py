@@ -90,6 +90,15 @@ def test_unknown_character_is_a_typed_error_naming_it():
         tok.encode("hellé")
 
 
+def test_a_lone_surrogate_is_a_typed_error_for_the_byte_level_tokenizer():
+    # A command line's bytes that are not UTF-8 reach Python as lone surrogates ('\udcff'), which
+    # have no UTF-8 bytes to look up; a UnicodeEncodeError made `numpy-gpt generate` an internal error.
+    tok = corpus_bpe()
+    with pytest.raises(UnknownTokenError, match=r"'\\udcff' at position 1 has no UTF-8 encoding") as e:
+        tok.encode("a\udcffb")
+    assert e.value.token == "\udcff"
+
+
 def test_decoding_an_id_outside_the_vocabulary_is_an_error():
     for tok in (CharTokenizer.from_text("abc"), WordTokenizer(["x"]), corpus_bpe()):
         V = tok.vocab_size

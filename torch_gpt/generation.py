@@ -10,6 +10,7 @@ import functools
 
 import torch
 
+from numpy_gpt.errors import InputError
 from numpy_gpt.generation import check_sampling
 
 
@@ -31,7 +32,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
-    logits = logits / temperature
+    z = logits.double()                               # as numpy_gpt's: shifted, then divided, in float64
+    logits = (z - z.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
@@ -76,8 +78,16 @@ def _out_of_inference_mode(fn):
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
              greedy=False, beam_width=None, length_penalty=1.0, use_cache=True, generator=None,
              on_token=None):
+    """As numpy_gpt.generation.generate: returns (B, T + n), the whole prompt and the new tokens."""
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
-    idx = idx[:, -model.config.block_size:]
+    if 0 in tuple(idx.shape):
+        raise InputError(f"generate needs a prompt of at least one token in at least one row, "
+                         f"got shape {tuple(idx.shape)}")
+    older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
+    if older.shape[1]:                                # not read by the model, but given back in front
+        tail = generate.__wrapped__(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy,
+                                    beam_width, length_penalty, use_cache, generator, on_token)
+        return torch.cat([older.to(tail.dtype), tail], dim=1)
     if beam_width is not None:
         return _beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
     was_training = model.training
