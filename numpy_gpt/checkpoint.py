@@ -599,18 +599,25 @@ def load_model(path: str | os.PathLike, dtype=None, config: GPTConfig | None = N
     return model, ckpt
 
 
-def check_resumable(ckpt: Checkpoint) -> None:
-    """A CheckpointError unless ckpt holds a trainer state to resume from."""
+def check_resumable(ckpt: Checkpoint, optimizer: str | None = None) -> None:
+    """A CheckpointError unless ckpt holds a trainer state to resume from, and a
+    CheckpointMismatchError if it is another optimizer's than `optimizer` (a name of
+    numpy_gpt.optim.OPTIMIZERS): one optimizer's buffers are not another's state."""
     if ckpt.trainer_state is None and "optimizer" in ckpt.metadata:
         raise CheckpointError(f"checkpoint {ckpt.path} was loaded with weights_only=True: load it again "
                               "without it to resume its training", ckpt.path)
     if ckpt.trainer_state is None:
         raise CheckpointError(f"checkpoint {ckpt.path} holds no training state to resume from", ckpt.path)
+    saved = json.loads(ckpt.metadata["optimizer"]).get("name")
+    if optimizer is not None and saved != optimizer:
+        raise CheckpointMismatchError(f"checkpoint {ckpt.path} holds {saved}'s optimizer state, but this run's "
+                                      f"optimizer is {optimizer}: resume it with {saved} (--optimizer {saved})",
+                                      ckpt.path)
 
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:
     """Load a checkpoint's trainer state into a numpy_gpt Trainer (after building it on the checkpoint's model)."""
-    check_resumable(ckpt)
+    check_resumable(ckpt, trainer.config.optimizer)
     state = dict(ckpt.trainer_state)
     if state.get("model_rng") is None:            # written by torch_gpt: keep the model's own dropout RNG
         state["model_rng"] = trainer.model.rng.bit_generator.state

@@ -529,7 +529,7 @@ def cmd_parity(args) -> int:
 def _parity_steps(args, tcli, cfg, params, source, saved_tcfg) -> int:
     """`numpy-gpt parity --steps N`: both training loops, step for step (torch_gpt.parity.run_trajectory)."""
     import dataclasses
-    from .parity_report import format_rows, format_steps, summary, use_color
+    from .parity_report import FREE, FREE_NOTE, format_rows, format_steps, summary, use_color
     from .train import TrainConfig
     if args.steps < 0:
         raise ConfigError(f"--steps must be >= 0 (0: one batch, no training), got {args.steps}")
@@ -558,6 +558,8 @@ def _parity_steps(args, tcli, cfg, params, source, saved_tcfg) -> int:
     print(format_steps(steps, color))
     print(f"after step {info['steps']}")
     print(format_rows(rows, color))
+    if any(r.status == FREE for r in rows):
+        print(FREE_NOTE)
     counts = {s: sum(r.status == s for r in steps) for s in ("exact", "close", "FAIL")}
     print(f"{len(steps)} steps: {counts['exact']} exact, {counts['close']} close, {counts['FAIL']} FAIL; "
           + summary(rows))

@@ -20,7 +20,7 @@ import contextlib
 import numpy as np
 
 from .decode import DecodeStep
-from .errors import ConfigError, InputError
+from .errors import ConfigError
 from .parallel import one_thread
 
 SMALL_STEP_ROWS = 8    # KV-cache steps of up to this many sequences run on one thread (parallel.one_thread)
@@ -169,9 +169,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     if np.ndim(idx) == 2:
         idx = np.asarray(idx)
         older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
-    idx = model.check_idx(idx)
-    if 0 in idx.shape:
-        raise InputError(f"generate needs a prompt of at least one token in at least one row, got shape {idx.shape}")
+    idx = model.check_idx(idx)                       # a prompt of at least one token, in at least one row
     if older is not None and older.shape[1]:
         tail = generate(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy, beam_width,
                         length_penalty, use_cache, rng, on_token)

@@ -192,6 +192,8 @@ class GPT:
             raise InputError(f"{name} must be 2-D (batch, time), got shape {idx.shape}")
         if idx.dtype.kind not in "iu":
             raise InputError(f"{name} must hold integers, got dtype {idx.dtype}")
+        if 0 in idx.shape:
+            raise InputError(f"{name} must hold at least one token in at least one row, got shape {idx.shape}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             bad = idx.min() if idx.min() < 0 else idx.max()
             raise InputError(f"token id {bad} in {name} is outside [0, {self.config.vocab_size})")

@@ -48,7 +48,7 @@ class Row:
     shape: tuple
     max_abs: float
     rel: float
-    status: str            # "exact", "close", "FAIL" (parity); "ok", "FAIL" (gradcheck)
+    status: str            # "exact", "close", "FAIL", FREE (parity); "ok", "FAIL" (gradcheck)
     noise: float = 0.0     # gradcheck: finite differences' rounding allowance, NOISE_FACTOR * eps * |L| / h
 
 
@@ -80,7 +80,15 @@ def use_color(stream=None, mode: str = "auto") -> bool:
             and os.environ.get("TERM") != "dumb")
 
 
-_COLORS = {"exact": "32", "close": "32", "ok": "32", "FAIL": "1;31"}
+# `parity --steps`: a part of a parameter that no output depends on (torch_gpt.parity._judged: the
+# attention's key bias), apart from the rest and not judged, or an optimizer buffer of it.
+FREE = "free"
+FREE_NOTE = ("free: the attention's key bias adds the same number to each score of a row, which softmax\n"
+             "  ignores, so no output depends on it and its gradient is zero but for rounding, which an\n"
+             "  optimizer can turn into steps (Adam's L2 weight decay does) that differ from side to side;\n"
+             "  shown, not judged")
+
+_COLORS = {"exact": "32", "close": "32", "ok": "32", "FAIL": "1;31", FREE: "33"}
 
 
 def paint(text: str, status: str, color: bool) -> str:
@@ -130,8 +138,9 @@ def format_steps(rows: list[StepRow], color: bool = False) -> str:
 
 
 def summary(rows: list[Row]) -> str:
-    counts = {s: sum(r.status == s for r in rows) for s in ("exact", "close", "FAIL")}
-    return f"{len(rows)} tensors: {counts['exact']} exact, {counts['close']} close, {counts['FAIL']} FAIL"
+    counts = {s: sum(r.status == s for r in rows) for s in ("exact", "close", "FAIL", FREE)}
+    return (f"{len(rows)} tensors: {counts['exact']} exact, {counts['close']} close, {counts['FAIL']} FAIL"
+            + (f", {counts[FREE]} {FREE}" if counts[FREE] else ""))
 
 
 # ------------------------------------------------------------------- the activation trace

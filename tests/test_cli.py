@@ -383,6 +383,23 @@ def test_parity_over_training_steps_takes_the_checkpoints_optimizer_and_settings
     assert "momentum_buffer." not in out and out.rstrip().endswith(", 0 FAIL")
 
 
+def test_parity_over_training_steps_sets_the_free_key_bias_apart(tmp_path, capsys):
+    # The key bias's gradient is rounding noise. Adam's L2 weight decay feeds the bias back into its
+    # own gradient, and while that stays under eps each step multiplies the bias by about
+    # lr * weight_decay / eps (3e4 here): from the noise, each side's key bias grows to about lr,
+    # with signs of its own (a helper's review found this FAIL). Judged apart, it is "free".
+    assert main(["train", "--steps", "1", "--optimizer", "adam", "--dtype", "float64", "--out", "a.safetensors",
+                 "--eval-interval", "0", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["parity", "--checkpoint", "a.safetensors", "--steps", "8", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("8 steps: ") and " 0 FAIL; " in out and ", 0 FAIL, " in out
+    assert not [line for line in out.splitlines() if line.endswith("FAIL")]
+    free = [line.split()[0] for line in out.splitlines() if line.endswith("  free")]
+    assert free and all(name.endswith("attn.c_attn.bias[key]") for name in free), free
+    assert "h.0.attn.c_attn.bias[query, value]" in out and "free: the attention's key bias" in out
+
+
 def test_torch_training_with_dropout_is_the_same_run_for_the_same_seed(tmp_path):
     # Dropout's masks come from torch's global RNG, which the CLI seeds from --seed.
     import torch

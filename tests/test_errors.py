@@ -284,6 +284,10 @@ def snapshot(folder):
     (["gradcheck", "--samples", "-1"], 1, "--samples must be >= 0 (0 checks every entry), got -1"),
     (["train", "--save-interval", "-1"], 1, "--save-interval must be >= 0 (0: only at the end), got -1"),
     (["generate", "--checkpoint", "{ckpt}", "--prompt", ""], 1, "the prompt is empty"),
+    (["train", "--resume", "{ckpt}", "--steps", "5", "--optimizer", "sgd"], 1,
+     "holds adamw's optimizer state, but this run's optimizer is sgd: resume it with adamw (--optimizer adamw)"),
+    (["train", "--resume", "{ckpt}", "--steps", "5", "--optimizer", "adam", "--backend", "torch"], 1,
+     "holds adamw's optimizer state, but this run's optimizer is adam"),
     (["train", "--resume", "{ckpt}", "--out", "{d}/short.txt", "--steps", "5"], 2,       # another file: kept
      "{d}/short.txt already exists and is not the checkpoint resumed ({ckpt}): pass --force"),
     (["train", "--plot", "{d}/curve.txt"], 2,                          # refused before the training, not after

@@ -427,11 +427,33 @@ def test_bad_config_is_a_config_error_naming_the_value(kwargs, word):
 
 @pytest.mark.parametrize("idx, word", [
     (np.array([[0, 9]]), "9"), (np.array([[-1, 0]]), "-1"), (np.array([0, 1]), "2-D"),
-    (np.array([[0.5, 1.0]]), "integers"), (np.zeros((1, 9), np.int64), "block_size")])
+    (np.array([[0.5, 1.0]]), "integers"), (np.zeros((1, 9), np.int64), "sequence length 9 exceeds block_size 8"),
+    (np.zeros((1, 0), np.int64), r"at least one token in at least one row, got shape \(1, 0\)"),
+    (np.zeros((0, 3), np.int64), r"at least one token in at least one row, got shape \(0, 3\)")])
 def test_bad_token_ids_are_input_errors(idx, word):
     model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=1, n_embd=4))
     with pytest.raises(InputError, match=word):
         model.forward(idx)
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("block, T, pos0, word", [(8, 9, 0, "sequence length 9 exceeds block_size 8"),
+                                                  (1, 3, 0, "sequence length 3 exceeds block_size 1"),
+                                                  (8, 2, 7, "positions up to 9 exceed block_size 8"),
+                                                  (8, 0, 0, "at least one token")])
+def test_torch_gpt_refuses_the_positions_numpy_gpt_refuses(pos_encoding, block, T, pos0, word):
+    # torch_gpt's wpe[pos0:pos0 + T] broadcast its one row over three positions with block_size=1,
+    # and its sinusoidal table has no end: both returned numbers for positions the model has not.
+    cfg = GPTConfig(vocab_size=9, block_size=block, n_layer=1, n_head=1, n_embd=4, pos_encoding=pos_encoding)
+    model = GPT(cfg)
+    t = torch_twin(model, np.float32)
+    idx = np.zeros((1, T), np.int64)
+    caches = (dict(kv_caches=model.new_kv_caches(1), pos0=pos0) if pos0 else {})
+    with pytest.raises(InputError, match=word):
+        model.forward(idx, **caches)
+    t_caches = dict(kv_caches=t.new_kv_caches(1), pos0=pos0) if pos0 else {}
+    with pytest.raises(InputError, match=word):
+        t(torch.from_numpy(idx), **t_caches)
 
 
 def test_backward_frees_what_the_forward_kept():

@@ -18,6 +18,27 @@ def run(backward):
     return against_torch("linear", linear_forward, backward, t_linear, args, ["x", "w", "b"], r)
 
 
+def test_only_a_c_attn_bias_differing_in_its_key_part_alone_is_set_apart_as_free():
+    from numpy_gpt.parity_report import FREE
+    from torch_gpt.parity import _judged
+    C, tol = 4, 1e-9
+    ours = np.arange(1.0, 3 * C + 1)
+    key_off, query_off = ours.copy(), ours.copy()
+    key_off[C:2 * C] += 0.5
+    query_off[0] += 0.5
+    statuses = lambda rows: [(r.name, r.status) for r in rows]
+    name = "exp_avg.h.1.attn.c_attn.bias"
+    assert statuses(_judged(name, "optimizer state", ours, key_off, tol, C)) == [
+        (f"{name}[query, value]", "exact"), (f"{name}[key]", FREE)]
+    both = key_off.copy()
+    both[0] += 0.5
+    for theirs in (query_off, both):                                    # a query or value part off fails it whole
+        assert statuses(_judged(name, "optimizer state", ours, theirs, tol, C)) == [(name, "FAIL")]
+    assert statuses(_judged(name, "optimizer state", ours, ours, tol, C)) == [(name, "exact")]
+    assert statuses(_judged("h.1.attn.c_proj.bias", "parameter", ours, key_off, tol, C)) == [
+        ("h.1.attn.c_proj.bias", "FAIL")]                              # no other tensor is free
+
+
 def test_the_correct_backward_passes():
     assert set(run(linear_backward)) == {"x", "w", "b"}
 

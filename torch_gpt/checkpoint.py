@@ -47,5 +47,5 @@ def load(path: str | os.PathLike, dtype: torch.dtype | None = None, config: GPTC
 
 def restore_trainer(trainer, ckpt: Checkpoint) -> None:
     """Load a checkpoint's trainer state (written by either implementation) into a torch_gpt Trainer."""
-    check_resumable(ckpt)
+    check_resumable(ckpt, trainer.config.optimizer)
     trainer.load_state_dict(ckpt.trainer_state)

@@ -81,8 +81,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     """As numpy_gpt.generation.generate: returns (B, T + n), the whole prompt and the new tokens."""
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
     if 0 in tuple(idx.shape):
-        raise InputError(f"generate needs a prompt of at least one token in at least one row, "
-                         f"got shape {tuple(idx.shape)}")
+        raise InputError(f"idx must hold at least one token in at least one row, got shape {tuple(idx.shape)}")
     older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
     if older.shape[1]:                                # not read by the model, but given back in front
         tail = generate.__wrapped__(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy,

@@ -62,6 +62,13 @@ class GPT(nn.Module):
             raise InputError("last_only=True computes the last position's logits alone, so no loss: "
                              "pass targets=None")
         cfg, masks = self.config, masks or {}
+        T = idx.shape[-1]
+        if 0 in tuple(idx.shape):                     # numpy_gpt's checks (GPT.check_idx, GPT.forward)
+            raise InputError(f"idx must hold at least one token in at least one row, got shape {tuple(idx.shape)}")
+        if T > cfg.block_size:
+            raise InputError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+        if pos0 + T > cfg.block_size:
+            raise InputError(f"positions up to {pos0 + T} exceed block_size {cfg.block_size}")
         training = self.training and kv_caches is None
         x = embedding_forward(idx, self.wte.weight)
         if cfg.pos_encoding == "learned":
