@@ -383,6 +383,21 @@ def test_parity_over_training_steps_takes_the_checkpoints_optimizer_and_settings
     assert "momentum_buffer." not in out and out.rstrip().endswith(", 0 FAIL")
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_both_backends_record_the_optimizers_steps_and_last_learning_rate_alike(tmp_path, optimizer):
+    # torch's SGD counts no steps (its checkpoints said 0) and torch's param groups hold the next
+    # step's learning rate once the scheduler has moved; the file records what numpy_gpt's does.
+    import json
+    meta = {}
+    for be in ("numpy", "torch"):
+        assert main(["train", "--backend", be, "--optimizer", optimizer, "--steps", "3", "--out", f"{be}.safetensors",
+                     "--eval-interval", "0", *TINY]) == 0
+        c = load_checkpoint(f"{be}.safetensors")
+        meta[be] = json.loads(c.metadata["optimizer"])
+        assert meta[be]["step"] == 3 and meta[be]["lr"] == c.trainer_state["history"]["lr"][-1]
+    assert meta["numpy"]["lr"] == meta["torch"]["lr"]
+
+
 def test_parity_over_training_steps_sets_the_free_key_bias_apart(tmp_path, capsys):
     # The key bias's gradient is rounding noise. Adam's L2 weight decay feeds the bias back into its
     # own gradient, and while that stays under eps each step multiplies the bias by about

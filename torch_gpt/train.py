@@ -72,7 +72,13 @@ class Trainer(TrainLoop):
         RNG, history; plus torch's own RNG (dropout) and, passed through untouched, the NumPy
         model's dropout RNG if this run was resumed from numpy_gpt. copy=False: the optimizer's
         buffers are views of torch's, not copies (for a checkpoint save)."""
-        return {"step": self.step, "optimizer": state_by_name(self.optimizer, self.model, copy),
+        opt = state_by_name(self.optimizer, self.model, copy)
+        # As numpy_gpt's optimizers record them: the steps taken (torch's SGD counts none) and the
+        # learning rate of the last step (torch's param groups hold the next one's, after the scheduler).
+        opt["step"] = self.step
+        if self.history.lr:
+            opt["lr"] = self.history.lr[-1]
+        return {"step": self.step, "optimizer": opt,
                 "rng": self.rng.bit_generator.state, "model_rng": getattr(self, "_model_rng", None),
                 "torch_rng": torch.get_rng_state().numpy().copy(), "history": self.history.to_dict()}
 
