@@ -412,7 +412,7 @@ class GPT:
         return {k: grads[k] for k in self.params}
 
     # -------------------------------------------------------------- inference
-    def new_kv_caches(self, B: int) -> list[KVCache]:
+    def new_kv_caches(self, B: int = 1) -> list[KVCache]:
         cfg = self.config
         return [KVCache(B, cfg.n_head, cfg.block_size, cfg.head_size, self.dtype)
                 for _ in range(cfg.n_layer)]

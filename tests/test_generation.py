@@ -471,3 +471,15 @@ def test_a_temperature_too_small_for_the_logits_samples_the_most_likely_token(im
         else:
             out = torch_twin(model).generate(torch.from_numpy(idx), 4, temperature=temperature).numpy()
         np.testing.assert_array_equal(out, greedy)
+
+
+def test_torch_generation_takes_token_ids_as_numpy_gpt_does():
+    cfg = GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model = randomized(cfg, 0, np.float64)
+    t = torch_twin(model)
+    want = model.generate(np.array([[1, 2]]), 3, greedy=True)
+    for idx in (np.array([[1, 2]]), [[1, 2]], torch.tensor([[1, 2]])):
+        out = t.generate(idx, 3, greedy=True)
+        assert isinstance(out, torch.Tensor) and out.dtype == torch.int64
+        np.testing.assert_array_equal(out.numpy(), want)
+    assert t.num_params() == model.num_params()

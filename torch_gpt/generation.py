@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from numpy_gpt.errors import InputError
@@ -78,8 +79,11 @@ def _out_of_inference_mode(fn):
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
              greedy=False, beam_width=None, length_penalty=1.0, use_cache=True, generator=None,
              on_token=None):
-    """As numpy_gpt.generation.generate: returns (B, T + n), the whole prompt and the new tokens."""
+    """As numpy_gpt.generation.generate: returns (B, T + n), the whole prompt and the new tokens.
+    idx: a tensor, or token ids as numpy_gpt takes them (a NumPy array or nested lists)."""
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
+    if not isinstance(idx, torch.Tensor):
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
     if 0 in tuple(idx.shape):
         raise InputError(f"idx must hold at least one token in at least one row, got shape {tuple(idx.shape)}")
     older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]

@@ -94,6 +94,9 @@ class GPT(nn.Module):
         return [KVCache(B, cfg.n_head, cfg.block_size, cfg.head_size, self.wte.weight.dtype)
                 for _ in range(cfg.n_layer)]
 
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
     def generate(self, idx, max_new_tokens: int, **kwargs) -> torch.Tensor:
         from .generation import generate
         return generate(self, idx, max_new_tokens, **kwargs)
