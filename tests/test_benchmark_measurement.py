@@ -349,3 +349,17 @@ def test_trace_peak_gives_the_step_s_peak_and_the_function_that_reached_it():
     assert 8.0 <= peak < 8.5
     names = [line.rsplit(" ", 1)[-1] for line in stack]
     assert "widest" in names and names.index("widest") < names.index("step")
+
+
+def test_inference_memory_sees_what_an_evaluation_without_grad_lets_go():
+    from tests import ROOT
+    # benchmarks.inference_memory, each way in a fresh process: at the small config an evaluation
+    # that keeps its cache peaked 78 MB above the model, 31 with grad=False (2026-12-05).
+    import re
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "benchmarks.inference_memory", "--config", "small", "--repeats", "1"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    peak = {m[0]: float(m[1]) for m in re.findall(r"^(.+?)\s+peak (\d+)-\d+ MB above the model", out, re.M)}
+    assert set(peak) == {"eval, grad=True", "eval, grad=False", "prefill, all logits", "prefill, last_only"}, out
+    assert peak["eval, grad=False"] < 0.6 * peak["eval, grad=True"], out
