@@ -389,6 +389,24 @@ def _verdict(value: float | None, goal: float, higher_is_better: bool = True) ->
     return "yes" if (value >= goal if higher_is_better else value <= goal) else "no"
 
 
+def _rounds(stats: dict | None, goal: float) -> str:
+    """ "; 5 of 7 rounds >= 1.2x": how many of a paired ratio's rounds reach the goal (results
+    from before 2026-12-05 keep no rounds: "")."""
+    rounds = (stats or {}).get("rounds")
+    if not rounds:
+        return ""
+    return f" ({sum(x >= goal for x in rounds)} of {len(rounds)} rounds >= {goal:g}x)"
+
+
+def _busy(r: dict, res: dict) -> str | None:
+    """A verdict in place of a speed verdict when other processes used more than --max-load of the
+    CPU through every attempt at this measurement: its ratio is shown but not judged."""
+    load, most = r.get("foreign_load"), res["settings"].get("max_load", 0.1)
+    if load is not None and load > most:
+        return f"not judged ({100 * load:.0f}% other load)"
+    return None
+
+
 def _both_ways(threads: str, procs: str | None) -> str:
     """One verdict from numpy_gpt's threaded step's and (if measured) its shard processes' verdicts."""
     if procs in (None, "n/a") or procs == threads:
@@ -444,18 +462,19 @@ def targets_table(res: dict) -> str:
             if ran and failed:
                 rows.append([name, r["config"], _error(failed), "n/a"])
             continue
-        measured, procs_verdict = _num(threads, "{:.2f}x"), None
+        measured, procs_verdict = _num(threads, "{:.2f}x") + _rounds(r.get(key), goal), None
         procs = r.get(PROCS)
         if procs and procs.get("error"):
             measured += f"; shard processes {_error(procs['error'])}"
         elif procs and (procs.get(key) or {}).get("median") is not None:
-            measured += f"; with shard processes {procs[key]['median']:.2f}x"
+            measured += f"; with shard processes {procs[key]['median']:.2f}x" + _rounds(procs[key], goal)
             procs_verdict = _verdict(procs[key]["median"], goal)
         if key == "speedup_vs_torch":
             again = _same_step_in_scaling(res, r)
             if again:
                 measured += "; the same step in the scaling sweeps " + ", ".join(f"{x:.2f}x" for x in again)
-        rows.append([name, r["config"], measured, speed(_both_ways(_verdict(threads, goal), procs_verdict))])
+        rows.append([name, r["config"], measured,
+                     _busy(r, res) or speed(_both_ways(_verdict(threads, goal), procs_verdict))])
     for r in step_rows:
         if r["config"] == "medium":
             pct = ((r.get("pct_round_peak") or {}).get("numpy") or {}).get("median")
@@ -465,9 +484,10 @@ def targets_table(res: dict) -> str:
     for g in res.get("generate", []):
         if g["threads"] == top and g["use_cache"] and g["config"] == "small":
             sp = (g.get("speedup") or {}).get("median")
-            measured = _error(g["errors"]) if sp is None and g.get("errors") else _num(sp, "{:.2f}x")
+            measured = (_error(g["errors"]) if sp is None and g.get("errors")
+                        else _num(sp, "{:.2f}x") + _rounds(g.get("speedup"), DECODE_VS_EAGER))
             rows.append([f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager tokens/s", "small",
-                         measured, speed(_verdict(sp, DECODE_VS_EAGER))])
+                         measured, _busy(g, res) or speed(_verdict(sp, DECODE_VS_EAGER))])
     mem = {(m["config"], m["impl"]): m for m in res.get("memory", [])}
     for config in dict.fromkeys(m["config"] for m in res.get("memory", [])):
         ours, theirs, procs = (mem.get((config, i), {}) for i in ("numpy", "torch", PROCS))

@@ -18,7 +18,6 @@ import contextlib
 import gc
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -72,7 +71,8 @@ def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, 
     if not a or not b:
         return None
     n = min(len(a), len(b))
-    return summarize([a[i] / b[i] for i in range(n)])
+    ratios = [a[i] / b[i] for i in range(n)]
+    return {**summarize(ratios), "rounds": ratios}          # each round's, for how many reach a target
 
 
 def paired_rate_ratio(m: Measurement, name: str, work: float, ref: str | tuple[str, ...], ref_work: float
@@ -270,12 +270,17 @@ def thread_limit(n: int) -> Iterator[None]:
     loaded in the process; numpy_gpt.parallel.set_num_threads sizes the pool that runs
     numpy_gpt's elementwise kernels (GELU, softmax, optimizer) on row blocks;
     torch.set_num_threads sets torch's intra-op pool (which also drives MKL/oneDNN inside
-    torch). torch is touched only if something imported it.
+    torch). torch is imported here if it is installed: a torch imported later, inside the
+    block, would otherwise run on all its threads (a review's script timed a "1-thread" torch
+    cell on 2).
     """
     from threadpoolctl import threadpool_limits
 
     from numpy_gpt import parallel
-    torch = sys.modules.get("torch")
+    try:
+        import torch
+    except ImportError:
+        torch = None
     old = torch.get_num_threads() if torch is not None else None
     old_np = parallel.get_num_threads()
     with threadpool_limits(limits=n):

@@ -208,9 +208,12 @@ def make_generate(impl: str, w: Workload, dtype, prompt_len: int, new_tokens: in
                   ) -> Callable[[], np.ndarray]:
     """Greedy generation of new_tokens after a fixed prompt (batch 1); returns the token ids.
 
-    impl "compile" runs torch_gpt's generate on torch.compile(model): two graphs, the prompt's
-    forward and a decoding step (with the KV cache: its length dynamic; without: the sequence
-    length dynamic, from the second call on). Its first call compiles."""
+    numpy_gpt and torch eager decode each position after the prompt with their fast steps
+    (numpy_gpt/decode.py, torch_gpt/decode.py), on one thread for a batch of one (their
+    generate()s' policy: matrix-vector work). impl "compile" runs torch_gpt's generate on
+    torch.compile(model) with fast=False, so that the compiled forward runs every position: two
+    graphs, the prompt's forward and a decoding step (with the KV cache: its length dynamic;
+    without: the sequence length dynamic, from the second call on). Its first call compiles."""
     rng = np.random.default_rng(1)
     prompt = rng.integers(0, w.vocab_size, size=(1, prompt_len), dtype=np.int64)
     if impl == "numpy":
@@ -223,7 +226,7 @@ def make_generate(impl: str, w: Workload, dtype, prompt_len: int, new_tokens: in
     if impl == "compile":
         torch._dynamo.reset()                # compiled kernels bake in the thread count
         compiled = torch.compile(model)
-        return lambda: generate(compiled, pt, new_tokens, greedy=True, use_cache=use_cache).numpy()
+        return lambda: generate(compiled, pt, new_tokens, greedy=True, use_cache=use_cache, fast=False).numpy()
     if impl != "torch":
         raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS}")
     return lambda: model.generate(pt, new_tokens, greedy=True, use_cache=use_cache).numpy()

@@ -112,6 +112,26 @@ def test_a_target_met_exactly_is_met():
                         ("peak memory <= torch eager's", "small"): "no"}           # just above
 
 
+def test_a_target_shows_how_many_rounds_reach_it_and_a_busy_measurement_is_not_judged():
+    # A median of 1.03 can come from 4 rounds of 7 above the line: the table says how many. And a
+    # measurement that other processes crowded through every retry shows its ratio, no verdict.
+    from benchmarks.report import targets_table
+    from benchmarks.timing import Measurement, paired_ratio
+    m = Measurement(samples={"torch": [1.05, 0.99, 1.10, 1.02, 0.98, 1.04, 0.97], "numpy": [1.0] * 7})
+    ratio = paired_ratio(m, "torch", "numpy")
+    assert ratio["rounds"] == pytest.approx([1.05, 0.99, 1.10, 1.02, 0.98, 1.04, 0.97])
+    res = {"settings": {"threads": [2], "mode": "full", "max_load": 0.10},
+           "step": [{"config": c, "threads": 2, "speedup_vs_torch": ratio, "speedup_vs_compile": ratio,
+                     "foreign_load": load, "errors": {}} for c, load in (("tiny", 0.02), ("small", 0.40))]}
+    rows = {(r[0][-8:], r[1]): r[2:] for r in ([c.strip() for c in line.strip("|").split("|")] for line in
+                                               targets_table(res).splitlines()
+                                               if line.startswith("| ") and "target" not in line)}
+    assert rows["ch eager", "tiny"] == ["1.02x (0 of 7 rounds >= 1.2x)", "no"]
+    assert rows[".compile", "tiny"] == ["1.02x (4 of 7 rounds >= 1x)", "yes"]
+    assert rows["ch eager", "small"] == ["1.02x (0 of 7 rounds >= 1.2x)", "not judged (40% other load)"]
+    assert rows[".compile", "small"] == ["1.02x (4 of 7 rounds >= 1x)", "not judged (40% other load)"]
+
+
 def test_each_step_table_column_holds_its_own_figure():
     from benchmarks.report import step_table
     res = _full_run()

@@ -116,3 +116,52 @@ def test_the_parameters_dtype_decides_not_the_models():
     ref, fast = prefilled(model, idx, 3), prefilled(model, idx, 3)
     want, _ = model.forward(idx[:, 3:], kv_caches=ref, pos0=3)
     np.testing.assert_array_equal(DecodeStep(model)(idx[:, 3], fast, 3), want[:, -1])
+
+
+# ----------------------------------------------------------- torch_gpt's twin: torch_gpt/decode.py
+@given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
+def test_torch_decode_step_equals_torch_gpts_reference_step(data, cfg, dtype):
+    # Within rounding, not bit for bit: SDPA without a mask is not the masked call's kernel.
+    from torch_gpt.decode import DecodeStep as TorchDecodeStep
+    model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
+    t = torch_twin(model).eval()
+    B = data.draw(st.integers(1, 3), label="B")
+    idx = torch.from_numpy(S.token_ids(data, (B, cfg.block_size), cfg.vocab_size))
+    T0 = data.draw(st.integers(0, cfg.block_size - 1), label="prompt length")
+    ref, fast = t.new_kv_caches(B), t.new_kv_caches(B)
+    step = TorchDecodeStep(t)
+    with torch.inference_mode():
+        if T0:
+            t(idx[:, :T0], kv_caches=ref, pos0=0)
+            t(idx[:, :T0], kv_caches=fast, pos0=0)
+        for pos in range(T0, cfg.block_size):
+            want = t(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)[0][:, -1]
+            got = step(idx[:, pos], fast, pos)
+            assert tuple(got.shape) == (B, cfg.vocab_size) and got.dtype == want.dtype
+            assert_close("torch decode step", "logits", got.numpy(), want.numpy(), MODEL_PARITY[model.dtype])
+            for a, b in zip(fast, ref):
+                assert a.length == b.length == pos + 1
+                assert_close("torch decode step", "keys", a.k[:, :, :pos + 1].numpy(), b.k[:, :, :pos + 1].numpy(),
+                             MODEL_PARITY[model.dtype])
+
+
+def test_torch_generate_runs_its_fast_step_on_one_thread_after_the_prompt(monkeypatch):
+    # As numpy_gpt's generate: the benchmark compares the two fast paths, each at one thread for
+    # the matrix-vector work of a step of one row; torch's thread count comes back at the end.
+    from torch_gpt import decode as tdecode
+    cfg = GPTConfig(vocab_size=7, block_size=16, n_layer=1, n_head=1, n_embd=4)
+    t = torch_twin(randomized(cfg, 3, np.float32))
+    steps = []
+    real = tdecode.DecodeStep.__call__
+    monkeypatch.setattr(tdecode.DecodeStep, "__call__", lambda self, tokens, caches, pos: steps.append(
+        (pos, torch.get_num_threads())) or real(self, tokens, caches, pos))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fast = t.generate(torch.tensor([[1, 2, 3]]), 5, greedy=True)
+        assert steps == [(3, 1), (4, 1), (5, 1), (6, 1)] and torch.get_num_threads() == 2
+        steps.clear()
+        slow = t.generate(torch.tensor([[1, 2, 3]]), 5, greedy=True, fast=False)   # every step through forward
+        assert steps == [] and torch.equal(fast, slow)
+    finally:
+        torch.set_num_threads(before)

@@ -21,4 +21,4 @@ def train_char(cfg, init_params, train, val, tcfg):
     """Train torch_gpt from the given (numpy) initial weights; returns its History."""
     model = GPT(cfg)
     model.load_state_dict(from_numpy(init_params))
-    return Trainer(model, train, val, tcfg).run()
+    return Trainer(model, train, val, tcfg, fused=True).run()    # as the command line trains

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from numpy_gpt.errors import InputError
-from numpy_gpt.generation import check_sampling
+from numpy_gpt.generation import SMALL_STEP_ROWS, check_sampling
+
+from .decode import DecodeStep
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -43,18 +45,44 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
 
 
 class _Decoder:
-    def __init__(self, model, use_cache):
+    """As numpy_gpt.generation._Decoder: the prompt goes through GPT.forward (the prefill), and
+    with the cache each later position through decode.DecodeStep (fast=False: through GPT.forward,
+    which is what torch.compile compiles). A run of steps of up to SMALL_STEP_ROWS rows, matrix-
+    vector work, runs on one of torch's threads, as numpy_gpt's steps run on one BLAS thread;
+    torch's thread count is set back for a prefill and at the end (use it in a with block)."""
+
+    def __init__(self, model, use_cache, fast=True):
         self.model, self.use_cache, self.caches = model, use_cache, None
+        self.step = DecodeStep(model) if use_cache and fast else None
+        self._threads = None                          # torch's thread count while a run of steps holds one
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._leave_one_thread()
+
+    def _leave_one_thread(self):
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+            self._threads = None
 
     def next_logits(self, seq):
         block = self.model.config.block_size
         if not self.use_cache:
             logits, _ = self.model(seq[:, -block:], last_only=True)
         elif self.caches is None or self.caches[0].length == block:
+            self._leave_one_thread()
             self.caches = self.model.new_kv_caches(seq.shape[0])
             logits, _ = self.model(seq[:, -block:], kv_caches=self.caches, pos0=0, last_only=True)
         else:
-            logits, _ = self.model(seq[:, -1:], kv_caches=self.caches, pos0=self.caches[0].length)
+            if seq.shape[0] <= SMALL_STEP_ROWS and self._threads is None:
+                self._threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+            if self.step is not None:
+                logits = self.step(seq[:, -1], self.caches, self.caches[0].length)[:, None]
+            else:
+                logits, _ = self.model(seq[:, -1:], kv_caches=self.caches, pos0=self.caches[0].length)
         return logits[:, -1, :]
 
     def select(self, rows):
@@ -78,9 +106,11 @@ def _out_of_inference_mode(fn):
 @_out_of_inference_mode
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_id=None,
              greedy=False, beam_width=None, length_penalty=1.0, use_cache=True, generator=None,
-             on_token=None):
+             on_token=None, fast=True):
     """As numpy_gpt.generation.generate: returns (B, T + n), the whole prompt and the new tokens.
-    idx: a tensor, or token ids as numpy_gpt takes them (a NumPy array or nested lists)."""
+    idx: a tensor, or token ids as numpy_gpt takes them (a NumPy array or nested lists).
+    fast=False: every position after the prompt through GPT.forward, not decode.DecodeStep
+    (for a torch.compile'd model, whose compiled forward is what should run)."""
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
     if not isinstance(idx, torch.Tensor):
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
@@ -89,31 +119,32 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
     if older.shape[1]:                                # not read by the model, but given back in front
         tail = generate.__wrapped__(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy,
-                                    beam_width, length_penalty, use_cache, generator, on_token)
+                                    beam_width, length_penalty, use_cache, generator, on_token, fast)
         return torch.cat([older.to(tail.dtype), tail], dim=1)
     if beam_width is not None:
         return _beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
     was_training = model.training
     model.eval()
     try:
-        decoder, seq = _Decoder(model, use_cache), idx
-        done = torch.zeros(seq.shape[0], dtype=torch.bool)
-        for _ in range(max_new_tokens):
-            logits = decoder.next_logits(seq)
-            if greedy:
-                nxt = logits.argmax(dim=-1)
-            else:
-                probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            if eos_id is not None:
-                nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
-                done |= nxt == eos_id
-            seq = torch.cat([seq, nxt[:, None]], dim=1)
-            if on_token is not None:
-                on_token(nxt)
-            if eos_id is not None and bool(done.all()):
-                break
-        return seq
+        with _Decoder(model, use_cache, fast) as decoder:
+            seq = idx
+            done = torch.zeros(seq.shape[0], dtype=torch.bool)
+            for _ in range(max_new_tokens):
+                logits = decoder.next_logits(seq)
+                if greedy:
+                    nxt = logits.argmax(dim=-1)
+                else:
+                    probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+                    nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                if eos_id is not None:
+                    nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+                    done |= nxt == eos_id
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+                if on_token is not None:
+                    on_token(nxt)
+                if eos_id is not None and bool(done.all()):
+                    break
+            return seq
     finally:
         model.train(was_training)
 
@@ -142,28 +173,28 @@ def _beam_one(model, prompt, max_new_tokens, beam_width, eos_id, length_penalty,
     def normalized(score, n_new):
         return float(score) / max(n_new, 1) ** length_penalty
 
-    decoder = _Decoder(model, use_cache)              # one KV cache row per beam, as in numpy_gpt
-    for step in range(max_new_tokens):
-        logp = torch.log_softmax(decoder.next_logits(beams).double(), dim=-1)
-        cand = (scores[:, None] + logp).reshape(-1)
-        order = torch.sort(-cand, stable=True).indices[: 2 * beam_width]
-        V = logp.shape[-1]
-        new_beams, new_scores, parents = [], [], []
-        for flat in order.tolist():
-            b, tok = divmod(flat, V)
-            seq = torch.cat([beams[b], torch.tensor([tok])])
-            if eos_id is not None and tok == eos_id:
-                finished.append((normalized(cand[flat], step + 1), seq))
-            else:
-                new_beams.append(seq)
-                new_scores.append(cand[flat])
-                parents.append(b)
-            if len(new_beams) == beam_width:
+    with _Decoder(model, use_cache) as decoder:       # one KV cache row per beam, as in numpy_gpt
+        for step in range(max_new_tokens):
+            logp = torch.log_softmax(decoder.next_logits(beams).double(), dim=-1)
+            cand = (scores[:, None] + logp).reshape(-1)
+            order = torch.sort(-cand, stable=True).indices[: 2 * beam_width]
+            V = logp.shape[-1]
+            new_beams, new_scores, parents = [], [], []
+            for flat in order.tolist():
+                b, tok = divmod(flat, V)
+                seq = torch.cat([beams[b], torch.tensor([tok])])
+                if eos_id is not None and tok == eos_id:
+                    finished.append((normalized(cand[flat], step + 1), seq))
+                else:
+                    new_beams.append(seq)
+                    new_scores.append(cand[flat])
+                    parents.append(b)
+                if len(new_beams) == beam_width:
+                    break
+            if len(finished) >= beam_width or not new_beams:
                 break
-        if len(finished) >= beam_width or not new_beams:
-            break
-        beams, scores = torch.stack(new_beams), torch.stack(new_scores)
-        decoder.select(parents)
+            beams, scores = torch.stack(new_beams), torch.stack(new_scores)
+            decoder.select(parents)
     if len(finished) < beam_width:
         n_new = beams.shape[1] - T0
         finished += [(normalized(s, n_new), seq) for s, seq in zip(scores, beams)]

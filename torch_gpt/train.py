@@ -21,11 +21,15 @@ class Trainer(TrainLoop):
     """numpy_gpt.train.Trainer's twin: the same loop (TrainLoop), torch inside each step."""
 
     def __init__(self, model, train_data: np.ndarray, val_data: np.ndarray | None = None,
-                 config: TrainConfig | None = None, batch_fn=None):
+                 config: TrainConfig | None = None, batch_fn=None, fused: bool = False):
+        """fused=True: Adam and AdamW run torch's fused kernel, its fastest on the CPU and equal to
+        rounding (the command line's torch backend and the demo train so). The default updates one
+        parameter at a time, numpy_gpt's operations in its order, as the parity tests compare."""
         self.model, self.config = model, config or TrainConfig()
         cfg = self.config
         self.train_data, self.val_data = train_data, val_data
-        self.optimizer = make_optimizer(cfg.optimizer, model, cfg.lr, **cfg.optimizer_kwargs())
+        self.optimizer = make_optimizer(cfg.optimizer, model, cfg.lr, fused=fused and cfg.optimizer in ("adam", "adamw"),
+                                        **cfg.optimizer_kwargs())
         self.scheduler = (make_scheduler(self.optimizer, min(cfg.warmup_steps, cfg.steps), cfg.steps, cfg.min_lr)
                           if cfg.schedule == "cosine" else None)
         self.rng = np.random.default_rng(cfg.seed)
