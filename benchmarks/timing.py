@@ -18,6 +18,7 @@ import contextlib
 import gc
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -270,17 +271,17 @@ def thread_limit(n: int) -> Iterator[None]:
     loaded in the process; numpy_gpt.parallel.set_num_threads sizes the pool that runs
     numpy_gpt's elementwise kernels (GELU, softmax, optimizer) on row blocks;
     torch.set_num_threads sets torch's intra-op pool (which also drives MKL/oneDNN inside
-    torch). torch is imported here if it is installed: a torch imported later, inside the
-    block, would otherwise run on all its threads (a review's script timed a "1-thread" torch
-    cell on 2).
+    torch). torch is touched only if something imported it before: import torch first, or a
+    torch imported inside the block runs on all its threads (a review's script timed a
+    "1-thread" torch cell on 2). It is not imported here, so that numpy_gpt's memory
+    measurements (benchmarks.memory) keep torch out of their processes: the runs at 4657380
+    and 6796432, whose thread_limit imported it, counted torch's import in numpy_gpt's figures
+    above the imports and its whole-process peaks (not in those above a warmed-up runtime).
     """
     from threadpoolctl import threadpool_limits
 
     from numpy_gpt import parallel
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = sys.modules.get("torch")
     old = torch.get_num_threads() if torch is not None else None
     old_np = parallel.get_num_threads()
     with threadpool_limits(limits=n):
