@@ -170,12 +170,9 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
         idx = np.asarray(idx)
         older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
     idx = model.check_idx(idx)                       # a prompt of at least one token, in at least one row
-    if older is not None and older.shape[1]:
-        tail = generate(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy, beam_width,
-                        length_penalty, use_cache, rng, on_token)
-        return np.concatenate([older.astype(tail.dtype), tail], axis=1)
     if beam_width is not None:
-        return beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+        return _in_front(older, beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty,
+                                            use_cache))
     rng = rng if rng is not None else model.rng
     was_training, model.training = model.training, False
     try:
@@ -196,9 +193,14 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                     on_token(nxt)
                 if eos_id is not None and done.all():
                     break
-            return seq
+            return _in_front(older, seq)
     finally:
         model.training = was_training
+
+
+def _in_front(older: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """out with a prompt's tokens before its last block_size (older, (B, n) or None) put back in front."""
+    return out if older is None or not older.shape[1] else np.concatenate([older.astype(out.dtype), out], axis=1)
 
 
 def beam_search(model, idx, max_new_tokens: int, beam_width: int, eos_id: int | None = None,

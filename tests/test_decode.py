@@ -165,3 +165,17 @@ def test_torch_generate_runs_its_fast_step_on_one_thread_after_the_prompt(monkey
         assert steps == [] and torch.equal(fast, slow)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("tokens, pos, filled, message", [
+    ([9], 0, 0, "token id 9 in tokens is outside"), ([-1], 0, 0, "token id -1 in tokens is outside"),
+    ([[1]], 0, 0, r"1-D tensor .* shape \(1, 1\)"), ([1], 4, 4, "position 4 is outside"),
+    ([1], 2, 1, r"needs 1 KV cache\(s\) holding 2 position\(s\)")])
+def test_torch_decode_step_refuses_what_numpy_gpts_refuses(tokens, pos, filled, message):
+    from torch_gpt.decode import DecodeStep as TorchDecodeStep
+    cfg = GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=2, n_embd=6)
+    t = torch_twin(randomized(cfg, 1, np.float64))
+    caches = t.new_kv_caches(1)
+    caches[0].length = filled
+    with pytest.raises(InputError, match=message):
+        TorchDecodeStep(t)(torch.tensor(tokens), caches, pos)

@@ -60,9 +60,9 @@ class DecodeStep:
         cfg = self.config
         if tokens.dim() != 1:
             raise InputError(f"tokens must be a 1-D tensor (one per row), got shape {tuple(tokens.shape)}")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= cfg.vocab_size):
-            bad = int(tokens.min()) if int(tokens.min()) < 0 else int(tokens.max())
-            raise InputError(f"token id {bad} in tokens is outside [0, {cfg.vocab_size})")
+        lo, hi = (int(tokens.min()), int(tokens.max())) if tokens.numel() else (0, 0)
+        if lo < 0 or hi >= cfg.vocab_size:
+            raise InputError(f"token id {lo if lo < 0 else hi} in tokens is outside [0, {cfg.vocab_size})")
         if not 0 <= pos < cfg.block_size:
             raise InputError(f"position {pos} is outside [0, block_size={cfg.block_size})")
         if len(caches) != cfg.n_layer or any(c.length != pos for c in caches):

@@ -116,13 +116,10 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
     if 0 in tuple(idx.shape):
         raise InputError(f"idx must hold at least one token in at least one row, got shape {tuple(idx.shape)}")
-    older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]
-    if older.shape[1]:                                # not read by the model, but given back in front
-        tail = generate.__wrapped__(model, idx, max_new_tokens, temperature, top_k, top_p, eos_id, greedy,
-                                    beam_width, length_penalty, use_cache, generator, on_token, fast)
-        return torch.cat([older.to(tail.dtype), tail], dim=1)
+    older, idx = idx[:, :-model.config.block_size], idx[:, -model.config.block_size:]   # older: not read
     if beam_width is not None:
-        return _beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty, use_cache)
+        return _in_front(older, _beam_search(model, idx, max_new_tokens, beam_width, eos_id, length_penalty,
+                                             use_cache))
     was_training = model.training
     model.eval()
     try:
@@ -144,9 +141,14 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                     on_token(nxt)
                 if eos_id is not None and bool(done.all()):
                     break
-            return seq
+            return _in_front(older, seq)
     finally:
         model.train(was_training)
+
+
+def _in_front(older: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out with a prompt's tokens before its last block_size put back in front, as numpy_gpt's."""
+    return torch.cat([older.to(out.dtype), out], dim=1) if older.shape[1] else out
 
 
 def _beam_search(model, idx, max_new_tokens, beam_width, eos_id=None, length_penalty=1.0, use_cache=True):
