@@ -10,7 +10,9 @@ version of that file that was committed is a run on some host at some commit. Th
 moves between hosts, and the answer to "is numpy_gpt faster than torch?" moves with it, mostly
 with how fast each side's BLAS runs on that CPU. This table puts the runs side by side: which
 CPU and BLAS kernels, the matmul each library reached, and numpy_gpt's speed relative to torch
-eager for the training step and for KV-cache generation. A file with uncommitted changes is
+eager for the training step and for KV-cache generation, and the host's pace (benchmarks.report.
+host_pace: the slowest step row's matmul as a share of the run's fastest; below 85% the host
+ran slow through part of the run, unseen as other load). A file with uncommitted changes is
 listed first, as "working tree". Quick runs (`--quick`) are never listed, and a run that
 stopped before its last section is marked "(incomplete)".
 
@@ -33,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .report import DECODE_VS_EAGER, MEDIUM_PEAK_PCT, STEP_VS_COMPILE, STEP_VS_EAGER, _table
+from .report import DECODE_VS_EAGER, MEDIUM_PEAK_PCT, STEP_VS_COMPILE, STEP_VS_EAGER, _pct, _table, host_pace
 from .workloads import PROCS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +137,7 @@ def summarize(res: dict) -> dict:
         "procs_top": [step(c, top, procs=True) for c in CONFIGS],
         "decode": (decode(1), decode(top)),
         "medium_pct": _median((medium.get("pct_round_peak") or {}).get("numpy")),
+        "pace": min(host_pace(res)["step"].values(), default=None),
     }
 
 
@@ -161,7 +164,8 @@ HEADER = ["stored in", "date stored", "measured at", "CPU (family/model)", "NumP
           "step vs torch eager, 1 thread (tiny / small / medium)",
           "the step's linear-layer products alone, NumPy's BLAS vs torch's, 1 thread", "step vs eager, most threads",
           "with shard processes, most threads", "KV-cache generation vs eager (1 thread / most threads)",
-          "medium, % of the same rounds' matmul (most threads)"]
+          "medium, % of the same rounds' matmul (most threads)",
+          "host pace: the slowest step row's matmul, % of the run's fastest"]
 
 
 def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) -> str:
@@ -177,7 +181,8 @@ def history_table(runs: list[tuple[str, str, dict]], threads: int | None = 2) ->
         rows.append([label, date, x["commit"] or DASH, _host(x), _blas(x), _pair(*x["matmul_1"]),
                      _ratios(x["step_1"]), _ratios(x["products_1"]), _ratios(x["step_top"]), _ratios(x["procs_top"]),
                      _ratios(list(x["decode"])),
-                     DASH if x["medium_pct"] is None else f"{x['medium_pct']:.0f}%"])
+                     DASH if x["medium_pct"] is None else f"{x['medium_pct']:.0f}%",
+                     DASH if x["pace"] is None else _pct(x["pace"])])
     return _table(HEADER, rows)
 
 

@@ -64,6 +64,9 @@ def machine_section(res: dict) -> str:
         lines[-1] += (f"  \n**Other processes** used a median {100 * sorted(loads)[len(loads) // 2]:.0f}% "
                       f"(max {100 * max(loads):.0f}%) of the CPU during the measurements; {busy} of {len(loads)} "
                       f"measurements ran beside more than {100 * s.get('max_load', 0.1):.0f}% other load.")
+    pace = _pace_note(res)
+    if pace:
+        lines[-1] += "  \n" + pace
     return "\n".join(lines)
 
 
@@ -206,6 +209,60 @@ def _disturbed_rounds(res: dict) -> list[str]:
             out.append(f"{r['config']}@{r['threads']}t: {len(slow)} of {len(rates)} rounds "
                        f"({', '.join(f'{g:.0f}' for g in slow)} GFLOP/s against {peak:.0f})")
     return out
+
+
+SLOW_PACE = 0.85    # a step row whose rounds' matmul ran below this share of the run's fastest: the host slowed
+
+
+def host_pace(res: dict) -> dict:
+    """How fast the machine ran through the run, from the square matmul it timed before the sections
+    (the peak table) and again in every step round, each reading as a share of the fastest reading at
+    its thread count anywhere in the run (the peak table's best-of, or any round's).
+
+    {"best": {threads: GFLOP/s}, "peak": {threads: share}, "step": {(config, threads): share}}, where
+    a step row's share is that of its rounds' median (the faster library's matmul in each round).
+    A host can run slow for minutes with no other process in sight (the VM's neighbours, power or
+    heat): other load reads ~0, and only this matmul shows it. Paired ratios are taken within rounds,
+    so a slow stretch moves them less than the absolute times.
+    """
+    read = {}
+    for p in res.get("matmul_peak", []):
+        g = max([(p.get(lib) or {}).get("peak_gflops") or 0.0 for lib in ("numpy", "torch")])
+        if g > 0:
+            read[p["threads"]] = g
+    best = dict(read)
+    rows = {}
+    for r in res.get("step", []):
+        rp, t = r.get("round_peak_gflops"), r.get("threads")
+        if rp and t is not None:
+            rows[r["config"], t] = rp["median"]
+            best[t] = max(best.get(t, 0.0), rp["max"])
+    return {"best": best, "peak": {t: g / best[t] for t, g in read.items()},
+            "step": {k: g / best[k[1]] for k, g in rows.items()}}
+
+
+def _pct(share: float) -> str:
+    """A share as a whole percent, rounded down (84.6% is "84%", so nothing below a line reads as on it)."""
+    return f"{math.floor(100 * share)}%"
+
+
+def _pace_note(res: dict) -> str | None:
+    """The machine section's line on host_pace: the slowest step row and the peak table's reading,
+    and which readings fell below SLOW_PACE (None when the run timed no matmul in its rounds)."""
+    pace = host_pace(res)
+    if not pace["step"]:
+        return None
+    slow = [f"{c}@{t}t {_pct(x)}" for (c, t), x in pace["step"].items() if x < SLOW_PACE]
+    slow += [f"the peak table at {t}t {_pct(x)}" for t, x in pace["peak"].items() if x < SLOW_PACE]
+    (c, t), low = min(pace["step"].items(), key=lambda kv: kv[1])
+    text = (f"**Host pace:** the matmul timed in every step round ran, row by row (median of the rounds), at "
+            f"{_pct(low)} ({c}@{t}t) to {_pct(max(pace['step'].values()))} of the fastest this run saw at the same "
+            f"thread count ({', '.join(f'{g:.0f} GFLOP/s at {t}t' for t, g in sorted(pace['best'].items()))}).")
+    if slow:
+        text += (f" Below {100 * SLOW_PACE:.0f}%: {'; '.join(slow)}. The host ran slower there with no other "
+                 "process in sight (other load counts this VM's processes and steal time only): those times "
+                 "are slow for this machine; paired ratios, taken within rounds, move less.")
+    return text
 
 
 def _peak_n(res: dict) -> int:
@@ -469,6 +526,9 @@ def targets_table(res: dict) -> str:
         elif procs and (procs.get(key) or {}).get("median") is not None:
             measured += f"; with shard processes {procs[key]['median']:.2f}x" + _rounds(procs[key], goal)
             procs_verdict = _verdict(procs[key]["median"], goal)
+        pace = host_pace(res)["step"].get((r["config"], r["threads"]))
+        if pace is not None and pace < SLOW_PACE:
+            measured += f"; host at {_pct(pace)} pace (the matmul in these rounds)"
         if key == "speedup_vs_torch":
             again = _same_step_in_scaling(res, r)
             if again:

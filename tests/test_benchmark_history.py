@@ -24,6 +24,10 @@ def _run(commit="abc1234", top=2, quick=False, **extra):
                "procs": {"speedup_vs_torch": _med(1.4 + i / 10), "error": None}}
         if config == "medium":
             row["pct_round_peak"] = {"numpy": _med(71.6), "torch": _med(50.0)}
+        # The rounds' matmul: tiny's fastest round (121) beats the peak table (110) and is the run's
+        # best at `top` threads; medium's median is the slowest row's: 84 / 121 = 69.4%.
+        row["round_peak_gflops"] = {"median": {"tiny": 99.0, "small": 105.0, "medium": 84.0}[config],
+                                    "max": {"tiny": 121.0, "small": 108.0, "medium": 90.0}[config]}
         step.append(row)
     products = [{"config": c, "threads": 1, "speedup": _med(1.01 + i / 100)} for i, c in enumerate(("tiny", "small", "medium"))]
     res = {
@@ -53,7 +57,7 @@ def test_each_column_holds_the_figure_its_header_names():
     (row,) = _rows(history_table([("def5678", "2026-12-02", _run())]))
     assert row == ["def5678", "2026-12-02", "abc1234", "Some CPU 25/1", "openblas Haswell (OPENBLAS_CORETYPE=Haswell)",
                    "68 / 40", "1.10 / 1.20 / 1.30", "1.01 / 1.02 / 1.03", "0.60 / 0.70 / 0.80", "1.40 / 1.50 / 1.60",
-                   "1.66 / 1.35", "72%"]
+                   "1.66 / 1.35", "72%", "69%"]
 
 
 def test_quick_runs_and_other_thread_counts_are_left_out_unless_asked():
@@ -71,12 +75,12 @@ def test_an_older_run_without_the_newer_fields_shows_dashes():
     res = _run(commit=None)
     del res["machine"]["cpu_family_model"], res["machine"]["openblas_env"], res["generate"], res["products"]
     for r in res["step"]:
-        r.pop("procs", None), r.pop("pct_round_peak", None)
+        r.pop("procs", None), r.pop("pct_round_peak", None), r.pop("round_peak_gflops", None)
     x = summarize(res)
     assert x["family_model"] is None and x["decode"] == (None, None) and x["medium_pct"] is None
     (row,) = _rows(history_table([("old", "2026-11-23", res)]))
     assert row[2:5] == ["—", "Some CPU", "openblas Haswell"]
-    assert row[7] == "—" and row[9:] == ["—", "—", "—"]
+    assert row[7] == "—" and row[9:] == ["—", "—", "—", "—"]
 
 
 def test_a_missing_config_is_a_dash_among_the_others():

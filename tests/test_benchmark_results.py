@@ -172,6 +172,34 @@ def test_the_machine_section_gives_the_median_and_max_of_the_other_load_and_coun
             "1 of 3 measurements ran beside more than 10% other load.") in text
 
 
+def test_host_pace_sets_each_rounds_matmul_against_the_runs_fastest_and_flags_a_slow_stretch():
+    # A host that slowed with no other process in sight: the peak table read 100 GFLOP/s at 2 threads,
+    # small's rounds reached 120 once (the run's fastest), medium's ran at a median 60, 1 thread is quiet.
+    from benchmarks.report import host_pace, machine_section, targets_table
+    res = {"settings": {**_full_run()["settings"], "threads": [1, 2], "mode": "full", "max_load": 0.1},
+           "machine": _full_run()["machine"],
+           "matmul_peak": [{"threads": 1, "numpy": {"peak_gflops": 50.0}, "torch": {"peak_gflops": 40.0}},
+                           {"threads": 2, "numpy": {"peak_gflops": 90.0}, "torch": {"peak_gflops": 101.8}}],
+           "step": [{"config": c, "threads": t, "speedup_vs_torch": _stats(1.0, 1.1, 1.2), "speedup_vs_compile": None,
+                     "errors": {"compile": "skipped (--no-compile)"},
+                     "round_peak_gflops": {"median": med, "min": med, "max": top}}
+                    for c, t, med, top in (("tiny", 1, 49.0, 50.0), ("small", 2, 110.0, 120.0),
+                                           ("medium", 2, 60.0, 70.0))]}
+    pace = host_pace(res)
+    assert pace["best"] == {1: 50.0, 2: 120.0}
+    assert pace["peak"] == pytest.approx({1: 1.0, 2: 101.8 / 120})
+    assert pace["step"] == pytest.approx({("tiny", 1): 0.98, ("small", 2): 110 / 120, ("medium", 2): 0.5})
+    text = machine_section(res)
+    assert "row by row (median of the rounds), at 50% (medium@2t) to 98% of the fastest" in text
+    assert "(50 GFLOP/s at 1t, 120 GFLOP/s at 2t)" in text
+    assert "Below 85%: medium@2t 50%; the peak table at 2t 84%." in text      # 84.8%: rounded down
+    cells = {r[1]: r[2] for r in ([c.strip() for c in line.strip("|").split("|")]
+                                  for line in targets_table(res).splitlines() if "1.2x torch eager" in line)}
+    assert "host at 50% pace" in cells["medium"] and "pace" not in cells["small"]
+    res["step"][2]["round_peak_gflops"] = {"median": 103.0, "min": 90.0, "max": 104.0}   # 85.8%: steady
+    assert "Below 85%: the peak table at 2t 84%. The host ran slower" in machine_section(res)
+
+
 def test_the_peak_table_gives_numpys_blas_then_torchs():
     from benchmarks.report import peak_table
     res = {"matmul_peak": [{"threads": 2, "numpy": {"n": 2048, "dtype": "float32", "peak_gflops": 100.0},
