@@ -18,6 +18,14 @@ measures what that does to the suite's ratios instead: numpy_gpt (with threads, 
 processes at more than one thread) and torch eager timed as the suite times them (interleaved,
 0.25 s samples after the pause), in --pairs pairs of measurements without and with the rewarm,
 alternating which comes first.
+
+    python -m benchmarks.after_pause --steady [--config tiny] [--threads 2] [--pairs 3] [--block 3]
+
+checks the suite's protocol against a training loop's: each implementation runs in steady blocks
+of --block seconds of back-to-back calls (after the same pause and a 0.5 s untimed run-in, so
+neither library's threads are asleep or still spinning from the other's last call), and the
+blocks' ratio, paired block by block, is printed beside the suite's interleaved ratio measured
+in the same process, --pairs times each, alternating which comes first.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ import time
 
 import numpy as np
 
-from .timing import interleaved, paired_ratio, thread_limit
+from .timing import ForeignLoad, Measurement, interleaved, paired_ratio, thread_limit
 from .workloads import CONFIGS, IMPLS, PROCS, make_step
 
 WAYS = ("sleep", "busy", "none")
@@ -74,6 +82,64 @@ def compare_rewarm(config: str, threads: int, pairs: int, pause: float, rewarm: 
                 step.close()
 
 
+def steady_blocks(steps: dict, blocks: int, seconds: float, pause: float = 0.15, run_in: float = 0.5
+                  ) -> dict[str, list[float]]:
+    """Seconds per call of each implementation in `blocks` timed blocks of back-to-back calls.
+
+    Block k takes the implementations in an order rotated by k. Before each implementation's
+    block: a `pause` (the other library's spinning threads go to sleep) and `run_in` seconds of
+    untimed calls (its own threads and the processor back at speed), then calls until at least
+    `seconds` have passed: a training loop's pace, which the suite's 0.25 s samples stand for.
+    """
+    names = list(steps)
+    per_call: dict[str, list[float]] = {name: [] for name in names}
+    for k in range(blocks):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            fn = steps[name]
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < run_in:
+                fn()
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                fn()
+                calls += 1
+                elapsed = time.perf_counter() - t0
+                if elapsed >= seconds:
+                    break
+            per_call[name].append(elapsed / calls)
+    return per_call
+
+
+def compare_steady(config: str, threads: int, pairs: int, block: float, pause: float = 0.15,
+                   rewarm: float = 0.1, repeats: int = 7) -> None:
+    """Print torch eager's time over numpy_gpt's from steady blocks and from the suite's protocol."""
+    impls = ["numpy", "torch"] + ([PROCS] if threads > 1 else [])
+    with thread_limit(threads):
+        steps = {impl: make_step(impl, CONFIGS[config], np.dtype("float32"))[0] for impl in impls}
+        try:
+            for fn in steps.values():                # warm-up, as the suite's
+                fn(), fn()
+            for k in range(pairs):
+                for way in ("steady", "suite") if k % 2 == 0 else ("suite", "steady"):
+                    if way == "steady":
+                        load = ForeignLoad()
+                        m = Measurement(samples=steady_blocks(steps, repeats, block, pause))
+                        m.foreign_load = load.share()
+                    else:
+                        m = interleaved(steps, repeats, warmup=0, min_time=0.25, cooldown=pause, rewarm=rewarm)
+                    samples = m.samples
+                    line = " ".join(f"{i} {1e3 * statistics.median(samples[i]):.2f} ms" for i in impls)
+                    for impl in (i for i in impls if i != "torch"):
+                        ratio = paired_ratio(m, "torch", impl)
+                        line += f" | eager/{impl} {ratio['median']:.3f} [{ratio['min']:.3f}-{ratio['max']:.3f}]"
+                    other = "n/a" if m.foreign_load is None else f"{100 * m.foreign_load:.0f}%"
+                    print(f"{way:6s} {line} | other load {other}", flush=True)
+        finally:
+            for step in steps.values():
+                step.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", default="numpy", choices=(*IMPLS, PROCS))
@@ -84,12 +150,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=10, help="pauses of each way")
     p.add_argument("--compare", action="store_true",
                    help="time the suite's ratios without and with the rewarm instead (--impl is not used)")
-    p.add_argument("--pairs", type=int, default=3, help="with --compare: pairs of measurements")
+    p.add_argument("--steady", action="store_true",
+                   help="set the suite's ratios beside steady blocks' instead (--impl is not used)")
+    p.add_argument("--pairs", type=int, default=3, help="with --compare or --steady: pairs of measurements")
+    p.add_argument("--block", type=float, default=3.0, help="with --steady: seconds of each timed block")
     a = p.parse_args(argv)
-    if a.compare or a.impl in ("torch", "compile"):
+    if a.compare or a.steady or a.impl in ("torch", "compile"):
         import torch  # noqa: F401 - before thread_limit, which sets torch's threads only once it is loaded
     if a.compare:
         compare_rewarm(a.config, a.threads, a.pairs, a.pause)
+        return
+    if a.steady:
+        compare_steady(a.config, a.threads, a.pairs, a.block, a.pause)
         return
     with thread_limit(a.threads):
         step, _ = make_step(a.impl, CONFIGS[a.config], np.dtype("float32"))

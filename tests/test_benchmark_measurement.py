@@ -165,6 +165,30 @@ def test_after_pause_gives_the_median_of_each_call_position_over_the_pauses(monk
     assert slept == [0.15] * 3                                  # no pause, no sleep
 
 
+def test_steady_blocks_time_back_to_back_calls_after_an_untimed_run_in_in_rotated_order(monkeypatch):
+    # benchmarks.after_pause --steady: "a" takes 5 ms a call, "b" 10 and "c" 4, but the first call after
+    # each pause 50 ms (a waking thread); the run-in absorbs it, so each block reads 5 and 10 ms.
+    from benchmarks import after_pause
+    clock, slept, order = FakeClock(), [], []
+    monkeypatch.setattr(after_pause, "time", types.SimpleNamespace(
+        perf_counter=clock, sleep=lambda s: (slept.append(s), state.update(woke=True))))
+    state = {"woke": False}
+
+    def step(name, ms):
+        def call():
+            clock.advance(0.050 if state["woke"] else ms / 1e3)
+            state["woke"] = False
+            if not order or order[-1] != name:
+                order.append(name)
+        return call
+    per_call = after_pause.steady_blocks({"a": step("a", 5), "b": step("b", 10), "c": step("c", 4)}, blocks=3,
+                                         seconds=0.1, pause=0.15, run_in=0.06)
+    assert per_call == {"a": pytest.approx([0.005] * 3), "b": pytest.approx([0.010] * 3),
+                        "c": pytest.approx([0.004] * 3)}
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]      # rotated block by block
+    assert slept == [0.15] * 9
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
 def test_trainer_memory_counts_the_save_in_its_after_save_figure(monkeypatch, threads):
     # benchmarks.trainer_memory: a save that holds 64 MB must show in the figure after it and not
