@@ -4,7 +4,8 @@
 
 Run in its own process, because ru_maxrss is a high-water mark of the whole process: in the
 main benchmark it would mix every implementation and config. Prints one JSON line:
-    baseline_mb  resident memory after the imports (numpy_gpt; torch and torch_gpt for torch impls)
+    baseline_mb  resident memory after the imports (numpy_gpt, and numpy_gpt.processes for procs;
+                 torch and torch_gpt for torch impls)
     peak_mb      peak RSS (VmHWM, else ru_maxrss) after building the model and optimizer and running --steps steps
     delta_mb     peak_mb - baseline_mb: weights, gradients, AdamW state, activations, workspace,
                  and the library's runtime, which starts at its first step (thread pools, BLAS buffers)
@@ -23,7 +24,8 @@ subprocesses are not counted). For --impl procs (numpy_gpt with shard processes)
 worker's memory above its own imports is added as this process's is counted: its high-water mark
 is reset once it has started (imports done, model built on the shared blocks), and its peak less
 its resident memory then is its part; the shared parameter and gradient blocks, which this
-process's peak already holds, are taken out of it.
+process's peak already holds, are taken out of it, and so are the pages of library code that
+its first step maps in (files this process maps too, whose pages its warm-up made resident).
 """
 from __future__ import annotations
 
@@ -92,6 +94,8 @@ def measure(impl: str, config: str, dtype: str = "float32", steps: int = 3, thre
     if impl not in ("numpy", PROCS):
         import torch  # noqa: F401 - the baseline includes torch for the torch implementations
         import torch_gpt  # noqa: F401
+    if impl == PROCS:
+        import numpy_gpt.processes  # noqa: F401 - as torch_gpt for torch: the module is in the baseline
     from numpy_gpt.parallel import keep_freed_memory
 
     from .machine import available_cores
@@ -153,31 +157,36 @@ def _trim_heap() -> None:
     trim_freed_memory()
 
 
-def _worker_baselines() -> dict[str, tuple[float, float, str]]:
+def _worker_baselines() -> dict[str, tuple[float, float, float, str]]:
     """For each running child (the shard workers, started and idle): reset its high-water mark
-    and return {pid: (resident MiB, of which shared memory MiB, method)}."""
+    and return {pid: (resident MiB, of which shared memory MiB, of which mapped files MiB, method)}."""
     from .timing import child_pids
     out = {}
     for pid in child_pids():
         rss, method = reset_peak(pid)
-        out[pid] = (rss, _status_mb("RssShmem", pid) or 0.0, method)
+        out[pid] = (rss, _status_mb("RssShmem", pid) or 0.0, _status_mb("RssFile", pid) or 0.0, method)
     return out
 
 
 def _worker_peaks(started, w, dtype) -> tuple[list[float], float, str]:
-    """(each worker's peak above its start, less the shared blocks it touched since, in MiB;
-    the MiB of shared blocks one worker maps; how the baselines were taken).
+    """(each worker's peak above its start, less the shared blocks and the mapped files it
+    touched since, in MiB; the MiB of shared blocks one worker maps; how the baselines were taken).
 
     The shared blocks are the parameters and the gradients (numpy_gpt.processes): a worker
-    reads all of the one and writes all of the other, and this process holds both already."""
+    reads all of the one and writes all of the other, and this process holds both already.
+    The mapped files are the libraries' code that the worker's first step runs (OpenBLAS's
+    kernels, NumPy's loops: 0.7 MB at tiny): pages of the files this process has mapped too,
+    resident once for both, and part of the runtime, which this process's warm-up puts in
+    its baseline. They are counted at the end: a library's code stays resident."""
     from .workloads import n_params
     shared = 2 * n_params(w) * dtype.itemsize / 2 ** 20
     deltas = []
-    for pid, (rss, shmem, _) in started.items():
+    for pid, (rss, shmem, files, _) in started.items():
         hwm = _status_mb("VmHWM", pid)
         if hwm is not None:
-            deltas.append(max(hwm - rss - max(shared - shmem, 0.0), 0.0))
-    methods = sorted({m for _, _, m in started.values()})
+            files_touched = max((_status_mb("RssFile", pid) or files) - files, 0.0)
+            deltas.append(max(hwm - rss - max(shared - shmem, 0.0) - files_touched, 0.0))
+    methods = sorted({m for *_, m in started.values()})
     return deltas, shared, "; ".join(methods) or "no workers found"
 
 

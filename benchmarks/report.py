@@ -183,8 +183,8 @@ def procs_table(res: dict) -> str:
             "meaning the process version is faster. Peak memory = this process's peak above its imports (or "
             "above its warmed-up runtime) as in the table above, plus each worker's peak above its own start "
             "(its imports done, its runtime not warmed up), less the shared parameter and gradient blocks "
-            "that this process already counts (benchmarks/memory.py). Worker CPU time counts as the step's own, not as "
-            "other load.")
+            "that this process already counts and the library code its first step maps in "
+            "(benchmarks/memory.py). Worker CPU time counts as the step's own, not as other load.")
 
 
 SLOW_ROUND = 0.6     # a round's matmul below this share of the peak table's (same threads) ran short of a core

@@ -356,7 +356,7 @@ class ShardProcesses:
 # ---------------------------------------------------------------- the worker's side
 def _serve(inp, out) -> None:
     from .model import GPT
-    from .parallel import keep_freed_memory, one_thread, set_num_threads
+    from .parallel import keep_freed_memory, set_num_threads
     set_num_threads(1)
     keep_freed_memory()
     model = cache = None
@@ -375,16 +375,14 @@ def _serve(inp, out) -> None:
                     reply = "ready"
                 elif kind == "forward":
                     cache = None                      # the last forward's, if no backward freed it
-                    with one_thread():
-                        logits, loss, cache = model._forward(*args)
+                    logits, loss, cache = model._forward(*args)
                     reply = (logits, loss, cache["n_kept"])
                     del logits
                 elif kind == "backward":
                     if cache is None:
                         raise RuntimeError("backward before forward")
                     c, cache = cache, None
-                    with one_thread():
-                        g = model._backward(c, *args)
+                    g = model._backward(c, *args)
                     for name in list(g):              # popped: nothing of them stays through the next forward
                         grads[name][...] = g.pop(name)
                     del c
@@ -405,7 +403,9 @@ def _worker_main(reply_fd: int) -> None:
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides when to stop
     try:
-        with os.fdopen(reply_fd, "wb") as out:
+        # The worker is one shard from start to exit: BLAS on one thread, kernels inline. Set
+        # here once, with threadpoolctl's import, rather than around every request.
+        with os.fdopen(reply_fd, "wb") as out, one_thread():
             _serve(sys.stdin.buffer, out)
     except (EOFError, BrokenPipeError):               # the parent went away
         pass

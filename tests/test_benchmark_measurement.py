@@ -327,10 +327,20 @@ def test_a_workers_peak_leaves_out_the_shared_parameter_and_gradient_blocks(monk
     shared = 2 * n * 4 / 2 ** 20
     monkeypatch.setattr(memory, "_status_mb",
                         lambda field, pid="self": 150.0 if (field, pid) == ("VmHWM", "42") else None)
-    deltas, shared_mb, method = memory._worker_peaks({"42": (100.0, 0.0, "m")}, w, np.dtype(np.float32))
+    deltas, shared_mb, method = memory._worker_peaks({"42": (100.0, 0.0, 20.0, "m")}, w, np.dtype(np.float32))
     assert shared_mb == pytest.approx(shared, rel=1e-12)
     assert deltas == [pytest.approx(50.0 - shared, rel=1e-12)]
     assert method == "m"
+
+
+def test_a_workers_peak_leaves_out_the_library_code_its_first_step_maps_in(monkeypatch):
+    # The same worker, whose mapped files (RssFile) went from 20 to 20.75 MiB in its steps: the
+    # libraries' code, which this process's warm-up has made resident here already.
+    w = CONFIGS["tiny"]
+    status = {("VmHWM", "42"): 150.0, ("RssFile", "42"): 20.75}
+    monkeypatch.setattr(memory, "_status_mb", lambda field, pid="self": status.get((field, pid)))
+    deltas, shared_mb, _ = memory._worker_peaks({"42": (100.0, 0.0, 20.0, "m")}, w, np.dtype(np.float32))
+    assert deltas == [pytest.approx(50.0 - shared_mb - 0.75, rel=1e-12)]
 
 
 def test_machine_busy_seconds_leave_out_idle_iowait_and_the_guest_time_counted_already(monkeypatch):
