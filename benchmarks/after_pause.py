@@ -30,6 +30,7 @@ in the same process, --pairs times each, alternating which comes first.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 
@@ -93,31 +94,43 @@ def steady_blocks(steps: dict, blocks: int, seconds: float, pause: float = 0.15,
     """
     names = list(steps)
     per_call: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()                                  # as the suite's samples: collected once, then off
     for k in range(blocks):
         for name in names[k % len(names):] + names[:k % len(names)]:
             fn = steps[name]
-            time.sleep(pause)
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
             while time.perf_counter() - t0 < run_in:
                 fn()
-            calls, t0 = 0, time.perf_counter()
-            while True:
-                fn()
-                calls += 1
-                elapsed = time.perf_counter() - t0
-                if elapsed >= seconds:
-                    break
+            calls = 0
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                while True:
+                    fn()
+                    calls += 1
+                    elapsed = time.perf_counter() - t0
+                    if elapsed >= seconds:
+                        break
+            finally:
+                gc.enable()
             per_call[name].append(elapsed / calls)
     return per_call
 
 
 def compare_steady(config: str, threads: int, pairs: int, block: float, pause: float = 0.15,
                    rewarm: float = 0.1, repeats: int = 7) -> None:
-    """Print torch eager's time over numpy_gpt's from steady blocks and from the suite's protocol."""
+    """Print torch eager's time over numpy_gpt's from steady blocks and from the suite's protocol
+    (run.py's: the pause before each sample at more than one thread only; the suite's step rounds
+    also time a square matmul, which this leaves out)."""
     impls = ["numpy", "torch"] + ([PROCS] if threads > 1 else [])
+    pause = pause if threads > 1 else 0.0
+    steps = {}
     with thread_limit(threads):
-        steps = {impl: make_step(impl, CONFIGS[config], np.dtype("float32"))[0] for impl in impls}
         try:
+            for impl in impls:
+                steps[impl] = make_step(impl, CONFIGS[config], np.dtype("float32"))[0]
             for fn in steps.values():                # warm-up, as the suite's
                 fn(), fn()
             for k in range(pairs):

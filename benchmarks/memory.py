@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import resource
 import sys
 
@@ -53,6 +54,30 @@ def _status_mb(field: str, pid: str = "self") -> float | None:
     except OSError:
         pass
     return None
+
+
+_LIBRARY = re.compile(r"\.so(\.[\w.]+)?$")        # a shared library's file: libopenblas.so, _multiarray_umath...so.1
+
+
+def library_rss_mb(pid: str = "self") -> float | None:
+    """Resident MiB of the shared libraries (.so files) a process maps, from /proc/<pid>/smaps:
+    their code and read-only data, the pages every process that maps the same file shares. A
+    data file mapped with np.memmap, or the shared parameter blocks, are not among them. None off
+    Linux."""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            total, library = 0, False
+            for line in f:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and not head[0].endswith(":"):      # a mapping's header line
+                    library = len(head) >= 6 and bool(_LIBRARY.search(head[-1]))
+                elif library and head[0] == "Rss:":
+                    total += int(head[1])
+            return total / 1024
+    except OSError:
+        return None
 
 
 def maxrss_mb() -> float:
@@ -159,23 +184,24 @@ def _trim_heap() -> None:
 
 def _worker_baselines() -> dict[str, tuple[float, float, float, str]]:
     """For each running child (the shard workers, started and idle): reset its high-water mark
-    and return {pid: (resident MiB, of which shared memory MiB, of which mapped files MiB, method)}."""
+    and return {pid: (resident MiB, of which shared memory MiB, of which shared libraries MiB, method)}."""
     from .timing import child_pids
     out = {}
     for pid in child_pids():
         rss, method = reset_peak(pid)
-        out[pid] = (rss, _status_mb("RssShmem", pid) or 0.0, _status_mb("RssFile", pid) or 0.0, method)
+        out[pid] = (rss, _status_mb("RssShmem", pid) or 0.0, library_rss_mb(pid) or 0.0, method)
     return out
 
 
 def _worker_peaks(started, w, dtype) -> tuple[list[float], float, str]:
-    """(each worker's peak above its start, less the shared blocks and the mapped files it
-    touched since, in MiB; the MiB of shared blocks one worker maps; how the baselines were taken).
+    """(each worker's peak above its start, less the shared blocks and the shared libraries' pages
+    it touched since, in MiB; the MiB of shared blocks one worker maps; how the baselines were taken).
 
     The shared blocks are the parameters and the gradients (numpy_gpt.processes): a worker
     reads all of the one and writes all of the other, and this process holds both already.
-    The mapped files are the libraries' code that the worker's first step runs (OpenBLAS's
-    kernels, NumPy's loops: 0.7 MB at tiny): pages of the files this process has mapped too,
+    The libraries' pages are the code that the worker's first step runs (OpenBLAS's kernels,
+    NumPy's loops: 0.7 MB at tiny; only .so mappings, library_rss_mb, so that a data file a
+    worker might map would still count): pages of the files this process has mapped too,
     resident once for both, and part of the runtime, which this process's warm-up puts in
     its baseline. They are counted at the end: a library's code stays resident."""
     from .workloads import n_params
@@ -184,7 +210,8 @@ def _worker_peaks(started, w, dtype) -> tuple[list[float], float, str]:
     for pid, (rss, shmem, files, _) in started.items():
         hwm = _status_mb("VmHWM", pid)
         if hwm is not None:
-            files_touched = max((_status_mb("RssFile", pid) or files) - files, 0.0)
+            now = library_rss_mb(pid)
+            files_touched = max((files if now is None else now) - files, 0.0)
             deltas.append(max(hwm - rss - max(shared - shmem, 0.0) - files_touched, 0.0))
     methods = sorted({m for *_, m in started.values()})
     return deltas, shared, "; ".join(methods) or "no workers found"

@@ -186,7 +186,9 @@ def test_steady_blocks_time_back_to_back_calls_after_an_untimed_run_in_in_rotate
     assert per_call == {"a": pytest.approx([0.005] * 3), "b": pytest.approx([0.010] * 3),
                         "c": pytest.approx([0.004] * 3)}
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]      # rotated block by block
-    assert slept == [0.15] * 9
+    assert slept == [0.15] * 9 and gc.isenabled()
+    after_pause.steady_blocks({"a": step("a", 5)}, blocks=2, seconds=0.1, pause=0.0, run_in=0.0)
+    assert slept == [0.15] * 9                                         # 1 thread: no pause, as run.py
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
@@ -334,13 +336,27 @@ def test_a_workers_peak_leaves_out_the_shared_parameter_and_gradient_blocks(monk
 
 
 def test_a_workers_peak_leaves_out_the_library_code_its_first_step_maps_in(monkeypatch):
-    # The same worker, whose mapped files (RssFile) went from 20 to 20.75 MiB in its steps: the
-    # libraries' code, which this process's warm-up has made resident here already.
+    # The same worker, whose shared libraries' resident pages went from 20 to 20.75 MiB in its
+    # steps: the libraries' code, which this process's warm-up has made resident here already.
     w = CONFIGS["tiny"]
-    status = {("VmHWM", "42"): 150.0, ("RssFile", "42"): 20.75}
-    monkeypatch.setattr(memory, "_status_mb", lambda field, pid="self": status.get((field, pid)))
+    monkeypatch.setattr(memory, "_status_mb",
+                        lambda field, pid="self": 150.0 if (field, pid) == ("VmHWM", "42") else None)
+    monkeypatch.setattr(memory, "library_rss_mb", lambda pid="self": 20.75 if pid == "42" else None)
     deltas, shared_mb, _ = memory._worker_peaks({"42": (100.0, 0.0, 20.0, "m")}, w, np.dtype(np.float32))
     assert deltas == [pytest.approx(50.0 - shared_mb - 0.75, rel=1e-12)]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads /proc")
+def test_library_pages_leave_out_a_data_file_mapped_into_memory(tmp_path):
+    # What _worker_peaks leaves out is the shared libraries' pages alone: 16 MiB of a data file
+    # mapped and written (np.memmap) are file pages too (RssFile), but not a library's.
+    before_lib, before_file = memory.library_rss_mb(), memory._status_mb("RssFile")
+    data = np.memmap(tmp_path / "data.bin", dtype=np.float32, mode="w+", shape=(4 * 2 ** 20,))
+    data[:] = 1.0
+    assert memory._status_mb("RssFile") - before_file > 15.0
+    assert memory.library_rss_mb() - before_lib < 1.0
+    assert memory.library_rss_mb() > 1.0                   # NumPy's own libraries are mapped here
+    del data
 
 
 def test_machine_busy_seconds_leave_out_idle_iowait_and_the_guest_time_counted_already(monkeypatch):
