@@ -254,9 +254,11 @@ def _pct(share: float) -> str:
 
 def _pace_note(res: dict) -> str | None:
     """The machine section's line on host_pace: the slowest step row and the peak table's reading,
-    and which readings fell below SLOW_PACE (None when the run timed no matmul in its rounds)."""
+    and which readings fell below SLOW_PACE (None when the run timed no matmul in its rounds, or
+    is a --quick run, whose few 10 ms samples and 3-repeat peak measure nothing: its 2-thread peak
+    table has read 31% of its rounds' fastest)."""
     pace = host_pace(res)
-    if not pace["step"]:
+    if not pace["step"] or res.get("settings", {}).get("mode") == "quick":
         return None
     slow = [f"{c}@{t}t {_pct(x)}" for (c, t), x in pace["step"].items() if x < SLOW_PACE]
     slow += [f"the peak table at {t}t {_pct(x)}" for t, x in pace["peak"].items() if x < SLOW_PACE]
@@ -534,7 +536,7 @@ def targets_table(res: dict) -> str:
             measured += f"; with shard processes {procs[key]['median']:.2f}x" + _rounds(procs[key], goal)
             procs_verdict = _verdict(procs[key]["median"], goal)
         pace = host_pace(res)["step"].get((r["config"], r["threads"]))
-        if pace is not None and pace < SLOW_PACE:
+        if pace is not None and pace < SLOW_PACE and not quick:
             measured += f"; host at {_pct(pace)} pace (the matmul in these rounds)"
         if key == "speedup_vs_torch":
             again = _same_step_in_scaling(res, r)

@@ -204,6 +204,12 @@ def test_host_pace_sets_each_rounds_matmul_against_the_runs_fastest_and_flags_a_
     assert host_pace(res)["best"][2] == 120.0 and host_pace(res)["peak"][2] == 1.25
     assert "Below" not in machine_section(res)
     assert _pct(0.57) == "57%" and _pct(0.8499) == "84%"
+    # A --quick run measures nothing: no pace line, no pace beside a verdict.
+    res["matmul_peak"][1]["torch"]["peak_gflops"] = 101.8
+    res["step"][2]["round_peak_gflops"] = {"median": 60.0, "min": 60.0, "max": 70.0}
+    assert "host at 50% pace" in targets_table(res)
+    res["settings"]["mode"] = "quick"
+    assert "Host pace" not in machine_section(res) and "pace" not in targets_table(res)
 
 
 def test_the_peak_table_gives_numpys_blas_then_torchs():
