@@ -207,12 +207,12 @@ def _worker_peaks(started, w, dtype) -> tuple[list[float], float, str]:
     from .workloads import n_params
     shared = 2 * n_params(w) * dtype.itemsize / 2 ** 20
     deltas = []
-    for pid, (rss, shmem, files, _) in started.items():
+    for pid, (rss, shmem, libs, _) in started.items():
         hwm = _status_mb("VmHWM", pid)
         if hwm is not None:
             now = library_rss_mb(pid)
-            files_touched = max((files if now is None else now) - files, 0.0)
-            deltas.append(max(hwm - rss - max(shared - shmem, 0.0) - files_touched, 0.0))
+            libs_touched = max((libs if now is None else now) - libs, 0.0)
+            deltas.append(max(hwm - rss - max(shared - shmem, 0.0) - libs_touched, 0.0))
     methods = sorted({m for *_, m in started.values()})
     return deltas, shared, "; ".join(methods) or "no workers found"
 

@@ -515,6 +515,7 @@ def targets_table(res: dict) -> str:
 
     rows = []
     step_rows = [r for r in res.get("step", []) if r["threads"] == top]
+    paces = host_pace(res)["step"]
     speed_targets = [(STEP_VS_EAGER, "speedup_vs_torch", "torch", "torch eager"),
                      (STEP_VS_COMPILE, "speedup_vs_compile", "compile", "torch.compile")]
     for (goal, key, impl, label), r in itertools.product(speed_targets, step_rows):
@@ -535,7 +536,7 @@ def targets_table(res: dict) -> str:
         elif procs and (procs.get(key) or {}).get("median") is not None:
             measured += f"; with shard processes {procs[key]['median']:.2f}x" + _rounds(procs[key], goal)
             procs_verdict = _verdict(procs[key]["median"], goal)
-        pace = host_pace(res)["step"].get((r["config"], r["threads"]))
+        pace = paces.get((r["config"], r["threads"]))
         if pace is not None and pace < SLOW_PACE and not quick:
             measured += f"; host at {_pct(pace)} pace (the matmul in these rounds)"
         if key == "speedup_vs_torch":
