@@ -30,6 +30,7 @@ in the same process, --pairs times each, alternating which comes first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import time
@@ -63,24 +64,42 @@ def call_times(step, way: str, pause: float, calls: int, rounds: int) -> list[fl
     return [statistics.median(t) for t in per_call]
 
 
+@contextlib.contextmanager
+def _steps(config: str, impls: list[str]):
+    """{impl: its training step on config}, every one built closed again on leaving (shard workers stop)."""
+    steps = {}
+    try:
+        for impl in impls:
+            steps[impl] = make_step(impl, CONFIGS[config], np.dtype("float32"))[0]
+        yield steps
+    finally:
+        for step in steps.values():
+            step.close()
+
+
+def _ratio_line(m: Measurement, impls: list[str], spread: bool = False) -> str:
+    """Each implementation's median ms, then torch eager's time over each other's, paired per round
+    (median, and [min-max] with spread)."""
+    line = " ".join(f"{i} {1e3 * m.median(i):.2f} ms" for i in impls)
+    for impl in (i for i in impls if i != "torch"):
+        ratio = paired_ratio(m, "torch", impl)
+        if ratio is None:
+            line += f" | eager/{impl} n/a"
+        else:
+            line += f" | eager/{impl} {ratio['median']:.3f}" + (
+                f" [{ratio['min']:.3f}-{ratio['max']:.3f}]" if spread else "")
+    return line
+
+
 def compare_rewarm(config: str, threads: int, pairs: int, pause: float, rewarm: float = 0.1,
                    repeats: int = 11) -> None:
     """Print torch eager's time over numpy_gpt's, paired per round, without and with the rewarm."""
     impls = ["numpy", "torch"] + ([PROCS] if threads > 1 else [])
-    with thread_limit(threads):
-        steps = {impl: make_step(impl, CONFIGS[config], np.dtype("float32"))[0] for impl in impls}
-        try:
-            for k in range(pairs):
-                for r in (0.0, rewarm) if k % 2 == 0 else (rewarm, 0.0):
-                    m = interleaved(steps, repeats, warmup=2, min_time=0.25, cooldown=pause, rewarm=r)
-                    line = " ".join(f"{i} {1e3 * m.median(i):.2f} ms" for i in impls)
-                    for impl in (i for i in impls if i != "torch"):
-                        ratio = paired_ratio(m, "torch", impl)
-                        line += f" | eager/{impl} {ratio['median']:.3f}" if ratio else f" | eager/{impl} n/a"
-                    print(f"rewarm {r:4.2f} s: {line}", flush=True)
-        finally:
-            for step in steps.values():
-                step.close()
+    with thread_limit(threads), _steps(config, impls) as steps:
+        for k in range(pairs):
+            for r in (0.0, rewarm) if k % 2 == 0 else (rewarm, 0.0):
+                m = interleaved(steps, repeats, warmup=2, min_time=0.25, cooldown=pause, rewarm=r)
+                print(f"rewarm {r:4.2f} s: {_ratio_line(m, impls)}", flush=True)
 
 
 def steady_blocks(steps: dict, blocks: int, seconds: float, pause: float = 0.15, run_in: float = 0.5
@@ -126,31 +145,19 @@ def compare_steady(config: str, threads: int, pairs: int, block: float, pause: f
     also time a square matmul, which this leaves out)."""
     impls = ["numpy", "torch"] + ([PROCS] if threads > 1 else [])
     pause = pause if threads > 1 else 0.0
-    steps = {}
-    with thread_limit(threads):
-        try:
-            for impl in impls:
-                steps[impl] = make_step(impl, CONFIGS[config], np.dtype("float32"))[0]
-            for fn in steps.values():                # warm-up, as the suite's
-                fn(), fn()
-            for k in range(pairs):
-                for way in ("steady", "suite") if k % 2 == 0 else ("suite", "steady"):
-                    if way == "steady":
-                        load = ForeignLoad()
-                        m = Measurement(samples=steady_blocks(steps, repeats, block, pause))
-                        m.foreign_load = load.share()
-                    else:
-                        m = interleaved(steps, repeats, warmup=0, min_time=0.25, cooldown=pause, rewarm=rewarm)
-                    samples = m.samples
-                    line = " ".join(f"{i} {1e3 * statistics.median(samples[i]):.2f} ms" for i in impls)
-                    for impl in (i for i in impls if i != "torch"):
-                        ratio = paired_ratio(m, "torch", impl)
-                        line += f" | eager/{impl} {ratio['median']:.3f} [{ratio['min']:.3f}-{ratio['max']:.3f}]"
-                    other = "n/a" if m.foreign_load is None else f"{100 * m.foreign_load:.0f}%"
-                    print(f"{way:6s} {line} | other load {other}", flush=True)
-        finally:
-            for step in steps.values():
-                step.close()
+    with thread_limit(threads), _steps(config, impls) as steps:
+        for fn in steps.values():                    # warm-up, as the suite's
+            fn(), fn()
+        for k in range(pairs):
+            for way in ("steady", "suite") if k % 2 == 0 else ("suite", "steady"):
+                if way == "steady":
+                    load = ForeignLoad()
+                    m = Measurement(samples=steady_blocks(steps, repeats, block, pause))
+                    m.foreign_load = load.share()
+                else:
+                    m = interleaved(steps, repeats, warmup=0, min_time=0.25, cooldown=pause, rewarm=rewarm)
+                other = "n/a" if m.foreign_load is None else f"{100 * m.foreign_load:.0f}%"
+                print(f"{way:6s} {_ratio_line(m, impls, spread=True)} | other load {other}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
