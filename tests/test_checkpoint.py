@@ -23,6 +23,7 @@ from numpy_gpt.errors import (CheckpointCorruptError, CheckpointError, Checkpoin
 from numpy_gpt.tokenizers import CharTokenizer
 from numpy_gpt.train import Trainer, TrainConfig
 from tests import child_env
+from tests.lifetimes import lowest_traced_peak
 from tests.parity import assert_close
 from torch_gpt import checkpoint as tck
 from torch_gpt.train import Trainer as TorchTrainer
@@ -158,7 +159,6 @@ def test_saving_makes_no_copy_of_the_arrays(tmp_path, monkeypatch, backend):
     # safetensors.numpy.save builds the file in memory from a copy of every tensor: twice the
     # checkpoint; and a trainer's state_dict() copies the optimizer's buffers. A save reads the
     # parameters and AdamW's two buffers (1.6 MB each for wte here) where they are.
-    import tracemalloc
     cfg = GPTConfig(**{**CFG.to_dict(), "vocab_size": 50_000})
     if backend == "numpy":
         model = GPT(cfg, seed=0)
@@ -177,12 +177,7 @@ def test_saving_makes_no_copy_of_the_arrays(tmp_path, monkeypatch, backend):
             shared.extend(np.shares_memory(a, live[k].numpy()) for k, a in params.items())
             return real(path, config, params, **kwargs)
         monkeypatch.setattr(tck, "save_checkpoint", spy)
-    tracemalloc.start()
-    try:
-        save(tmp_path / "m.safetensors", model, trainer)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = lowest_traced_peak(lambda: save(tmp_path / "m.safetensors", model, trainer))
     assert peak < 400_000, peak
     if backend == "torch":
         assert shared and all(shared)
@@ -402,7 +397,6 @@ def test_weights_only_leaves_the_training_state_but_checks_the_whole_file(tmp_pa
 def test_loading_holds_one_copy_of_what_it_keeps(tmp_path):
     # safetensors' load_file copied each tensor out of its mapping of the file, and load_model
     # then copied the parameters into one block: four times the parameters for an AdamW run.
-    import tracemalloc
     cfg = GPTConfig(**{**CFG.to_dict(), "vocab_size": 50_000})
     model = GPT(cfg, seed=0)
     trainer = Trainer(model, DATA, None, TrainConfig(steps=1, batch_size=2, eval_interval=0))
@@ -412,13 +406,8 @@ def test_loading_holds_one_copy_of_what_it_keeps(tmp_path):
     chunk = ck._HASH_CHUNK                 # the buffer that hashes the tensors left in the file
     for kwargs, need in [({"weights_only": True}, P + chunk), ({}, 3 * P),
                          ({"dtype": np.float64, "weights_only": True}, 2 * P + wte + chunk)]:   # + one tensor's buffer
-        tracemalloc.start()
-        try:
-            loaded, _ = ck.load_model(path, **kwargs) if "weights_only" not in kwargs else (
-                ck.load_checkpoint(path, **kwargs), None)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        _, peak = lowest_traced_peak(lambda: ck.load_model(path, **kwargs) if "weights_only" not in kwargs
+                                     else ck.load_checkpoint(path, **kwargs))
         assert need <= peak < need + 100_000, (kwargs, peak, need)
 
 

@@ -16,6 +16,7 @@ from numpy_gpt.config import ACTIVATIONS
 from numpy_gpt.errors import CheckpointCorruptError, CheckpointNotFoundError, ConfigError, StateDictError
 from numpy_gpt.gpt2 import from_gpt2, gpt2_tokenizer, save_gpt2, to_gpt2
 from numpy_gpt.tokenizers import gpt2_byte_to_unicode
+from tests.lifetimes import lowest_traced_peak
 
 
 def gpt2_state_dict(V=23, P=16, L=2, C=64, seed=0, prefix="transformer.", buffers=True, lm_head=True):
@@ -258,16 +259,10 @@ def test_a_float16_file_is_cast_on_the_way_in_and_integers_are_refused(tmp_path)
 def test_reading_a_weights_file_holds_one_copy(tmp_path):
     # safetensors' load_file copied every tensor out of its mapping of the file, and from_gpt2
     # then copied them into the model's block: twice the model (GPT-2 124M: 952 MB, now 477).
-    import tracemalloc
     from safetensors.numpy import save_file
     sd = gpt2_state_dict(V=20_000, L=1, lm_head=False)         # as the published file: no copy of wte
     save_file(sd, str(tmp_path / "model.safetensors"))
-    tracemalloc.start()
-    try:
-        model = from_gpt2(tmp_path / "model.safetensors", n_head=4)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    model, peak = lowest_traced_peak(lambda: from_gpt2(tmp_path / "model.safetensors", n_head=4))
     P = sum(v.nbytes for v in model.params.values())
     assert P <= peak < P + 100_000, (peak, P)
 

@@ -1,6 +1,5 @@
 """numpy_gpt.reductions: the BLAS sums and the fmax maxima equal NumPy's own reductions."""
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from hypothesis import given, strategies as st
 from numpy_gpt import reductions
 from numpy_gpt.reductions import col_sums, ones, row_dots, row_max, row_sums, sum_of_squares
 from tests import strategies as S
+from tests.lifetimes import lowest_traced_peak
 
 shapes = st.lists(st.integers(1, 70), min_size=1, max_size=4).map(tuple)
 
@@ -96,11 +96,6 @@ def test_sum_of_squares_is_the_float64_sum(data, shape, dtype, block):
 
 def test_sum_of_squares_makes_no_float64_copy_of_a_float32_array():
     a = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)   # 4 MB; 8 MB in float64
-    tracemalloc.start()
-    try:
-        got = sum_of_squares(a)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = lowest_traced_peak(lambda: sum_of_squares(a))
     assert peak <= reductions.SQUARES_BLOCK * 8 + (64 << 10), peak
     assert abs(got - math.fsum(a.astype(np.float64) ** 2)) <= 1e-12 * got
