@@ -433,3 +433,20 @@ def test_numpy_gpts_memory_measurement_keeps_torch_out_of_its_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     imported, delta = out.split()
     assert imported == "False" and int(delta) < 100, out
+
+
+def test_decode_parts_times_one_and_the_same_step_on_each_side_and_every_weight_product():
+    pytest.importorskip("torch")
+    from benchmarks.decode_parts import decode_fns
+    fns, megabytes, n = decode_fns("tiny", 5)
+    first, again = fns["numpy step"](), fns["numpy step"]()
+    assert np.array_equal(first, again)             # the caches are set back: every call does the same work
+    np.testing.assert_allclose(fns["torch step"]().numpy(), first, rtol=1e-4, atol=1e-5)   # same weights, same cache
+    w = CONFIGS["tiny"]
+    assert n == 4 * w.n_layer + 1                   # four weights per block and the head
+    from numpy_gpt.model import param_shapes
+    weights = sum(int(np.prod(s)) for k, s in param_shapes(w.config()).items() if len(s) == 2 and k != "wpe.weight")
+    assert megabytes == 4 * weights / 1e6           # float32, wpe not multiplied
+    fns["numpy products"](), fns["torch products"]()
+    with pytest.raises(ValueError, match="--filled must be in \\[0, 64\\) for tiny, got 64"):
+        decode_fns("tiny", 64)

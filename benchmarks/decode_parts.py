@@ -1,0 +1,112 @@
+"""Where a KV-cache decoding step's time goes: its weight products, and everything else.
+
+    python -m benchmarks.decode_parts [--config small] [--filled 40] [--repeats 15]
+
+A decoding step (numpy_gpt/decode.py, torch_gpt/decode.py) multiplies one row per sequence by
+every weight matrix of the model: four per block and the head. This times, on one thread and a
+batch of one, in float32, each side's whole step with `--filled` positions already in the KV cache
+(the cache is set back to that length before every call, so each call does the same work), and
+the same products alone (one row times each weight matrix, the head included, no bias) in each
+side's BLAS. What the step takes beyond its products is the rest: layer norms, attention over
+the cache, GELU, biases, residual adds, and the calls that run them.
+
+Best of --repeats samples of 20 calls each, the four functions alternating sample by sample
+(benchmarks.timing.best_of): a look at one shape, not the suite's method; `python -m
+benchmarks.run --only generate` is the comparison the targets are judged on.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from .timing import best_of, thread_limit
+from .workloads import CONFIGS, numpy_model, torch_model
+
+
+def weight_matrices(model) -> list[np.ndarray]:
+    """numpy_gpt's weights that a decoding step multiplies a row by, in the step's order; the head
+    as the step uses it (wte seen transposed when tied)."""
+    cfg, p = model.config, model.params
+    names = ["attn.c_attn.weight", "attn.c_proj.weight"] + (
+        ["mlp.c_fc.weight", "mlp.c_proj.weight"] if cfg.mlp else [])
+    mats = [p[f"h.{i}.{n}"] for i in range(cfg.n_layer) for n in names]
+    return mats + [(p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]).T]
+
+
+def decode_fns(config: str, filled: int) -> dict:
+    """Zero-argument functions: each side's step at `filled` cached positions, and its products."""
+    import torch
+
+    import torch_gpt.decode
+    from numpy_gpt.decode import DecodeStep
+    w = CONFIGS[config]
+    if not 0 <= filled < w.block_size:
+        raise ValueError(f"--filled must be in [0, {w.block_size}) for {config}, got {filled}")
+    model, tmodel = numpy_model(w, np.float32), torch_model(w, np.float32)
+    step, tstep = DecodeStep(model), torch_gpt.decode.DecodeStep(tmodel)
+    caches, tcaches = model.new_kv_caches(1), tmodel.new_kv_caches(1)
+    rng = np.random.default_rng(0)
+    for c, tc in zip(caches, tcaches):                     # the positions before: any numbers
+        c.k[...] = rng.standard_normal(c.k.shape)
+        c.v[...] = rng.standard_normal(c.v.shape)
+        tc.k.copy_(torch.from_numpy(c.k))
+        tc.v.copy_(torch.from_numpy(c.v))
+    token = np.array([1])
+    ttoken = torch.from_numpy(token)
+
+    def numpy_step():
+        for c in caches:
+            c.length = filled
+        return step(token, caches, filled)
+
+    def torch_step():
+        for c in tcaches:
+            c.length = filled
+        with torch.inference_mode():
+            return tstep(ttoken, tcaches, filled)
+
+    mats = weight_matrices(model)
+    rows = [rng.standard_normal((1, m.shape[0])).astype(np.float32) for m in mats]
+    tmats = [torch.from_numpy(m) for m in mats]            # the same layouts: the head a transposed view
+    trows = [torch.from_numpy(r) for r in rows]
+
+    def numpy_products():
+        for r, m in zip(rows, mats):
+            r @ m
+
+    def torch_products():
+        with torch.inference_mode():
+            for r, m in zip(trows, tmats):
+                r @ m
+    megabytes = sum(m.nbytes for m in mats) / 1e6
+    return {"numpy step": numpy_step, "torch step": torch_step,
+            "numpy products": numpy_products, "torch products": torch_products}, megabytes, len(mats)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="small", choices=list(CONFIGS))
+    ap.add_argument("--filled", type=int, default=40, help="positions already in the KV cache (default 40)")
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args(argv)
+    import torch  # noqa: F401  (before thread_limit, so that it sets torch's threads too)
+    fns, megabytes, n = decode_fns(args.config, args.filled)
+    with thread_limit(1):
+        best = best_of(fns, args.repeats, calls=20)
+    print(f"{args.config}, batch 1, {args.filled} cached positions, float32, 1 thread; "
+          f"{n} weight matrices, {megabytes:.1f} MB; best of {args.repeats} samples of 20 calls, in us")
+    print("| | numpy_gpt | torch | torch / numpy_gpt |")
+    print("|---|---|---|---|")
+    for part in ("step", "products"):
+        a, b = best[f"numpy {part}"], best[f"torch {part}"]
+        print(f"| {part} | {a * 1e6:.0f} | {b * 1e6:.0f} | {b / a:.2f} |")
+    a = best["numpy step"] - best["numpy products"]
+    b = best["torch step"] - best["torch products"]
+    print(f"| rest (step - products) | {a * 1e6:.0f} | {b * 1e6:.0f} | {b / a:.2f} |")
+    print(f"products at {megabytes / 1e3 / best['numpy products']:.1f} GB/s in NumPy's BLAS, "
+          f"{megabytes / 1e3 / best['torch products']:.1f} in torch's")
+
+
+if __name__ == "__main__":
+    main()
