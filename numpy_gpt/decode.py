@@ -7,11 +7,12 @@ The reference for a decoding step is GPT.forward(idx[:, -1:], kv_caches, pos0),
 which runs the layers training runs (model.py, block.py, attention.py, ...):
 each works on (B, T, C) arrays, builds the cache its backward would read, and
 goes through the checks and dropout bookkeeping of a training forward. With
-T = 1 and no backward, most of that is overhead. One NumPy call costs a few
-microseconds, about as much as the arithmetic on one row of a small model,
-and the reference step makes several hundred of them. A decoding step spends
-the rest of its time reading every weight matrix once (a matrix-vector
-product per layer weight), which no code can shorten.
+T = 1 and no backward, most of that is overhead. One NumPy call costs about a
+microsecond, more than the arithmetic on one row of a small model, and the
+reference step makes several hundred of them. The rest of a decoding step is
+its products: one matrix-vector product per weight matrix, each weight read
+once, which no code can shorten. At the small benchmark config they are under
+half of this step's time (docs/decoding.md; `python -m benchmarks.decode_parts`).
 
 DecodeStep computes the same function on (B, C) rows with nothing kept for a
 backward, and in the same order of operations as the reference: the same
@@ -39,6 +40,7 @@ import numpy as np
 from .activations import ACTIVATIONS, _gelu_kernel
 from .attention import KVCache, _softmax_rows
 from .errors import InputError
+from .layernorm import EPS
 from .positional import sinusoidal_table
 from .reductions import ones
 
@@ -74,7 +76,7 @@ class DecodeStep:
         self.blocks = [{short: p[name] for short, name in names} for names in model._block_names]
         # layernorm_forward's constants, as it makes them (x.dtype.type(1.0 / C), ... (eps))
         self.ones_C, self.inv_C = ones(cfg.n_embd, dtype), dtype.type(1.0 / cfg.n_embd)
-        self.eps = dtype.type(1e-5)
+        self.eps = dtype.type(EPS)
 
     def __call__(self, tokens: np.ndarray, caches: list[KVCache], pos: int) -> np.ndarray:
         tokens = np.asarray(tokens)

@@ -33,6 +33,8 @@ import numpy as np
 
 from .reductions import col_sums, row_dots, row_sums
 
+EPS = 1e-5                          # torch.nn.LayerNorm's default, as GPT-2's
+
 
 def _row_means(a2: np.ndarray) -> np.ndarray:
     """(N, C) -> (N, 1): the mean of each row.
@@ -44,7 +46,7 @@ def _row_means(a2: np.ndarray) -> np.ndarray:
 
 
 def layernorm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                      eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
+                      eps: float = EPS) -> tuple[np.ndarray, tuple]:
     """Normalize x over its last axis, then scale by w and shift by b.
 
     x: (..., C); w: (C,); b: (C,) or None (no bias).

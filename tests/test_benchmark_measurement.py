@@ -450,3 +450,51 @@ def test_decode_parts_times_one_and_the_same_step_on_each_side_and_every_weight_
     fns["numpy products"](), fns["torch products"]()
     with pytest.raises(ValueError, match="--filled must be in \\[0, 64\\) for tiny, got 64"):
         decode_fns("tiny", 64)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compare_steady_alternates_the_two_ways_and_prints_each_ones_paired_ratios(monkeypatch, capsys, threads):
+    # benchmarks.after_pause --steady: pairs of measurements, steady blocks first in even pairs
+    # and the suite's protocol first in odd ones; each line gives each implementation's median and
+    # torch's time over the others', paired round by round. At 1 thread no pause and no
+    # shard processes, as run.py. The figures fed in: torch 12 ms in every round, numpy 10, 8
+    # and 12 (ratios 1.2, 1.5, 1.0: median 1.2), shard processes 6 (2.0).
+    from benchmarks import after_pause
+    from benchmarks.workloads import PROCS
+    calls = {}
+
+    @contextlib.contextmanager
+    def fake_steps(config, impls):
+        assert config == "small"
+        yield {i: (lambda i=i: calls.__setitem__(i, calls.get(i, 0) + 1)) for i in impls}
+    samples = {"numpy": [0.010, 0.008, 0.012], "torch": [0.012] * 3, PROCS: [0.006] * 3}
+    seen = []
+
+    def fake_blocks(steps, blocks, seconds, pause):
+        seen.append(("steady", tuple(steps), blocks, seconds, pause))
+        return {i: samples[i] for i in steps}
+
+    def fake_interleaved(steps, repeats, warmup, min_time, cooldown, rewarm):
+        seen.append(("suite", tuple(steps), repeats, min_time, cooldown))
+        return Measurement(samples={i: samples[i] for i in steps}, foreign_load=0.02)
+
+    class FakeLoad:
+        def share(self):
+            return 0.01
+    monkeypatch.setattr(after_pause, "_steps", fake_steps)
+    monkeypatch.setattr(after_pause, "thread_limit", lambda n: contextlib.nullcontext())
+    monkeypatch.setattr(after_pause, "steady_blocks", fake_blocks)
+    monkeypatch.setattr(after_pause, "interleaved", fake_interleaved)
+    monkeypatch.setattr(after_pause, "ForeignLoad", FakeLoad)
+    after_pause.compare_steady("small", threads, pairs=2, block=3.0, pause=0.15, repeats=3)
+    impls = ("numpy", "torch") + ((PROCS,) if threads > 1 else ())
+    pause = 0.15 if threads > 1 else 0.0
+    assert calls == dict.fromkeys(impls, 2)                      # two warm-up calls each
+    assert seen == [("steady", impls, 3, 3.0, pause), ("suite", impls, 3, 0.25, pause),
+                    ("suite", impls, 3, 0.25, pause), ("steady", impls, 3, 3.0, pause)]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["steady", "suite", "suite", "steady"]
+    want = "numpy 10.00 ms torch 12.00 ms" + (f" {PROCS} 6.00 ms" if threads > 1 else "") + \
+        " | eager/numpy 1.200 [1.000-1.500]" + (f" | eager/{PROCS} 2.000 [2.000-2.000]" if threads > 1 else "")
+    assert lines[0] == f"steady {want} | other load 1%"
+    assert lines[1] == f"suite  {want} | other load 2%"
