@@ -13,15 +13,30 @@ the cache, GELU, biases, residual adds, and the calls that run them.
 Best of --repeats samples of 20 calls each, the four functions alternating sample by sample
 (benchmarks.timing.best_of): a look at one shape, not the suite's method; `python -m
 benchmarks.run --only generate` is the comparison the targets are judged on.
+
+    python -m benchmarks.decode_parts --against c65a2bc [--config small] [--rounds 21]
+
+sets numpy_gpt/decode.py as it was at a git revision beside today's and torch's lean step, in one
+process: each runs a greedy loop of 72 steps from an empty cache twice per round, the three in an
+order rotated round by round, on one thread; it prints each one's median time per step and the
+ratios paired round by round. The revision's decode.py runs on today's numpy_gpt otherwise (its
+relative imports are today's modules), so what is measured is the change to the step alone.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
+import time
+import types
+from pathlib import Path
 
 import numpy as np
 
 from .timing import best_of, thread_limit
 from .workloads import CONFIGS, numpy_model, torch_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def weight_matrices(model) -> list[np.ndarray]:
@@ -84,13 +99,93 @@ def decode_fns(config: str, filled: int) -> dict:
             "numpy products": numpy_products, "torch products": torch_products}, megabytes, len(mats)
 
 
+def decode_step_at(rev: str) -> type:
+    """The DecodeStep class of numpy_gpt/decode.py as committed at git revision rev, loaded as a
+    module of the numpy_gpt package (so its relative imports read today's modules)."""
+    got = subprocess.run(["git", "show", f"{rev}:numpy_gpt/decode.py"], cwd=ROOT, capture_output=True, text=True)
+    if got.returncode:
+        raise SystemExit(f"decode_parts: cannot read numpy_gpt/decode.py at {rev!r}: "
+                         f"{(got.stderr.strip().splitlines() or ['git failed'])[-1]}")
+    module = types.ModuleType(f"numpy_gpt.decode_at_{rev}")
+    module.__package__ = "numpy_gpt"
+    exec(compile(got.stdout, f"{rev}:numpy_gpt/decode.py", "exec"), module.__dict__)
+    return module.DecodeStep
+
+
+def step_loops(config: str, rev: str, positions: int = 72) -> dict:
+    """Zero-argument greedy loops of `positions` decoding steps from an empty cache: numpy_gpt's
+    step at rev ("then"), today's ("now"), and torch eager's lean step."""
+    import torch
+
+    import torch_gpt.decode
+    from numpy_gpt.decode import DecodeStep
+    w = CONFIGS[config]
+    if positions > w.block_size:
+        raise ValueError(f"{positions} positions do not fit {config}'s block of {w.block_size}")
+    model, tmodel = numpy_model(w, np.float32), torch_model(w, np.float32)
+    then, now, tstep = decode_step_at(rev)(model), DecodeStep(model), torch_gpt.decode.DecodeStep(tmodel)
+
+    def loop(step):
+        def run():
+            caches, token = model.new_kv_caches(1), np.array([1])
+            for pos in range(positions):
+                token = step(token, caches, pos).argmax(-1)
+            return int(token[0])
+        return run
+
+    def torch_loop():
+        caches, token = tmodel.new_kv_caches(1), torch.tensor([1])
+        with torch.inference_mode():
+            for pos in range(positions):
+                token = tstep(token, caches, pos).argmax(-1)
+        return int(token[0])
+    return {"then": loop(then), "now": loop(now), "torch": torch_loop}
+
+
+def compare_revision(config: str, rev: str, rounds: int, positions: int = 72) -> dict[str, list[float]]:
+    """Seconds per step of each loop of step_loops, one sample per round (two loops each), in an
+    order rotated round by round, on one thread."""
+    loops = step_loops(config, rev, positions)
+    if loops["then"]() != loops["now"]():
+        raise SystemExit(f"decode_parts: the step at {rev} and today's pick different tokens")
+    names, per_step = list(loops), {name: [] for name in loops}
+    with thread_limit(1):
+        for fn in loops.values():
+            fn()
+        for r in range(rounds):
+            for name in names[r % 3:] + names[:r % 3]:
+                t0 = time.perf_counter()
+                loops[name]()
+                loops[name]()
+                per_step[name].append((time.perf_counter() - t0) / (2 * positions))
+    return per_step
+
+
+def _paired(a: list[float], b: list[float]) -> str:
+    r = [x / y for x, y in zip(a, b)]
+    return f"{statistics.median(r):.3f} [{min(r):.3f}-{max(r):.3f}]"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="small", choices=list(CONFIGS))
     ap.add_argument("--filled", type=int, default=40, help="positions already in the KV cache (default 40)")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--against", metavar="REV", help="time numpy_gpt's step at this git revision beside today's")
+    ap.add_argument("--rounds", type=int, default=21, help="with --against: rounds (default 21)")
     args = ap.parse_args(argv)
     import torch  # noqa: F401  (before thread_limit, so that it sets torch's threads too)
+    if args.against:
+        t = compare_revision(args.config, args.against, args.rounds)
+        print(f"{args.config}, batch 1, greedy loops of 72 steps from an empty cache, float32, 1 thread; "
+              f"{args.rounds} rounds, ms per step, median [min-max]")
+        for name, label in (("then", f"numpy_gpt at {args.against}"), ("now", "numpy_gpt now"),
+                            ("torch", "torch eager")):
+            print(f"  {label:24s} {1e3 * statistics.median(t[name]):.3f} "
+                  f"[{1e3 * min(t[name]):.3f}-{1e3 * max(t[name]):.3f}]")
+        print(f"  then / now  {_paired(t['then'], t['now'])}  (> 1: the step got faster)")
+        print(f"  torch / then {_paired(t['torch'], t['then'])}   torch / now {_paired(t['torch'], t['now'])}")
+        return
     fns, megabytes, n = decode_fns(args.config, args.filled)
     with thread_limit(1):
         best = best_of(fns, args.repeats, calls=20)

@@ -498,3 +498,29 @@ def test_compare_steady_alternates_the_two_ways_and_prints_each_ones_paired_rati
         " | eager/numpy 1.200 [1.000-1.500]" + (f" | eager/{PROCS} 2.000 [2.000-2.000]" if threads > 1 else "")
     assert lines[0] == f"steady {want} | other load 1%"
     assert lines[1] == f"suite  {want} | other load 2%"
+
+
+def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_missing_revision():
+    # --against REV: numpy_gpt/decode.py of c65a2bc (before the layer norm was written out for
+    # rows) runs on today's modules; both steps equal the model's forward bit for bit, so their
+    # logits are equal too.
+    import subprocess
+    pytest.importorskip("torch")
+    from benchmarks import decode_parts
+    from tests import ROOT
+    if subprocess.run(["git", "cat-file", "-e", "c65a2bc^{commit}"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("no git history with c65a2bc here")
+    from numpy_gpt import GPT
+    from numpy_gpt.decode import DecodeStep
+    then = decode_parts.decode_step_at("c65a2bc")
+    assert then is not DecodeStep and then.__module__ == "numpy_gpt.decode_at_c65a2bc"
+    model = GPT(CONFIGS["tiny"].config(), seed=0)
+    logits = []
+    for cls in (then, DecodeStep):
+        caches, step = model.new_kv_caches(2), cls(model)
+        logits.append([step(np.array([3, 5]), caches, pos) for pos in range(4)])
+    assert all(np.array_equal(a, b) for a, b in zip(*logits))
+    per_step = decode_parts.compare_revision("tiny", "c65a2bc", rounds=2, positions=5)
+    assert sorted(per_step) == ["now", "then", "torch"] and all(len(v) == 2 and min(v) > 0 for v in per_step.values())
+    with pytest.raises(SystemExit, match="cannot read numpy_gpt/decode.py at 'no-such-rev'"):
+        decode_parts.decode_step_at("no-such-rev")
