@@ -17,9 +17,10 @@ benchmarks.run --only generate` is the comparison the targets are judged on.
     python -m benchmarks.decode_parts --against c65a2bc [--config small] [--rounds 21]
 
 sets numpy_gpt/decode.py as it was at a git revision beside today's and torch's lean step, in one
-process: each runs a greedy loop of 72 steps from an empty cache twice per round, the three in an
-order rotated round by round, on one thread; it prints each one's median time per step and the
-ratios paired round by round. The revision's decode.py runs on today's numpy_gpt otherwise (its
+process: each runs a greedy loop of 72 steps (or the config's block, if shorter) from an empty
+cache twice per round, the three in an order rotated round by round, on one thread; it prints
+each one's median time per step and the ratios paired round by round (--filled and --repeats
+are not used). The revision's decode.py runs on today's numpy_gpt otherwise (its
 relative imports are today's modules), so what is measured is the change to the step alone.
 """
 from __future__ import annotations
@@ -49,8 +50,9 @@ def weight_matrices(model) -> list[np.ndarray]:
     return mats + [(p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]).T]
 
 
-def decode_fns(config: str, filled: int) -> dict:
-    """Zero-argument functions: each side's step at `filled` cached positions, and its products."""
+def decode_fns(config: str, filled: int) -> tuple[dict, float, int]:
+    """Zero-argument functions (each side's step at `filled` cached positions, and its products),
+    the weights' megabytes and the number of weight matrices."""
     import torch
 
     import torch_gpt.decode
@@ -102,6 +104,8 @@ def decode_fns(config: str, filled: int) -> dict:
 def decode_step_at(rev: str) -> type:
     """The DecodeStep class of numpy_gpt/decode.py as committed at git revision rev, loaded as a
     module of the numpy_gpt package (so its relative imports read today's modules)."""
+    if not rev or rev.startswith("-"):                    # git would read it as an option
+        raise SystemExit(f"decode_parts: {rev!r} is not a git revision")
     got = subprocess.run(["git", "show", f"{rev}:numpy_gpt/decode.py"], cwd=ROOT, capture_output=True, text=True)
     if got.returncode:
         raise SystemExit(f"decode_parts: cannot read numpy_gpt/decode.py at {rev!r}: "
@@ -127,24 +131,28 @@ def step_loops(config: str, rev: str, positions: int = 72) -> dict:
 
     def loop(step):
         def run():
-            caches, token = model.new_kv_caches(1), np.array([1])
+            caches, token, tokens = model.new_kv_caches(1), np.array([1]), []
             for pos in range(positions):
                 token = step(token, caches, pos).argmax(-1)
-            return int(token[0])
+                tokens.append(int(token[0]))
+            return tokens
         return run
 
     def torch_loop():
-        caches, token = tmodel.new_kv_caches(1), torch.tensor([1])
+        caches, token, tokens = tmodel.new_kv_caches(1), torch.tensor([1]), []
         with torch.inference_mode():
             for pos in range(positions):
                 token = tstep(token, caches, pos).argmax(-1)
-        return int(token[0])
+                tokens.append(int(token[0]))
+        return tokens
     return {"then": loop(then), "now": loop(now), "torch": torch_loop}
 
 
 def compare_revision(config: str, rev: str, rounds: int, positions: int = 72) -> dict[str, list[float]]:
     """Seconds per step of each loop of step_loops, one sample per round (two loops each), in an
     order rotated round by round, on one thread."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     loops = step_loops(config, rev, positions)
     if loops["then"]() != loops["now"]():
         raise SystemExit(f"decode_parts: the step at {rev} and today's pick different tokens")
@@ -174,10 +182,15 @@ def main(argv=None) -> None:
     ap.add_argument("--against", metavar="REV", help="time numpy_gpt's step at this git revision beside today's")
     ap.add_argument("--rounds", type=int, default=21, help="with --against: rounds (default 21)")
     args = ap.parse_args(argv)
+    if args.rounds < 1 or args.repeats < 1:
+        ap.error(f"--rounds and --repeats must be at least 1, got {args.rounds} and {args.repeats}")
+    if not 0 <= args.filled < CONFIGS[args.config].block_size:
+        ap.error(f"--filled must be in [0, {CONFIGS[args.config].block_size}) for {args.config}, got {args.filled}")
     import torch  # noqa: F401  (before thread_limit, so that it sets torch's threads too)
     if args.against:
-        t = compare_revision(args.config, args.against, args.rounds)
-        print(f"{args.config}, batch 1, greedy loops of 72 steps from an empty cache, float32, 1 thread; "
+        positions = min(72, CONFIGS[args.config].block_size)
+        t = compare_revision(args.config, args.against, args.rounds, positions)
+        print(f"{args.config}, batch 1, greedy loops of {positions} steps from an empty cache, float32, 1 thread; "
               f"{args.rounds} rounds, ms per step, median [min-max]")
         for name, label in (("then", f"numpy_gpt at {args.against}"), ("now", "numpy_gpt now"),
                             ("torch", "torch eager")):

@@ -11,8 +11,8 @@ T = 1 and no backward, most of that is overhead. One NumPy call costs about a
 microsecond, more than the arithmetic on one row of a small model, and the
 reference step makes several hundred of them. The rest of a decoding step is
 its products: one matrix-vector product per weight matrix, each weight read
-once, which no code can shorten. At the small benchmark config they are under
-half of this step's time (docs/decoding.md; `python -m benchmarks.decode_parts`).
+once, as BLAS runs them. At the small benchmark config they are under half of
+this step's time (docs/decoding.md; `python -m benchmarks.decode_parts`).
 
 DecodeStep computes the same function on (B, C) rows with nothing kept for a
 backward, and in the same order of operations as the reference: the same

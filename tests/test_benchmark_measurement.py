@@ -524,3 +524,7 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
     assert sorted(per_step) == ["now", "then", "torch"] and all(len(v) == 2 and min(v) > 0 for v in per_step.values())
     with pytest.raises(SystemExit, match="cannot read numpy_gpt/decode.py at 'no-such-rev'"):
         decode_parts.decode_step_at("no-such-rev")
+    with pytest.raises(SystemExit, match="'--output=x' is not a git revision"):    # not passed to git
+        decode_parts.decode_step_at("--output=x")
+    with pytest.raises(ValueError, match="rounds must be at least 1, got 0"):
+        decode_parts.compare_revision("tiny", "c65a2bc", rounds=0)

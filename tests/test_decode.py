@@ -34,6 +34,7 @@ def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
     T0 = data.draw(st.integers(0, cfg.block_size - 1), label="prompt length")   # 0: the step fills the cache
     ref, fast = prefilled(model, idx, T0), prefilled(model, idx, T0)
     step = DecodeStep(model)
+    before = {k: v.copy() for k, v in model.params.items()}  # both steps read them: a write would agree
     for pos in range(T0, cfg.block_size):
         want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
         got = step(idx[:, pos], fast, pos)
@@ -43,6 +44,21 @@ def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
             assert a.length == b.length == pos + 1
             np.testing.assert_array_equal(a.k[:, :, :pos + 1], b.k[:, :, :pos + 1])
             np.testing.assert_array_equal(a.v[:, :, :pos + 1], b.v[:, :, :pos + 1])
+    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_decode_step_equals_the_reference_step_at_the_benchmarks_width(dtype):
+    # configs() keeps n_embd small; the benchmarks' small config has rows of 256 (BLAS's row
+    # sums and dot products then run their vector kernels over several blocks).
+    cfg = GPTConfig(vocab_size=97, block_size=6, n_layer=2, n_head=4, n_embd=256)
+    model = randomized(cfg, 0, dtype)
+    model.training = False
+    idx = np.random.default_rng(0).integers(0, 97, (11, 6))
+    ref, fast, step = prefilled(model, idx, 2), prefilled(model, idx, 2), DecodeStep(model)
+    for pos in range(2, 6):
+        want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
+        np.testing.assert_array_equal(step(idx[:, pos], fast, pos), want[:, -1])
 
 
 @given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
