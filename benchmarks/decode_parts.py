@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import best_of, thread_limit
+from .timing import Measurement, best_of, paired_ratio, thread_limit
 from .workloads import CONFIGS, numpy_model, torch_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def compare_revision(config: str, rev: str, rounds: int, positions: int = 72) ->
     """Seconds per step of each loop of step_loops, one sample per round (two loops each), in an
     order rotated round by round, on one thread."""
     if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+        raise ValueError(f"--rounds must be at least 1, got {rounds}")
     loops = step_loops(config, rev, positions)
     if loops["then"]() != loops["now"]():
         raise SystemExit(f"decode_parts: the step at {rev} and today's pick different tokens")
@@ -169,9 +169,9 @@ def compare_revision(config: str, rev: str, rounds: int, positions: int = 72) ->
     return per_step
 
 
-def _paired(a: list[float], b: list[float]) -> str:
-    r = [x / y for x, y in zip(a, b)]
-    return f"{statistics.median(r):.3f} [{min(r):.3f}-{max(r):.3f}]"
+def _paired(per_step: dict[str, list[float]], numerator: str, denominator: str) -> str:
+    r = paired_ratio(Measurement(samples=per_step), numerator, denominator)
+    return f"{r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}]"
 
 
 def main(argv=None) -> None:
@@ -182,24 +182,28 @@ def main(argv=None) -> None:
     ap.add_argument("--against", metavar="REV", help="time numpy_gpt's step at this git revision beside today's")
     ap.add_argument("--rounds", type=int, default=21, help="with --against: rounds (default 21)")
     args = ap.parse_args(argv)
-    if args.rounds < 1 or args.repeats < 1:
-        ap.error(f"--rounds and --repeats must be at least 1, got {args.rounds} and {args.repeats}")
-    if not 0 <= args.filled < CONFIGS[args.config].block_size:
-        ap.error(f"--filled must be in [0, {CONFIGS[args.config].block_size}) for {args.config}, got {args.filled}")
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
     import torch  # noqa: F401  (before thread_limit, so that it sets torch's threads too)
     if args.against:
         positions = min(72, CONFIGS[args.config].block_size)
-        t = compare_revision(args.config, args.against, args.rounds, positions)
+        try:
+            t = compare_revision(args.config, args.against, args.rounds, positions)
+        except ValueError as e:
+            ap.error(str(e))
         print(f"{args.config}, batch 1, greedy loops of {positions} steps from an empty cache, float32, 1 thread; "
               f"{args.rounds} rounds, ms per step, median [min-max]")
         for name, label in (("then", f"numpy_gpt at {args.against}"), ("now", "numpy_gpt now"),
                             ("torch", "torch eager")):
             print(f"  {label:24s} {1e3 * statistics.median(t[name]):.3f} "
                   f"[{1e3 * min(t[name]):.3f}-{1e3 * max(t[name]):.3f}]")
-        print(f"  then / now  {_paired(t['then'], t['now'])}  (> 1: the step got faster)")
-        print(f"  torch / then {_paired(t['torch'], t['then'])}   torch / now {_paired(t['torch'], t['now'])}")
+        print(f"  then / now  {_paired(t, 'then', 'now')}  (> 1: the step got faster)")
+        print(f"  torch / then {_paired(t, 'torch', 'then')}   torch / now {_paired(t, 'torch', 'now')}")
         return
-    fns, megabytes, n = decode_fns(args.config, args.filled)
+    try:
+        fns, megabytes, n = decode_fns(args.config, args.filled)
+    except ValueError as e:
+        ap.error(str(e))
     with thread_limit(1):
         best = best_of(fns, args.repeats, calls=20)
     print(f"{args.config}, batch 1, {args.filled} cached positions, float32, 1 thread; "

@@ -526,5 +526,5 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
         decode_parts.decode_step_at("no-such-rev")
     with pytest.raises(SystemExit, match="'--output=x' is not a git revision"):    # not passed to git
         decode_parts.decode_step_at("--output=x")
-    with pytest.raises(ValueError, match="rounds must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="--rounds must be at least 1, got 0"):
         decode_parts.compare_revision("tiny", "c65a2bc", rounds=0)
