@@ -25,6 +25,25 @@ def prefilled(model, idx, T0):
     return caches
 
 
+def assert_steps_equal_the_reference(model, idx, T0):
+    """DecodeStep from position T0 to the end of idx against the reference step, each from its own
+    caches prefilled with idx[:, :T0]: logits and caches bit for bit, and the parameters untouched."""
+    (B, T), V = idx.shape, model.config.vocab_size
+    ref, fast = prefilled(model, idx, T0), prefilled(model, idx, T0)
+    step = DecodeStep(model)
+    before = {k: v.copy() for k, v in model.params.items()}  # both steps read them: a write would agree
+    for pos in range(T0, T):
+        want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
+        got = step(idx[:, pos], fast, pos)
+        assert got.shape == (B, V) and got.dtype == model.dtype
+        np.testing.assert_array_equal(got, want[:, -1])
+        for a, b in zip(fast, ref):
+            assert a.length == b.length == pos + 1
+            np.testing.assert_array_equal(a.k[:, :, :pos + 1], b.k[:, :, :pos + 1])
+            np.testing.assert_array_equal(a.v[:, :, :pos + 1], b.v[:, :, :pos + 1])
+    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+
+
 @given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
 def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
     model = randomized(cfg, data.draw(st.integers(0, 1000)), dtype)
@@ -32,19 +51,7 @@ def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
     B = data.draw(st.sampled_from([1, 2, 3, 11]), label="B")       # 11 rows: BLAS may use threads
     idx = S.token_ids(data, (B, cfg.block_size), cfg.vocab_size)
     T0 = data.draw(st.integers(0, cfg.block_size - 1), label="prompt length")   # 0: the step fills the cache
-    ref, fast = prefilled(model, idx, T0), prefilled(model, idx, T0)
-    step = DecodeStep(model)
-    before = {k: v.copy() for k, v in model.params.items()}  # both steps read them: a write would agree
-    for pos in range(T0, cfg.block_size):
-        want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
-        got = step(idx[:, pos], fast, pos)
-        assert got.shape == (B, cfg.vocab_size) and got.dtype == model.dtype
-        np.testing.assert_array_equal(got, want[:, -1])
-        for a, b in zip(fast, ref):
-            assert a.length == b.length == pos + 1
-            np.testing.assert_array_equal(a.k[:, :, :pos + 1], b.k[:, :, :pos + 1])
-            np.testing.assert_array_equal(a.v[:, :, :pos + 1], b.v[:, :, :pos + 1])
-    assert all(np.array_equal(model.params[k], v) for k, v in before.items())
+    assert_steps_equal_the_reference(model, idx, T0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -54,11 +61,7 @@ def test_decode_step_equals_the_reference_step_at_the_benchmarks_width(dtype):
     cfg = GPTConfig(vocab_size=97, block_size=6, n_layer=2, n_head=4, n_embd=256)
     model = randomized(cfg, 0, dtype)
     model.training = False
-    idx = np.random.default_rng(0).integers(0, 97, (11, 6))
-    ref, fast, step = prefilled(model, idx, 2), prefilled(model, idx, 2), DecodeStep(model)
-    for pos in range(2, 6):
-        want, _ = model.forward(idx[:, pos:pos + 1], kv_caches=ref, pos0=pos)
-        np.testing.assert_array_equal(step(idx[:, pos], fast, pos), want[:, -1])
+    assert_steps_equal_the_reference(model, np.random.default_rng(0).integers(0, 97, (11, 6)), T0=2)
 
 
 @given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
