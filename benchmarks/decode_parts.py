@@ -1,14 +1,16 @@
 """Where a KV-cache decoding step's time goes: its weight products, and everything else.
 
-    python -m benchmarks.decode_parts [--config small] [--filled 40] [--repeats 15]
+    python -m benchmarks.decode_parts [--config small] [--filled 40] [--repeats 15] [--batch 1]
 
 A decoding step (numpy_gpt/decode.py, torch_gpt/decode.py) multiplies one row per sequence by
 every weight matrix of the model: four per block and the head. This times, on one thread and a
-batch of one, in float32, each side's whole step with `--filled` positions already in the KV cache
-(the cache is set back to that length before every call, so each call does the same work), and
-the same products alone (one row times each weight matrix, the head included, no bias) in each
-side's BLAS. What the step takes beyond its products is the rest: layer norms, attention over
-the cache, GELU, biases, residual adds, and the calls that run them.
+batch of --batch rows (sequences or beams; 1 by default), in float32, each side's whole step with
+`--filled` positions already in the KV cache (the cache is set back to that length before every
+call, so each call does the same work), and the same products alone (the batch's rows times each
+weight matrix, the head included, no bias) as each side's step makes them: numpy_gpt's through
+parallel.matmul (so 2 or 3 rows go one at a time), torch's with @. What the step takes beyond its
+products is the rest: layer norms, attention over the cache, GELU, biases, residual adds, and the
+calls that run them.
 
 Best of --repeats samples of 20 calls each, the four functions alternating sample by sample
 (benchmarks.timing.best_of): a look at one shape, not the suite's method; `python -m
@@ -34,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from numpy_gpt.parallel import matmul
+
 from .timing import Measurement, best_of, paired_ratio, thread_limit
 from .workloads import CONFIGS, numpy_model, torch_model
 
@@ -50,9 +54,9 @@ def weight_matrices(model) -> list[np.ndarray]:
     return mats + [(p["wte.weight"] if cfg.tie_weights else p["lm_head.weight"]).T]
 
 
-def decode_fns(config: str, filled: int) -> tuple[dict, float, int]:
-    """Zero-argument functions (each side's step at `filled` cached positions, and its products),
-    the weights' megabytes and the number of weight matrices."""
+def decode_fns(config: str, filled: int, batch: int = 1) -> tuple[dict, float, int]:
+    """Zero-argument functions (each side's step for `batch` rows at `filled` cached positions, and
+    its products), the weights' megabytes and the number of weight matrices."""
     import torch
 
     import torch_gpt.decode
@@ -60,16 +64,18 @@ def decode_fns(config: str, filled: int) -> tuple[dict, float, int]:
     w = CONFIGS[config]
     if not 0 <= filled < w.block_size:
         raise ValueError(f"--filled must be in [0, {w.block_size}) for {config}, got {filled}")
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
     model, tmodel = numpy_model(w, np.float32), torch_model(w, np.float32)
     step, tstep = DecodeStep(model), torch_gpt.decode.DecodeStep(tmodel)
-    caches, tcaches = model.new_kv_caches(1), tmodel.new_kv_caches(1)
+    caches, tcaches = model.new_kv_caches(batch), tmodel.new_kv_caches(batch)
     rng = np.random.default_rng(0)
     for c, tc in zip(caches, tcaches):                     # the positions before: any numbers
         c.k[...] = rng.standard_normal(c.k.shape)
         c.v[...] = rng.standard_normal(c.v.shape)
         tc.k.copy_(torch.from_numpy(c.k))
         tc.v.copy_(torch.from_numpy(c.v))
-    token = np.array([1])
+    token = np.arange(1, batch + 1) % w.vocab_size
     ttoken = torch.from_numpy(token)
 
     def numpy_step():
@@ -84,13 +90,13 @@ def decode_fns(config: str, filled: int) -> tuple[dict, float, int]:
             return tstep(ttoken, tcaches, filled)
 
     mats = weight_matrices(model)
-    rows = [rng.standard_normal((1, m.shape[0])).astype(np.float32) for m in mats]
+    rows = [rng.standard_normal((batch, m.shape[0])).astype(np.float32) for m in mats]
     tmats = [torch.from_numpy(m) for m in mats]            # the same layouts: the head a transposed view
     trows = [torch.from_numpy(r) for r in rows]
 
     def numpy_products():
         for r, m in zip(rows, mats):
-            r @ m
+            matmul(r, m)
 
     def torch_products():
         with torch.inference_mode():
@@ -179,6 +185,7 @@ def main(argv=None) -> None:
     ap.add_argument("--config", default="small", choices=list(CONFIGS))
     ap.add_argument("--filled", type=int, default=40, help="positions already in the KV cache (default 40)")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=1, help="rows decoded at once (sequences or beams; default 1)")
     ap.add_argument("--against", metavar="REV", help="time numpy_gpt's step at this git revision beside today's")
     ap.add_argument("--rounds", type=int, default=21, help="with --against: rounds (default 21)")
     args = ap.parse_args(argv)
@@ -201,12 +208,12 @@ def main(argv=None) -> None:
         print(f"  torch / then {_paired(t, 'torch', 'then')}   torch / now {_paired(t, 'torch', 'now')}")
         return
     try:
-        fns, megabytes, n = decode_fns(args.config, args.filled)
+        fns, megabytes, n = decode_fns(args.config, args.filled, args.batch)
     except ValueError as e:
         ap.error(str(e))
     with thread_limit(1):
         best = best_of(fns, args.repeats, calls=20)
-    print(f"{args.config}, batch 1, {args.filled} cached positions, float32, 1 thread; "
+    print(f"{args.config}, batch {args.batch}, {args.filled} cached positions, float32, 1 thread; "
           f"{n} weight matrices, {megabytes:.1f} MB; best of {args.repeats} samples of 20 calls, in us")
     print("| | numpy_gpt | torch | torch / numpy_gpt |")
     print("|---|---|---|---|")

@@ -41,12 +41,13 @@ from .activations import ACTIVATIONS, _gelu_kernel
 from .attention import KVCache, _softmax_rows
 from .errors import InputError
 from .layernorm import EPS
+from .parallel import matmul
 from .positional import sinusoidal_table
 from .reductions import ones
 
 
 def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    out = x @ w                                          # (B, C_in) @ (C_in, C_out), one BLAS call
+    out = matmul(x, w)                                   # (B, C_in) @ (C_in, C_out), as linear_forward's
     if b is not None:
         out += b
     return out

@@ -65,6 +65,8 @@ _local = threading.local()          # .serial: this thread runs its kernels inli
                                     # .sharing: inside share_products()
 SPLIT_MACS = 1 << 22               # matmul cuts products of at least this many multiply-adds (~50 us)
 SHARE_MIN_ROWS = 512                # share_products() shares the products of steps of at least this many tokens
+ROW_BY_ROW = (2, 3)                 # matmul runs products of this many rows of a one row at a time,
+ROW_BY_ROW_MIN = 1 << 15            # when b holds at least this many entries (see matmul)
 
 
 def machine_busy_seconds() -> float | None:
@@ -341,8 +343,23 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     of a, or columns of b), each block a one-thread BLAS product written
     straight into its part of the result. Every entry still sums over the
     whole K, in BLAS's order for its block.
+
+    A product of 2 or 3 rows (ROW_BY_ROW) with a b of at least ROW_BY_ROW_MIN
+    entries is done one row at a time: a KV-cache step decoding 2 or 3
+    sequences (or beams) is such a product for every weight. OpenBLAS's sgemm
+    takes about twice as long for 2 or 3 rows as one matrix-vector product per
+    row, and 3 rows take longer than 4 (Zen 3 host, 2026-12-06, 1 and 2
+    threads, float32 and float64, b from 128 x 384 to 512 x 4096; for smaller b
+    the extra calls cost more than they save). Each row's result is then the
+    one a batch of that row alone gets.
     """
     M, N = a.shape[0], b.shape[1]
+    if M in ROW_BY_ROW and b.size >= ROW_BY_ROW_MIN:
+        if out is None:
+            out = np.empty((M, N), dtype=np.result_type(a, b))
+        for i in range(M):
+            np.matmul(a[i:i + 1], b, out=out[i:i + 1])
+        return out
     n = get_num_threads()
     if (not getattr(_local, "sharing", False) or getattr(_local, "serial", False) or n <= 1
             or M * N * a.shape[1] < SPLIT_MACS or max(M, N) < 16 * n):

@@ -450,6 +450,12 @@ def test_decode_parts_times_one_and_the_same_step_on_each_side_and_every_weight_
     fns["numpy products"](), fns["torch products"]()
     with pytest.raises(ValueError, match="--filled must be in \\[0, 64\\) for tiny, got 64"):
         decode_fns("tiny", 64)
+    fns, _, _ = decode_fns("tiny", 5, batch=3)      # three rows, three different tokens
+    got = fns["numpy step"]()
+    assert got.shape == (3, w.vocab_size) and not np.array_equal(got[0], got[1])
+    np.testing.assert_allclose(fns["torch step"]().numpy(), got, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="--batch must be at least 1, got 0"):
+        decode_fns("tiny", 5, batch=0)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -372,6 +372,38 @@ def test_for_blocks_refuses_a_thread_limit_below_one():
         parallel.for_blocks(lambda: None, [()], max_threads=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("b_view", [False, True])
+@pytest.mark.parametrize("M", [1, 2, 3, 4])
+def test_matmul_runs_two_or_three_rows_one_row_at_a_time(monkeypatch, M, b_view, dtype):
+    """2 or 3 rows times a b of at least ROW_BY_ROW_MIN entries: one BLAS call per row, each row
+    equal bit for bit to the product of that row alone (which a @ b's rows are not: the sgemm
+    kernel sums in another order), into out when given. 1 or 4 rows, or a smaller b: a @ b itself."""
+    r = np.random.default_rng(2)
+    K, N = 128, 384
+    assert K * N >= parallel.ROW_BY_ROW_MIN > 64 * 64
+    a = r.standard_normal((M, K)).astype(dtype)
+    b = r.standard_normal((N, K)).astype(dtype).T if b_view else r.standard_normal((K, N)).astype(dtype)
+    small = b[:64, :64]
+    calls, real = [], np.matmul
+    monkeypatch.setattr(parallel.np, "matmul", lambda x, y, **k: calls.append(x.shape) or real(x, y, **k))
+    got = parallel.matmul(a, b)
+    assert calls == ([(1, K)] * M if M in (2, 3) else [])
+    assert got.shape == (M, N) and got.dtype == dtype
+    if M < 4:
+        for i in range(M):
+            np.testing.assert_array_equal(got[i], (a[i:i + 1] @ b)[0])
+        np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(got, a @ b)
+    out = np.full((M, N), np.nan, dtype)
+    assert parallel.matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(out, got)
+    calls.clear()
+    np.testing.assert_array_equal(parallel.matmul(a[:, :64], small), a[:, :64] @ small)
+    assert calls == []
+
+
 @pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (1, 3, 5)])
 def test_matmul_writes_into_out_shared_or_not(threads, monkeypatch, M, K, N):
     """matmul(a, b, out=) puts the product in out and returns out, whether the product is cut
