@@ -124,8 +124,16 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
     return a
 
 
-def _time(a, fns: dict, threads: int):
-    """interleaved() with this run's settings; the cooldown only matters with worker threads.
+# The generation section times this many times the run's rounds. Its calls are short (a KV-cache
+# call of small takes ~60 ms, the section ~80 s in all), and its rounds spread the most of the
+# suite: paired ratios from 0.94x to 1.60x within one cell's 7 rounds on the Zen 3 host
+# (2026-12-06), where the step table's spread a few percent. More rounds steady the median.
+GENERATE_ROUNDS = 3
+
+
+def _time(a, fns: dict, threads: int, repeats: int | None = None):
+    """interleaved() with this run's settings (`repeats` rounds, the run's --repeats by default);
+    the cooldown only matters with worker threads.
 
     If other processes used more than --max-load of the machine during the measurement, wait
     and measure again (up to --retries times, while the run's --retry-budget of waiting lasts)
@@ -141,7 +149,8 @@ def _time(a, fns: dict, threads: int):
             log(f"  other processes used {100 * loads[-1]:.0f}% of the CPU; waiting {a.retry_wait:.0f} s "
                 f"and measuring again ({attempt}/{a.retries})")
             time.sleep(a.retry_wait)
-        m = interleaved(fns, a.repeats, a.warmup, a.min_time, a.cooldown if threads > 1 else 0.0, a.rewarm)
+        m = interleaved(fns, repeats or a.repeats, a.warmup, a.min_time, a.cooldown if threads > 1 else 0.0,
+                        a.rewarm)
         load = m.foreign_load if m.foreign_load is not None else 0.0
         loads.append(load)
         if best is None or load < (best.foreign_load or 0.0):
@@ -367,7 +376,7 @@ def run_generate(a) -> list[dict]:
             with thread_limit(t):
                 fns, tokens, errors, compile_time = _start(
                     impls, lambda impl: make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache))
-                m = _time(a, fns, t)
+                m = _time(a, fns, t, repeats=GENERATE_ROUNDS * a.repeats)
             m.errors.update(errors)
             same = {i: bool(np.array_equal(tokens["numpy"], tokens[i])) for i in tokens if i != "numpy"} \
                 if "numpy" in tokens else {}
@@ -450,7 +459,7 @@ def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     res: dict = {"machine": describe(), "settings": {
         "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
         "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
-        "rewarm_s": a.rewarm,
+        "rewarm_s": a.rewarm, "generate_repeats": GENERATE_ROUNDS * a.repeats,
         "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
         "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
         "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),

@@ -265,11 +265,12 @@ def test_the_step_section_pairs_each_figure_with_its_own_round(monkeypatch):
 def test_a_busy_measurement_is_taken_again_and_the_quietest_kept(monkeypatch):
     from benchmarks import run
     a = run.parse_args(["--retries", "2", "--max-load", "0.1", "--retry-wait", "0"])
-    made, loads = [], [0.5, 0.2, 0.3]                              # each attempt's other load, in turn
+    made, loads, rounds = [], [0.5, 0.2, 0.3], []                  # each attempt's other load, in turn
 
     def fake_interleaved(fns, repeats, warmup, min_time, cooldown=0.0, rewarm=0.0):
         m = Measurement(samples={"numpy": [float(len(made))]}, foreign_load=loads[len(made)])
         made.append(m)
+        rounds.append(repeats)
         return m
     monkeypatch.setattr(run, "interleaved", fake_interleaved)
     m = run._time(a, {}, 1)
@@ -281,6 +282,8 @@ def test_a_busy_measurement_is_taken_again_and_the_quietest_kept(monkeypatch):
     m = run._time(a, {}, 1)
     assert [x.foreign_load for x in made] == [0.05]
     assert m is made[0] and m.attempts == [0.05]
+    run._time(a, {}, 1, repeats=21)                                  # the generation section's rounds
+    assert rounds == [7, 7, 7, 7, 21]                                # the run's --repeats otherwise
 
 
 def test_scaling_and_generation_rates_count_the_tokens_each_step_makes(monkeypatch):
@@ -289,16 +292,19 @@ def test_scaling_and_generation_rates_count_the_tokens_each_step_makes(monkeypat
     a = run.parse_args(["--threads", "2", "--no-compile"])
     monkeypatch.setattr(run, "_start", lambda impls, make: ({i: None for i in impls},
                                                             {i: np.arange(3) for i in impls}, {}, None))
-    monkeypatch.setattr(run, "_time", lambda a, fns, threads: Measurement(
+    rounds = []
+    monkeypatch.setattr(run, "_time", lambda a, fns, threads, repeats=None: rounds.append(repeats) or Measurement(
         samples={"numpy": [0.4, 0.5, 0.7], "torch": [0.9, 1.0, 1.6]}))
     w = Workload("odd", 97, 24, 48, 3, 2, 5)                       # B 5, T 24: 120 tokens a step
     monkeypatch.setattr(run, "scaling_points", lambda a: [("T", 24, w)])
     (row,) = run.run_scaling(a)
     assert row["tokens_per_s"] == pytest.approx({"numpy": 120 / 0.5, "torch": 120 / 1.0})
     assert row["attention_flops"] == 12 * 3 * 24 * 48 * 120
+    assert rounds == [None]                                         # the run's --repeats
     # Generation: 64 new tokens per call on small (the 8-token prompt is not counted).
     rows = run.run_generate(a)
     assert [r["use_cache"] for r in rows] == [False, True]
+    assert rounds[1:] == [3 * 7, 3 * 7]                             # three times the run's 7 rounds
     for r in rows:
         assert (r["prompt_len"], r["new_tokens"]) == (8, 64)
         assert r["tokens_per_s"] == pytest.approx({"numpy": 64 / 0.5, "torch": 64 / 1.0})
