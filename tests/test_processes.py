@@ -556,3 +556,29 @@ def test_a_floating_point_error_under_a_call_handler_is_a_warning_in_the_worker(
     assert overflowing_forward(True, x, y)                   # this process's own shard still does
     err = capfd.readouterr().err                             # the worker writes to our stderr
     assert "RuntimeWarning" in err and "overflow encountered" in err, err
+
+
+def test_a_worker_serves_every_request_on_one_blas_thread_with_its_kernels_inline(threads, monkeypatch):
+    """_worker_main holds parallel.one_thread() around the whole serving loop. Its environment
+    pins one BLAS thread too, but only for a library that reads it at load time."""
+    import threadpoolctl
+
+    from numpy_gpt import processes
+    threads(2)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    seen = {}
+
+    def serve(inp, out):
+        seen.update(blas=blas.info()[0]["num_threads"], serial=getattr(parallel._local, "serial", False))
+    monkeypatch.setattr(processes, "_serve", serve)
+    r, w = os.pipe()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with blas.limit(limits=2):
+            processes._worker_main(w)                 # closes w when it returns
+            assert blas.info()[0]["num_threads"] == 2
+    finally:
+        signal.signal(signal.SIGINT, before)          # the worker ignores Ctrl-C; this process must not
+        os.close(r)
+    assert seen == {"blas": 1, "serial": True}
+    assert not getattr(parallel._local, "serial", False)
