@@ -1,6 +1,8 @@
 """Hypothesis strategies for whole-model tests."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -74,6 +76,46 @@ def relu_decided(model: GPT, margin: float = 1e-5) -> bool:
             if h.size and h.min() <= margin * h.max():
                 return False
     return True
+
+
+@contextlib.contextmanager
+def relu_sides_watched():
+    """Within the block, watch which side of ReLU's kink each input falls on in every GPT.forward,
+    against the first forward of the block; the yielded dict's "crossed" turns True when a later
+    forward puts an input on the other side. A finite-difference check whose nudges do that takes a
+    difference quotient across the kink, which measures no derivative (its backward is not wrong).
+
+    numpy_gpt runs on one thread here, so that a forward's ReLU calls come in one order (the
+    first forward's n-th call holds the same inputs as every later forward's n-th); the
+    backward's recomputed calls come after the first forward's and are not compared.
+    """
+    from numpy_gpt import activations, parallel
+    seen = {"crossed": False}
+    first, slot = {}, [0, True]                          # the first forward's sides; [call, in the first]
+    real_forward, (relu_forward, relu_backward) = GPT.forward, activations.ACTIVATIONS["relu"]
+
+    def forward(self, *args, **kwargs):
+        slot[0] = 0
+        try:
+            return real_forward(self, *args, **kwargs)
+        finally:
+            slot[1] = False
+
+    def relu(x):
+        n, slot[0] = slot[0], slot[0] + 1
+        if slot[1]:
+            first[n] = x > 0
+        elif n in first and not np.array_equal(first[n], x > 0):
+            seen["crossed"] = True
+        return relu_forward(x)
+    threads = parallel.get_num_threads()
+    parallel.set_num_threads(1)
+    GPT.forward, activations.ACTIVATIONS["relu"] = forward, (relu, relu_backward)
+    try:
+        yield seen
+    finally:
+        GPT.forward, activations.ACTIVATIONS["relu"] = real_forward, (relu_forward, relu_backward)
+        parallel.set_num_threads(threads)
 
 
 # A fixed batch for a model with vocab_size 7 and block_size 5 that meets the edge cases at once:

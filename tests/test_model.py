@@ -12,7 +12,8 @@ from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
 from numpy_gpt.model import param_shapes
 from numpy_gpt.linear import Rebuild
 from tests import strategies as S
-from tests.model_strategies import EDGE_BATCH, configs, float32_resolves, randomized, relu_decided, torch_twin
+from tests.model_strategies import (EDGE_BATCH, configs, float32_resolves, randomized, relu_decided,
+                                    relu_sides_watched, torch_twin)
 from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import assert_close
 from tests.tolerances import MODEL_PARITY, scale_floor
@@ -533,10 +534,14 @@ def test_a_new_model_holds_its_parameters_in_one_block():
 def test_whole_model_loss_gradient_matches_finite_differences(data, cfg, seed):
     # The second oracle for the whole model, no torch involved: three random entries of every
     # parameter, d loss / d entry by central differences in float64 (numpy-gpt gradcheck's check),
-    # on a drawn batch (B = 1 and T = 1 among them, repeated ids, ignored targets).
+    # on a drawn batch (B = 1 and T = 1 among them, repeated ids, ignored targets). A draw whose
+    # nudges move a ReLU input across the kink is set aside: at CI's 30 draws a randomized run
+    # met one (a ReLU input at 2.5e-8, a 2e-6 nudge of a wpe entry, 2.1e-6 relative error).
     from numpy_gpt.parity_report import model_gradcheck
-    assert_every_parameter_within_fd("model", model_gradcheck(cfg, samples=3, seed=seed,
-                                                              batch=batch(data, cfg, S.rng(data))), cfg)
+    with relu_sides_watched() as relu:
+        rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
+    assume(not relu["crossed"])
+    assert_every_parameter_within_fd("model", rows, cfg)
 
 
 def assert_every_parameter_within_fd(layer, rows, cfg):
@@ -553,11 +558,14 @@ def assert_every_parameter_within_fd(layer, rows, cfg):
 def test_whole_model_training_step_matches_finite_differences(data, cfg, seed):
     # The same oracle on a training step: dropout's masks drawn once and held for every nudged
     # forward, the MLP's activation run again in the backward (conftest sets the line to 0
-    # bytes), and a random upstream gradient of the loss.
+    # bytes), and a random upstream gradient of the loss; a draw whose nudges cross ReLU's kink
+    # set aside, as above.
     from numpy_gpt.parity_report import model_gradcheck
     r = S.rng(data)
-    rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, r), training=True,
-                           dloss=float(r.standard_normal()))
+    with relu_sides_watched() as relu:
+        rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, r), training=True,
+                               dloss=float(r.standard_normal()))
+    assume(not relu["crossed"])
     assert_every_parameter_within_fd("model[dropout]", rows, cfg)
 
 
@@ -615,6 +623,29 @@ def test_a_float32_step_keeps_nothing_in_float64(threads, monkeypatch, options, 
     assert logits.dtype == np.float32 and loss.dtype == np.float32
     assert float64_inside(model._cache) == []
     assert all(g.dtype == np.float32 for g in model.backward().values())
+
+
+def test_relu_sides_watched_sees_a_forward_put_an_input_across_the_kink(threads):
+    from numpy_gpt import parallel
+    threads(2)
+    cfg = GPTConfig(vocab_size=5, block_size=4, n_layer=2, n_head=1, n_embd=4, activation="relu")
+    model = randomized(cfg, 0, np.float64)
+    idx = np.array([[1, 2, 3, 4], [0, 0, 1, 1], [4, 3, 2, 1]])          # 3 rows: shards with 2 threads
+    forward = GPT.forward
+    with relu_sides_watched() as relu:
+        model.forward(idx, idx)
+        model.backward()                                              # recomputes the ReLUs: not compared
+        model.forward(idx, idx)
+        assert not relu["crossed"] and parallel.get_num_threads() == 1
+        w = model.params["h.1.mlp.c_fc.weight"]
+        w[:, 0] += 1e-9                                               # nudged, and no input crosses
+        model.forward(idx, idx)
+        assert not relu["crossed"]
+        w[:, 0] *= -1                                                 # unit 0 of layer 1 turns over:
+        model.params["h.1.mlp.c_fc.bias"][0] *= -1                    # each of its inputs changes sign
+        model.forward(idx, idx)
+        assert relu["crossed"]
+    assert parallel.get_num_threads() == 2 and GPT.forward is forward
 
 
 def test_relu_decided_finds_an_input_at_the_kink():
