@@ -191,6 +191,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.against and args.batch != 1:
+        ap.error(f"--against times batch 1 only, got --batch {args.batch}")
     import torch  # noqa: F401  (before thread_limit, so that it sets torch's threads too)
     if args.against:
         positions = min(72, CONFIGS[args.config].block_size)

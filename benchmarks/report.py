@@ -401,7 +401,7 @@ def generate_table(res: dict) -> str:
         note = (" torch.compile runs torch_gpt's generate on the compiled model, compiled anew for each "
                 "thread count (two graphs: the prompt's forward and one decoding step); its first call, "
                 "compile included, is not timed: " + "; ".join(times) + ".")
-    rounds = g["speedup"].get("n") if g.get("speedup") else None
+    rounds = (res.get("settings") or {}).get("generate_repeats") or (g.get("speedup") or {}).get("n")
     return (f"### Generation: greedy, batch 1, {g['new_tokens']} new tokens after a {g['prompt_len']}-token prompt"
             + (f", {rounds} interleaved rounds" if rounds else "") + "\n\n"
             + _table(header, rows) + "\n\n" + SPEEDUP_CAPTION + " " + LOAD_NOTE + note)

@@ -87,7 +87,7 @@ class DecodeStep:
             x = self._block(x, bp, cache)
         if self.ln_f is not None:
             x = self._layernorm(x, *self.ln_f)
-        return x @ self.head                                 # (B, V)
+        return matmul(x, self.head)                          # (B, V), as the reference's head
 
     def _check(self, tokens, caches, pos) -> None:
         cfg = self.config

@@ -351,10 +351,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     row, and 3 rows take longer than 4 (Zen 3 host, 2026-12-06, 1 and 2
     threads, float32 and float64, b from 128 x 384 to 512 x 4096; for smaller b
     the extra calls cost more than they save). Each row's result is then the
-    one a batch of that row alone gets.
+    one a batch of that row alone gets. (An out of another shape, or one that
+    may overlap a, goes to np.matmul, which refuses the one and buffers the other.)
     """
     M, N = a.shape[0], b.shape[1]
-    if M in ROW_BY_ROW and b.size >= ROW_BY_ROW_MIN:
+    if (M in ROW_BY_ROW and b.size >= ROW_BY_ROW_MIN
+            and (out is None or (out.shape == (M, N) and not np.may_share_memory(out, a)))):
         if out is None:
             out = np.empty((M, N), dtype=np.result_type(a, b))
         for i in range(M):

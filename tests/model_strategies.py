@@ -87,7 +87,8 @@ def relu_sides_watched():
 
     numpy_gpt runs on one thread here, so that a forward's ReLU calls come in one order (the
     first forward's n-th call holds the same inputs as every later forward's n-th); the
-    backward's recomputed calls come after the first forward's and are not compared.
+    backward's recomputed calls come after the first forward's and are not compared. Only for a
+    model with ReLU: other models keep their threads, and their batch shards (model_kinks).
     """
     from numpy_gpt import activations, parallel
     seen = {"crossed": False}
@@ -116,6 +117,14 @@ def relu_sides_watched():
     finally:
         GPT.forward, activations.ACTIVATIONS["relu"] = real_forward, (relu_forward, relu_backward)
         parallel.set_num_threads(threads)
+
+
+def model_kinks(cfg: GPTConfig):
+    """relu_sides_watched() for a model whose MLP runs ReLU; otherwise a block that changes nothing
+    (its "crossed" stays False), so that the model's batch is still cut into shards."""
+    if cfg.mlp and cfg.activation == "relu":
+        return relu_sides_watched()
+    return contextlib.nullcontext({"crossed": False})
 
 
 # A fixed batch for a model with vocab_size 7 and block_size 5 that meets the edge cases at once:

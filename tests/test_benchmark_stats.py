@@ -376,6 +376,8 @@ def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled(plt
     assert plain.startswith("### Generation: greedy, batch 1, 64 new tokens after a 8-token prompt\n")
     assert "after a 8-token prompt, 21 interleaved rounds\n" in generate_table(
         {"generate": [dict(row, speedup=dict(_med(2.0), n=21))]})
+    assert "after a 8-token prompt, 21 interleaved rounds\n" in generate_table(   # torch failed: the settings say
+        {"generate": [dict(row, speedup=None)], "settings": {"generate_repeats": 21}})
     compiled = dict(row, tokens_per_s={"numpy": 1500.0, "torch": 750.0, "compile": 1200.0},
                     speedup_vs_compile=_med(1.25), same_tokens_compile=False, compile_time_s=14.6)
     failed = dict(row, threads=2, errors={"compile": "BackendCompilerFailed: inductor"})

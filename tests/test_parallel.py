@@ -402,6 +402,17 @@ def test_matmul_runs_two_or_three_rows_one_row_at_a_time(monkeypatch, M, b_view,
     calls.clear()
     np.testing.assert_array_equal(parallel.matmul(a[:, :64], small), a[:, :64] @ small)
     assert calls == []
+    edge = b[:, :parallel.ROW_BY_ROW_MIN // K]                      # exactly ROW_BY_ROW_MIN entries
+    parallel.matmul(a, edge)
+    parallel.matmul(a, edge[:, :-1])                                # one column fewer: below it
+    assert calls == ([(1, K)] * M if M in (2, 3) else [])
+    if M in (2, 3):                                                 # an out that overlaps a, one row down
+        both = np.zeros((M + 1, N), dtype)
+        both[:M, :K] = a
+        parallel.matmul(both[:M, :K], b, out=both[1:])
+        np.testing.assert_allclose(both[1:], a @ b, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError):                             # an out of another shape is refused
+            parallel.matmul(a, b, out=np.empty((M + 1, N), dtype))
 
 
 @pytest.mark.parametrize("M, K, N", [(40, 7, 9), (9, 7, 40), (1, 3, 5)])
