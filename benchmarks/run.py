@@ -125,9 +125,9 @@ def parse_args(argv: list[str] | None, prog: str = "python -m benchmarks.run",
 
 
 # The generation section times this many times the run's rounds. Its calls are short (a KV-cache
-# call of small takes ~60 ms, the section ~80 s in all), and its rounds spread the most of the
-# suite: paired ratios from 0.94x to 1.60x within one cell's 7 rounds on the Zen 3 host
-# (2026-12-06), where the step table's spread a few percent. More rounds steady the median.
+# call of small takes ~60 ms, the section ~80 s in all), and its rounds spread widely: paired
+# ratios from 0.94x to 1.60x within one cell's 7 rounds on the Zen 3 host (2026-12-06). More
+# rounds steady the median.
 GENERATE_ROUNDS = 3
 
 
