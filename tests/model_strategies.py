@@ -79,7 +79,7 @@ def relu_decided(model: GPT, margin: float = 1e-5) -> bool:
 
 
 @contextlib.contextmanager
-def relu_sides_watched():
+def relu_sides_watched(cfg: GPTConfig):
     """Within the block, watch which side of ReLU's kink each input falls on in every GPT.forward,
     against the first forward of the block; the yielded dict's "crossed" turns True when a later
     forward puts an input on the other side. A finite-difference check whose nudges do that takes a
@@ -87,11 +87,15 @@ def relu_sides_watched():
 
     numpy_gpt runs on one thread here, so that a forward's ReLU calls come in one order (the
     first forward's n-th call holds the same inputs as every later forward's n-th); the
-    backward's recomputed calls come after the first forward's and are not compared. Only for a
-    model with ReLU: other models keep their threads, and their batch shards (model_kinks).
+    backward's recomputed calls come after the first forward's and are not compared. For a cfg
+    whose MLP runs no ReLU the block changes nothing ("crossed" stays False): such models keep
+    their threads, and their batch shards.
     """
     from numpy_gpt import activations, parallel
     seen = {"crossed": False}
+    if not (cfg.mlp and cfg.activation == "relu"):
+        yield seen
+        return
     first, slot = {}, [0, True]                          # the first forward's sides; [call, in the first]
     real_forward, (relu_forward, relu_backward) = GPT.forward, activations.ACTIVATIONS["relu"]
 
@@ -117,14 +121,6 @@ def relu_sides_watched():
     finally:
         GPT.forward, activations.ACTIVATIONS["relu"] = real_forward, (relu_forward, relu_backward)
         parallel.set_num_threads(threads)
-
-
-def model_kinks(cfg: GPTConfig):
-    """relu_sides_watched() for a model whose MLP runs ReLU; otherwise a block that changes nothing
-    (its "crossed" stays False), so that the model's batch is still cut into shards."""
-    if cfg.mlp and cfg.activation == "relu":
-        return relu_sides_watched()
-    return contextlib.nullcontext({"crossed": False})
 
 
 # A fixed batch for a model with vocab_size 7 and block_size 5 that meets the edge cases at once:

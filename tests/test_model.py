@@ -12,7 +12,7 @@ from numpy_gpt import GPT, GPTConfig, ConfigError, InputError
 from numpy_gpt.model import param_shapes
 from numpy_gpt.linear import Rebuild
 from tests import strategies as S
-from tests.model_strategies import (EDGE_BATCH, configs, float32_resolves, model_kinks, randomized, relu_decided,
+from tests.model_strategies import (EDGE_BATCH, configs, float32_resolves, randomized, relu_decided,
                                     relu_sides_watched, torch_twin)
 from tests.lifetimes import HANDS_OVER_ARGUMENTS, alive_at_each_call
 from tests.parity import assert_close
@@ -537,11 +537,18 @@ def test_whole_model_loss_gradient_matches_finite_differences(data, cfg, seed):
     # on a drawn batch (B = 1 and T = 1 among them, repeated ids, ignored targets). A draw whose
     # nudges move a ReLU input across the kink is set aside: at CI's 30 draws a randomized run
     # met one (a ReLU input at 2.5e-8, a 2e-6 nudge of a wpe entry, 2.1e-6 relative error).
-    from numpy_gpt.parity_report import model_gradcheck
-    with model_kinks(cfg) as relu:
-        rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
-    assume(not relu["crossed"])
+    rows = gradcheck_off_the_kink(cfg, samples=3, seed=seed, batch=batch(data, cfg, S.rng(data)))
     assert_every_parameter_within_fd("model", rows, cfg)
+
+
+def gradcheck_off_the_kink(cfg, **kwargs):
+    """model_gradcheck(cfg, **kwargs)'s rows; a draw whose nudges move a ReLU input across the kink
+    is set aside (relu_sides_watched)."""
+    from numpy_gpt.parity_report import model_gradcheck
+    with relu_sides_watched(cfg) as relu:
+        rows = model_gradcheck(cfg, **kwargs)
+    assume(not relu["crossed"])
+    return rows
 
 
 def assert_every_parameter_within_fd(layer, rows, cfg):
@@ -560,12 +567,9 @@ def test_whole_model_training_step_matches_finite_differences(data, cfg, seed):
     # forward, the MLP's activation run again in the backward (conftest sets the line to 0
     # bytes), and a random upstream gradient of the loss; a draw whose nudges cross ReLU's kink
     # set aside, as above.
-    from numpy_gpt.parity_report import model_gradcheck
     r = S.rng(data)
-    with model_kinks(cfg) as relu:
-        rows = model_gradcheck(cfg, samples=3, seed=seed, batch=batch(data, cfg, r), training=True,
-                               dloss=float(r.standard_normal()))
-    assume(not relu["crossed"])
+    rows = gradcheck_off_the_kink(cfg, samples=3, seed=seed, batch=batch(data, cfg, r), training=True,
+                                  dloss=float(r.standard_normal()))
     assert_every_parameter_within_fd("model[dropout]", rows, cfg)
 
 
@@ -632,7 +636,7 @@ def test_relu_sides_watched_sees_a_forward_put_an_input_across_the_kink(threads)
     model = randomized(cfg, 0, np.float64)
     idx = np.array([[1, 2, 3, 4], [0, 0, 1, 1], [4, 3, 2, 1]])          # 3 rows: shards with 2 threads
     forward = GPT.forward
-    with relu_sides_watched() as relu:
+    with relu_sides_watched(cfg) as relu:
         model.forward(idx, idx)
         model.backward()                                              # recomputes the ReLUs: not compared
         model.forward(idx, idx)
@@ -648,14 +652,14 @@ def test_relu_sides_watched_sees_a_forward_put_an_input_across_the_kink(threads)
     assert parallel.get_num_threads() == 2 and GPT.forward is forward
 
 
-def test_model_kinks_watches_relu_models_only_and_leaves_the_others_their_shards(threads):
+def test_relu_sides_watched_watches_relu_models_only_and_leaves_the_others_their_shards(threads):
     from numpy_gpt import parallel
     threads(2)
     cfg = GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4)
     for activation, inside in (("gelu", 2), ("gelu_exact", 2), ("relu", 1)):
-        with model_kinks(dataclasses.replace(cfg, activation=activation)) as relu:
+        with relu_sides_watched(dataclasses.replace(cfg, activation=activation)) as relu:
             assert parallel.get_num_threads() == inside and relu == {"crossed": False}
-    with model_kinks(dataclasses.replace(cfg, activation="relu", mlp=False)):
+    with relu_sides_watched(dataclasses.replace(cfg, activation="relu", mlp=False)):
         assert parallel.get_num_threads() == 2                      # no MLP: no ReLU to watch
     assert parallel.get_num_threads() == 2
 
