@@ -121,20 +121,22 @@ def _softmax_rows(s3: np.ndarray, scale, bias: np.ndarray | None) -> None:
     softmax by rounding only.
     """
     limit = EXP_SAFE.get(s3.dtype, 0.0)
+    for_row_blocks(lambda lo, hi: _softmax_block(s3[lo:hi], scale, bias, limit), s3.shape[0], s3[:1].nbytes)
 
-    def kernel(lo, hi):
-        s = s3[lo:hi]                                           # q k^T; it becomes s, then a, in place
-        s *= scale                                              # 3. s = q k^T / sqrt(hs)
-        in_range = s.size == 0 or (s.max() <= limit and s.min() >= -limit)   # (False if a NaN is present)
-        if bias is not None:
-            s += bias                                           # 4. -inf above the diagonal
-        if not in_range:                                        # 5. softmax; exp(-inf) = 0 exactly
-            m = row_max(s)                                      # each row's largest visible score
-            low = np.fmin.reduce(np.where(s == -np.inf, np.inf, s), axis=-1, keepdims=True)  # and smallest
-            s -= np.where((m <= limit) & (low >= -limit), s.dtype.type(0.0), m)
-        np.exp(s, out=s)
-        s /= row_sums(s)                                        # now a = softmax(s)
-    for_row_blocks(kernel, s3.shape[0], s3[:1].nbytes)
+
+def _softmax_block(s: np.ndarray, scale, bias: np.ndarray | None, limit: float) -> None:
+    """_softmax_rows on one block of rows s (n, T_q, T_k): q k^T on entry, a on return."""
+    s *= scale                                                  # 3. s = q k^T / sqrt(hs)
+    in_range = s.size == 0 or (np.maximum.reduce(s, axis=None) <= limit
+                                and np.minimum.reduce(s, axis=None) >= -limit)   # (False if a NaN is present)
+    if bias is not None:
+        s += bias                                               # 4. -inf above the diagonal
+    if not in_range:                                            # 5. softmax; exp(-inf) = 0 exactly
+        m = row_max(s)                                          # each row's largest visible score
+        low = np.fmin.reduce(np.where(s == -np.inf, np.inf, s), axis=-1, keepdims=True)  # and smallest
+        s -= np.where((m <= limit) & (low >= -limit), s.dtype.type(0.0), m)
+    np.exp(s, out=s)
+    s /= row_sums(s)                                            # now a = softmax(s)
 
 
 def _softmax_rows_backward(g3: np.ndarray, a3: np.ndarray, scale) -> None:

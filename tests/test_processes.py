@@ -569,7 +569,7 @@ def test_a_worker_serves_every_request_on_one_blas_thread_with_its_kernels_inlin
     seen = {}
 
     def serve(inp, out):
-        seen.update(blas=blas.info()[0]["num_threads"], serial=getattr(parallel._local, "serial", False))
+        seen.update(blas=blas.info()[0]["num_threads"], serial=parallel._local.serial)
     monkeypatch.setattr(processes, "_serve", serve)
     r, w = os.pipe()
     before = signal.getsignal(signal.SIGINT)
@@ -581,4 +581,4 @@ def test_a_worker_serves_every_request_on_one_blas_thread_with_its_kernels_inlin
         signal.signal(signal.SIGINT, before)          # the worker ignores Ctrl-C; this process must not
         os.close(r)
     assert seen == {"blas": 1, "serial": True}
-    assert not getattr(parallel._local, "serial", False)
+    assert not parallel._local.serial
