@@ -18,20 +18,27 @@ benchmarks.run --only generate` is the comparison the targets are judged on.
 
     python -m benchmarks.decode_parts --against c65a2bc [--config small] [--rounds 21]
 
-sets numpy_gpt/decode.py as it was at a git revision beside today's and torch's lean step, in one
-process: each runs a greedy loop of 72 steps (or the config's block, if shorter) from an empty
-cache twice per round, the three in an order rotated round by round, on one thread; it prints
-each one's median time per step and the ratios paired round by round (--filled and --repeats
-are not used). The revision's decode.py runs on today's numpy_gpt otherwise (its
-relative imports are today's modules), so what is measured is the change to the step alone.
+sets numpy_gpt's decoding step as it was at a git revision beside today's and torch's lean step,
+in one process: each runs a greedy loop of 72 steps (or the config's block, if shorter) from an
+empty cache twice per round, the three in an order rotated round by round, on one thread; it
+prints each one's median time per step and the ratios paired round by round (--filled and
+--repeats are not used). The revision's whole numpy_gpt package is loaded, under another name,
+from `git archive` (its decode.py imports its own attention.py, parallel.py, ...), and its
+DecodeStep runs on a model made by today's: what is measured is every change to what a step
+runs, and both steps must pick the same tokens.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
+import re
 import statistics
 import subprocess
+import sys
+import tarfile
+import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -107,19 +114,33 @@ def decode_fns(config: str, filled: int, batch: int = 1) -> tuple[dict, float, i
             "numpy products": numpy_products, "torch products": torch_products}, megabytes, len(mats)
 
 
+_COPIES: list[tempfile.TemporaryDirectory] = []     # the revisions' packages, kept until exit
+
+
 def decode_step_at(rev: str) -> type:
-    """The DecodeStep class of numpy_gpt/decode.py as committed at git revision rev, loaded as a
-    module of the numpy_gpt package (so its relative imports read today's modules)."""
+    """The DecodeStep class of numpy_gpt as committed at git revision rev: the whole package,
+    extracted with `git archive` into a temporary directory as numpy_gpt_at_<rev> and imported
+    from there, so that its modules import each other (its decode.py its own attention.py and
+    parallel.py), not today's."""
     if not rev or rev.startswith("-"):                    # git would read it as an option
         raise SystemExit(f"decode_parts: {rev!r} is not a git revision")
-    got = subprocess.run(["git", "show", f"{rev}:numpy_gpt/decode.py"], cwd=ROOT, capture_output=True, text=True)
+    got = subprocess.run(["git", "archive", "--format=tar", rev, "numpy_gpt"], cwd=ROOT, capture_output=True)
     if got.returncode:
-        raise SystemExit(f"decode_parts: cannot read numpy_gpt/decode.py at {rev!r}: "
-                         f"{(got.stderr.strip().splitlines() or ['git failed'])[-1]}")
-    module = types.ModuleType(f"numpy_gpt.decode_at_{rev}")
-    module.__package__ = "numpy_gpt"
-    exec(compile(got.stdout, f"{rev}:numpy_gpt/decode.py", "exec"), module.__dict__)
-    return module.DecodeStep
+        raise SystemExit(f"decode_parts: cannot read numpy_gpt at {rev!r}: "
+                         f"{(got.stderr.decode(errors='replace').strip().splitlines() or ['git failed'])[-1]}")
+    name = "numpy_gpt_at_" + re.sub(r"\W", "_", rev)
+    if name not in sys.modules:
+        copy = tempfile.TemporaryDirectory(prefix="decode_parts_")
+        _COPIES.append(copy)
+        with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tar:
+            tar.extractall(copy.name, filter="data")
+        Path(copy.name, "numpy_gpt").rename(Path(copy.name, name))
+        sys.path.insert(0, copy.name)
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(copy.name)
+    return importlib.import_module(f"{name}.decode").DecodeStep
 
 
 def step_loops(config: str, rev: str, positions: int = 72) -> dict:

@@ -507,9 +507,9 @@ def test_compare_steady_alternates_the_two_ways_and_prints_each_ones_paired_rati
 
 
 def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_missing_revision():
-    # --against REV: numpy_gpt/decode.py of c65a2bc (before the layer norm was written out for
-    # rows) runs on today's modules; both steps equal the model's forward bit for bit, so their
-    # logits are equal too.
+    # --against REV: numpy_gpt as committed at c65a2bc (before the layer norm was written out for
+    # rows), the whole package, its decode.py on its own modules; both steps equal the model's
+    # forward bit for bit, so their logits are equal too.
     import subprocess
     pytest.importorskip("torch")
     from benchmarks import decode_parts
@@ -518,8 +518,15 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
         pytest.skip("no git history with c65a2bc here")
     from numpy_gpt import GPT
     from numpy_gpt.decode import DecodeStep
+    import sys
+
+    import numpy_gpt.attention
     then = decode_parts.decode_step_at("c65a2bc")
-    assert then is not DecodeStep and then.__module__ == "numpy_gpt.decode_at_c65a2bc"
+    assert then is not DecodeStep and then.__module__ == "numpy_gpt_at_c65a2bc.decode"
+    old = sys.modules["numpy_gpt_at_c65a2bc.decode"]
+    assert old._softmax_rows is not numpy_gpt.attention._softmax_rows          # its own attention.py
+    assert old._softmax_rows.__module__ == "numpy_gpt_at_c65a2bc.attention"
+    assert decode_parts.decode_step_at("c65a2bc") is then                       # loaded once
     model = GPT(CONFIGS["tiny"].config(), seed=0)
     logits = []
     for cls in (then, DecodeStep):
@@ -528,7 +535,7 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
     assert all(np.array_equal(a, b) for a, b in zip(*logits))
     per_step = decode_parts.compare_revision("tiny", "c65a2bc", rounds=2, positions=5)
     assert sorted(per_step) == ["now", "then", "torch"] and all(len(v) == 2 and min(v) > 0 for v in per_step.values())
-    with pytest.raises(SystemExit, match="cannot read numpy_gpt/decode.py at 'no-such-rev'"):
+    with pytest.raises(SystemExit, match="cannot read numpy_gpt at 'no-such-rev'"):
         decode_parts.decode_step_at("no-such-rev")
     with pytest.raises(SystemExit, match="'--output=x' is not a git revision"):    # not passed to git
         decode_parts.decode_step_at("--output=x")
