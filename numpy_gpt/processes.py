@@ -25,9 +25,9 @@ At every forward:
     pipe and runs the first shard itself, meanwhile;
   - each worker runs GPT._forward on its rows, keeps the cache, and sends back
     its logits and loss.
-At backward, each worker runs GPT._backward and writes its gradients into a
-block shared with this process; this process adds them to its own, in shard
-order, as the threads do. So the results are bit for bit those of the threaded
+At backward, each worker runs GPT._backward, which writes each gradient, as it
+is made, into a block shared with this process (no private copy of them all);
+this process adds them to its own, in shard order, as the threads do. So the results are bit for bit those of the threaded
 step.
 
 Moving the parameters. ShardProcesses(model) copies each array of model.params
@@ -382,9 +382,7 @@ def _serve(inp, out) -> None:
                     if cache is None:
                         raise RuntimeError("backward before forward")
                     c, cache = cache, None
-                    g = model._backward(c, *args)
-                    for name in list(g):              # popped: nothing of them stays through the next forward
-                        grads[name][...] = g.pop(name)
+                    model._backward(c, *args, out=grads)
                     del c
                     reply = None
                 else:

@@ -452,6 +452,23 @@ def test_dropping_the_model_without_close_stops_the_workers(threads):
     assert proc.wait(timeout=10) == 0
 
 
+def worker_start(cfg, dtype=np.float64):
+    """What ShardProcesses gives a worker at its start, for running its loop (_serve) here on
+    in-memory pipes: the blocks' layout, the two shared blocks as (fd, mapping), parameters then
+    gradients, the model's parameters written into the first, and the "init" request's arguments."""
+    from numpy_gpt import processes
+    from numpy_gpt.model import param_shapes
+    layout, size = processes._layout(param_shapes(cfg), dtype)
+    blocks = [processes._shared(size) for _ in range(2)]
+    params = processes._views(blocks[0][1], layout, dtype)
+    for name, p in GPT(cfg, seed=0, dtype=dtype).params.items():
+        params[name][...] = p
+    del params                                                             # no view outlives the mapping
+    init = {"config": cfg, "dtype": np.dtype(dtype).str, "layout": layout, "size": size,
+            "param_fd": blocks[0][0], "grad_fd": blocks[1][0]}               # the loop closes both fds
+    return layout, blocks, init
+
+
 def test_a_worker_lets_go_of_the_last_forwards_cache_before_it_makes_its_own(threads, monkeypatch):
     # An evaluation's forward leaves the worker a cache that no backward frees; the next forward
     # must drop it before computing, or both are alive at once (a Trainer with evaluations at the
@@ -463,17 +480,8 @@ def test_a_worker_lets_go_of_the_last_forwards_cache_before_it_makes_its_own(thr
     import weakref
 
     from numpy_gpt import processes
-    from numpy_gpt.model import param_shapes
     threads(2)
-    cfg = GPTConfig(**CFG)
-    layout, size = processes._layout(param_shapes(cfg), np.float64)
-    blocks = [processes._shared(size) for _ in range(2)]                   # (fd, mapping): parameters, gradients
-    params = processes._views(blocks[0][1], layout, np.float64)
-    for name, p in GPT(cfg, seed=0, dtype=np.float64).params.items():
-        params[name][...] = p
-    del params                                                             # no view outlives the mapping
-    init = {"config": cfg, "dtype": np.dtype(np.float64).str, "layout": layout, "size": size,
-            "param_fd": blocks[0][0], "grad_fd": blocks[1][0]}               # the loop closes both fds
+    _, blocks, init = worker_start(GPTConfig(**CFG))
     x, y = batch(B=2)
     forward = ("forward", (x, y, {}, False, None, 0, False))               # an evaluation: no backward
     requests = io.BytesIO(b"".join(pickle.dumps(m) for m in [("init", init), forward, forward, ("exit", None)]))
@@ -495,6 +503,82 @@ def test_a_worker_lets_go_of_the_last_forwards_cache_before_it_makes_its_own(thr
     replies.seek(0)
     assert [pickle.load(replies)[0] for _ in range(3)] == ["ok"] * 3
     assert alive == [[], [False]]
+
+
+@pytest.mark.parametrize("tie, pos, norm", [(True, "learned", "pre"), (False, "sinusoidal", "post"),
+                                            (True, "learned", "none")])
+def test_a_backward_into_out_puts_each_gradient_there_and_keeps_no_copy_of_them_all(tie, pos, norm):
+    # A shard worker's backward writes into its gradient block, shared with the parent, as each
+    # gradient is made (GPT._backward(out=...)): the same bits, in out's own arrays, and never all
+    # the gradients privately as well (12 MB at medium). The model here is mostly parameters (a
+    # few tokens, wide layers), so a private set would add most of their size to the peak.
+    from tests.lifetimes import lowest_traced_peak
+    cfg = GPTConfig(vocab_size=64, block_size=8, n_layer=4, n_head=2, n_embd=128, pos_encoding=pos, norm=norm,
+                    tie_weights=tie)
+    model = GPT(cfg, seed=0, dtype=np.float64)
+    x, y = batch(B=1, T=4)
+
+    def caches(n):                                                # n forwards' caches, made untraced
+        out = []
+        for _ in range(n):
+            model.forward(x, y)
+            (_, c), = model._cache
+            model._cache = None
+            out.append(c)
+        return out
+    mine = caches(3)
+    want, private_peak = lowest_traced_peak(lambda: model._backward(mine.pop(), 1.0, None))
+    out = {k: np.full_like(p, np.nan) for k, p in model.params.items()}
+    mine = caches(3)
+    got, out_peak = lowest_traced_peak(lambda: model._backward(mine.pop(), 1.0, None, out=out))
+    assert list(got) == list(want) and all(got[k] is out[k] for k in out)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    param_bytes = sum(p.nbytes for p in model.params.values())
+    assert out_peak < private_peak - param_bytes / 2, (out_peak, private_peak, param_bytes)
+
+
+def test_a_worker_backward_writes_into_its_shared_gradient_block(threads, monkeypatch):
+    # _serve hands GPT._backward the views of the gradient block it shares with the parent as out,
+    # rather than copying a returned set of private gradients into them.
+    import io
+    import mmap
+    import pickle
+
+    from numpy_gpt import processes
+    threads(2)
+    layout, blocks, init = worker_start(GPTConfig(**CFG))
+    x, y = batch(B=2)
+    requests = io.BytesIO(b"".join(pickle.dumps(m) for m in [
+        ("init", init), ("forward", (x, y, {}, True, None, 0, False)), ("backward", (1.0, None)), ("exit", None)]))
+    seen, real = [], GPT._backward
+
+    def spy(self, c, *args, out=None):
+        got = real(self, c, *args, out=out)
+        seen.append((out, {k: g.copy() for k, g in got.items()}))
+        return got
+    monkeypatch.setattr(GPT, "_backward", spy)
+    replies = io.BytesIO()
+    try:
+        processes._serve(requests, replies)
+        grads = processes._views(blocks[1][1], layout, np.float64)
+        replies.seek(0)
+        assert [pickle.load(replies)[0] for _ in range(3)] == ["ok"] * 3
+        (out, made), = seen
+        assert out is not None and sorted(out) == sorted(grads)
+
+        def memory_of(a):
+            while isinstance(a, np.ndarray):
+                a = a.base
+            return a
+        assert all(isinstance(memory_of(out[k]), mmap.mmap) for k in out)       # the worker's shared mapping
+        for k in grads:                                                         # and what the parent reads
+            np.testing.assert_array_equal(grads[k], made[k], err_msg=k)
+        del grads, out
+    finally:
+        seen.clear()
+        for _, mapping in blocks:
+            mapping.close()
 
 
 # ------------------------------------------------------------------ arrays of odd byte sizes
