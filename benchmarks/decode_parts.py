@@ -23,16 +23,16 @@ in one process: each runs a greedy loop of 72 steps (or the config's block, if s
 empty cache twice per round, the three in an order rotated round by round, on one thread; it
 prints each one's median time per step and the ratios paired round by round (--filled and
 --repeats are not used). The revision's whole numpy_gpt package is loaded, under another name,
-from `git archive` (its decode.py imports its own attention.py, parallel.py, ...), and its
-DecodeStep runs on a model made by today's: what is measured is every change to what a step
-runs, and both steps must pick the same tokens.
+from `git archive` (its decode.py imports its own attention.py, parallel.py, ...; its threads set
+to 1), and its DecodeStep runs on a model made by today's: what is measured is every change to
+what a step runs, except the KV caches (KVCache.append) and the token checks (GPT.check_idx),
+which are today's model's in both loops. Both steps must pick the same tokens.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import io
-import re
 import statistics
 import subprocess
 import sys
@@ -119,28 +119,39 @@ _COPIES: list[tempfile.TemporaryDirectory] = []     # the revisions' packages, k
 
 def decode_step_at(rev: str) -> type:
     """The DecodeStep class of numpy_gpt as committed at git revision rev: the whole package,
-    extracted with `git archive` into a temporary directory as numpy_gpt_at_<rev> and imported
-    from there, so that its modules import each other (its decode.py its own attention.py and
-    parallel.py), not today's."""
+    extracted with `git archive` into a temporary directory as numpy_gpt_at_<the commit's first
+    12 hex digits> and imported from there, once per commit, so that its modules import each
+    other (its decode.py its own attention.py and parallel.py), not today's."""
     if not rev or rev.startswith("-"):                    # git would read it as an option
         raise SystemExit(f"decode_parts: {rev!r} is not a git revision")
-    got = subprocess.run(["git", "archive", "--format=tar", rev, "numpy_gpt"], cwd=ROOT, capture_output=True)
-    if got.returncode:
-        raise SystemExit(f"decode_parts: cannot read numpy_gpt at {rev!r}: "
-                         f"{(got.stderr.decode(errors='replace').strip().splitlines() or ['git failed'])[-1]}")
-    name = "numpy_gpt_at_" + re.sub(r"\W", "_", rev)
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if found.returncode:
+        raise SystemExit(f"decode_parts: {rev!r} is not a commit of this repository")
+    commit = found.stdout.strip()
+    name = f"numpy_gpt_at_{commit[:12]}"
     if name not in sys.modules:
+        got = subprocess.run(["git", "archive", "--format=tar", commit, "numpy_gpt"], cwd=ROOT, capture_output=True)
+        if got.returncode:
+            raise SystemExit(f"decode_parts: cannot read numpy_gpt at {rev!r}: "
+                             f"{(got.stderr.decode(errors='replace').strip().splitlines() or ['git failed'])[-1]}")
         copy = tempfile.TemporaryDirectory(prefix="decode_parts_")
         _COPIES.append(copy)
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}   # (Python 3.10.12+, 3.11.4+)
         with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tar:
-            tar.extractall(copy.name, filter="data")
+            tar.extractall(copy.name, **safe)
         Path(copy.name, "numpy_gpt").rename(Path(copy.name, name))
         sys.path.insert(0, copy.name)
         try:
             importlib.import_module(name)
         finally:
             sys.path.remove(copy.name)
-    return importlib.import_module(f"{name}.decode").DecodeStep
+    try:
+        return importlib.import_module(f"{name}.decode").DecodeStep
+    except ModuleNotFoundError as e:
+        if e.name != f"{name}.decode":
+            raise
+        raise SystemExit(f"decode_parts: numpy_gpt at {rev!r} has no decode.py (no fast decoding step)") from None
 
 
 def step_loops(config: str, rev: str, positions: int = 72) -> dict:
@@ -154,7 +165,11 @@ def step_loops(config: str, rev: str, positions: int = 72) -> dict:
     if positions > w.block_size:
         raise ValueError(f"{positions} positions do not fit {config}'s block of {w.block_size}")
     model, tmodel = numpy_model(w, np.float32), torch_model(w, np.float32)
-    then, now, tstep = decode_step_at(rev)(model), DecodeStep(model), torch_gpt.decode.DecodeStep(tmodel)
+    then_cls = decode_step_at(rev)
+    then_parallel = sys.modules.get(then_cls.__module__.rsplit(".", 1)[0] + ".parallel")
+    if then_parallel is not None:                         # its own thread count, as today's in thread_limit
+        then_parallel.set_num_threads(1)
+    then, now, tstep = then_cls(model), DecodeStep(model), torch_gpt.decode.DecodeStep(tmodel)
 
     def loop(step):
         def run():

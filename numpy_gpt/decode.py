@@ -93,7 +93,8 @@ class DecodeStep:
         tokens = np.asarray(tokens)
         self._check(tokens, caches, pos)
         x = self.wte[tokens] + self.wpe[pos]                 # (B, C), as embedding + positions
-        hidden = np.empty((x.shape[0], self.config.mlp_width), x.dtype) if self.config.mlp else None  # GELU's scratch
+        gelu = self.config.mlp and self.config.activation == "gelu"
+        hidden = np.empty((x.shape[0], self.config.mlp_width), x.dtype) if gelu else None   # GELU's scratch
         for layers, cache in zip(self.blocks, caches):
             x = self._block(x, layers, cache, hidden)
         if self.ln_f is not None:

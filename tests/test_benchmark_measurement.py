@@ -521,12 +521,16 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
     import sys
 
     import numpy_gpt.attention
+    path = list(sys.path)
     then = decode_parts.decode_step_at("c65a2bc")
-    assert then is not DecodeStep and then.__module__ == "numpy_gpt_at_c65a2bc.decode"
-    old = sys.modules["numpy_gpt_at_c65a2bc.decode"]
+    name = "numpy_gpt_at_c65a2bc8a15c"                                         # the commit's 12 digits
+    assert then is not DecodeStep and then.__module__ == f"{name}.decode"
+    old = sys.modules[f"{name}.decode"]
     assert old._softmax_rows is not numpy_gpt.attention._softmax_rows          # its own attention.py
-    assert old._softmax_rows.__module__ == "numpy_gpt_at_c65a2bc.attention"
-    assert decode_parts.decode_step_at("c65a2bc") is then                       # loaded once
+    assert old._softmax_rows.__module__ == f"{name}.attention"
+    copies = len(decode_parts._COPIES)
+    assert decode_parts.decode_step_at("c65a2bc8a15c16cdf811c1ac526d8cb9ac2114bb") is then   # the same commit:
+    assert len(decode_parts._COPIES) == copies and sys.path == path            # loaded once, sys.path as it was
     model = GPT(CONFIGS["tiny"].config(), seed=0)
     logits = []
     for cls in (then, DecodeStep):
@@ -535,8 +539,10 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
     assert all(np.array_equal(a, b) for a, b in zip(*logits))
     per_step = decode_parts.compare_revision("tiny", "c65a2bc", rounds=2, positions=5)
     assert sorted(per_step) == ["now", "then", "torch"] and all(len(v) == 2 and min(v) > 0 for v in per_step.values())
-    with pytest.raises(SystemExit, match="cannot read numpy_gpt at 'no-such-rev'"):
+    with pytest.raises(SystemExit, match="'no-such-rev' is not a commit of this repository"):
         decode_parts.decode_step_at("no-such-rev")
+    with pytest.raises(SystemExit, match="numpy_gpt at '82809c3~1' has no decode.py"):   # before the fast step
+        decode_parts.decode_step_at("82809c3~1")
     with pytest.raises(SystemExit, match="'--output=x' is not a git revision"):    # not passed to git
         decode_parts.decode_step_at("--output=x")
     with pytest.raises(ValueError, match="--rounds must be at least 1, got 0"):

@@ -4,6 +4,8 @@ DecodeStep promises the reference's numbers exactly (GPT.forward with a KV cache
 position), so the first test compares bit for bit, logits and caches. The second holds it
 to torch_gpt directly: the logits of the last position of a full forward, no cache.
 """
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -54,17 +56,35 @@ def test_decode_step_equals_the_reference_step_bit_for_bit(data, cfg, dtype):
     assert_steps_equal_the_reference(model, idx, T0)
 
 
-@pytest.mark.parametrize("B", [2, 3, 11])
+@pytest.mark.parametrize("B", [1, 2, 3, 11])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_decode_step_equals_the_reference_step_at_the_benchmarks_width(dtype, B):
     # configs() keeps n_embd small; the benchmarks' small config has rows of 256 (BLAS's row
     # sums and dot products then run their vector kernels over several blocks). Its weights, the
     # head's 256 x 131 among them, are big enough for parallel.matmul to take 2 or 3 rows one at a
-    # time (ROW_BY_ROW_MIN entries).
+    # time (ROW_BY_ROW_MIN entries). One row is generate()'s case: its layer norm's statistics
+    # are NumPy scalars.
     cfg = GPTConfig(vocab_size=131, block_size=6, n_layer=2, n_head=4, n_embd=256)
     model = randomized(cfg, 0, dtype)
     model.training = False
     assert_steps_equal_the_reference(model, np.random.default_rng(0).integers(0, 131, (B, 6)), T0=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_equals_the_reference_step_with_every_option(dtype):
+    # The step takes another path for one row (the layer norm's statistics as NumPy scalars);
+    # the drawn test above may not draw one row with every option, so here is every combination.
+    from numpy_gpt.config import ACTIVATIONS, NORMS, POS_ENCODINGS
+    options = itertools.product(NORMS, ACTIVATIONS, POS_ENCODINGS, (True, False), (True, False), (True, False))
+    for i, (norm, act, pos, mlp, bias, tie) in enumerate(options):
+        cfg = GPTConfig(vocab_size=11, block_size=4, n_layer=2, n_head=2, n_embd=8, norm=norm, activation=act,
+                        pos_encoding=pos, mlp=mlp, bias=bias, tie_weights=tie)
+        model = randomized(cfg, i, dtype)
+        model.training = False
+        try:
+            assert_steps_equal_the_reference(model, np.random.default_rng(i).integers(0, 11, (1, 4)), T0=1)
+        except AssertionError as e:
+            raise AssertionError(f"{cfg}: {e}") from None
 
 
 @given(data=st.data(), cfg=configs(), dtype=S.DTYPES)
