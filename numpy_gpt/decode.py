@@ -88,13 +88,13 @@ class DecodeStep:
         # layernorm_forward's constants, as it makes them (x.dtype.type(1.0 / C), ... (eps))
         self.ones_C, self.inv_C = ones(cfg.n_embd, dtype), dtype.type(1.0 / cfg.n_embd)
         self.eps = dtype.type(EPS)
+        self.gelu = cfg.mlp and cfg.activation == "gelu"     # the tanh GELU, run in place with a scratch
 
     def __call__(self, tokens: np.ndarray, caches: list[KVCache], pos: int) -> np.ndarray:
         tokens = np.asarray(tokens)
         self._check(tokens, caches, pos)
         x = self.wte[tokens] + self.wpe[pos]                 # (B, C), as embedding + positions
-        gelu = self.config.mlp and self.config.activation == "gelu"
-        hidden = np.empty((x.shape[0], self.config.mlp_width), x.dtype) if gelu else None   # GELU's scratch
+        hidden = np.empty((x.shape[0], self.config.mlp_width), x.dtype) if self.gelu else None   # GELU's scratch
         for layers, cache in zip(self.blocks, caches):
             x = self._block(x, layers, cache, hidden)
         if self.ln_f is not None:
@@ -172,7 +172,7 @@ class DecodeStep:
     def _mlp(self, h: np.ndarray, p: dict, hidden: np.ndarray) -> np.ndarray:
         """ffn.py's forward on rows; the tanh GELU runs in place on the hidden layer."""
         a = _linear(h, *p["mlp.c_fc"])                                           # 1. (B, 4C)
-        if self.config.activation == "gelu":
+        if self.gelu:
             _gelu_kernel(a, a, hidden)                                           # 2. as gelu_forward
         else:
             a, _ = ACTIVATIONS[self.config.activation][0](a)
