@@ -547,3 +547,39 @@ def test_decode_parts_loads_an_earlier_decoding_step_beside_todays_and_names_a_m
         decode_parts.decode_step_at("--output=x")
     with pytest.raises(ValueError, match="--rounds must be at least 1, got 0"):
         decode_parts.compare_revision("tiny", "c65a2bc", rounds=0)
+
+
+def test_split_decode_cuts_a_step_across_two_processes_into_the_same_function(monkeypatch, capsys):
+    # benchmarks.split_decode, the experiment of docs/decoding.md: the two-process step's logits
+    # equal the one-process step's up to the rounding of sums cut in two (float64: ~1e-16 of the
+    # largest logit; a half left out, or added twice, is off by far more), and it times both.
+    from benchmarks import split_decode
+    why = split_decode.can_run()
+    if why:
+        pytest.skip(why)
+    r = split_decode.compare("tiny", steps=5, rounds=2, dtype=np.float64)
+    assert r["max_diff"] < 1e-12
+    assert len(r["one"]) == len(r["two"]) == 2 and min(r["one"] + r["two"]) > 0
+    two = split_decode.TwoProcessStep("tiny", np.float32, jitter=0.05)     # non-zero biases as well
+    assert all(np.abs(p).max() > 0 for p in two.model.params.values())
+    try:
+        from numpy_gpt.decode import DecodeStep
+        one, caches = DecodeStep(two.model), two.model.new_kv_caches(1)
+        for pos, token in enumerate([3, 3, 7]):                           # repeated ids too
+            np.testing.assert_allclose(two(token, pos), one(np.array([token]), caches, pos), rtol=1e-5, atol=1e-6)
+        got = two(5, 0)                                                   # a new run, from position 0
+        np.testing.assert_allclose(got, one(np.array([5]), two.model.new_kv_caches(1), 0), rtol=1e-5, atol=1e-6)
+    finally:
+        two.close()
+    assert two.proc.poll() == 0                                           # the worker left when asked
+    split_decode.main(["--config", "tiny", "--steps", "3", "--rounds", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "tiny, batch 1, float32, runs of 3 steps from an empty cache, 2 rounds, 1 BLAS thread per process"
+    assert out[1].startswith("one process: ") and out[2].startswith("two processes: ")
+    assert out[3].startswith("one / two, paired run by run: median ") and out[4].startswith("logits: largest difference ")
+    with pytest.raises(ValueError, match="--steps and --rounds must be at least 1, got 0 and 2"):
+        split_decode.compare("tiny", steps=0, rounds=2)
+    monkeypatch.setattr(split_decode.platform, "machine", lambda: "aarch64")
+    assert split_decode.can_run() == "needs x86-64 (spinning on shared memory relies on its store order), not aarch64"
+    with pytest.raises(SystemExit, match="split_decode needs x86-64"):
+        split_decode.compare("tiny", steps=1, rounds=1)
