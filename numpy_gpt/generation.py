@@ -23,7 +23,29 @@ from .decode import DecodeStep
 from .errors import ConfigError
 from .parallel import one_thread
 
-SMALL_STEP_ROWS = 8    # KV-cache steps of up to this many sequences run on one thread (parallel.one_thread)
+# A KV-cache step of up to SMALL_STEP_ROWS sequences, for a model whose step multiplies at most
+# ONE_THREAD_MAX_BYTES of weights, runs on one thread (parallel.one_thread). Such a step is
+# matrix-vector work on weights that stay in the cache from one token to the next, and a second
+# BLAS thread does not make it faster. Larger weights come from memory at every step, and two cores
+# draw more of it than one: on the Zen 3 host (32 MB L3, 2 threads, float32, batch 1, 2026-12-06),
+# 2 BLAS threads against 1, paired over 8 rounds of 32-48 steps, were level at 13.6, 19.9 and
+# 21.0 MB of weights (0.97-1.00x) and 1.20-1.35x as fast at 29.9, 52.4, 83 (the medium config)
+# and 494 MB (GPT-2 124M's shapes). The line lies between: 24 MB.
+SMALL_STEP_ROWS = 8
+ONE_THREAD_MAX_BYTES = 24 << 20
+
+
+def step_weight_bytes(config, itemsize: int) -> int:
+    """Bytes of the weight matrices a KV-cache step multiplies its rows by: c_attn and c_proj
+    in every block, c_fc and the MLP's c_proj too where there is an MLP, and the head (V, C)."""
+    C = config.n_embd
+    block = 4 * C * C + (2 * C * config.mlp_width if config.mlp else 0)
+    return (config.n_layer * block + config.vocab_size * C) * itemsize
+
+
+def one_thread_steps(config, itemsize: int, rows: int) -> bool:
+    """Whether KV-cache steps of `rows` sequences run on one thread (see SMALL_STEP_ROWS)."""
+    return rows <= SMALL_STEP_ROWS and step_weight_bytes(config, itemsize) <= ONE_THREAD_MAX_BYTES
 
 
 def check_sampling(temperature=1.0, top_k=None, top_p=None, beam_width=None, max_new_tokens=0):
@@ -97,11 +119,12 @@ class _Decoder:
     NumPy calls; fast=False sends every position through GPT.forward, the
     reference DecodeStep is tested against.
 
-    A KV-cache step of a few rows is matrix-vector work, quicker on one thread
-    than shared, so such steps run under parallel.one_thread(). The decoder
-    enters it once for a run of steps (switching BLAS's thread count costs
-    about as much as a small step's layer norms) and leaves it for a prefill;
-    use the decoder in a with block so it is left at the end.
+    A KV-cache step of a few rows is matrix-vector work. Where the weights stay
+    in the cache between tokens it is quicker on one thread than shared, so such
+    steps run under parallel.one_thread() (one_thread_steps: see SMALL_STEP_ROWS).
+    The decoder enters it once for a run of steps (switching BLAS's thread count
+    costs about as much as a small step's layer norms) and leaves it for a
+    prefill; use the decoder in a with block so it is left at the end.
     """
 
     def __init__(self, model, use_cache: bool, fast: bool = True):
@@ -132,7 +155,7 @@ class _Decoder:
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0, last_only=True)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            if seq.shape[0] <= SMALL_STEP_ROWS and self._held is None:
+            if self._held is None and one_thread_steps(self.model.config, self.model.dtype.itemsize, seq.shape[0]):
                 self._held = contextlib.ExitStack()
                 self._held.enter_context(one_thread())
             if self.step is not None:

@@ -205,6 +205,10 @@ def test_torch_generate_runs_its_fast_step_on_one_thread_after_the_prompt(monkey
         steps.clear()
         slow = t.generate(torch.tensor([[1, 2, 3]]), 5, greedy=True, fast=False)   # every step through forward
         assert steps == [] and torch.equal(fast, slow)
+        from numpy_gpt import generation                 # past numpy_gpt's line too: one thread is torch's best
+        monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", generation.step_weight_bytes(cfg, 4) - 1)
+        assert torch.equal(t.generate(torch.tensor([[1, 2, 3]]), 5, greedy=True), fast)
+        assert steps == [(3, 1), (4, 1), (5, 1), (6, 1)] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

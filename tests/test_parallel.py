@@ -205,6 +205,37 @@ def test_generation_holds_blas_at_one_thread_between_small_steps_and_restores_it
         assert seen[-1] == 1 and blas.info()[0]["num_threads"] == 2
 
 
+def test_generation_leaves_blas_its_threads_for_steps_whose_weights_do_not_stay_in_the_cache(threads, monkeypatch):
+    # Past ONE_THREAD_MAX_BYTES of weights a step reads memory at every token, and two cores draw
+    # more of it: the steps keep BLAS's threads. The line is moved below this model's 7,424 bytes.
+    from numpy_gpt import generation
+    threads(2)
+    cfg = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    model = GPT(cfg, seed=0, dtype=np.float64)
+    assert generation.step_weight_bytes(cfg, 8) == 7424         # (4*8*8 + 2*8*32 + 20*8) * 8
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    seen = []
+    with blas.limit(limits=2):
+        monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", 7423)
+        model.generate(np.zeros((1, 3), int), 4, greedy=True, on_token=lambda t: seen.append(blas.info()[0]["num_threads"]))
+        monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", 7424)
+        model.generate(np.zeros((1, 3), int), 4, greedy=True, on_token=lambda t: seen.append(blas.info()[0]["num_threads"]))
+    assert seen == [2, 2, 2, 2] + [2, 1, 1, 1]
+    monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", 10**9)
+    assert generation.one_thread_steps(cfg, 8, 8) and not generation.one_thread_steps(cfg, 8, 9)   # up to 8 rows
+
+
+@pytest.mark.parametrize("tie, mlp", [(True, True), (False, True), (True, False), (False, False)])
+def test_step_weight_bytes_counts_the_matrices_a_decoding_step_multiplies(tie, mlp):
+    cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=3, n_head=2, n_embd=6, tie_weights=tie, mlp=mlp)
+    for dtype in (np.float32, np.float64):
+        p = GPT(cfg, seed=0, dtype=dtype).params
+        blocks = sum(a.nbytes for name, a in p.items() if name.startswith("h.") and a.ndim == 2)
+        head = p["wte.weight" if tie else "lm_head.weight"].nbytes
+        from numpy_gpt.generation import step_weight_bytes
+        assert step_weight_bytes(cfg, np.dtype(dtype).itemsize) == blocks + head
+
+
 _REFAULT_PROBE = """
 import resource, sys
 import numpy as np

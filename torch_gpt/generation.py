@@ -49,7 +49,11 @@ class _Decoder:
     with the cache each later position through decode.DecodeStep (fast=False: through GPT.forward,
     which is what torch.compile compiles). A run of steps of up to SMALL_STEP_ROWS rows, matrix-
     vector work, runs on one of torch's threads, as numpy_gpt's steps run on one BLAS thread;
-    torch's thread count is set back for a prefill and at the end (use it in a with block)."""
+    torch's thread count is set back for a prefill and at the end (use it in a with block).
+    Unlike numpy_gpt's, it stays on one thread for weights that do not fit in the cache
+    (numpy_gpt.generation.ONE_THREAD_MAX_BYTES): there torch's steps gained nothing from a
+    second thread (Zen 3 host, 2026-12-06, 2 threads against 1, generate() paired over 6-8
+    rounds: 1.02x at the medium config, 0.96x at GPT-2 124M's shapes), so one is its best."""
 
     def __init__(self, model, use_cache, fast=True):
         self.model, self.use_cache, self.caches = model, use_cache, None
