@@ -20,11 +20,13 @@ TSO); this script runs on Linux on x86-64 only.
 
 It times runs of --steps decoding steps from an empty cache (the same fixed tokens each run),
 the one-process step (numpy_gpt.decode.DecodeStep) and the two-process one alternating run by
-run, on one BLAS thread per process, and prints each one's median time per step and their ratio
+run, on one BLAS thread per process (the worker parked, blocked on a pipe rather than spinning,
+while the one-process step runs), and prints each one's median time per step and their ratio
 paired run by run; and how far the two-process logits are from the one-process ones (the sums
 are cut in two, so they differ by rounding). Measured on the project's Zen 3 host, small config:
-not faster (docs/decoding.md); the numbers may differ on a machine with more memory bandwidth per
-core, which is what this script is for.
+not reliably faster (0.91-1.21x over eight runs; 1.29-1.33x at medium, where a second BLAS thread
+in one process gives about as much: docs/decoding.md); the numbers may differ on a machine with
+more memory bandwidth per core, which is what this script is for.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +51,7 @@ from numpy_gpt.parallel import matmul, one_thread
 from .workloads import CONFIGS, numpy_model
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTN, MLP, HEAD, PING, EXIT = range(5)        # what the worker is asked for
+ATTN, MLP, HEAD, PING, EXIT, PARK = range(6)  # what the worker is asked for
 SEQ, KIND, LAYER, POS = range(4)              # the request's fields in the control counters, and
 DONE = 8                                      # the worker's answer, in the next 64-byte cache line
 
@@ -165,12 +168,20 @@ def _line(n: int) -> int:
     return -(-n // 64) * 64
 
 
+def _kill(proc) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 class TwoProcessStep:
     """A decoding step of one row, cut across this process and a worker process (see the
     module docstring). step(token, pos) -> logits (1, V) for the token at pos, after steps at
     positions 0 to pos - 1 (a run starts again at 0: each step writes its position's keys and
-    values before reading positions 0 to pos). For the benchmark's configs (GPT-2 style: pre-LN,
-    an MLP)."""
+    values before reading positions 0 to pos). park() blocks the worker until the next step
+    (it spins otherwise, a core busy). For the benchmark's configs (GPT-2 style: pre-LN, an MLP).
+    Use it in a with block, or close() it: the worker is killed at the latest when this object
+    is collected."""
 
     def __init__(self, config: str, dtype, jitter: float = 0.0):
         self.model = model_for(config, dtype, jitter)
@@ -188,12 +199,13 @@ class TwoProcessStep:
                 [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
                  f"from benchmarks.split_decode import serve; "
                  f"serve({fd}, {config!r}, {np.dtype(dtype).str!r}, {float(jitter)!r})"],
-                pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL)
+                pass_fds=(fd,), env=env, stdin=subprocess.PIPE)
         finally:
             os.close(fd)
+        self._finalizer = weakref.finalize(self, _kill, self.proc)
         heads, hidden = _half(cfg.n_head, 1), _half(cfg.mlp_width, 1)
         self.worker_adds = {ATTN: heads.stop > heads.start, MLP: hidden.stop > hidden.start}
-        self.seq = 0
+        self.seq, self.next_pos, self.parked = 0, 0, False
         try:
             self.share = Share(self.step, 0)
             self._ask(PING, 0, 0)
@@ -202,7 +214,28 @@ class TwoProcessStep:
             self.close()
             raise
 
+    def __enter__(self) -> "TwoProcessStep":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def park(self) -> None:
+        """Have the worker block on its pipe (not spin) until the next step."""
+        if not self.parked:
+            self._ask(PARK, 0, 0)
+            self._wait()
+            self.parked = True
+
+    def wake(self) -> None:
+        """Let a parked worker spin again (the next step does it too, on the clock)."""
+        if self.parked:
+            self.proc.stdin.write(b"w")
+            self.proc.stdin.flush()
+            self.parked = False
+
     def _ask(self, kind: int, layer: int, pos: int, x: np.ndarray | None = None) -> None:
+        self.wake()
         ctl = self.shm.ctl
         if x is not None:
             self.shm.x[...] = x                       # the rows first, the counter last
@@ -218,7 +251,13 @@ class TwoProcessStep:
                 raise RuntimeError(f"the split_decode worker exited with code {self.proc.returncode}")
 
     def __call__(self, token: int, pos: int) -> np.ndarray:
-        step = self.step
+        step, cfg = self.step, self.model.config
+        if not 0 <= token < cfg.vocab_size:
+            raise ValueError(f"token {token} is outside [0, {cfg.vocab_size})")
+        if pos not in (0, self.next_pos) or pos >= cfg.block_size:
+            raise ValueError(f"position {pos}: this run's next is {self.next_pos} (or 0 for a new run), "
+                             f"below block_size={cfg.block_size}")
+        self.next_pos = pos + 1
         x = step.wte[[token]] + step.wpe[pos]                                  # (1, C)
         for layer, p in enumerate(step.blocks):
             x = self._sublayer(ATTN, layer, pos, x, p["attn.c_proj"][1])
@@ -241,13 +280,19 @@ class TwoProcessStep:
         return x + y
 
     def close(self) -> None:
+        """Ask the worker to leave (spinning, it sees EXIT; parked, its pipe's end); kill it if it
+        has not within 5 s."""
         if self.proc.poll() is None:
-            self._ask(EXIT, 0, 0)
+            ctl = self.shm.ctl
+            ctl[KIND] = EXIT
+            self.seq += 1
+            ctl[SEQ] = self.seq
             try:
+                self.proc.stdin.close()
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._finalizer()
 
 
 def serve(fd: int, config: str, dtype: str, jitter: float) -> None:
@@ -269,6 +314,11 @@ def serve(fd: int, config: str, dtype: str, jitter: float) -> None:
             kind, layer, pos = int(ctl[KIND]), int(ctl[LAYER]), int(ctl[POS])
             if kind == EXIT:
                 return
+            if kind == PARK:
+                ctl[DONE] = seq
+                if not sys.stdin.buffer.read(1):      # blocked until woken; b"": the parent closed the pipe
+                    return
+                continue
             if kind == HEAD:
                 share.logits(shm.x, shm.logits)
             else:
@@ -281,7 +331,8 @@ def serve(fd: int, config: str, dtype: str, jitter: float) -> None:
 def compare(config: str = "small", steps: int = 64, rounds: int = 20, dtype=np.float32) -> dict:
     """Runs of `steps` decoding steps from an empty cache, one-process and two-process alternating
     (which goes first alternates too). Returns {"one": [s per step], "two": [...], "max_diff":
-    the largest |two - one| of any logit over the largest |one|, on the first run}."""
+    the largest |two - one| of any logit over the largest |one|, on the first run, "steps": the
+    steps per run (at most block_size)}. The worker is parked while the one-process step runs."""
     if steps < 1 or rounds < 1:
         raise ValueError(f"--steps and --rounds must be at least 1, got {steps} and {rounds}")
     why = can_run()
@@ -308,11 +359,18 @@ def compare(config: str = "small", steps: int = 64, rounds: int = 20, dtype=np.f
                     out.append(logits)
         with one_thread():
             a, b = [], []
-            run_one(a), run_two(b)
+            run_two(b)
+            two.park()
+            run_one(a)
             scale = max(float(np.abs(x).max()) for x in a)
-            result = {"one": [], "two": [], "max_diff": max(float(np.abs(x - y).max()) for x, y in zip(a, b)) / scale}
+            result = {"one": [], "two": [], "steps": steps,
+                      "max_diff": max(float(np.abs(x - y).max()) for x, y in zip(a, b)) / scale}
             for r in range(rounds):
                 for name, run in (("one", run_one), ("two", run_two))[::1 if r % 2 else -1]:
+                    if name == "one":                 # before the clock starts
+                        two.park()
+                    else:
+                        two.wake()
                     t = time.perf_counter()
                     run()
                     result[name].append((time.perf_counter() - t) / steps)
@@ -331,7 +389,7 @@ def main(argv=None) -> None:
     r = compare(a.config, a.steps, a.rounds, np.dtype(a.dtype))
     one, two = statistics.median(r["one"]), statistics.median(r["two"])
     ratios = sorted(o / t for o, t in zip(r["one"], r["two"]))
-    print(f"{a.config}, batch 1, {a.dtype}, runs of {a.steps} steps from an empty cache, {a.rounds} rounds, "
+    print(f"{a.config}, batch 1, {a.dtype}, runs of {r['steps']} steps from an empty cache, {a.rounds} rounds, "
           f"1 BLAS thread per process")
     print(f"one process:   {1e6 * one:.0f} us per step (median)")
     print(f"two processes: {1e6 * two:.0f} us per step (median)")

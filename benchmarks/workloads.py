@@ -210,7 +210,8 @@ def make_generate(impl: str, w: Workload, dtype, prompt_len: int, new_tokens: in
 
     numpy_gpt and torch eager decode each position after the prompt with their fast steps
     (numpy_gpt/decode.py, torch_gpt/decode.py), on one thread for a batch of one (their
-    generate()s' policy: matrix-vector work). impl "compile" runs torch_gpt's generate on
+    generate()s' policy for matrix-vector work on weights that stay in the cache, as tiny's and
+    small's do: numpy_gpt.generation.ONE_THREAD_MAX_BYTES). impl "compile" runs torch_gpt's generate on
     torch.compile(model) with fast=False, so that the compiled forward runs every position: two
     graphs, the prompt's forward and a decoding step (with the KV cache: its length dynamic;
     without: the sequence length dynamic, from the second call on). Its first call compiles."""

@@ -27,12 +27,15 @@ from .parallel import one_thread
 # ONE_THREAD_MAX_BYTES of weights, runs on one thread (parallel.one_thread). Such a step is
 # matrix-vector work on weights that stay in the cache from one token to the next, and a second
 # BLAS thread does not make it faster. Larger weights come from memory at every step, and two cores
-# draw more of it than one: on the Zen 3 host (32 MB L3, 2 threads, float32, batch 1, 2026-12-06),
-# 2 BLAS threads against 1, paired over 8 rounds of 32-48 steps, were level at 13.6, 19.9 and
-# 21.0 MB of weights (0.97-1.00x) and 1.20-1.35x as fast at 29.9, 52.4, 83 (the medium config)
-# and 494 MB (GPT-2 124M's shapes). The line lies between: 24 MB.
+# draw more of it than one: on the Zen 3 host (32 MB L3, 2 threads, batch 1, 2026-12-06), 2 BLAS
+# threads against 1, paired over 8 rounds of 32-48 steps, were level at 13.6, 19.9 and 21.0 MB of
+# float32 weights and at 27.3 MB of float64 ones (small in float64; 0.97-1.01x), and 1.20-1.35x as
+# fast at 29.9, 52.4, 83 (the medium config) and 494 MB (GPT-2 124M's shapes) of float32 ones. The
+# line lies between: 28 MB (decimal). Measured at batch 1; the rule also takes 2-8 rows. Above the
+# line a step's products run on BLAS's threads, whose split of a product can change its last bits
+# with the thread count (as the prefill's always could); at one thread count the results repeat.
 SMALL_STEP_ROWS = 8
-ONE_THREAD_MAX_BYTES = 24 << 20
+ONE_THREAD_MAX_BYTES = 28 * 10**6
 
 
 def step_weight_bytes(config, itemsize: int) -> int:
@@ -185,7 +188,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     padded with eos_id until every row is; generation then stops early.
     beam_width switches to beam search (see beam_search). on_token(tokens (B,))
     is called as each step's tokens arrive, for streaming (between KV-cache
-    steps of a few rows, where BLAS is held at one thread: see _Decoder).
+    steps, where BLAS is held at one thread for a few rows of a model below
+    ONE_THREAD_MAX_BYTES: see _Decoder).
     """
     check_sampling(temperature, top_k, top_p, beam_width, max_new_tokens)
     older = None                                     # a prompt's tokens before its last block_size

@@ -13,6 +13,7 @@ import math
 import os
 import statistics
 import threading
+import time
 import types
 
 import numpy as np
@@ -560,18 +561,29 @@ def test_split_decode_cuts_a_step_across_two_processes_into_the_same_function(mo
     r = split_decode.compare("tiny", steps=5, rounds=2, dtype=np.float64)
     assert r["max_diff"] < 1e-12
     assert len(r["one"]) == len(r["two"]) == 2 and min(r["one"] + r["two"]) > 0
-    two = split_decode.TwoProcessStep("tiny", np.float32, jitter=0.05)     # non-zero biases as well
-    assert all(np.abs(p).max() > 0 for p in two.model.params.values())
-    try:
-        from numpy_gpt.decode import DecodeStep
+    from numpy_gpt.decode import DecodeStep
+    with split_decode.TwoProcessStep("tiny", np.float32, jitter=0.05) as two:   # non-zero biases as well
+        assert all(np.abs(p).max() > 0 for p in two.model.params.values())
         one, caches = DecodeStep(two.model), two.model.new_kv_caches(1)
         for pos, token in enumerate([3, 3, 7]):                           # repeated ids too
             np.testing.assert_allclose(two(token, pos), one(np.array([token]), caches, pos), rtol=1e-5, atol=1e-6)
-        got = two(5, 0)                                                   # a new run, from position 0
+        two.park()                                                        # blocked on its pipe, not spinning
+        state = lambda: open(f"/proc/{two.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        deadline = time.monotonic() + 5
+        while state() != "S" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state() == "S"
+        got = two(5, 0)                                                   # woken; a new run, from position 0
         np.testing.assert_allclose(got, one(np.array([5]), two.model.new_kv_caches(1), 0), rtol=1e-5, atol=1e-6)
-    finally:
-        two.close()
-    assert two.proc.poll() == 0                                           # the worker left when asked
+        with pytest.raises(ValueError, match="position 2: this run's next is 1"):
+            two(5, 2)
+        with pytest.raises(ValueError, match=r"token 65 is outside \[0, 65\)"):
+            two(65, 1)
+        two.park()
+    assert two.proc.poll() == 0                                           # the worker left when asked, parked
+    with split_decode.TwoProcessStep("tiny", np.float32) as two:
+        two(1, 0)
+    assert two.proc.poll() == 0                                           # and spinning
     split_decode.main(["--config", "tiny", "--steps", "3", "--rounds", "2"])
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "tiny, batch 1, float32, runs of 3 steps from an empty cache, 2 rounds, 1 BLAS thread per process"
@@ -579,6 +591,23 @@ def test_split_decode_cuts_a_step_across_two_processes_into_the_same_function(mo
     assert out[3].startswith("one / two, paired run by run: median ") and out[4].startswith("logits: largest difference ")
     with pytest.raises(ValueError, match="--steps and --rounds must be at least 1, got 0 and 2"):
         split_decode.compare("tiny", steps=0, rounds=2)
+    # the one-process step always runs with the worker parked (a spinning worker takes a core)
+    events, TwoProcessStep = [], split_decode.TwoProcessStep
+
+    class Spy(DecodeStep):
+        def __call__(self, *args):
+            events.append("one")
+            return super().__call__(*args)
+    park, call = TwoProcessStep.park, TwoProcessStep.__call__
+    monkeypatch.setattr(TwoProcessStep, "park", lambda self: (events.append("park"), park(self))[1])
+    monkeypatch.setattr(TwoProcessStep, "__call__", lambda self, *a: (events.append("two"), call(self, *a))[1])
+    monkeypatch.setattr(split_decode, "DecodeStep", Spy)
+    r = split_decode.compare("tiny", steps=100, rounds=3)
+    assert r["steps"] == 64 and events.count("one") == events.count("two") == 4 * 64   # capped at block_size
+    parked = False
+    for e in events:
+        assert e != "one" or parked
+        parked = e == "park" or (parked and e == "one")
     monkeypatch.setattr(split_decode.platform, "machine", lambda: "aarch64")
     assert split_decode.can_run() == "needs x86-64 (spinning on shared memory relies on its store order), not aarch64"
     with pytest.raises(SystemExit, match="split_decode needs x86-64"):

@@ -225,6 +225,16 @@ def test_generation_leaves_blas_its_threads_for_steps_whose_weights_do_not_stay_
     assert generation.one_thread_steps(cfg, 8, 8) and not generation.one_thread_steps(cfg, 8, 9)   # up to 8 rows
 
 
+def test_the_benchmark_configs_decode_on_the_side_of_the_line_their_measurements_put_them():
+    # docs/decoding.md: level with 2 threads at small (13.6 MB in float32, 27.3 in float64) and
+    # tiny, 1.24x at medium (83 MB): the suite's generation section (small, tiny) stays on one thread.
+    from benchmarks.workloads import CONFIGS
+    from numpy_gpt.generation import one_thread_steps
+    assert one_thread_steps(CONFIGS["tiny"].config(), 8, 1)
+    assert one_thread_steps(CONFIGS["small"].config(), 4, 1) and one_thread_steps(CONFIGS["small"].config(), 8, 1)
+    assert not one_thread_steps(CONFIGS["medium"].config(), 4, 1)
+
+
 @pytest.mark.parametrize("tie, mlp", [(True, True), (False, True), (True, False), (False, False)])
 def test_step_weight_bytes_counts_the_matrices_a_decoding_step_multiplies(tie, mlp):
     cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=3, n_head=2, n_embd=6, tie_weights=tie, mlp=mlp)
