@@ -158,7 +158,10 @@ class _Decoder:
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0, last_only=True)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            if self._held is None and one_thread_steps(self.model.config, self.model.dtype.itemsize, seq.shape[0]):
+            one = one_thread_steps(self.model.config, self.model.dtype.itemsize, seq.shape[0])
+            if not one:
+                self._leave_one_thread()                         # (a beam search's rows can grow past 8)
+            elif self._held is None:
                 self._held = contextlib.ExitStack()
                 self._held.enter_context(one_thread())
             if self.step is not None:

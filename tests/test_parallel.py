@@ -235,6 +235,21 @@ def test_the_benchmark_configs_decode_on_the_side_of_the_line_their_measurements
     assert not one_thread_steps(CONFIGS["medium"].config(), 4, 1)
 
 
+def test_beam_search_steps_leave_one_thread_when_the_beams_grow_past_eight_rows(threads, monkeypatch):
+    # Vocabulary 3, 9 beams: the first step after the prompt has 3 beams, the next ones 9 rows.
+    from numpy_gpt import decode
+    threads(2)
+    model = GPT(GPTConfig(vocab_size=3, block_size=8, n_layer=1, n_head=2, n_embd=8), seed=0)
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    seen, real = [], decode.DecodeStep.__call__
+    monkeypatch.setattr(decode.DecodeStep, "__call__", lambda self, tokens, caches, pos: seen.append(
+        (len(tokens), blas.info()[0]["num_threads"])) or real(self, tokens, caches, pos))
+    with blas.limit(limits=2):
+        model.generate(np.zeros((1, 2), int), 4, beam_width=9)
+        assert blas.info()[0]["num_threads"] == 2
+    assert seen == [(3, 1), (9, 2), (9, 2)]
+
+
 @pytest.mark.parametrize("tie, mlp", [(True, True), (False, True), (True, False), (False, False)])
 def test_step_weight_bytes_counts_the_matrices_a_decoding_step_multiplies(tie, mlp):
     cfg = GPTConfig(vocab_size=11, block_size=5, n_layer=3, n_head=2, n_embd=6, tie_weights=tie, mlp=mlp)
