@@ -46,9 +46,10 @@ def step_weight_bytes(config, itemsize: int) -> int:
     return (config.n_layer * block + config.vocab_size * C) * itemsize
 
 
-def one_thread_steps(config, itemsize: int, rows: int) -> bool:
-    """Whether KV-cache steps of `rows` sequences run on one thread (see SMALL_STEP_ROWS)."""
-    return rows <= SMALL_STEP_ROWS and step_weight_bytes(config, itemsize) <= ONE_THREAD_MAX_BYTES
+def one_thread_rows(config, itemsize: int) -> int:
+    """The most rows (sequences) whose KV-cache steps run on one thread: SMALL_STEP_ROWS, or 0
+    for a model whose step reads more than ONE_THREAD_MAX_BYTES of weights."""
+    return SMALL_STEP_ROWS if step_weight_bytes(config, itemsize) <= ONE_THREAD_MAX_BYTES else 0
 
 
 def check_sampling(temperature=1.0, top_k=None, top_p=None, beam_width=None, max_new_tokens=0):
@@ -124,7 +125,7 @@ class _Decoder:
 
     A KV-cache step of a few rows is matrix-vector work. Where the weights stay
     in the cache between tokens it is quicker on one thread than shared, so such
-    steps run under parallel.one_thread() (one_thread_steps: see SMALL_STEP_ROWS).
+    steps run under parallel.one_thread() (one_thread_rows: see SMALL_STEP_ROWS).
     The decoder enters it once for a run of steps (switching BLAS's thread count
     costs about as much as a small step's layer norms) and leaves it for a
     prefill; use the decoder in a with block so it is left at the end.
@@ -135,6 +136,7 @@ class _Decoder:
         self.caches, self.length = None, 0
         self.step = DecodeStep(model) if use_cache and fast else None
         self._held: contextlib.ExitStack | None = None           # holds one_thread() during a run of steps
+        self._one_thread_rows = one_thread_rows(model.config, model.dtype.itemsize)
 
     def __enter__(self):
         return self
@@ -158,9 +160,9 @@ class _Decoder:
             logits, _ = self.model.forward(ctx, kv_caches=self.caches, pos0=0, last_only=True)
             self.length = ctx.shape[1]
         else:                                                    # one new position
-            one = one_thread_steps(self.model.config, self.model.dtype.itemsize, seq.shape[0])
-            if not one:
-                self._leave_one_thread()                         # (a beam search's rows can grow past 8)
+            if seq.shape[0] > self._one_thread_rows:
+                self._leave_one_thread()                         # (all for a model past the line; a
+                                                                 # beam search's rows can grow past 8)
             elif self._held is None:
                 self._held = contextlib.ExitStack()
                 self._held.enter_context(one_thread())

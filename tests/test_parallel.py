@@ -222,17 +222,19 @@ def test_generation_leaves_blas_its_threads_for_steps_whose_weights_do_not_stay_
         model.generate(np.zeros((1, 3), int), 4, greedy=True, on_token=lambda t: seen.append(blas.info()[0]["num_threads"]))
     assert seen == [2, 2, 2, 2] + [2, 1, 1, 1]
     monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", 10**9)
-    assert generation.one_thread_steps(cfg, 8, 8) and not generation.one_thread_steps(cfg, 8, 9)   # up to 8 rows
+    assert generation.one_thread_rows(cfg, 8) == 8                    # up to 8 rows; 0 past the line
+    monkeypatch.setattr(generation, "ONE_THREAD_MAX_BYTES", 7423)
+    assert generation.one_thread_rows(cfg, 8) == 0
 
 
 def test_the_benchmark_configs_decode_on_the_side_of_the_line_their_measurements_put_them():
     # docs/decoding.md: level with 2 threads at small (13.6 MB in float32, 27.3 in float64) and
     # tiny, 1.24x at medium (83 MB): the suite's generation section (small, tiny) stays on one thread.
     from benchmarks.workloads import CONFIGS
-    from numpy_gpt.generation import one_thread_steps
-    assert one_thread_steps(CONFIGS["tiny"].config(), 8, 1)
-    assert one_thread_steps(CONFIGS["small"].config(), 4, 1) and one_thread_steps(CONFIGS["small"].config(), 8, 1)
-    assert not one_thread_steps(CONFIGS["medium"].config(), 4, 1)
+    from numpy_gpt.generation import one_thread_rows
+    assert one_thread_rows(CONFIGS["tiny"].config(), 8) == 8
+    assert one_thread_rows(CONFIGS["small"].config(), 4) == one_thread_rows(CONFIGS["small"].config(), 8) == 8
+    assert one_thread_rows(CONFIGS["medium"].config(), 4) == 0
 
 
 def test_beam_search_steps_leave_one_thread_when_the_beams_grow_past_eight_rows(threads, monkeypatch):
