@@ -2,9 +2,10 @@
 
     python -m benchmarks.split_decode [--config small] [--steps 64] [--rounds 20] [--dtype float32]
 
-numpy_gpt decodes a batch of one on one core (docs/decoding.md, "What a step costs"): a step
-reads every weight once, and each read is a matrix-vector product that one core runs about as
-fast as BLAS can feed it. Would a second core help? This script cuts each step across two
+numpy_gpt decodes a batch of one on one core when the model's weights stay in the cache, as
+small's do (docs/decoding.md, "What a step costs"): a step reads every weight once, and each read
+is a matrix-vector product that one core runs about as fast as BLAS can feed it. Would a second
+core help? This script cuts each step across two
 processes the way Megatron-LM cuts a transformer layer (Shoeybi et al., 2019, section 3): each
 process takes half the heads (their columns of c_attn, their keys and values, their softmax, the
 same rows of c_proj), half the MLP's hidden units (columns of c_fc, rows of its c_proj) and half
