@@ -48,6 +48,7 @@ from numpy_gpt.activations import ACTIVATIONS, _gelu_kernel
 from numpy_gpt.attention import _softmax_rows
 from numpy_gpt.decode import DecodeStep, _linear
 from numpy_gpt.parallel import matmul, one_thread
+from numpy_gpt.processes import _layout, _shared, _views
 
 from .workloads import CONFIGS, numpy_model
 
@@ -148,25 +149,21 @@ class Share:
 
 
 class Block:
-    """The shared memory the two processes meet in: counters, the rows, the worker's partial
-    sum, the logits."""
+    """The shared memory the two processes meet in, laid out as numpy_gpt.processes lays out its
+    blocks (each array 64-byte aligned): 16 int64 counters (the request's in the first cache line,
+    the worker's answer in the next), the rows, the worker's partial sum, the logits."""
 
-    def __init__(self, fd: int, C: int, V: int, dtype):
+    def __init__(self, buf, cfg, dtype):
         dtype = np.dtype(dtype)
-        self.map = mmap.mmap(fd, Block.size(C, V, dtype))
-        self.ctl = np.ndarray((16,), np.int64, buffer=self.map)
-        rows = lambda n, at: np.ndarray((1, n), dtype, buffer=self.map, offset=at)
-        self.x, self.part = rows(C, 128), rows(C, 128 + _line(C * dtype.itemsize))
-        self.logits = rows(V, 128 + 2 * _line(C * dtype.itemsize))
+        v = _views(buf, Block.layout(cfg, dtype)[0], dtype)
+        self.ctl = v["ctl"].view(np.int64)
+        self.x, self.part, self.logits = v["x"], v["part"], v["logits"]
 
     @staticmethod
-    def size(C: int, V: int, dtype) -> int:
+    def layout(cfg, dtype) -> tuple[dict, int]:
         dtype = np.dtype(dtype)
-        return 128 + 2 * _line(C * dtype.itemsize) + _line(V * dtype.itemsize)
-
-
-def _line(n: int) -> int:
-    return -(-n // 64) * 64
+        return _layout({"ctl": (16 * 8 // dtype.itemsize,), "x": (1, cfg.n_embd), "part": (1, cfg.n_embd),
+                        "logits": (1, cfg.vocab_size)}, dtype)
 
 
 def _kill(proc) -> None:
@@ -190,10 +187,9 @@ class TwoProcessStep:
         cfg = self.model.config
         if cfg.norm != "pre" or not cfg.mlp:
             raise ValueError(f"split_decode runs pre-LN blocks with an MLP, not norm={cfg.norm!r}, mlp={cfg.mlp}")
-        fd = os.memfd_create("split_decode", 0)
+        fd, buf = _shared(Block.layout(cfg, dtype)[1])
         try:
-            os.ftruncate(fd, Block.size(cfg.n_embd, cfg.vocab_size, dtype))
-            self.shm = Block(fd, cfg.n_embd, cfg.vocab_size, dtype)
+            self.shm = Block(buf, cfg, dtype)
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                        NUMPY_GPT_NUM_THREADS="1")
             self.proc = subprocess.Popen(
@@ -301,7 +297,7 @@ def serve(fd: int, config: str, dtype: str, jitter: float) -> None:
     until EXIT (or until its parent is gone)."""
     model = model_for(config, np.dtype(dtype), jitter)
     cfg = model.config
-    shm = Block(fd, cfg.n_embd, cfg.vocab_size, dtype)
+    shm = Block(mmap.mmap(fd, Block.layout(cfg, dtype)[1]), cfg, dtype)
     os.close(fd)
     share, ctl, seq, parent, spins = Share(DecodeStep(model), 1), shm.ctl, 0, os.getppid(), 0
     with one_thread():
