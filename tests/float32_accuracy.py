@@ -1,6 +1,6 @@
 """How far numpy_gpt's and torch's float32 gradients each fall from the float64 result,
-over many random models of one sequence: the study behind the README's known limit on long
-sequences in float32.
+over many random models of one sequence: the study behind the known limit on long
+sequences in float32 (docs/parity_tests.md, "Known limits of float32, measured").
 
     python -m tests.float32_accuracy [--draws 90] [--T 100] [--norm none] [--dropout 0.5]
                                      [--channels 8] [--heads 2]
@@ -16,7 +16,7 @@ two errors: its quantiles, and how often either side is more than 4x further off
 
 --attention studies the attention layer alone instead (B = 2, T = 8, C = 8, 2 heads, weights and
 biases as tests/test_attention.py draws them), with inputs of --scale: at 10 its scores reach
-about 100, where softmax saturates (the README's known limit on saturated attention).
+about 100, where softmax saturates (the known limit on saturated attention, ibid.).
 """
 from __future__ import annotations
 

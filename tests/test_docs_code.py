@@ -173,3 +173,47 @@ def test_the_docstrings_examples_run_as_shown():
         assert result.failed == 0, f"numpy_gpt.{info.name}: {result.failed} docstring example(s) failed"
         attempted += result.attempted
     assert attempted >= 2                             # WordTokenizer's, at least
+
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")               # a markdown link: [text](target)
+HEADING = re.compile(r"^#{1,6} (?P<title>.+)$", re.M)
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.S | re.M)   # code blocks, whose "#" lines are not headings
+
+
+def anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def link_problems(page: Path) -> list[str]:
+    """The relative links on a page whose file, or whose #anchor in a markdown file, does not exist."""
+    problems = []
+    for m in LINK.finditer(FENCE.sub("", page.read_text())):
+        target = m.group("target")
+        if re.match(r"[a-z]+:", target):                        # https:, mailto:: not checked here
+            continue
+        path, _, fragment = target.partition("#")
+        file = (page.parent / path) if path else page
+        if not file.exists():
+            problems.append(f"{target}: no such file")
+        elif fragment and file.suffix == ".md":
+            headings = {anchor(h) for h in HEADING.findall(FENCE.sub("", file.read_text()))}
+            if fragment not in headings:
+                problems.append(f"{target}: no heading with that anchor")
+    return problems
+
+
+def test_the_link_check_finds_a_missing_file_or_heading(tmp_path):
+    assert anchor("The demo's training rates") == "the-demos-training-rates"
+    assert anchor("Known limits of float32, measured") == "known-limits-of-float32-measured"
+    assert anchor("A random upstream gradient, never `.sum()`") == "a-random-upstream-gradient-never-sum"
+    page = tmp_path / "page.md"
+    page.write_text("[ok](page.md#here) [a](missing.md) [b](#no-such-heading) [c](https://x.org/y)\n"
+                    "```\n# not a heading\n[d](in-code.md)\n```\n# Here\n")
+    assert link_problems(page) == ["missing.md: no such file", "#no-such-heading: no heading with that anchor"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_leads_somewhere(page):
+    # A reader who follows a link from the README or a doc page lands on the file and the heading it names.
+    assert link_problems(Path(ROOT, page)) == []

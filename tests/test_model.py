@@ -700,7 +700,7 @@ def test_one_sequence_with_products_and_heads_shared_matches_torch(data, T, dtyp
     At T = 100 in float32 the model is GPT-2's shape (pre-LN) with 8 channels, as
     test_long_sequences_with_query_blocked_attention's. Without a layer norm and with dropout,
     both sides' float32 gradients reach ~1e-3 from float64 there, and in a few draws numpy_gpt's
-    is more than 4x torch's, the most the float64-truth rule forgives (README, known limits);
+    is more than 4x torch's, the most the float64-truth rule forgives (docs/parity_tests.md, known limits);
     with or without sharing alike, and torch is as often the one further off
     (python -m tests.float32_accuracy). float64 draws every option."""
     any_option = T is None or dtype == np.float64
@@ -723,7 +723,7 @@ def test_one_sequence_with_products_and_heads_shared_matches_torch(data, T, dtyp
 
 
 def test_the_float32_accuracy_study_runs(capsys):
-    # The study behind the README's known limit on long float32 sequences, kept from rotting.
+    # The study behind the known limit on long float32 sequences (docs/parity_tests.md), kept from rotting.
     from tests.float32_accuracy import attention_errors, errors, main
     cfg = GPTConfig(vocab_size=5, block_size=6, n_layer=1, n_head=1, n_embd=4, norm="pre")
     rows = errors(cfg, seed=0, T=6)
