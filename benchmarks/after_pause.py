@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from .timing import ForeignLoad, Measurement, interleaved, paired_ratio, thread_limit
+from .timing import ForeignLoad, Measurement, fmt_threads, interleaved, paired_ratio, thread_limit
 from .workloads import CONFIGS, IMPLS, PROCS, make_step
 
 WAYS = ("sleep", "busy", "none")
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for _ in range(5):                       # warm-up (compiles, for --impl compile)
                 step()
-            print(f"{a.impl}, {a.config}, {a.threads} thread(s): median ms of each call after a "
+            print(f"{a.impl}, {a.config}, {fmt_threads(a.threads)}: median ms of each call after a "
                   f"{a.pause} s pause ({a.rounds} pauses of each way)")
             for way in WAYS:
                 ms = call_times(step, way, a.pause, a.calls, a.rounds)

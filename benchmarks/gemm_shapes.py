@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 
-from .timing import best_of, thread_limit
+from .timing import best_of, fmt_threads, thread_limit
 from .workloads import CONFIGS, Workload
 
 
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=7)
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"{a.config}, float32, {a.threads} thread(s): GFLOP/s, best of {a.repeats} x 3 calls\n")
+    print(f"{a.config}, float32, {fmt_threads(a.threads)}: GFLOP/s, best of {a.repeats} x 3 calls\n")
     print("| layer | product | shape | NumPy BLAS | torch | NumPy / torch |")
     print("|---|---|---|---|---|---|")
     with thread_limit(a.threads):

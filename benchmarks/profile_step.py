@@ -14,7 +14,7 @@ import pstats
 
 import numpy as np
 
-from .timing import thread_limit
+from .timing import fmt_threads, thread_limit
 from .workloads import CONFIGS, make_step
 
 # (file suffix, function) pairs whose cumulative time partitions a step.
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     stats = profile(a.config, a.steps, a.threads, a.dtype)
     total = max(v[3] for v in stats.stats.values())
-    print(f"numpy_gpt training step, config {a.config}, {a.threads} thread(s), {a.dtype}: "
+    print(f"numpy_gpt training step, config {a.config}, {fmt_threads(a.threads)}, {a.dtype}: "
           f"{1e3 * total / a.steps:.1f} ms per step under cProfile (profiling adds overhead)\n")
     print("| part (cumulative, nested parts overlap) | ms/step | % of step | calls/step |\n|---|---|---|---|")
     for name, ms, pct, calls in parts_table(stats, a.steps):

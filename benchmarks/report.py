@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from .machine import blas_kernel_note
-from .timing import fmt_ms, fmt_ratio
+from .timing import fmt_ms, fmt_ratio, fmt_threads
 from .workloads import FLOPS_FORMULA, IMPL_LABELS, IMPLS, PROCS
 
 SPEEDUP_CAPTION = (
@@ -395,7 +395,7 @@ def generate_table(res: dict) -> str:
     header += ["speedup vs eager"] + (["speedup vs compile"] if compiled else [])
     header += ["same tokens" + (" (eager / compile)" if compiled else ""), "other load %"]
     note = ""
-    times = [f"{r['threads']} thread(s), {'cache' if r['use_cache'] else 'no cache'}: {r['compile_time_s']:.0f} s"
+    times = [f"{fmt_threads(r['threads'])}, {'cache' if r['use_cache'] else 'no cache'}: {r['compile_time_s']:.0f} s"
              for r in res["generate"] if r.get("compile_time_s") is not None]
     if times:
         note = (" torch.compile runs torch_gpt's generate on the compiled model, compiled anew for each "
@@ -593,7 +593,7 @@ def targets_table(res: dict) -> str:
     cores = (res.get("machine") or {}).get("cores_available")
     caveat = (f" This run's largest thread count, {top}, is below the machine's {cores} cores, and the "
               "targets are stated at all cores." if cores and top < cores else "")
-    return (f"### Targets at {top} thread(s)\n\n" + _table(["target", "config", "measured", "met?"], rows)
+    return (f"### Targets at {fmt_threads(top)}\n\n" + _table(["target", "config", "measured", "met?"], rows)
             + "\n\nThe project's targets, checked against this run: speeds are the paired medians of the "
             "tables below (> 1x means numpy_gpt is faster); memory is judged on the step table's peak RSS "
             "above a warmed-up runtime, where both sides have it (else above the imports). Where a scaling sweep passes through the same config, its "
@@ -674,7 +674,7 @@ def _plot_step(res, plt):
             ax.set_xticks(range(len(impls)), [IMPL_LABELS[i].replace(" + ", "\n+ ") for i in impls], fontsize=7)
             ax.set_ylim(bottom=0)
             ax.set_ylabel("ms per step")
-            ax.set_title(f"{config}, {n} thread(s): "
+            ax.set_title(f"{config}, {fmt_threads(n)}: "
                          f"{_num((r.get('speedup_vs_torch') or {}).get('median'), '{:.2f}x')} of eager", fontsize=9)
     fig.suptitle("training step (forward + backward + AdamW), median with min-max\n"
                  "(in each title: torch eager's time / numpy_gpt's, paired by round)", fontsize=10)
@@ -736,7 +736,7 @@ def _plot_layers(res, plt):
                        label=f"{IMPL_LABELS[impl]} backward (fwd+bwd - fwd)")
             ax.set_xticks(range(len(names)), names, rotation=20)
             ax.set_ylabel("ms per call")
-            ax.set_title(f"{cfg} sizes, {n} thread(s)")
+            ax.set_title(f"{cfg} sizes, {fmt_threads(n)}")
     legend = {}                                  # one legend for all panels, below them (compile may miss some)
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):

@@ -38,8 +38,8 @@ from numpy_gpt.parallel import keep_freed_memory
 
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
-from .timing import (best_per_round, error_text, interleaved, paired_rate_ratio, paired_ratio, summarize,
-                     thread_limit)
+from .timing import (best_per_round, error_text, fmt_threads, interleaved, paired_rate_ratio, paired_ratio,
+                     summarize, thread_limit)
 from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attention_flops, make_generate, make_step,
                         n_params, step_flops)
 
@@ -196,7 +196,7 @@ def run_peak(a) -> list[dict]:
     n = _peak_n(a)
     out = []
     for t in a.threads:
-        log(f"matmul peak {n}^3 {a.dtype}, {t} thread(s)")
+        log(f"matmul peak {n}^3 {a.dtype}, {fmt_threads(t)}")
         row = {"threads": t, "numpy": matmul_gflops(n, a.dtype, t, repeats=3 if a.quick else 5)}
         try:
             row["torch"] = matmul_gflops(n, a.dtype, t, repeats=3 if a.quick else 5, lib="torch")
@@ -250,7 +250,7 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
         for t in a.threads:
             impls = IMPLS if step_compiles(a, t) else IMPLS[:2]
             row_impls = impls + ((PROCS,) if _with_procs(t) else ())
-            log(f"step {name}, {t} thread(s): {', '.join(row_impls)}")
+            log(f"step {name}, {fmt_threads(t)}: {', '.join(row_impls)}")
             info = {}
 
             def make(impl):
@@ -346,7 +346,7 @@ def run_layers(a) -> list[dict]:
         w = CONFIGS[name]
         cases = layer_cases(w, np.dtype(a.dtype))
         for t in a.threads:
-            log(f"layers at {name} sizes, {t} thread(s)")
+            log(f"layers at {name} sizes, {fmt_threads(t)}")
             with thread_limit(t):
                 if a.compile:
                     import torch
@@ -372,7 +372,7 @@ def run_generate(a) -> list[dict]:
     rows = []
     for use_cache in (False, True):
         for t in a.threads:
-            log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {t} thread(s): {', '.join(impls)}")
+            log(f"generate {name}, {new_tokens} tokens, cache={use_cache}, {fmt_threads(t)}: {', '.join(impls)}")
             with thread_limit(t):
                 fns, tokens, errors, compile_time = _start(
                     impls, lambda impl: make_generate(impl, w, np.dtype(a.dtype), prompt_len, new_tokens, use_cache))
@@ -416,7 +416,7 @@ def run_scaling(a) -> list[dict]:
     for sweep, value, w in scaling_points(a):
         for t in a.threads:
             impls = IMPLS if scaling_compiles(a, t) else IMPLS[:2]
-            log(f"scaling {sweep}={value}, {t} thread(s): {', '.join(impls)}")
+            log(f"scaling {sweep}={value}, {fmt_threads(t)}: {', '.join(impls)}")
             with thread_limit(t):
                 fns, _, errors, compile_time = _start(impls, lambda impl: make_step(impl, w, np.dtype(a.dtype))[0])
                 m = _time(a, fns, t)

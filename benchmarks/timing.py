@@ -304,6 +304,11 @@ def fmt_ms(seconds: float) -> str:
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
+def fmt_threads(n: int) -> str:
+    """'1 thread' or '2 threads'."""
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def fmt_ratio(stats: dict[str, float] | None) -> str:
     """'0.42 [0.40-0.45]': median [min-max] of a paired ratio, or n/a."""
     if not stats:

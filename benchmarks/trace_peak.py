@@ -22,7 +22,7 @@ import tracemalloc
 
 import numpy as np
 
-from .timing import thread_limit
+from .timing import fmt_threads, thread_limit
 from .workloads import CONFIGS, make_step
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         step()
         step()
         peak, stack = trace(step)
-    print(f"{w}, {a.threads} thread(s): the step's traced peak is {peak:.1f} MiB, first reached in")
+    print(f"{w}, {fmt_threads(a.threads)}: the step's traced peak is {peak:.1f} MiB, first reached in")
     print("\n".join("  " + line for line in stack))
 
 

@@ -107,7 +107,8 @@ def run(out_dir: str = "out", steps: int = 500, sample_chars: int = 300, prompt:
             procs.close()
     result.update(numpy_seconds=time.perf_counter() - t0, numpy_shards=how, numpy_processes=procs is not None)
     if backend:
-        print(f"  torch_gpt trains on {backend.num_threads()} thread(s), from the same initial weights")
+        n = backend.num_threads()
+        print(f"  torch_gpt trains on {n} thread{'' if n == 1 else 's'}, from the same initial weights")
         t0 = time.perf_counter()
         histories["torch"] = backend.train_char(model.config, init_params=model_init(cfg, seed), train=train,
                                                 val=val, tcfg=tcfg)

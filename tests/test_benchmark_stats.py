@@ -161,7 +161,9 @@ def test_the_targets_table_gives_each_target_its_verdict():
                    {"config": "medium", "impl": "numpy", "delta_mb": 700.0},
                    {"config": "medium", "impl": "torch", "delta_mb": 650.0}],
     }
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in targets_table(res).splitlines()
+    table = targets_table(res)
+    assert table.startswith("### Targets at 2 threads\n")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
             if line.startswith("| ") and not line.startswith("| target")]
     got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
     assert len(got) == len(rows) == 8
@@ -384,7 +386,7 @@ def test_the_generation_table_shows_torch_compile_only_when_the_run_compiled(plt
     table = generate_table({"generate": [compiled, failed]})
     assert "| torch.compile tokens/s | speedup vs eager | speedup vs compile | same tokens (eager / compile) |" in table
     assert "| 1500 | 750 | 1200 | 2.00 [2.00-2.00] | 1.25 [1.25-1.25] | yes / no |" in table
-    assert "n/a (BackendCompilerFailed: inductor)" in table and "1 thread(s), cache: 15 s" in table
+    assert "n/a (BackendCompilerFailed: inductor)" in table and "1 thread, cache: 15 s" in table
     for rows in ([row], [compiled, failed]):                     # the plot takes both kinds of run
         fig = _plot_generate({"generate": rows}, plt)
         assert len(fig.axes[0].patches) == len(rows) * (2 if rows == [row] else 3)
