@@ -4,6 +4,7 @@
     python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
     python -m benchmarks.history --targets    # how steady each target's verdict is, run to run
     python -m benchmarks.history --targets --cpu 25/17   # the same on another CPU's runs
+    python -m benchmarks.history --readme     # README.md's two tables of the latest committed run
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -22,7 +23,14 @@ threads), it lists the figures of the newest five runs on the newest run's CPU (
 --cpu names another), the lowest and highest over all runs on that CPU, and in how many of them
 the target was met.
 The code changed between those runs as well as the measurement, so a target met only lately
-shows in the newest figures, not in the count.
+shows in the newest figures, not in the count. The KV-cache target counts only the runs that
+measured TORCH_LEAN_DECODE or a later commit: before it, torch decoded with its whole module
+forward, a slower baseline than the lean step it has had since.
+
+--readme prints the two tables README.md shows under "Where the targets stand" and "The latest
+run", made from the newest committed run (a run in the working tree that is not committed yet is
+left out, so `make bench` alone does not change them); tests/test_docs_code.py checks that the
+README holds them as printed, so a run committed without its tables fails the tests.
 
 Nothing here measures anything: it reads the stored JSON. Runs whose JSON lacks a field show
 "—" there (older runs did not record the CPU's family and model, nor the measured commit).
@@ -31,17 +39,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from .report import DECODE_VS_EAGER, MEDIUM_PEAK_PCT, STEP_VS_COMPILE, STEP_VS_EAGER, _pct, _table, host_pace
+from .timing import fmt_ms, fmt_ratio
 from .workloads import PROCS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = "benchmarks/results/full.json"
 CONFIGS = ("tiny", "small", "medium")
 DASH = "—"
+
+
+# The commit that gave torch_gpt its own lean decoding step (torch_gpt/decode.py); runs that
+# measured older code set numpy_gpt's KV-cache generation against torch's module forward.
+TORCH_LEAN_DECODE = "4657380"
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -227,37 +242,175 @@ def _fmt(target: str, value: float) -> str:
     return f"{value:.0f}%" if "%" in target else f"{value:.2f}x"
 
 
-def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5,
-                     cpu: str | None = None) -> str:
-    """For each target: its figure in the newest `recent` full runs on one CPU (family/model,
-    "25/17"; by default the newest run's) at `threads` threads, its range over all of them, and in
-    how many it was met. Runs are named by the commit they measured (by the one that stored them,
-    where not recorded). "" when no complete full run on that CPU is found."""
-    full = []                                     # (name, CPU, results) of the complete full runs
+DECODE_TARGET = f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager"
+
+
+def _measured_since(commit: str | None, base: str, root: Path) -> bool:
+    """Whether the run that measured `commit` ran `base`'s code or later: git knows `base` as
+    `commit` or one of its ancestors. A run that recorded no commit is older than any base named
+    here; a commit git cannot place (a shallow or foreign clone) is given the benefit of the doubt."""
+    if commit is None:
+        return False
+    try:
+        done = subprocess.run(["git", "merge-base", "--is-ancestor", base, commit], cwd=root,
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return done.returncode != 1                   # 0: yes; 1: no; anything else: git could not tell
+
+
+def target_runs(runs: list[tuple[str, str, dict]], threads: int = 2, cpu: str | None = None,
+                root: Path = ROOT, since: dict[str, str] | None = None):
+    """The complete full runs at `threads` on one CPU (family/model; by default the newest run's)
+    and every target's figure in each of them, newest first: (cpu, names, rows), where names are the
+    commits the runs measured (the storing commit where not recorded) and each row is (target,
+    config, how numpy_gpt ran, values, goal, higher is better). `since` maps a target to the commit
+    whose code its figures must come from (default: the KV-cache target to TORCH_LEAN_DECODE);
+    earlier runs' figures for it are None. (None, [], []) when no such run is found."""
+    since = {DECODE_TARGET: TORCH_LEAN_DECODE} if since is None else since
+    full = []                                     # (name, commit measured, CPU, results) of the complete full runs
     for label, _, res in runs:
         x = summarize(res)
         if not x["quick"] and x["complete"] and x["top"] == threads:
-            full.append((x["commit"] or label, x["family_model"], res))      # the commit measured, if known
+            full.append((x["commit"] or label, x["commit"], x["family_model"], res))
     if not full:
-        return ""
-    cpu = full[0][1] if cpu is None else cpu
-    same = [(label, res) for label, family_model, res in full if family_model == cpu]
+        return None, [], []
+    cpu = full[0][2] if cpu is None else cpu
+    same = [(name, commit, res) for name, commit, family_model, res in full if family_model == cpu]
     if not same:
-        return ""
-    table = [target_values(res, threads) for _, res in same]
+        return cpu, [], []
+    table = [target_values(res, threads) for _, _, res in same]
     rows = []
     for i, (target, config, how, *_, goal, higher) in enumerate(table[0]):
         values = [t[i][3] for t in table]
+        if target in since:
+            values = [v if _measured_since(commit, since[target], root) else None
+                      for v, (_, commit, _) in zip(values, same)]
+        rows.append((target, config, how, values, goal, higher))
+    return cpu, [name for name, _, _ in same], rows
+
+
+def _met(value: float, goal: float, higher: bool) -> bool:
+    return value >= goal if higher else value <= goal
+
+
+def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5,
+                     cpu: str | None = None, root: Path = ROOT, since: dict[str, str] | None = None) -> str:
+    """For each target: its figure in the newest `recent` full runs on one CPU (family/model,
+    "25/17"; by default the newest run's) at `threads` threads, its range over all of them, and in
+    how many it was met (target_runs). Runs are named by the commit they measured (by the one that
+    stored them, where not recorded). "" when no complete full run on that CPU is found."""
+    cpu, names, table = target_runs(runs, threads, cpu, root, since)
+    if not names:
+        return ""
+    rows = []
+    for target, config, how, values, goal, higher in table:
         known = [v for v in values if v is not None]
         if not known:
             continue
-        met = sum((v >= goal) if higher else (v <= goal) for v in known)
+        met = sum(_met(v, goal, higher) for v in known)
         rows.append([target, config, how, ", ".join(DASH if v is None else _fmt(target, v) for v in values[:recent]),
                      f"{_fmt(target, min(known))} - {_fmt(target, max(known))}", f"{met} of {len(known)}"])
     header = ["target", "config", "numpy_gpt with",
-              f"newest {min(recent, len(same))} runs, newest first ({', '.join(label for label, _ in same[:recent])})",
-              f"lowest - highest, all {len(same)} runs on CPU {cpu or DASH}", "met in"]
+              f"newest {min(recent, len(names))} runs, newest first ({', '.join(names[:recent])})",
+              f"lowest - highest, all {len(names)} runs on CPU {cpu or DASH}", "met in"]
     return _table(header, rows)
+
+
+# ------------------------------------------------------------- README.md's tables
+def _pretty(text: str) -> str:
+    """The README's typography: >= as ≥, <= as ≤, 1.2x as 1.2×."""
+    return re.sub(r"(\d)x\b", "\\1×", text.replace(">=", "≥").replace("<=", "≤"))
+
+
+def _share(target: str, value: float) -> str:
+    """A figure as the README shows it: a whole percent, else a ratio to 2 decimals (as --targets)."""
+    return f"{value:.0f}%" if "%" in target else f"{value:.2f}×"
+
+
+def _range(target: str, lo: float, hi: float) -> str:
+    return f"{lo:.0f}-{hi:.0f}%" if "%" in target else f"{lo:.2f}-{hi:.2f}×"
+
+
+def readme_targets_table(runs: list[tuple[str, str, dict]], threads: int = 2, root: Path = ROOT,
+                         since: dict[str, str] | None = None) -> str:
+    """README's "Where the targets stand": per target and config, the newest run's figure (bold
+    where it meets the target), then the range over all runs on its CPU and in how many of them it
+    was met; "missed" when never met, "missed in this run" when met before. A target limited to
+    later runs (target_runs' `since`) says over how many. "" when there is no run to show."""
+    _, names, table = target_runs(runs, threads, root=root, since=since)
+    if not names:
+        return ""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for target, config, how, values, goal, higher in table:
+        known = [v for v in values if v is not None]
+        if not known:
+            continue
+        latest, met = values[0], sum(_met(v, goal, higher) for v in known)
+        span = _range(target, min(known), max(known))
+        if len(known) < len(names) and target == DECODE_TARGET:
+            span += f" in the {len(known)} runs since torch got its lean step"
+        span = f"({span}, {met} of {len(known)})"
+        if latest is None:
+            text = f"{DASH} {span}"
+        elif _met(latest, goal, higher):
+            text = f"**{_share(target, latest)}** {span}"
+        else:
+            text = f"{_share(target, latest)} {span}: " + ("missed in this run" if met else "missed")
+        cells.setdefault((target, config), {})[how] = text
+    rows, last = [], None
+    for (target, config), ways in cells.items():
+        rows.append([_pretty(target) if target != last else "", config, ways.get("threads", ""),
+                     ways.get("shard processes", "")])
+        last = target
+    return _table(["target", "config", "numpy_gpt with threads", "with shard processes"], rows)
+
+
+def readme_step_table(res: dict, threads: int = 2) -> str:
+    """README's "The latest run" table: the step table of one run, cut to the columns a reader
+    compares (each side's median, the paired speedups, numpy_gpt's GFLOP/s and its share of the
+    same rounds' matmul, peak memory above a warmed-up runtime). At `threads`, the threads the
+    targets are set at, a figure that meets its target is bold."""
+    mem = {(m.get("config"), m.get("impl")): m.get("warm_delta_mb") for m in res.get("memory", [])}
+    rows = []
+    for r in res.get("step", []):
+        judged, config = r["threads"] == threads, r["config"]
+
+        def bold(text: str, ok: bool) -> str:
+            return f"**{text}**" if judged and ok else text
+
+        def ratio(stats: dict | None, goal: float) -> str:              # the median bold, not its range
+            if not stats:
+                return "n/a"
+            return bold(f"{stats['median']:.2f}", stats["median"] >= goal) + fmt_ratio(stats)[4:]
+
+        pct = (r.get("pct_round_peak") or {}).get("numpy")
+        share = DASH if not pct else (bold(f"{pct['median']:.0f}%", config == "medium"
+                                           and pct["median"] >= MEDIUM_PEAK_PCT)
+                                      + f" [{pct['min']:.0f}-{pct['max']:.0f}]")
+        ours, theirs = mem.get((config, "numpy")), mem.get((config, "torch"))
+        memory = DASH if ours is None or theirs is None else (
+            bold(f"{ours:.0f}", ours <= theirs) + f" / {theirs:.0f}")
+        med = r["median_s"]
+        rows.append([config, str(r["threads"]), fmt_ms(med["numpy"]), fmt_ms(med["torch"]),
+                     fmt_ms(med["compile"]) if med.get("compile") is not None else "n/a",
+                     ratio(r.get("speedup_vs_torch"), STEP_VS_EAGER), ratio(r.get("speedup_vs_compile"), STEP_VS_COMPILE),
+                     f"{r['gflops']['numpy']:.0f} ({share})", memory])
+    header = ["config", "threads", "numpy_gpt ms/step", "torch eager", "torch.compile", "speedup vs eager",
+              "speedup vs compile", "numpy_gpt GFLOP/s (% of the same rounds' matmul)",
+              "peak RSS MB above a warmed-up runtime, numpy / eager"]
+    return _table(header, rows)
+
+
+def latest_full_run(runs: list[tuple[str, str, dict]], threads: int = 2) -> dict:
+    """The newest complete full run at `threads`, the one the README's tables show."""
+    return next(res for _, _, res in runs if (x := summarize(res)) and not x["quick"] and x["complete"]
+                and x["top"] == threads)
+
+
+def committed_runs(root: Path = ROOT) -> list[tuple[str, str, dict]]:
+    """git_runs without the working tree's run: what README.md's tables are made from."""
+    return [run for run in git_runs(root) if run[0] != "working tree"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -270,9 +423,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cpu", metavar="FAMILY/MODEL",
                    help="with --targets: the runs on this CPU instead of the newest run's (e.g. 25/17; the "
                         "history table's CPU column names each run's)")
+    p.add_argument("--readme", action="store_true",
+                   help="print README.md's table of the targets and its table of the latest run, from the newest "
+                        "committed run (not one only in the working tree)")
     a = p.parse_args(argv)
     if a.cpu is not None and not a.targets:
         p.error("--cpu goes with --targets")
+    if a.readme and (a.targets or a.all_runs):
+        p.error("--readme goes alone")
+    if a.readme:
+        runs = committed_runs()
+        targets = readme_targets_table(runs)
+        if not targets:
+            sys.exit("no complete full run at 2 threads is committed to make README.md's tables from")
+        name = target_runs(runs)[1][0]
+        print(f"README.md, \"Where the targets stand\" (the newest run: {name}):\n\n{targets}\n")
+        print(f"README.md, \"The latest run\" ({name}):\n\n{readme_step_table(latest_full_run(runs))}")
+        return
     runs = git_runs()
     if not runs:
         sys.exit(f"no full run found: neither {RESULTS} nor its git history")

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from benchmarks.history import git_runs, history_table, steadiness_table, summarize
+from benchmarks.history import (DECODE_TARGET, ROOT, committed_runs, git_runs, history_table, latest_full_run,
+                                readme_step_table, readme_targets_table, steadiness_table, summarize, target_runs)
 from tests.test_benchmark_stats import _med
 
 
@@ -174,7 +175,9 @@ def _target_rows(table: str) -> dict[tuple[str, str, str], list[str]]:
 
 
 def test_targets_give_the_newest_figure_the_range_and_how_often_met():
-    runs = [("new", "d", _with_targets(0.9)), ("mid", "d", _with_targets(1.25)), ("old", "d", _with_targets(1.3))]
+    # measured at a commit git cannot place: counted for the KV-cache target as well
+    runs = [(name, "d", _with_targets(ratio, commit="feed000")) for name, ratio in (("new", 0.9), ("mid", 1.25),
+                                                                                     ("old", 1.3))]
     rows = _target_rows(steadiness_table(runs))
     assert rows[("training step >= 1.2x torch eager", "tiny", "threads")] == ["0.90x, 1.25x, 1.30x", "0.90x - 1.30x",
                                                                                       "2 of 3"]
@@ -249,3 +252,123 @@ def test_targets_on_a_cpu_named_on_the_command_line(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         history.main(["--cpu", "25/17"])                      # without --targets: a usage error
     assert "--cpu goes with --targets" in capsys.readouterr().err
+
+
+@needs_git
+def test_the_kv_cache_target_counts_only_runs_of_torchs_lean_step_or_later(tmp_path):
+    repo = tmp_path / "repo"
+    _repo_with_runs(repo)                                        # three commits in a line
+    first, lean, last = subprocess.run(["git", "log", "--reverse", "--format=%h"], cwd=repo, check=True,
+                                       capture_output=True, text=True).stdout.split()
+    runs = [(f"r{i}", "d", _with_targets(1.0, commit=commit)) for i, commit in enumerate((last, lean, first, None))]
+    cpu, names, rows = target_runs(runs, root=repo, since={DECODE_TARGET: lean})
+    assert names == [last, lean, first, "r3"]
+    (kv,) = [values for target, *_, values, _, _ in rows if target == DECODE_TARGET]
+    assert kv == [1.35, 1.35, None, None]                      # before `lean`, and a run that named no commit
+    eager = next(values for target, config, how, values, *_ in rows
+                 if target.endswith("torch eager") and config == "tiny" and how == "threads")
+    assert eager == [1.0] * 4                                   # the other targets count every run
+    table = readme_targets_table(runs, root=repo, since={DECODE_TARGET: lean})
+    assert "1.35× (1.35-1.35× in the 2 runs since torch got its lean step, 0 of 2): missed" in table
+    assert "KV-cache generation >= 1.5x torch eager | small | threads | 1.35x, 1.35x, —, —" in steadiness_table(
+        runs, root=repo, since={DECODE_TARGET: lean})
+
+
+def test_readme_targets_table_marks_each_figure_met_missed_or_missed_in_this_run():
+    memory = {("tiny", "numpy"): 9.0, ("tiny", "torch"): 10.0, ("tiny", "procs"): 12.0}
+    runs = [("new", "d", _with_targets(1.1, memory=memory)), ("old", "d", _with_targets(1.3, memory=memory))]
+    rows = _rows(readme_targets_table(runs, since={}))
+    assert rows[0] == ["training step ≥ 1.2× torch eager", "tiny", "1.10× (1.10-1.30×, 1 of 2): missed in this run",
+                       "**1.40×** (1.40-1.40×, 2 of 2)"]
+    assert rows[1] == ["", "small", "0.70× (0.70-0.70×, 0 of 2): missed", "**1.50×** (1.50-1.50×, 2 of 2)"]
+    assert ["model FLOPs ≥ 70% of the same rounds' matmul", "medium", "**72%** (72-72%, 2 of 2)", ""] in rows
+    assert ["KV-cache generation ≥ 1.5× torch eager", "small", "1.35× (1.35-1.35×, 0 of 2): missed", ""] in rows
+    assert ["peak memory ≤ torch eager's (ours / torch's)", "tiny", "**0.90×** (0.90-0.90×, 2 of 2)",
+            "1.20× (1.20-1.20×, 0 of 2): missed"] in rows
+    assert not any("torch.compile" in r[0] for r in rows)       # no run timed it: no row
+    assert readme_targets_table([("q", "d", _with_targets(1.0, quick=True))]) == ""
+
+
+def _step_row(config, threads, eager, compiled, pct):
+    return {"config": config, "threads": threads, "median_s": {"numpy": 0.0204, "torch": 0.0235, "compile": None},
+            "speedup_vs_torch": {"median": eager, "min": eager - 0.1, "max": eager + 0.1},
+            "speedup_vs_compile": {"median": compiled, "min": 0.5, "max": 1.5},
+            "gflops": {"numpy": 36.4}, "pct_round_peak": {"numpy": {"median": pct, "min": 34.2, "max": 95.0}}}
+
+
+def test_readme_step_table_bolds_only_the_figures_that_meet_a_target_at_two_threads():
+    res = {"step": [_step_row("tiny", 1, 1.3, 1.1, 40.4), _step_row("tiny", 2, 1.19, 1.0, 80.0),
+                    _step_row("medium", 2, 1.2, 0.99, 70.0), _step_row("medium", 1, 1.5, 1.5, 90.0),
+                    _step_row("small", 2, 1.0, 1.0, 60.0)],
+           "memory": [{"config": "tiny", "impl": "numpy", "warm_delta_mb": 13.6},
+                      {"config": "tiny", "impl": "torch", "warm_delta_mb": 13.6},
+                      {"config": "medium", "impl": "numpy", "warm_delta_mb": 500.2},
+                      {"config": "medium", "impl": "torch", "warm_delta_mb": 499.9}]}
+    rows = _rows(readme_step_table(res))
+    assert rows[0] == ["tiny", "1", "20.4", "23.5", "n/a", "1.30 [1.20-1.40]", "1.10 [0.50-1.50]", "36 (40% [34-95])",
+                       "14 / 14"]                                   # 1 thread: nothing judged
+    assert rows[1][5:] == ["1.19 [1.09-1.29]", "**1.00** [0.50-1.50]", "36 (80% [34-95])", "**14** / 14"]
+    assert rows[2][5:] == ["**1.20** [1.10-1.30]", "0.99 [0.50-1.50]", "36 (**70%** [34-95])", "500 / 500"]
+    assert rows[3][5:] == ["1.50 [1.40-1.60]", "1.50 [0.50-1.50]", "36 (90% [34-95])", "500 / 500"]
+    assert rows[4][7:] == ["36 (60% [34-95])", "—"]                  # 70% is judged at medium only; no memory rows
+
+
+def _tables(markdown: str) -> list[list[list[str]]]:
+    """Every table in a markdown text, as rows of stripped cells (header and rule included)."""
+    tables, rows = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _full_history() -> bool:
+    """Whether this checkout has git and its whole history (a shallow clone cuts off older runs)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+    except OSError:
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "false"
+
+
+def test_the_readme_shows_the_newest_committed_runs_tables():
+    """README.md's table of the latest run, and (with the whole git history at hand) its table of
+    the targets over every run, are what `python -m benchmarks.history --readme` prints now:
+    a run committed without them, or a figure edited by hand, fails here."""
+    readme = (ROOT / "README.md").read_text()
+    shown = _tables(readme)
+    runs = committed_runs() if _full_history() else []
+    latest = latest_full_run(runs) if runs else json.loads((ROOT / "benchmarks/results/full.json").read_text())
+    hint = "README.md is behind benchmarks/results/full.json: `python -m benchmarks.history --readme` prints its tables"
+    assert _tables(readme_step_table(latest))[0] in shown, hint
+    assert f"`make bench` at commit {latest['settings']['commit']}" in readme, hint
+    if not runs:
+        pytest.skip("no whole git history here: the targets table counts every committed run")
+    assert _tables(readme_targets_table(runs))[0] in shown, hint
+    assert f"latest full run ({latest['settings']['commit']}," in readme.replace("\n", " "), hint
+
+
+def test_the_command_line_prints_the_readmes_tables(monkeypatch, capsys):
+    from benchmarks import history
+    memory = {("tiny", "numpy"): 9.0, ("tiny", "torch"): 10.0}
+    run = _with_targets(1.1, memory=memory, commit="feed000")
+    for r in run["step"]:
+        r.update(median_s={"numpy": 0.02, "torch": 0.02, "compile": None}, gflops={"numpy": 30.0})
+    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", _with_targets(5.0)),
+                                                                ("abc", "d", run)])
+    history.main(["--readme"])
+    out = capsys.readouterr().out
+    targets, step = _tables(out)
+    assert targets[2][:3] == ["training step ≥ 1.2× torch eager", "tiny", "1.10× (1.10-1.10×, 0 of 1): missed"]
+    assert [r[:2] for r in step[2:]] == [["tiny", "1"], ["tiny", "2"], ["small", "1"], ["small", "2"],
+                                         ["medium", "1"], ["medium", "2"]]
+    assert "(the newest run: feed000)" in out                    # the working tree's uncommitted run is left out
+    with pytest.raises(SystemExit):
+        history.main(["--readme", "--targets"])
+    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", _with_targets(5.0))])
+    with pytest.raises(SystemExit, match="no complete full run at 2 threads is committed"):
+        history.main(["--readme"])
