@@ -4,7 +4,7 @@
     python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
     python -m benchmarks.history --targets    # how steady each target's verdict is, run to run
     python -m benchmarks.history --targets --cpu 25/17   # the same on another CPU's runs
-    python -m benchmarks.history --readme     # README.md's two tables of the latest committed run
+    python -m benchmarks.history --readme     # README.md's tables and figures of the latest committed run
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -27,10 +27,12 @@ shows in the newest figures, not in the count. The KV-cache target counts only t
 measured TORCH_LEAN_DECODE or a later commit: before it, torch decoded with its whole module
 forward, a slower baseline than the lean step it has had since.
 
---readme prints the two tables README.md shows under "Where the targets stand" and "The latest
-run", made from the newest committed run (a run in the working tree that is not committed yet is
-left out, so `make bench` alone does not change them); tests/test_docs_code.py checks that the
-README holds them as printed, so a run committed without its tables fails the tests.
+--readme prints what README.md shows under "Where the targets stand" and "The latest run": the
+targets table, the latest run's step table and its figures in words (machine, host pace, shard
+processes, generation), made from the newest run: a run in the working tree that is not
+committed yet counts, so after `make bench` they are the new run's. tests/test_benchmark_history.py
+checks that the README holds them as printed (the paragraphs may be wrapped) for the newest
+committed run or for the working tree's, so a run committed without them fails the tests.
 
 Nothing here measures anything: it reads the stored JSON. Runs whose JSON lacks a field show
 "—" there (older runs did not record the CPU's family and model, nor the measured commit).
@@ -42,10 +44,12 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from .report import DECODE_VS_EAGER, MEDIUM_PEAK_PCT, STEP_VS_COMPILE, STEP_VS_EAGER, _pct, _table, host_pace
-from .timing import fmt_ms, fmt_ratio
+from .report import (DECODE_VS_EAGER, MEDIUM_PEAK_PCT, SLOW_PACE, STEP_VS_COMPILE, STEP_VS_EAGER, _pct, _table,
+                     host_pace, slow_peaks)
+from .timing import fmt_ms, fmt_ratio, fmt_threads
 from .workloads import PROCS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,14 +406,136 @@ def readme_step_table(res: dict, threads: int = 2) -> str:
     return _table(header, rows)
 
 
-def latest_full_run(runs: list[tuple[str, str, dict]], threads: int = 2) -> dict:
-    """The newest complete full run at `threads`, the one the README's tables show."""
-    return next(res for _, _, res in runs if (x := summarize(res)) and not x["quick"] and x["complete"]
-                and x["top"] == threads)
+def latest_full_run(runs: list[tuple[str, str, dict]], threads: int = 2) -> tuple[str, str, dict]:
+    """(label, date stored, results) of the newest complete full run at `threads`: the README's."""
+    for run in runs:
+        x = summarize(run[2])
+        if not x["quick"] and x["complete"] and x["top"] == threads:
+            return run
+    raise LookupError(f"no complete full run at {threads} threads")
+
+
+# AMD's CPU family/model numbers of the hosts this project has run on, and their cores' names.
+MICROARCH = {"25/1": "Zen 3", "25/17": "Zen 4", "26/2": "Zen 5"}
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def run_date(run: tuple[str, str, dict]) -> str:
+    """The day a run was made (UTC): as it recorded it; for older runs, the day the commit that
+    stored it was made; for an uncommitted older run, today."""
+    label, stored, res = run
+    return res.get("settings", {}).get("date") or (stored if stored != DASH else time.strftime("%Y-%m-%d", time.gmtime()))
+
+
+def readme_run_notes(res: dict, date: str) -> list[str]:
+    """The figures README.md's "The latest run" gives in words, one paragraph each: the machine
+    and its matmul, the host's pace, numpy_gpt with shard processes, and KV-cache generation
+    (a paragraph the run has no figures for is left out). The README may wrap their lines."""
+    m, s = res.get("machine", {}), res.get("settings", {})
+    notes = []
+    cpu = m.get("cpu_model", "an unnamed CPU")
+    if m.get("cpu_family_model"):
+        family, model = m["cpu_family_model"].split("/")
+        cpu += f", family {family}, model {model}"
+        if m["cpu_family_model"] in MICROARCH:
+            cpu += f" ({MICROARCH[m['cpu_family_model']]})"
+    simd = m.get("simd", [])
+    cpu += ", AVX-512" if "avx512f" in simd else ", AVX2 without AVX-512" if "avx2" in simd else ""
+    blas = next((p for p in m.get("threadpools", []) if p.get("user_api") == "blas"), {})
+    version = ".".join(str(blas.get("version") or "?").split(".")[:3])
+    torch_blas = "MKL" if "Math Kernel Library" in m.get("torch_parallel_info", "") else "BLAS"
+    peaks = sorted((p for p in res.get("matmul_peak", []) if all(
+        (p.get(lib) or {}).keys() >= {"n", "times_s", "peak_gflops"} for lib in ("numpy", "torch"))),
+                   key=lambda p: p["threads"])
+    library = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(blas.get("internal_api"), "BLAS")
+    text = (f"`make bench` at commit {s.get('commit', DASH)} on {date} ({res.get('wall_time_s', 0):.0f} s): "
+            f"{m.get('cores_available', '?')} cores of an {cpu}; NumPy's {library} {version} "
+            f"ran its {blas.get('architecture', '?')} kernels, torch {m.get('torch', '?')} its {torch_blas}.")
+    if peaks:
+        n, repeats = peaks[0]["numpy"]["n"], len(peaks[0]["numpy"]["times_s"])
+        text += (f" The {n}³ float32 matmul, best of {repeats}: "
+                 f"{_and([format(p['numpy']['peak_gflops'], '.1f') for p in peaks])} GFLOP/s at "
+                 f"{_and([str(p['threads']) for p in peaks])} threads in NumPy, "
+                 f"{_and([format(p['torch']['peak_gflops'], '.1f') for p in peaks])} in torch.")
+        for sp in slow_peaks(res):
+            text += (f" {'NumPy' if sp['lib'] == 'numpy' else 'torch'}'s {sp['threads']}-thread figure is one core's "
+                     f"speed ({sp['ratio']:.2f}× its 1-thread one): a core was held back while it was timed"
+                     + (f"; in the step rounds it reached {sp['rounds_max']:.0f}" if sp["rounds_max"] else "") + ".")
+    loads = [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling")
+             for r in res.get(key, []) if r.get("foreign_load") is not None]
+    if loads:
+        text += f" Other processes took at most {100 * max(loads):.0f}% of the CPU during any measurement."
+    notes.append(text)
+    pace = host_pace(res)["step"]
+    if pace:
+        slow = {k: v for k, v in pace.items() if v < SLOW_PACE}
+        rest = [v for k, v in pace.items() if k not in slow]
+        span = "" if not rest else (_pct(min(rest)) if _pct(min(rest)) == _pct(max(rest))
+                                    else _pct(min(rest))[:-1] + "-" + _pct(max(rest)))
+        if slow:
+            text = ("The host ran " + _and([f"{c}'s {t}-thread rounds at {_pct(v)}" for (c, t), v in slow.items()])
+                    + " of its pace (their matmul against the run's fastest)" + (f", the others at {span}." if rest else "."))
+        else:
+            text = f"The host ran every row's rounds at {span} of its pace (their matmul against the run's fastest)."
+        notes.append(text)
+    top = max(s.get("threads") or [1])
+    procs = [r for r in res.get("step", []) if r.get("threads") == top and (r.get("median_s") or {}).get(PROCS)]
+    if procs:
+        mem = {(x.get("config"), x.get("impl")): x.get("warm_delta_mb") for x in res.get("memory", [])}
+        cells = [f"{r['config']} {fmt_ms(r['median_s'][PROCS])} ms"
+                 + (" a step" if i == 0 else "")
+                 + (f" ({r[PROCS]['speedup_vs_torch']['median']:.2f}×"
+                    + (" of eager, paired by round as above)" if i == 0 else ")")
+                    if (r.get(PROCS) or {}).get("speedup_vs_torch") else "")
+                 for i, r in enumerate(procs)]
+        text = (f"With shard processes (numpy_gpt's shards after the first in worker processes), in the same "
+                f"rounds at {fmt_threads(top)}: {', '.join(cells)}")
+        ours = [mem.get((r["config"], PROCS)) for r in procs]
+        theirs = [mem.get((r["config"], "torch")) for r in procs]
+        if None not in ours and None not in theirs:
+            text += (f", and {_and([f'{x:.0f}' for x in ours])} MB for all processes together (torch eager: "
+                     f"{_and([f'{x:.0f}' for x in theirs])})")
+        notes.append(text + ".")
+    timed = [g for g in res.get("generate", []) if (g.get("tokens_per_s") or {}).get("torch") and g.get("speedup")]
+    cached = sorted((g for g in timed if g.get("use_cache")), key=lambda g: g["threads"])
+    plain = sorted((g for g in timed if not g.get("use_cache")), key=lambda g: g["threads"])
+    if cached:
+        g0 = cached[0]
+        runs = []
+        for g in cached:
+            rate = g["tokens_per_s"]
+            ours, theirs = f"{rate['numpy']:.0f}", f"{rate['torch']:.0f}"
+            at, ratio = fmt_threads(g["threads"]), f"{g['speedup']['median']:.2f}×"
+            if rate.get("compile") is None:                      # a run without torch.compile
+                runs.append(f"{ours} tokens/s at {at} against torch eager's {theirs} ({ratio}"
+                            + (", paired by round)" if not runs else ")"))
+            elif not runs:
+                runs.append(f"{ours} tokens/s at {at} against torch eager's {theirs} and torch.compile's "
+                            f"{rate['compile']:.0f} ({ratio} of eager, paired by round)")
+            else:
+                runs.append(f"{ours} against {theirs} and {rate['compile']:.0f} at {at} ({ratio})")
+        text = (f"Generation (greedy, batch 1, {g0['new_tokens']} new tokens after an {g0['prompt_len']}-token "
+                f"prompt, {g0.get('config', 'small')} config, {s.get('generate_repeats', '?')} rounds): with the KV "
+                f"cache numpy_gpt made " + ", and ".join(runs))
+        if plain:
+            text += f"; without the cache, {_and([format(g['speedup']['median'], '.2f') + '×' for g in plain])} of eager"
+        same = all(g.get("same_tokens") for g in cached + plain)
+        same_compiled = all(g.get("same_tokens_compile") for g in cached + plain
+                            if g["tokens_per_s"].get("compile") is not None)
+        compiled = any(g["tokens_per_s"].get("compile") is not None for g in cached + plain)
+        text += (". numpy_gpt and torch eager produce the same tokens." if same and not compiled else
+                 ". All three produce the same tokens." if same and same_compiled else
+                 ". numpy_gpt and torch eager produce the same tokens; torch.compile's differ." if same else
+                 ". numpy_gpt's tokens differ from torch eager's.")
+        notes.append(text)
+    return notes
 
 
 def committed_runs(root: Path = ROOT) -> list[tuple[str, str, dict]]:
-    """git_runs without the working tree's run: what README.md's tables are made from."""
+    """git_runs without the working tree's run."""
     return [run for run in git_runs(root) if run[0] != "working tree"]
 
 
@@ -424,21 +550,25 @@ def main(argv: list[str] | None = None) -> None:
                    help="with --targets: the runs on this CPU instead of the newest run's (e.g. 25/17; the "
                         "history table's CPU column names each run's)")
     p.add_argument("--readme", action="store_true",
-                   help="print README.md's table of the targets and its table of the latest run, from the newest "
-                        "committed run (not one only in the working tree)")
+                   help="print README.md's table of the targets, and the latest run's table and figures in words, "
+                        "from the newest run (the working tree's, if it has one not yet committed)")
     a = p.parse_args(argv)
     if a.cpu is not None and not a.targets:
         p.error("--cpu goes with --targets")
     if a.readme and (a.targets or a.all_runs):
         p.error("--readme goes alone")
     if a.readme:
-        runs = committed_runs()
+        runs = git_runs()
         targets = readme_targets_table(runs)
         if not targets:
-            sys.exit("no complete full run at 2 threads is committed to make README.md's tables from")
+            sys.exit(f"no complete full run at 2 threads, neither in {RESULTS} nor in its git history, to make "
+                     "README.md's tables from")
         name = target_runs(runs)[1][0]
         print(f"README.md, \"Where the targets stand\" (the newest run: {name}):\n\n{targets}\n")
-        print(f"README.md, \"The latest run\" ({name}):\n\n{readme_step_table(latest_full_run(runs))}")
+        run = latest_full_run(runs)
+        latest, notes = run[2], readme_run_notes(run[2], run_date(run))
+        print(f"README.md, \"The latest run\" ({name}):\n\n{notes[0]}\n\n{readme_step_table(latest)}\n")
+        print("\n\n".join(notes[1:]))
         return
     runs = git_runs()
     if not runs:

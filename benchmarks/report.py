@@ -75,8 +75,51 @@ def peak_table(res: dict) -> str:
     for p in res["matmul_peak"]:
         rows.append([str(p["threads"]), f"{p['numpy']['n']}^3 {p['numpy']['dtype']}",
                      f"{p['numpy']['peak_gflops']:.1f}", _num(p.get("torch", {}).get("peak_gflops"), "{:.1f}")])
-    return ("### Matmul peak (best of the repeats, before the sections; the step table times it again in every round)\n\n"
+    text = ("### Matmul peak (best of the repeats, before the sections; the step table times it again in every round)\n\n"
             + _table(["threads", "matmul", "NumPy BLAS GFLOP/s", "torch GFLOP/s"], rows))
+    slow = slow_peaks(res)
+    if slow:
+        text += ("\n\n**At one core's speed:** " + "; ".join(s["text"] for s in slow) + ". A BLAS that uses its "
+                 "threads runs this product at nearly threads x its 1-thread speed, so a core was held back through "
+                 "every repeat of this best-of. The step table's shares of the peak do not rest on this figure: "
+                 "they take each round's own matmul, and the faster library's best-of.")
+    return text
+
+
+LIB_NAMES = {"numpy": "NumPy's BLAS", "torch": "torch"}
+
+
+def _round_matmul_max(res: dict, lib: str, threads: int) -> float | None:
+    """The fastest matmul `lib` ran in any step round at `threads` threads (GFLOP/s), or None."""
+    key = "numpy" if lib == "numpy" else "torch"
+    best = [((r.get("round_matmul_gflops") or {}).get(key) or {}).get("max") for r in res.get("step", [])
+            if r.get("threads") == threads]
+    best = [g for g in best if _positive(g)]
+    return max(best) if best else None
+
+
+def slow_peaks(res: dict) -> list[dict]:
+    """Peak-table figures at more than one thread that came out at about one core's speed: below
+    SLOW_ROUND x threads x the same library's 1-thread figure (1.2x it at 2 threads). A BLAS that
+    uses its threads runs the square matmul at nearly threads x its 1-thread speed, so such a figure
+    says a core was held back while it was timed (on 2026-12-06 NumPy's read 96.8 GFLOP/s at 2
+    threads, 1.04x its 1-thread 92.8, and 174-186 in the step rounds of the same run).
+    Each: {"lib", "threads", "gflops", "ratio", "rounds_max", "text"}."""
+    peaks = {p.get("threads"): p for p in res.get("matmul_peak", [])}
+    out = []
+    for t, p in sorted(peaks.items()):
+        if not t or t <= 1 or 1 not in peaks:
+            continue
+        for lib in ("numpy", "torch"):
+            one, many = ((peaks[1].get(lib) or {}).get("peak_gflops"), (p.get(lib) or {}).get("peak_gflops"))
+            if not (_positive(one) and _positive(many)) or many >= SLOW_ROUND * t * one:
+                continue
+            rounds = _round_matmul_max(res, lib, t)
+            text = (f"{LIB_NAMES[lib]} at {t} threads read {many:.1f} GFLOP/s, {many / one:.2f}x its 1-thread "
+                    f"{one:.1f}" + (f" (its fastest step round at {t} threads: {rounds:.0f})" if rounds else ""))
+            out.append({"lib": lib, "threads": t, "gflops": many, "ratio": many / one, "rounds_max": rounds,
+                        "text": text})
+    return out
 
 
 def _compile_cell(r: dict, value: str | None = None) -> str:
@@ -191,9 +234,12 @@ SLOW_ROUND = 0.6     # a round's matmul below this share of the peak table's (sa
 
 
 def _disturbed_rounds(res: dict) -> list[str]:
-    """Step rows at > 1 thread where some round's matmul read below SLOW_ROUND of the peak
-    table's best at that thread count, as "small@2t: 1 of 7 rounds (107 GFLOP/s against 205)"."""
-    peaks = {p["threads"]: p["numpy"]["peak_gflops"] for p in res.get("matmul_peak", []) if p.get("numpy")}
+    """Step rows at > 1 thread where some round's matmul read below SLOW_ROUND of the fastest this
+    BLAS ran it at that thread count, in the peak table or in any step round (a peak table timed
+    while a core was held back would set the bar too low: slow_peaks), as "small@2t: 1 of 7
+    rounds (107 GFLOP/s against 205)"."""
+    peaks = {p["threads"]: max(p["numpy"]["peak_gflops"], _round_matmul_max(res, "numpy", p["threads"]) or 0.0)
+             for p in res.get("matmul_peak", []) if p.get("numpy")}
     if not peaks:
         return []
     flops = 2 * _peak_n(res) ** 3                       # of one n^3 matmul, as run.py's matmul_fn counts it

@@ -446,6 +446,18 @@ def _clean(x):
     return x
 
 
+def run_settings(a, argv: list[str] | None, keep_memory: bool) -> dict:
+    """What a run records of how it was made: its options, the command, the commit and the day (UTC)."""
+    return {
+        "mode": a.mode, "sections": a.only or list(SECTIONS), "threads": a.threads, "configs": a.configs,
+        "dtype": a.dtype, "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
+        "rewarm_s": a.rewarm, "generate_repeats": GENERATE_ROUNDS * a.repeats,
+        "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
+        "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),
+        "commit": _commit(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
+
+
 def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     a = parse_args(argv, **parse_kwargs)
     import torch  # noqa: F401 - loaded up front so describe() and thread_limit() see its pools
@@ -456,14 +468,7 @@ def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     sections = a.only or list(SECTIONS)
-    res: dict = {"machine": describe(), "settings": {
-        "mode": a.mode, "sections": sections, "threads": a.threads, "configs": a.configs, "dtype": a.dtype,
-        "repeats": a.repeats, "warmup": a.warmup, "min_time_s": a.min_time, "cooldown_s": a.cooldown,
-        "rewarm_s": a.rewarm, "generate_repeats": GENERATE_ROUNDS * a.repeats,
-        "max_load": a.max_load, "retries": a.retries, "retry_budget_s": a.retry_budget,
-        "compile": a.compile, "malloc_keeps_freed_memory": keep_memory, "flops_formula": FLOPS_FORMULA, "speedup": report.SPEEDUP_CAPTION,
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *(argv or sys.argv[1:])]),
-        "commit": _commit()}}
+    res: dict = {"machine": describe(), "settings": run_settings(a, argv, keep_memory)}
     log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
     res["complete"] = False
     res["matmul_peak"] = run_peak(a)

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from benchmarks.history import (DECODE_TARGET, ROOT, committed_runs, git_runs, history_table, latest_full_run,
-                                readme_step_table, readme_targets_table, steadiness_table, summarize, target_runs)
+                                readme_run_notes, readme_step_table, readme_targets_table, run_date, steadiness_table,
+                                summarize, target_runs)
 from tests.test_benchmark_stats import _med
 
 
@@ -335,40 +336,131 @@ def _full_history() -> bool:
     return done.returncode == 0 and done.stdout.strip() == "false"
 
 
-def test_the_readme_shows_the_newest_committed_runs_tables():
-    """README.md's table of the latest run, and (with the whole git history at hand) its table of
-    the targets over every run, are what `python -m benchmarks.history --readme` prints now:
-    a run committed without them, or a figure edited by hand, fails here."""
+def _readme_misses(readme: str, runs: list) -> list[str]:
+    """What README.md lacks of `python -m benchmarks.history --readme`'s output for these runs."""
+    shown, flat = _tables(readme), " ".join(readme.split())
+    run = latest_full_run(runs)
+    misses = [] if _tables(readme_step_table(run[2]))[0] in shown else ["the latest run's table"]
+    misses += [f"this paragraph: {note}" for note in readme_run_notes(run[2], run_date(run))
+               if " ".join(note.split()) not in flat]
+    if _tables(readme_targets_table(runs))[0] not in shown:
+        misses.append("the targets table")
+    if f"latest full run ({run[2]['settings']['commit']}," not in flat:
+        misses.append(f"'latest full run ({run[2]['settings']['commit']},' above the targets table")
+    return misses
+
+
+def test_the_readme_shows_the_newest_runs_tables_and_figures():
+    """README.md's benchmark tables and the latest run's figures in words are what `python -m
+    benchmarks.history --readme` prints, for the newest committed run or for an uncommitted one in
+    the working tree (the README may be updated before or after the run is committed): a run
+    committed without them, or a figure edited by hand, fails here."""
     readme = (ROOT / "README.md").read_text()
-    shown = _tables(readme)
-    runs = committed_runs() if _full_history() else []
-    latest = latest_full_run(runs) if runs else json.loads((ROOT / "benchmarks/results/full.json").read_text())
-    hint = "README.md is behind benchmarks/results/full.json: `python -m benchmarks.history --readme` prints its tables"
-    assert _tables(readme_step_table(latest))[0] in shown, hint
-    assert f"`make bench` at commit {latest['settings']['commit']}" in readme, hint
-    if not runs:
+    if not _full_history():                                          # the file alone: its step table
+        latest = json.loads((ROOT / "benchmarks/results/full.json").read_text())
+        assert _tables(readme_step_table(latest))[0] in _tables(readme)
         pytest.skip("no whole git history here: the targets table counts every committed run")
-    assert _tables(readme_targets_table(runs))[0] in shown, hint
-    assert f"latest full run ({latest['settings']['commit']}," in readme.replace("\n", " "), hint
+    candidates = [committed_runs(), git_runs()]
+    misses = [_readme_misses(readme, runs) for runs in candidates]
+    assert not all(misses), ("README.md is behind benchmarks/results/full.json (`python -m benchmarks.history "
+                             "--readme` prints what it should show); it lacks " + "; ".join(misses[0]))
 
 
 def test_the_command_line_prints_the_readmes_tables(monkeypatch, capsys):
     from benchmarks import history
     memory = {("tiny", "numpy"): 9.0, ("tiny", "torch"): 10.0}
-    run = _with_targets(1.1, memory=memory, commit="feed000")
-    for r in run["step"]:
+    run, new = _with_targets(1.1, memory=memory, commit="feed000"), _with_targets(1.3, memory=memory, commit="beef000")
+    for r in run["step"] + new["step"]:
         r.update(median_s={"numpy": 0.02, "torch": 0.02, "compile": None}, gflops={"numpy": 30.0})
-    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", _with_targets(5.0)),
-                                                                ("abc", "d", run)])
+    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("abc", "2026-12-05", run)])
     history.main(["--readme"])
     out = capsys.readouterr().out
     targets, step = _tables(out)
     assert targets[2][:3] == ["training step ≥ 1.2× torch eager", "tiny", "1.10× (1.10-1.10×, 0 of 1): missed"]
     assert [r[:2] for r in step[2:]] == [["tiny", "1"], ["tiny", "2"], ["small", "1"], ["small", "2"],
                                          ["medium", "1"], ["medium", "2"]]
-    assert "(the newest run: feed000)" in out                    # the working tree's uncommitted run is left out
+    assert "(the newest run: feed000)" in out and "with the KV cache numpy_gpt made" not in out  # no figures: no words
+    # a run made since (`make bench`) and not committed yet: the README's new figures are its own
+    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", new), ("abc", "2026-12-05", run)])
+    history.main(["--readme"])
+    targets, step = _tables(out := capsys.readouterr().out)
+    assert "(the newest run: beef000)" in out
+    assert targets[2][2] == "**1.30×** (1.10-1.30×, 1 of 2)" and step[3][5].startswith("**1.30**")
     with pytest.raises(SystemExit):
         history.main(["--readme", "--targets"])
-    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", _with_targets(5.0))])
-    with pytest.raises(SystemExit, match="no complete full run at 2 threads is committed"):
+    monkeypatch.setattr(history, "git_runs", lambda root=ROOT: [("working tree", "—", _with_targets(5.0, quick=True))])
+    with pytest.raises(SystemExit, match="no complete full run at 2 threads, neither in"):
         history.main(["--readme"])
+
+
+def _notes_run(same_compile=True):
+    """A run with the figures README's paragraphs give in words (two thread counts, shard processes at 2)."""
+    res = _run(commit="feed000")
+    res["machine"].update(cores_available=2, torch="2.13.0+cpu", torch_parallel_info="Intel(R) oneAPI Math Kernel "
+                          "Library Version 2024.2", simd=["avx", "avx2", "fma"])
+    res["machine"]["threadpools"][0]["version"] = "0.3.31.188.0"
+    res["wall_time_s"] = 1599.4
+    res["settings"]["generate_repeats"] = 21
+    for p, times in zip(res["matmul_peak"], ([0.2] * 5, [0.1] * 5)):
+        for lib in ("numpy", "torch"):
+            p[lib].update(n=2048, times_s=times)
+    for r, (procs, ratio) in zip([r for r in res["step"] if r["threads"] == 2],
+                                 ((0.0179, 1.19), (0.2428, 0.99), (0.9772, 1.07))):
+        r["median_s"] = {"numpy": 0.02, "torch": 0.02, "compile": 0.02, "procs": procs}
+        r["procs"]["speedup_vs_torch"] = _med(ratio)
+        r["foreign_load"] = 0.012
+    res["memory"] = [{"config": c, "impl": i, "warm_delta_mb": mb} for (c, i), mb in {
+        ("tiny", "procs"): 14.9, ("small", "procs"): 136.6, ("medium", "procs"): 559.0,
+        ("tiny", "torch"): 15.8, ("small", "torch"): 148.0, ("medium", "torch"): 581.0}.items()]
+    res["generate"] = [{"config": "small", "threads": t, "use_cache": cache, "prompt_len": 8, "new_tokens": 64,
+                        "same_tokens": True, "same_tokens_compile": same_compile, "speedup": _med(ratio),
+                        "tokens_per_s": {"numpy": ours, "torch": theirs, "compile": compiled}}
+                       for t, cache, ratio, ours, theirs, compiled in (
+                           (1, False, 1.06, 166, 156, 168), (2, False, 1.10, 191, 175, 205),
+                           (1, True, 1.4252, 940.04, 666.8, 618.2), (2, True, 1.3176, 946.7, 679.1, 557.6))]
+    return res
+
+
+def test_the_latest_runs_figures_in_words():
+    machine, pace, procs, generation = readme_run_notes(_notes_run(), "2026-12-06")
+    assert machine == ("`make bench` at commit feed000 on 2026-12-06 (1599 s): 2 cores of an Some CPU, family 25, "
+                       "model 1 (Zen 3), AVX2 without AVX-512; NumPy's OpenBLAS 0.3.31 ran its Haswell kernels, torch "
+                       "2.13.0+cpu its MKL. The 2048³ float32 matmul, best of 5: 67.6 and 110.0 GFLOP/s at 1 and 2 "
+                       "threads in NumPy, 40.4 and 68.0 in torch. Other processes took at most 1% of the CPU during "
+                       "any measurement.")
+    # the rounds' matmul medians 99, 105 and 84 against the fastest round, 121 (tests above)
+    assert pace == ("The host ran tiny's 2-thread rounds at 81% and medium's 2-thread rounds at 69% of its pace "
+                    "(their matmul against the run's fastest), the others at 86%.")
+    assert procs == ("With shard processes (numpy_gpt's shards after the first in worker processes), in the same "
+                     "rounds at 2 threads: tiny 17.9 ms a step (1.19× of eager, paired by round as above), small 243 "
+                     "ms (0.99×), medium 977 ms (1.07×), and 15, 137 and 559 MB for all processes together (torch "
+                     "eager: 16, 148 and 581).")
+    assert generation == ("Generation (greedy, batch 1, 64 new tokens after an 8-token prompt, small config, 21 "
+                          "rounds): with the KV cache numpy_gpt made 940 tokens/s at 1 thread against torch eager's "
+                          "667 and torch.compile's 618 (1.43× of eager, paired by round), and 947 against 679 and "
+                          "558 at 2 threads (1.32×); without the cache, 1.06× and 1.10× of eager. All three "
+                          "produce the same tokens.")
+    res = _notes_run()
+    res["matmul_peak"][1]["numpy"]["peak_gflops"] = 70.0                 # 1.04x its 1-thread 67.6
+    res["step"][1]["round_matmul_gflops"] = {"numpy": {"max": 131.0}}
+    assert readme_run_notes(res, "d")[0].endswith(
+        "40.4 and 68.0 in torch. NumPy's 2-thread figure is one core's speed (1.04× its 1-thread one): a core was held "
+        "back while it was timed; in the step rounds it reached 131. Other processes took at most 1% of the CPU "
+        "during any measurement.")
+    assert readme_run_notes(_notes_run(same_compile=False), "d")[-1].endswith(
+        "numpy_gpt and torch eager produce the same tokens; torch.compile's differ.")
+    res = _notes_run()
+    for g in res["generate"]:
+        g["tokens_per_s"]["compile"] = None                    # a run with --no-compile
+    assert readme_run_notes(res, "d")[-1] == (
+        "Generation (greedy, batch 1, 64 new tokens after an 8-token prompt, small config, 21 rounds): with the KV "
+        "cache numpy_gpt made 940 tokens/s at 1 thread against torch eager's 667 (1.43×, paired by round), and 947 "
+        "tokens/s at 2 threads against torch eager's 679 (1.32×); without the cache, 1.06× and 1.10× of eager. "
+        "numpy_gpt and torch eager produce the same tokens.")
+
+
+def test_a_run_is_dated_as_it_recorded_else_by_the_commit_that_stored_it():
+    assert run_date(("abc", "2026-12-05", {"settings": {"date": "2026-12-04"}})) == "2026-12-04"
+    assert run_date(("abc", "2026-12-05", {"settings": {}})) == "2026-12-05"
+    today = run_date(("working tree", "—", {}))
+    assert len(today) == 10 and today.startswith("20") and today.count("-") == 2   # an uncommitted old run: today

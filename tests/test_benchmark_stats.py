@@ -289,6 +289,17 @@ def test_only_takes_a_list_of_sections_and_names_a_wrong_one():
         parse_args(["--only", "step,stpe"])
 
 
+def test_a_run_records_its_options_command_commit_and_day():
+    import time
+
+    from benchmarks.run import parse_args, run_settings
+    before = time.strftime("%Y-%m-%d", time.gmtime())
+    s = run_settings(parse_args(["--quick", "--only", "step"]), ["--quick", "--only", "step"], True)
+    assert s["date"] in (before, time.strftime("%Y-%m-%d", time.gmtime()))      # (a run started at midnight)
+    assert s["mode"] == "quick" and s["sections"] == ["step"] and s["malloc_keeps_freed_memory"] is True
+    assert s["command"].endswith("-m benchmarks.run --quick --only step") and "commit" in s
+
+
 def test_repeats_are_at_least_five(capsys):
     from benchmarks.run import parse_args
     assert parse_args(["--repeats", "5"]).repeats == 5 and parse_args([]).repeats == 7
@@ -425,6 +436,26 @@ def test_the_step_table_flags_rounds_whose_matmul_ran_at_one_core_speed():
                     {"config": "small", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 105, 198, 119)}}},
                     {"config": "medium", "threads": 2, "raw": {"samples_s": {"matmul": secs(190, 121)}}}]}
     assert _disturbed_rounds(res) == ["small@2t: 2 of 4 rounds (105, 119 GFLOP/s against 200)"]
+    # a peak table timed while a core was held back: the bar is the fastest the rounds ran it
+    res["matmul_peak"][1]["numpy"]["peak_gflops"] = 104.0
+    res["step"][2]["round_matmul_gflops"] = {"numpy": {"max": 200.0}}            # medium's fastest round
+    assert _disturbed_rounds(res) == ["small@2t: 2 of 4 rounds (105, 119 GFLOP/s against 200)"]
+
+
+def test_a_peak_table_figure_at_one_cores_speed_is_flagged():
+    from benchmarks.report import peak_table, slow_peaks
+    res = {"matmul_peak": [{"threads": t, "numpy": {"n": 2048, "dtype": "float32", "peak_gflops": numpy},
+                            "torch": {"peak_gflops": torch}} for t, numpy, torch in ((1, 92.8, 70.4), (2, 96.8, 176.2))],
+           "step": [{"config": "tiny", "threads": 2, "round_matmul_gflops": {"numpy": {"max": 185.9}}},
+                    {"config": "small", "threads": 2, "round_matmul_gflops": {"numpy": {"max": 182.7}}}]}
+    (slow,) = slow_peaks(res)
+    assert (slow["lib"], slow["threads"], slow["rounds_max"]) == ("numpy", 2, 185.9)
+    assert ("**At one core's speed:** NumPy's BLAS at 2 threads read 96.8 GFLOP/s, 1.04x its 1-thread 92.8 (its "
+            "fastest step round at 2 threads: 186).") in peak_table(res)
+    res["matmul_peak"][1]["numpy"]["peak_gflops"] = 112.0                     # 1.21x: threads at work
+    assert slow_peaks(res) == [] and "one core" not in peak_table(res)
+    res["matmul_peak"][1]["torch"]["peak_gflops"] = 80.0                      # torch's too, with no rounds timed
+    assert [s["text"] for s in slow_peaks(res)] == ["torch at 2 threads read 80.0 GFLOP/s, 1.14x its 1-thread 70.4"]
 
 
 def test_a_run_missing_a_section_or_a_file_is_incomplete(tmp_path):
