@@ -4,7 +4,7 @@
     python -m benchmarks.history --all-runs   # also runs whose largest thread count is not 2
     python -m benchmarks.history --targets    # how steady each target's verdict is, run to run
     python -m benchmarks.history --targets --cpu 25/17   # the same on another CPU's runs
-    python -m benchmarks.history --readme     # README.md's tables and figures of the latest committed run
+    python -m benchmarks.history --readme     # README.md's tables and figures of the newest run
 
 Each full run (`python -m benchmarks.run`) rewrites benchmarks/results/full.json, and every
 version of that file that was committed is a run on some host at some commit. The project's VM
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -242,8 +243,23 @@ def target_values(res: dict, threads: int = 2) -> list[tuple[str, str, str, floa
     return rows
 
 
-def _fmt(target: str, value: float) -> str:
-    return f"{value:.0f}%" if "%" in target else f"{value:.2f}x"
+def _met(value: float, goal: float, higher: bool) -> bool:
+    return value >= goal if higher else value <= goal
+
+
+def _judged(value: float, goal: float, higher: bool, digits: int) -> str:
+    """value to `digits` decimals, rounded as usual unless that would read as meeting a goal it
+    misses (1.197 against 1.2 shows as 1.19, 69.6% against 70% as 69%): then toward the miss."""
+    text = f"{value:.{digits}f}"
+    if _met(float(text), goal, higher) and not _met(value, goal, higher):
+        scaled = value * 10 ** digits
+        text = f"{(math.floor(scaled) if higher else math.ceil(scaled)) / 10 ** digits:.{digits}f}"
+    return text
+
+
+def _fmt(target: str, value: float, goal: float, higher: bool, times: str = "x") -> str:
+    """A target's figure: a whole percent or a ratio to 2 decimals, never rounded onto its line."""
+    return _judged(value, goal, higher, 0) + "%" if "%" in target else _judged(value, goal, higher, 2) + times
 
 
 DECODE_TARGET = f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager"
@@ -276,7 +292,8 @@ def target_runs(runs: list[tuple[str, str, dict]], threads: int = 2, cpu: str | 
     for label, _, res in runs:
         x = summarize(res)
         if not x["quick"] and x["complete"] and x["top"] == threads:
-            full.append((x["commit"] or label, x["commit"], x["family_model"], res))
+            measured = x["commit"].split()[0] if x["commit"] else None   # of "<hash> with uncommitted changes"
+            full.append((x["commit"] or label, measured, x["family_model"], res))
     if not full:
         return None, [], []
     cpu = full[0][2] if cpu is None else cpu
@@ -294,10 +311,6 @@ def target_runs(runs: list[tuple[str, str, dict]], threads: int = 2, cpu: str | 
     return cpu, [name for name, _, _ in same], rows
 
 
-def _met(value: float, goal: float, higher: bool) -> bool:
-    return value >= goal if higher else value <= goal
-
-
 def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent: int = 5,
                      cpu: str | None = None, root: Path = ROOT, since: dict[str, str] | None = None) -> str:
     """For each target: its figure in the newest `recent` full runs on one CPU (family/model,
@@ -313,8 +326,9 @@ def steadiness_table(runs: list[tuple[str, str, dict]], threads: int = 2, recent
         if not known:
             continue
         met = sum(_met(v, goal, higher) for v in known)
-        rows.append([target, config, how, ", ".join(DASH if v is None else _fmt(target, v) for v in values[:recent]),
-                     f"{_fmt(target, min(known))} - {_fmt(target, max(known))}", f"{met} of {len(known)}"])
+        fmt = lambda v: _fmt(target, v, goal, higher)                  # noqa: E731
+        rows.append([target, config, how, ", ".join(DASH if v is None else fmt(v) for v in values[:recent]),
+                     f"{fmt(min(known))} - {fmt(max(known))}", f"{met} of {len(known)}"])
     header = ["target", "config", "numpy_gpt with",
               f"newest {min(recent, len(names))} runs, newest first ({', '.join(names[:recent])})",
               f"lowest - highest, all {len(names)} runs on CPU {cpu or DASH}", "met in"]
@@ -327,13 +341,8 @@ def _pretty(text: str) -> str:
     return re.sub(r"(\d)x\b", "\\1×", text.replace(">=", "≥").replace("<=", "≤"))
 
 
-def _share(target: str, value: float) -> str:
-    """A figure as the README shows it: a whole percent, else a ratio to 2 decimals (as --targets)."""
-    return f"{value:.0f}%" if "%" in target else f"{value:.2f}×"
-
-
-def _range(target: str, lo: float, hi: float) -> str:
-    return f"{lo:.0f}-{hi:.0f}%" if "%" in target else f"{lo:.2f}-{hi:.2f}×"
+# Why a target counts only the runs since the commit target_runs' `since` names for it.
+SINCE_REASONS = {DECODE_TARGET: "since torch got its lean step"}
 
 
 def readme_targets_table(runs: list[tuple[str, str, dict]], threads: int = 2, root: Path = ROOT,
@@ -342,6 +351,7 @@ def readme_targets_table(runs: list[tuple[str, str, dict]], threads: int = 2, ro
     where it meets the target), then the range over all runs on its CPU and in how many of them it
     was met; "missed" when never met, "missed in this run" when met before. A target limited to
     later runs (target_runs' `since`) says over how many. "" when there is no run to show."""
+    since = {DECODE_TARGET: TORCH_LEAN_DECODE} if since is None else since
     _, names, table = target_runs(runs, threads, root=root, since=since)
     if not names:
         return ""
@@ -351,16 +361,18 @@ def readme_targets_table(runs: list[tuple[str, str, dict]], threads: int = 2, ro
         if not known:
             continue
         latest, met = values[0], sum(_met(v, goal, higher) for v in known)
-        span = _range(target, min(known), max(known))
-        if len(known) < len(names) and target == DECODE_TARGET:
-            span += f" in the {len(known)} runs since torch got its lean step"
+        fmt = lambda v: _fmt(target, v, goal, higher, "×")             # noqa: E731
+        lo, hi = fmt(min(known)), fmt(max(known))
+        span = f"{lo.rstrip('%×')}-{hi}"
+        if target in since and len(known) < len(names):
+            span += f" in the {len(known)} runs {SINCE_REASONS.get(target, f'measured at {since[target]} or later')}"
         span = f"({span}, {met} of {len(known)})"
         if latest is None:
             text = f"{DASH} {span}"
         elif _met(latest, goal, higher):
-            text = f"**{_share(target, latest)}** {span}"
+            text = f"**{fmt(latest)}** {span}"
         else:
-            text = f"{_share(target, latest)} {span}: " + ("missed in this run" if met else "missed")
+            text = f"{fmt(latest)} {span}: " + ("missed in this run" if met else "missed")
         cells.setdefault((target, config), {})[how] = text
     rows, last = [], None
     for (target, config), ways in cells.items():
@@ -386,15 +398,18 @@ def readme_step_table(res: dict, threads: int = 2) -> str:
         def ratio(stats: dict | None, goal: float) -> str:              # the median bold, not its range
             if not stats:
                 return "n/a"
-            return bold(f"{stats['median']:.2f}", stats["median"] >= goal) + fmt_ratio(stats)[4:]
+            median = _judged(stats["median"], goal, True, 2) if judged else f"{stats['median']:.2f}"
+            return bold(median, stats["median"] >= goal) + " " + fmt_ratio(stats).split(" ", 1)[1]
 
         pct = (r.get("pct_round_peak") or {}).get("numpy")
-        share = DASH if not pct else (bold(f"{pct['median']:.0f}%", config == "medium"
-                                           and pct["median"] >= MEDIUM_PEAK_PCT)
-                                      + f" [{pct['min']:.0f}-{pct['max']:.0f}]")
+        share = DASH if not pct else (
+            bold(_judged(pct["median"], MEDIUM_PEAK_PCT, True, 0) + "%", pct["median"] >= MEDIUM_PEAK_PCT)
+            if config == "medium" and judged else f"{pct['median']:.0f}%") + f" [{pct['min']:.0f}-{pct['max']:.0f}]"
         ours, theirs = mem.get((config, "numpy")), mem.get((config, "torch"))
-        memory = DASH if ours is None or theirs is None else (
-            bold(f"{ours:.0f}", ours <= theirs) + f" / {theirs:.0f}")
+        memory = DASH
+        if ours is not None and theirs is not None:            # a miss that reads as a tie in MB shows tenths
+            digits = 1 if judged and round(ours) == round(theirs) and ours > theirs else 0
+            memory = bold(f"{ours:.{digits}f}", ours <= theirs) + f" / {theirs:.{digits}f}"
         med = r["median_s"]
         rows.append([config, str(r["threads"]), fmt_ms(med["numpy"]), fmt_ms(med["torch"]),
                      fmt_ms(med["compile"]) if med.get("compile") is not None else "n/a",
@@ -424,8 +439,8 @@ def _and(items: list[str]) -> str:
 
 
 def run_date(run: tuple[str, str, dict]) -> str:
-    """The day a run was made (UTC): as it recorded it; for older runs, the day the commit that
-    stored it was made; for an uncommitted older run, today."""
+    """The day a run was made: as it recorded it (UTC); for older runs, the date git gives the
+    commit that stored it (its author's); for an uncommitted older run, today (UTC)."""
     label, stored, res = run
     return res.get("settings", {}).get("date") or (stored if stored != DASH else time.strftime("%Y-%m-%d", time.gmtime()))
 
@@ -436,7 +451,7 @@ def readme_run_notes(res: dict, date: str) -> list[str]:
     (a paragraph the run has no figures for is left out). The README may wrap their lines."""
     m, s = res.get("machine", {}), res.get("settings", {})
     notes = []
-    cpu = m.get("cpu_model", "an unnamed CPU")
+    cpu = m.get("cpu_model") or "unnamed CPU"
     if m.get("cpu_family_model"):
         family, model = m["cpu_family_model"].split("/")
         cpu += f", family {family}, model {model}"
@@ -452,7 +467,8 @@ def readme_run_notes(res: dict, date: str) -> list[str]:
                    key=lambda p: p["threads"])
     library = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(blas.get("internal_api"), "BLAS")
     text = (f"`make bench` at commit {s.get('commit', DASH)} on {date} ({res.get('wall_time_s', 0):.0f} s): "
-            f"{m.get('cores_available', '?')} cores of an {cpu}; NumPy's {library} {version} "
+            f"{m.get('cores_available', '?')} cores of {'an' if cpu[:1].lower() in 'aeiou' else 'a'} {cpu}; "
+            f"NumPy's {library} {version} "
             f"ran its {blas.get('architecture', '?')} kernels, torch {m.get('torch', '?')} its {torch_blas}.")
     if peaks:
         n, repeats = peaks[0]["numpy"]["n"], len(peaks[0]["numpy"]["times_s"])
@@ -461,9 +477,10 @@ def readme_run_notes(res: dict, date: str) -> list[str]:
                  f"{_and([str(p['threads']) for p in peaks])} threads in NumPy, "
                  f"{_and([format(p['torch']['peak_gflops'], '.1f') for p in peaks])} in torch.")
         for sp in slow_peaks(res):
-            text += (f" {'NumPy' if sp['lib'] == 'numpy' else 'torch'}'s {sp['threads']}-thread figure is one core's "
-                     f"speed ({sp['ratio']:.2f}× its 1-thread one): a core was held back while it was timed"
-                     + (f"; in the step rounds it reached {sp['rounds_max']:.0f}" if sp["rounds_max"] else "") + ".")
+            text += (f" {'NumPy' if sp['lib'] == 'numpy' else 'torch'}'s {sp['threads']}-thread figure did not scale "
+                     f"with its threads ({sp['ratio']:.2f}× its 1-thread one: the library ran fewer threads or the "
+                     f"host held a core back while it was timed"
+                     + (f"; up to {sp['rounds_max']:.0f} in the step rounds" if sp["rounds_max"] else "") + ").")
     loads = [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling")
              for r in res.get(key, []) if r.get("foreign_load") is not None]
     if loads:
@@ -517,8 +534,8 @@ def readme_run_notes(res: dict, date: str) -> list[str]:
                             f"{rate['compile']:.0f} ({ratio} of eager, paired by round)")
             else:
                 runs.append(f"{ours} against {theirs} and {rate['compile']:.0f} at {at} ({ratio})")
-        text = (f"Generation (greedy, batch 1, {g0['new_tokens']} new tokens after an {g0['prompt_len']}-token "
-                f"prompt, {g0.get('config', 'small')} config, {s.get('generate_repeats', '?')} rounds): with the KV "
+        text = (f"Generation (greedy, batch 1, {g0['new_tokens']} new tokens after a prompt of {g0['prompt_len']}, "
+                f"{g0.get('config', 'small')} config, {s.get('generate_repeats', '?')} rounds): with the KV "
                 f"cache numpy_gpt made " + ", and ".join(runs))
         if plain:
             text += f"; without the cache, {_and([format(g['speedup']['median'], '.2f') + '×' for g in plain])} of eager"

@@ -309,7 +309,7 @@ def test_readme_step_table_bolds_only_the_figures_that_meet_a_target_at_two_thre
     assert rows[0] == ["tiny", "1", "20.4", "23.5", "n/a", "1.30 [1.20-1.40]", "1.10 [0.50-1.50]", "36 (40% [34-95])",
                        "14 / 14"]                                   # 1 thread: nothing judged
     assert rows[1][5:] == ["1.19 [1.09-1.29]", "**1.00** [0.50-1.50]", "36 (80% [34-95])", "**14** / 14"]
-    assert rows[2][5:] == ["**1.20** [1.10-1.30]", "0.99 [0.50-1.50]", "36 (**70%** [34-95])", "500 / 500"]
+    assert rows[2][5:] == ["**1.20** [1.10-1.30]", "0.99 [0.50-1.50]", "36 (**70%** [34-95])", "500.2 / 499.9"]
     assert rows[3][5:] == ["1.50 [1.40-1.60]", "1.50 [0.50-1.50]", "36 (90% [34-95])", "500 / 500"]
     assert rows[4][7:] == ["36 (60% [34-95])", "—"]                  # 70% is judged at medium only; no memory rows
 
@@ -423,7 +423,7 @@ def _notes_run(same_compile=True):
 
 def test_the_latest_runs_figures_in_words():
     machine, pace, procs, generation = readme_run_notes(_notes_run(), "2026-12-06")
-    assert machine == ("`make bench` at commit feed000 on 2026-12-06 (1599 s): 2 cores of an Some CPU, family 25, "
+    assert machine == ("`make bench` at commit feed000 on 2026-12-06 (1599 s): 2 cores of a Some CPU, family 25, "
                        "model 1 (Zen 3), AVX2 without AVX-512; NumPy's OpenBLAS 0.3.31 ran its Haswell kernels, torch "
                        "2.13.0+cpu its MKL. The 2048³ float32 matmul, best of 5: 67.6 and 110.0 GFLOP/s at 1 and 2 "
                        "threads in NumPy, 40.4 and 68.0 in torch. Other processes took at most 1% of the CPU during "
@@ -435,7 +435,7 @@ def test_the_latest_runs_figures_in_words():
                      "rounds at 2 threads: tiny 17.9 ms a step (1.19× of eager, paired by round as above), small 243 "
                      "ms (0.99×), medium 977 ms (1.07×), and 15, 137 and 559 MB for all processes together (torch "
                      "eager: 16, 148 and 581).")
-    assert generation == ("Generation (greedy, batch 1, 64 new tokens after an 8-token prompt, small config, 21 "
+    assert generation == ("Generation (greedy, batch 1, 64 new tokens after a prompt of 8, small config, 21 "
                           "rounds): with the KV cache numpy_gpt made 940 tokens/s at 1 thread against torch eager's "
                           "667 and torch.compile's 618 (1.43× of eager, paired by round), and 947 against 679 and "
                           "558 at 2 threads (1.32×); without the cache, 1.06× and 1.10× of eager. All three "
@@ -444,16 +444,18 @@ def test_the_latest_runs_figures_in_words():
     res["matmul_peak"][1]["numpy"]["peak_gflops"] = 70.0                 # 1.04x its 1-thread 67.6
     res["step"][1]["round_matmul_gflops"] = {"numpy": {"max": 131.0}}
     assert readme_run_notes(res, "d")[0].endswith(
-        "40.4 and 68.0 in torch. NumPy's 2-thread figure is one core's speed (1.04× its 1-thread one): a core was held "
-        "back while it was timed; in the step rounds it reached 131. Other processes took at most 1% of the CPU "
-        "during any measurement.")
+        "40.4 and 68.0 in torch. NumPy's 2-thread figure did not scale with its threads (1.04× its 1-thread one: the "
+        "library ran fewer threads or the host held a core back while it was timed; up to 131 in the step rounds). "
+        "Other processes took at most 1% of the CPU during any measurement.")
+    del res["machine"]["cpu_model"]
+    assert "2 cores of an unnamed CPU, family 25" in readme_run_notes(res, "d")[0]
     assert readme_run_notes(_notes_run(same_compile=False), "d")[-1].endswith(
         "numpy_gpt and torch eager produce the same tokens; torch.compile's differ.")
     res = _notes_run()
     for g in res["generate"]:
         g["tokens_per_s"]["compile"] = None                    # a run with --no-compile
     assert readme_run_notes(res, "d")[-1] == (
-        "Generation (greedy, batch 1, 64 new tokens after an 8-token prompt, small config, 21 rounds): with the KV "
+        "Generation (greedy, batch 1, 64 new tokens after a prompt of 8, small config, 21 rounds): with the KV "
         "cache numpy_gpt made 940 tokens/s at 1 thread against torch eager's 667 (1.43×, paired by round), and 947 "
         "tokens/s at 2 threads against torch eager's 679 (1.32×); without the cache, 1.06× and 1.10× of eager. "
         "numpy_gpt and torch eager produce the same tokens.")
@@ -464,3 +466,39 @@ def test_a_run_is_dated_as_it_recorded_else_by_the_commit_that_stored_it():
     assert run_date(("abc", "2026-12-05", {"settings": {}})) == "2026-12-05"
     today = run_date(("working tree", "—", {}))
     assert len(today) == 10 and today.startswith("20") and today.count("-") == 2   # an uncommitted old run: today
+
+
+def test_no_figure_is_rounded_onto_a_line_it_misses():
+    # tiny's ratio 1.197 against 1.2: "1.20x" would read as met
+    memory = {("tiny", "numpy"): 15.04, ("tiny", "torch"): 15.0}                  # 1.003x of torch's: a miss
+    runs = [("new", "d", _with_targets(1.197, memory=memory)), ("old", "d", _with_targets(1.1, memory=memory))]
+    run = runs[0][2]
+    next(r for r in run["step"] if r["config"] == "medium" and r["threads"] == 2)["pct_round_peak"] = {
+        "numpy": {"median": 69.6, "min": 60.0, "max": 75.0}}
+    rows = _rows(readme_targets_table(runs, since={}))
+    assert rows[0][2] == "1.19× (1.10-1.19×, 0 of 2): missed"
+    assert ["model FLOPs ≥ 70% of the same rounds' matmul", "medium", "69% (69-72%, 1 of 2): missed in this run",
+            ""] in rows
+    assert rows[-1][2] == "1.01× (1.01-1.01×, 0 of 2): missed"                   # memory: rounded up, not to 1.00
+    steady = _target_rows(steadiness_table(runs, since={}))
+    assert steady[("training step >= 1.2x torch eager", "tiny", "threads")][:2] == ["1.19x, 1.10x", "1.10x - 1.19x"]
+    for r in run["step"]:
+        r.update(median_s={"numpy": 0.02, "torch": 0.02, "compile": None}, gflops={"numpy": 30.0})
+    run["step"][1]["speedup_vs_torch"] = {"median": 1.197, "min": 0.9, "max": 10.5}
+    run["step"][3]["speedup_vs_torch"] = {"median": 10.5, "min": 9.0, "max": 12.0}      # a median of 5 characters
+    step = _rows(readme_step_table(run))
+    assert step[1][5] == "1.19 [0.90-10.50]" and step[3][5] == "**10.50** [9.00-12.00]"
+    assert step[1][8] == "15.0 / 15.0" and step[5][7] == "30 (69% [60-75])"      # a tie in whole MB shows tenths
+
+
+@needs_git
+def test_a_run_of_uncommitted_changes_counts_by_the_commit_it_started_from(tmp_path):
+    repo = tmp_path / "repo"
+    _repo_with_runs(repo)
+    first, lean, last = subprocess.run(["git", "log", "--reverse", "--format=%h"], cwd=repo, check=True,
+                                       capture_output=True, text=True).stdout.split()
+    runs = [("a", "d", _with_targets(1.0, commit=f"{first} with uncommitted changes")),
+            ("b", "d", _with_targets(1.0, commit=f"{last} with uncommitted changes"))]
+    _, names, rows = target_runs(runs, root=repo, since={DECODE_TARGET: lean})
+    assert names == [f"{first} with uncommitted changes", f"{last} with uncommitted changes"]
+    assert next(values for target, *_, values, _, _ in rows if target == DECODE_TARGET) == [None, 1.35]

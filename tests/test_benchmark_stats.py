@@ -450,12 +450,12 @@ def test_a_peak_table_figure_at_one_cores_speed_is_flagged():
                     {"config": "small", "threads": 2, "round_matmul_gflops": {"numpy": {"max": 182.7}}}]}
     (slow,) = slow_peaks(res)
     assert (slow["lib"], slow["threads"], slow["rounds_max"]) == ("numpy", 2, 185.9)
-    assert ("**At one core's speed:** NumPy's BLAS at 2 threads read 96.8 GFLOP/s, 1.04x its 1-thread 92.8 (its "
-            "fastest step round at 2 threads: 186).") in peak_table(res)
+    assert ("**Not scaled with its threads:** NumPy's BLAS at 2 threads read 96.8 GFLOP/s, only 1.04x its 1-thread "
+            "92.8 (its fastest step round at 2 threads: 186).") in peak_table(res)
     res["matmul_peak"][1]["numpy"]["peak_gflops"] = 112.0                     # 1.21x: threads at work
-    assert slow_peaks(res) == [] and "one core" not in peak_table(res)
+    assert slow_peaks(res) == [] and "Not scaled" not in peak_table(res)
     res["matmul_peak"][1]["torch"]["peak_gflops"] = 80.0                      # torch's too, with no rounds timed
-    assert [s["text"] for s in slow_peaks(res)] == ["torch at 2 threads read 80.0 GFLOP/s, 1.14x its 1-thread 70.4"]
+    assert [s["text"] for s in slow_peaks(res)] == ["torch at 2 threads read 80.0 GFLOP/s, only 1.14x its 1-thread 70.4"]
 
 
 def test_a_run_missing_a_section_or_a_file_is_incomplete(tmp_path):
