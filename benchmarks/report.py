@@ -364,32 +364,48 @@ def _one_thread_steps(res: dict) -> dict[str, dict]:
     return {r["config"]: r for r in res.get("step", []) if r["threads"] == 1}
 
 
+def products_rest(r: dict, steps: dict[str, dict]) -> tuple[dict | None, dict[str, float], dict | None]:
+    """(the whole step's speedup, each side's rest of the step in seconds, the rests' speedup) for
+    a products row: paired round by round where the section timed the steps in its own rounds
+    (rest_s), else from the step table's 1-thread row less the products' median (older runs: two
+    measurements, so the rest carries both one's noise, and no ratio of rests is given)."""
+    if r.get("rest_s"):
+        return (r.get("speedup_step"), {i: _seconds({i: (r["rest_s"].get(i) or {}).get("median")}, i)
+                                        for i in ("numpy", "torch")}, r.get("speedup_rest"))
+    st = steps.get(r["config"])
+    rest = {i: _seconds(st and st["median_s"], i) - _seconds(r["median_s"], i) for i in ("numpy", "torch")}
+    return (st["speedup_vs_torch"] if st else None), rest, None
+
+
 def products_table(res: dict) -> str:
     """The step's linear-layer products alone, NumPy's BLAS against torch's, beside the 1-thread step."""
     steps = _one_thread_steps(res)
     rows = []
     for r in res["products"]:
-        st = steps.get(r["config"])
         med = {i: _seconds(r["median_s"], i) for i in ("numpy", "torch")}
-        step_ratio = fmt_ratio(st["speedup_vs_torch"]) if st else "n/a"
-        rest = [fmt_ms(_seconds(st and st["median_s"], i) - med[i]) for i in ("numpy", "torch")]
+        step_ratio, rest, rest_ratio = products_rest(r, steps)
         rows.append([r["config"], _num(r["flops"] / 1e9, "{:.1f}"), fmt_ms(med["numpy"]), fmt_ms(med["torch"]),
                      _num(r["gflops"].get("numpy"), "{:.0f}"), _num(r["gflops"].get("torch"), "{:.0f}"),
-                     fmt_ratio(r["speedup"]), step_ratio, rest[0], rest[1], _load(r)])
+                     fmt_ratio(r["speedup"]), fmt_ratio(step_ratio), fmt_ms(rest["numpy"]), fmt_ms(rest["torch"]),
+                     fmt_ratio(rest_ratio), _load(r)])
     return ("### The step's matrix products alone: NumPy's BLAS vs torch's, 1 thread\n\n"
             + _table(["config", "GFLOP per step", "NumPy BLAS ms", "torch ms", "NumPy BLAS GFLOP/s", "torch GFLOP/s",
-                      "speedup, products", "speedup, whole step (step table)",
-                      "rest of the step, numpy_gpt ms", "rest of the step, torch eager ms", "other load %"], rows)
+                      "speedup, products", "speedup, whole step",
+                      "rest of the step, numpy_gpt ms", "rest of the step, torch eager ms",
+                      "speedup, rest of the step", "other load %"], rows)
             + "\n\nEvery linear-layer product of one training step, on the config's whole batch in the layouts "
             "the layers use (forward x @ w, dx g @ w^T, dw x^T @ g, the tied head's gradient g^T @ x as (V, C); "
             "each block layer's n_layer times, the head's once; `python -m benchmarks.gemm_shapes` times them one by one), run by NumPy's BLAS and "
             "by torch's, alternating. They are the 6 N tokens part of the step's FLOPs; where they are most of its "
             "time (compare the rest of the step), the whole step's speedup cannot stray far from theirs. Theirs is "
             "the part of the ratio that the two BLAS libraries set between themselves, which no NumPy code "
-            "changes. **rest of the step** = the "
-            "1-thread step's median less the products' median (two measurements of the same run): attention's "
+            "changes. **rest of the step** = the 1-thread step less its products: attention's "
             "own products, the elementwise layers, the loss and AdamW, plus whatever each side pays around "
-            "its products. Here each layer's products run back to back on the same arrays, so their operands "
+            "its products; each side's own code, apart from its BLAS. Both steps are timed in the same "
+            "rounds as the products, so each round gives each side's rest and the rests' ratio "
+            "(**speedup, rest of the step**, paired like the others), and **speedup, whole step** comes from "
+            "these rounds too (runs before 2026-12-06's last took the step from the step table and "
+            "subtracted its median from the products', two measurements, and gave no ratio of rests). Here each layer's products run back to back on the same arrays, so their operands "
             "are warmer in the caches than in a step; the difference falls into the rest, on both sides. 1 thread only: at more threads numpy_gpt runs one shard per thread with one-thread "
             "BLAS, which no single product call stands for. " + SPEEDUP_CAPTION + " " + LOAD_NOTE)
 
@@ -740,19 +756,19 @@ def _plot_products(res, plt):
     rows = res["products"]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4), squeeze=False)
     for ax, r in zip(axes[0], rows):
+        step_ratio, rest, _ = products_rest(r, step_rows)
         for j, impl in enumerate(("numpy", "torch")):
             products = _seconds(r["median_s"], impl) * 1e3
-            step = _seconds((step_rows.get(r["config"]) or {}).get("median_s"), impl) * 1e3
             if math.isfinite(products):
                 ax.bar(j, products, 0.6, color=COLORS[impl])
-                if math.isfinite(step):
-                    ax.bar(j, max(step - products, 0.0), 0.6, bottom=products, color=COLORS[impl], alpha=0.45,
+                if math.isfinite(rest[impl]):
+                    ax.bar(j, max(rest[impl] * 1e3, 0.0), 0.6, bottom=products, color=COLORS[impl], alpha=0.45,
                            hatch="//")
         ax.set_xticks([0, 1], ["numpy_gpt\n(NumPy BLAS)", "torch eager\n(torch's BLAS)"])
         ax.set_ylabel("ms, 1 thread")
         title = f"{r['config']}: products {_num((r.get('speedup') or {}).get('median'), '{:.2f}x')}"
-        if r["config"] in step_rows:
-            title += f", step {_num((step_rows[r['config']].get('speedup_vs_torch') or {}).get('median'), '{:.2f}x')}"
+        if step_ratio:
+            title += f", step {_num(step_ratio.get('median'), '{:.2f}x')}"
         ax.set_title(title)
     fig.legend([Patch(color="0.35"), Patch(facecolor="0.35", alpha=0.45, hatch="//")],
                ["linear-layer products", "rest of the step (step less products)"],

@@ -39,7 +39,7 @@ from numpy_gpt.parallel import keep_freed_memory
 from . import report
 from .machine import available_cores, describe, matmul_fn, matmul_gflops
 from .timing import (best_per_round, error_text, fmt_threads, interleaved, paired_rate_ratio, paired_ratio,
-                     summarize, thread_limit)
+                     ratio_stats, summarize, thread_limit)
 from .workloads import (CONFIGS, FLOPS_FORMULA, IMPLS, PROCS, Workload, attention_flops, make_generate, make_step,
                         n_params, step_flops)
 
@@ -293,8 +293,14 @@ def run_step(a, peaks: dict[int, float]) -> list[dict]:
     return rows
 
 
+STEPS = {"numpy": "numpy step", "torch": "torch step"}     # the products section's step entries
+
+
 def run_products(a) -> list[dict]:
-    """Each config's linear-layer products (benchmarks.gemm_shapes.step_products), 1 thread only.
+    """Each config's linear-layer products (benchmarks.gemm_shapes.step_products), 1 thread only,
+    and each side's whole training step timed in the same rounds: the rest of the step (the step
+    less its products) is then taken round by round, each side's own code apart from its BLAS,
+    and so is its ratio.
 
     At 1 thread both steps run every product on one core, as timed here; at more threads
     numpy_gpt runs one batch shard per thread with one-thread BLAS, which no single product call
@@ -307,16 +313,37 @@ def run_products(a) -> list[dict]:
         return rows
     for name in a.configs:
         w = CONFIGS[name]
-        log(f"products {name}, 1 thread: NumPy BLAS, torch")
+        log(f"products {name}, 1 thread: NumPy BLAS, torch, and both steps")
         with thread_limit(1):
             np_fn, torch_fn, flops = step_products(w, np.dtype(a.dtype))
-            m = _time(a, {"numpy": np_fn, "torch": torch_fn}, 1)
-        row = {"config": name, "threads": 1, "flops": flops, **_row_stats(m),
-               "speedup": paired_ratio(m, "torch", "numpy")}
-        row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
-        log("  ms " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in row["median_s"].items() if math.isfinite(s)))
-        rows.append(row)
+            fns, _, errors, _ = _start(tuple(STEPS), lambda impl: make_step(impl, w, np.dtype(a.dtype))[0])
+            try:
+                m = _time(a, {"numpy": np_fn, "torch": torch_fn, **{STEPS[i]: f for i, f in fns.items()}}, 1)
+            finally:
+                for f in fns.values():
+                    f.close()
+        m.errors.update({STEPS[i]: e for i, e in errors.items()})
+        rows.append(products_row(name, flops, m))
+        log("  ms " + ", ".join(f"{i} {s * 1e3:.1f}" for i, s in rows[-1]["median_s"].items() if math.isfinite(s)))
     return rows
+
+
+def products_row(name: str, flops: float, m) -> dict:
+    """The products section's row for one config from its measurement: the products' medians and
+    paired speedup, and, where the steps were timed beside them, each round's rest of the step
+    (step less products) per side, its median, and the paired speedup of the rests."""
+    row = {"config": name, "threads": 1, "flops": flops, **_row_stats(m), "speedup": paired_ratio(m, "torch", "numpy")}
+    row["gflops"] = {i: flops / s / 1e9 for i, s in row["median_s"].items() if math.isfinite(s)}
+    rest = {}
+    for impl, step in STEPS.items():
+        steps, products = m.samples.get(step), m.samples.get(impl)
+        if steps and products:
+            rest[impl] = [s - p for s, p in zip(steps, products)]
+    row["step_median_s"] = {impl: m.median(step) for impl, step in STEPS.items() if m.samples.get(step)}
+    row["speedup_step"] = paired_ratio(m, STEPS["torch"], STEPS["numpy"])
+    row["rest_s"] = {impl: summarize(r) for impl, r in rest.items()}
+    row["speedup_rest"] = ratio_stats(rest.get("torch"), rest.get("numpy"))
+    return row
 
 
 def run_memory(a) -> list[dict]:

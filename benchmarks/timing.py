@@ -68,11 +68,14 @@ def paired_ratio(m: Measurement, numerator: str, denominator: str) -> dict[str, 
     With numerator = a torch implementation and denominator = "numpy", this is numpy's
     speedup: > 1 means numpy_gpt is faster.
     """
-    a, b = m.samples.get(numerator), m.samples.get(denominator)
+    return ratio_stats(m.samples.get(numerator), m.samples.get(denominator))
+
+
+def ratio_stats(a: list[float] | None, b: list[float] | None) -> dict[str, float] | None:
+    """Statistics of a[i] / b[i] over the rounds i, with each round's ratio (None if either is n/a)."""
     if not a or not b:
         return None
-    n = min(len(a), len(b))
-    ratios = [a[i] / b[i] for i in range(n)]
+    ratios = [x / y for x, y in zip(a, b)]
     return {**summarize(ratios), "rounds": ratios}          # each round's, for how many reach a target
 
 

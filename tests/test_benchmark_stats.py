@@ -261,8 +261,31 @@ def test_the_products_table_sets_the_products_beside_the_step_and_subtracts_them
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in products_table(res).splitlines()
             if line.startswith("| ") and not line.startswith("| config")]
     assert rows[0] == ["small", "20.9", "215", "232", "97", "90", "1.08 [1.08-1.08]", "1.04 [1.04-1.04]",
-                       "77", "64", "0"]
-    assert rows[1][6:10] == ["1.04 [1.04-1.04]", "n/a", "n/a", "n/a"]
+                       "77", "64", "n/a", "0"]                    # an older run's: no ratio of rests
+    assert rows[1][6:11] == ["1.04 [1.04-1.04]", "n/a", "n/a", "n/a", "n/a"]
+
+
+def test_the_products_section_takes_the_rest_of_the_step_round_by_round():
+    """Steps timed in the products' own rounds: each round's step less its products, per side,
+    and the rests' ratio per round; a drift that slows one round slows both of its terms."""
+    from benchmarks.report import products_table
+    from benchmarks.run import products_row
+    from benchmarks.timing import Measurement
+    m = Measurement(samples={"numpy": [0.20, 0.30, 0.21], "torch": [0.22, 0.33, 0.23],
+                             "numpy step": [0.30, 0.45, 0.31], "torch step": [0.34, 0.48, 0.35]})
+    row = products_row("small", 20.9e9, m)
+    assert row["rest_s"]["numpy"]["median"] == pytest.approx(0.10)            # 0.10, 0.15, 0.10
+    assert row["rest_s"]["torch"]["median"] == pytest.approx(0.12)            # 0.12, 0.15, 0.12
+    assert row["speedup_rest"]["rounds"] == pytest.approx([1.2, 1.0, 1.2])
+    assert row["speedup_step"]["median"] == pytest.approx(0.35 / 0.31)
+    assert row["step_median_s"] == {"numpy": 0.31, "torch": 0.35}
+    row["foreign_load"] = 0.0
+    res = {"products": [row], "step": [{"config": "small", "threads": 1, "speedup_vs_torch": _med(9.0),
+                                        "median_s": {"numpy": 1.0, "torch": 1.0}}]}   # not used: the section's own
+    cells = [c.strip() for c in products_table(res).splitlines()[4].strip("|").split("|")]
+    assert cells[6:] == ["1.10 [1.10-1.10]", "1.13 [1.07-1.13]", "100", "120", "1.20 [1.00-1.20]", "0"]
+    bare = products_row("tiny", 0.6e9, Measurement(samples={"numpy": [0.008], "torch": [0.009]}))
+    assert bare["rest_s"] == {} and bare["speedup_rest"] is None and bare["speedup_step"] is None
 
 
 def test_step_products_count_every_weight_product_of_a_step_once():
@@ -342,7 +365,7 @@ def test_the_products_table_and_plot_take_a_missing_timing_as_n_a(plt):
                          "gflops": {"numpy": 75.0}, "speedup": None}]}
     (line,) = [line for line in products_table(res).splitlines() if line.startswith("| tiny")]
     row = [c.strip() for c in line.strip("|").split("|")]
-    assert row[2:] == ["8", "n/a", "75", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
+    assert row[2:] == ["8", "n/a", "75", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
     fig = _plot_products(res, plt)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["linear-layer products",
                                                                  "rest of the step (step less products)"]
@@ -520,3 +543,15 @@ def test_memory_is_measured_above_the_imports_and_above_a_warmed_up_runtime(monk
                       "reset after the warm-up", "build tiny", "step tiny", "step tiny"]
     workers = 12.0 if impl == "procs" else 0.0
     assert (out["delta_mb"], out["warm_delta_mb"]) == (75.0 + workers, 45.0 + workers)
+
+
+def test_the_products_plot_stacks_the_paired_rest_on_the_products(plt):
+    from benchmarks.report import _plot_products
+    from benchmarks.run import products_row
+    from benchmarks.timing import Measurement
+    m = Measurement(samples={"numpy": [0.20, 0.30, 0.21], "torch": [0.22, 0.33, 0.23],
+                             "numpy step": [0.30, 0.45, 0.31], "torch step": [0.34, 0.48, 0.35]})
+    fig = _plot_products({"products": [products_row("small", 20.9e9, m)]}, plt)
+    heights = [round(p.get_height(), 6) for p in fig.axes[0].patches]
+    assert heights == [210.0, 100.0, 230.0, 120.0]            # numpy: products, rest; torch: products, rest (ms)
+    assert fig.axes[0].get_title() == "small: products 1.10x, step 1.13x"
