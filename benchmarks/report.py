@@ -369,7 +369,7 @@ def products_rest(r: dict, steps: dict[str, dict]) -> tuple[dict | None, dict[st
     a products row: paired round by round where the section timed the steps in its own rounds
     (rest_s), else from the step table's 1-thread row less the products' median (older runs: two
     measurements, so the rest carries both one's noise, and no ratio of rests is given)."""
-    if r.get("rest_s"):
+    if "rest_s" in r:                                   # the section timed the steps (even if neither ran)
         return (r.get("speedup_step"), {i: _seconds({i: (r["rest_s"].get(i) or {}).get("median")}, i)
                                         for i in ("numpy", "torch")}, r.get("speedup_rest"))
     st = steps.get(r["config"])

@@ -342,7 +342,8 @@ def products_row(name: str, flops: float, m) -> dict:
     row["step_median_s"] = {impl: m.median(step) for impl, step in STEPS.items() if m.samples.get(step)}
     row["speedup_step"] = paired_ratio(m, STEPS["torch"], STEPS["numpy"])
     row["rest_s"] = {impl: summarize(r) for impl, r in rest.items()}
-    row["speedup_rest"] = ratio_stats(rest.get("torch"), rest.get("numpy"))
+    positive = all(x > 0 for r in rest.values() for x in r)      # a rest <= 0 (a round's noise) has no ratio
+    row["speedup_rest"] = ratio_stats(rest.get("torch"), rest.get("numpy")) if positive else None
     return row
 
 

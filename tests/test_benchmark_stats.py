@@ -286,6 +286,27 @@ def test_the_products_section_takes_the_rest_of_the_step_round_by_round():
     assert cells[6:] == ["1.10 [1.10-1.10]", "1.13 [1.07-1.13]", "100", "120", "1.20 [1.00-1.20]", "0"]
     bare = products_row("tiny", 0.6e9, Measurement(samples={"numpy": [0.008], "torch": [0.009]}))
     assert bare["rest_s"] == {} and bare["speedup_rest"] is None and bare["speedup_step"] is None
+    bare["foreign_load"] = 0.0                 # neither step ran: n/a, not the step table's subtraction
+    res = {"products": [bare], "step": [{"config": "tiny", "threads": 1, "speedup_vs_torch": _med(9.0),
+                                         "median_s": {"numpy": 1.0, "torch": 1.0}}]}
+    assert [c.strip() for c in products_table(res).splitlines()[4].strip("|").split("|")][7:11] == ["n/a"] * 4
+
+
+def test_each_rounds_rest_is_its_own_step_less_its_own_products():
+    """The machine drifts over the rounds, and each round's step and products with it: paired, the
+    rests are 0.10, 0.10 and 0.14 (median 0.10); the difference of the two medians (0.35 - 0.21)
+    would say 0.14."""
+    from benchmarks.run import products_row
+    from benchmarks.timing import Measurement
+    m = Measurement(samples={"numpy": [0.20, 0.30, 0.21], "torch": [0.20, 0.30, 0.21],
+                             "numpy step": [0.30, 0.40, 0.35], "torch step": [0.32, 0.42, 0.37]})
+    row = products_row("small", 1e9, m)
+    assert row["rest_s"]["numpy"]["median"] == pytest.approx(0.10)
+    assert row["rest_s"]["numpy"]["max"] == pytest.approx(0.14)
+    assert row["speedup_rest"]["rounds"] == pytest.approx([1.2, 1.2, 0.16 / 0.14])
+    noisy = Measurement(samples={"numpy": [0.20, 0.30], "torch": [0.20, 0.30],
+                                 "numpy step": [0.30, 0.29], "torch step": [0.32, 0.42]})
+    assert products_row("small", 1e9, noisy)["speedup_rest"] is None      # a round's rest below 0: no ratio
 
 
 def test_step_products_count_every_weight_product_of_a_step_once():
