@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 from .report import (DECODE_VS_EAGER, MEDIUM_PEAK_PCT, SLOW_PACE, STEP_VS_COMPILE, STEP_VS_EAGER, _pct, _table,
-                     host_pace, slow_peaks)
+                     foreign_loads, host_pace, slow_peaks)
 from .timing import fmt_ms, fmt_ratio, fmt_threads
 from .workloads import PROCS
 
@@ -265,6 +265,16 @@ def _fmt(target: str, value: float, goal: float, higher: bool, times: str = "x")
 DECODE_TARGET = f"KV-cache generation >= {DECODE_VS_EAGER:.1f}x torch eager"
 
 
+# Targets whose figures count only from a commit on (target_runs' `since`), and why.
+SINCE = {DECODE_TARGET: TORCH_LEAN_DECODE}
+SINCE_REASONS = {DECODE_TARGET: "since torch got its lean step"}
+
+
+def _full_run(x: dict, threads: int) -> bool:
+    """Whether summarize()'s x is a complete full run whose most threads are `threads`."""
+    return not x["quick"] and x["complete"] and x["top"] == threads
+
+
 def _measured_since(commit: str | None, base: str, root: Path) -> bool:
     """Whether the run that measured `commit` ran `base`'s code or later: git knows `base` as
     `commit` or one of its ancestors. A run that recorded no commit is older than any base named
@@ -285,13 +295,13 @@ def target_runs(runs: list[tuple[str, str, dict]], threads: int = 2, cpu: str | 
     and every target's figure in each of them, newest first: (cpu, names, rows), where names are the
     commits the runs measured (the storing commit where not recorded) and each row is (target,
     config, how numpy_gpt ran, values, goal, higher is better). `since` maps a target to the commit
-    whose code its figures must come from (default: the KV-cache target to TORCH_LEAN_DECODE);
+    whose code its figures must come from (default SINCE: the KV-cache target to TORCH_LEAN_DECODE);
     earlier runs' figures for it are None. (None, [], []) when no such run is found."""
-    since = {DECODE_TARGET: TORCH_LEAN_DECODE} if since is None else since
+    since = SINCE if since is None else since
     full = []                                     # (name, commit measured, CPU, results) of the complete full runs
     for label, _, res in runs:
         x = summarize(res)
-        if not x["quick"] and x["complete"] and x["top"] == threads:
+        if _full_run(x, threads):
             measured = x["commit"].split()[0] if x["commit"] else None   # of "<hash> with uncommitted changes"
             full.append((x["commit"] or label, measured, x["family_model"], res))
     if not full:
@@ -341,17 +351,13 @@ def _pretty(text: str) -> str:
     return re.sub(r"(\d)x\b", "\\1×", text.replace(">=", "≥").replace("<=", "≤"))
 
 
-# Why a target counts only the runs since the commit target_runs' `since` names for it.
-SINCE_REASONS = {DECODE_TARGET: "since torch got its lean step"}
-
-
 def readme_targets_table(runs: list[tuple[str, str, dict]], threads: int = 2, root: Path = ROOT,
                          since: dict[str, str] | None = None) -> str:
     """README's "Where the targets stand": per target and config, the newest run's figure (bold
     where it meets the target), then the range over all runs on its CPU and in how many of them it
     was met; "missed" when never met, "missed in this run" when met before. A target limited to
     later runs (target_runs' `since`) says over how many. "" when there is no run to show."""
-    since = {DECODE_TARGET: TORCH_LEAN_DECODE} if since is None else since
+    since = SINCE if since is None else since
     _, names, table = target_runs(runs, threads, root=root, since=since)
     if not names:
         return ""
@@ -424,8 +430,7 @@ def readme_step_table(res: dict, threads: int = 2) -> str:
 def latest_full_run(runs: list[tuple[str, str, dict]], threads: int = 2) -> tuple[str, str, dict]:
     """(label, date stored, results) of the newest complete full run at `threads`: the README's."""
     for run in runs:
-        x = summarize(run[2])
-        if not x["quick"] and x["complete"] and x["top"] == threads:
+        if _full_run(summarize(run[2]), threads):
             return run
     raise LookupError(f"no complete full run at {threads} threads")
 
@@ -481,8 +486,7 @@ def readme_run_notes(res: dict, date: str) -> list[str]:
                      f"with its threads ({sp['ratio']:.2f}× its 1-thread one: the library ran fewer threads or the "
                      f"host held a core back while it was timed"
                      + (f"; up to {sp['rounds_max']:.0f} in the step rounds" if sp["rounds_max"] else "") + ").")
-    loads = [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling")
-             for r in res.get(key, []) if r.get("foreign_load") is not None]
+    loads = foreign_loads(res)
     if loads:
         text += f" Other processes took at most {100 * max(loads):.0f}% of the CPU during any measurement."
     notes.append(text)

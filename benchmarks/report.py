@@ -34,6 +34,12 @@ def _num(x: float | None, fmt: str = "{:.3g}") -> str:
     return "n/a" if x is None or not math.isfinite(x) else fmt.format(x)
 
 
+def foreign_loads(res: dict) -> list[float]:
+    """Every measurement's share of the CPU that other processes took, over all sections."""
+    return [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling") for r in res.get(key, [])
+            if r.get("foreign_load") is not None]
+
+
 def machine_section(res: dict) -> str:
     m, s = res["machine"], res["settings"]
     blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '')}, {p.get('prefix')})"
@@ -57,8 +63,7 @@ def machine_section(res: dict) -> str:
     note = blas_kernel_note(m)
     if note:
         lines[-1] += f"  \n**BLAS kernels:** {note}"
-    loads = [r["foreign_load"] for key in ("step", "products", "layers", "generate", "scaling") for r in res.get(key, [])
-             if r.get("foreign_load") is not None]
+    loads = foreign_loads(res)
     if loads:
         busy = sum(x > s.get("max_load", 0.1) for x in loads)
         lines[-1] += (f"  \n**Other processes** used a median {100 * sorted(loads)[len(loads) // 2]:.0f}% "
