@@ -375,8 +375,8 @@ def products_rest(r: dict, steps: dict[str, dict]) -> tuple[dict | None, dict[st
     (rest_s), else from the step table's 1-thread row less the products' median (older runs: two
     measurements, so the rest carries both one's noise, and no ratio of rests is given)."""
     if "rest_s" in r:                                   # the section timed the steps (even if neither ran)
-        return (r.get("speedup_step"), {i: _seconds({i: (r["rest_s"].get(i) or {}).get("median")}, i)
-                                        for i in ("numpy", "torch")}, r.get("speedup_rest"))
+        medians = {i: stats.get("median") for i, stats in r["rest_s"].items()}
+        return r.get("speedup_step"), {i: _seconds(medians, i) for i in ("numpy", "torch")}, r.get("speedup_rest")
     st = steps.get(r["config"])
     rest = {i: _seconds(st and st["median_s"], i) - _seconds(r["median_s"], i) for i in ("numpy", "torch")}
     return (st["speedup_vs_torch"] if st else None), rest, None

@@ -495,8 +495,8 @@ def main(argv: list[str] | None = None, **parse_kwargs) -> dict:
     started = time.perf_counter()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = a.only or list(SECTIONS)
     res: dict = {"machine": describe(), "settings": run_settings(a, argv, keep_memory)}
+    sections = res["settings"]["sections"]
     log(f"{a.mode} run: sections {sections}, threads {a.threads}, configs {a.configs}, {a.dtype}")
     res["complete"] = False
     res["matmul_peak"] = run_peak(a)
